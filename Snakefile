@@ -1,0 +1,24 @@
+# Delta V2A: do CLIP and CLAP embeddings move the same way under image and audio effects?
+# The rules live in workflow/rules/, one file per phase; logic lives in src/delta_v2a.
+
+
+from pathlib import Path
+
+
+# Defaults always come from the repository; `--configfile my.yaml` overrides any of them.
+configfile: Path(workflow.basedir) / "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/extract.smk"
+include: "workflow/rules/phase0.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    default_target: True
+    input:
+        PHASE0_RESULTS,
+        "results/skipped_files.tsv",

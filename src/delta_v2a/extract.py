@@ -1,0 +1,235 @@
+"""Extraction: vet the files, render each variant, embed in batches, gather the deltas.
+
+Cost model: per job, one model load plus one decode + effect + forward pass per file. Decoding
+and effects run in a small thread pool that stays at most two batches ahead of the model, so
+they overlap with the forward passes instead of adding to them. The originals are embedded once
+per modality (their own job) and never again per effect.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from delta_v2a.effects import apply_audio_effect, apply_image_effect
+from delta_v2a.media import BadMediaError, MediaFile, load_audio, load_image, probe
+from delta_v2a.storage import DeltaStore, EmbeddingTable, atomic_path
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+MANIFEST_FIELDS = ("path", "category", "modality")
+
+
+# --- manifests -------------------------------------------------------------------------------
+
+
+def write_manifest(path: str | Path, files: Sequence[MediaFile]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(MANIFEST_FIELDS)
+        writer.writerows((f.path, f.category, f.modality) for f in files)
+
+
+def read_manifest(path: str | Path) -> list[MediaFile]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    if not rows or tuple(rows[0]) != MANIFEST_FIELDS:
+        raise ValueError(f"{path}: not a manifest (header {rows[:1]}); delete it and rerun")
+    return [MediaFile(path=r[0], category=r[1], modality=r[2]) for r in rows[1:]]
+
+
+def write_skipped(path: str | Path, bad: Sequence[tuple[MediaFile, str]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(("path", "category", "modality", "reason"))
+        writer.writerows((f.path, f.category, f.modality, reason) for f, reason in bad)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How a modality's files become model input (what the embedding's meaning depends on)."""
+
+    modality: str
+    image_size: int = 224
+    sampling_rate: int = 48_000
+    window: int = 480_000
+    preroll: int = 48_000
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.modality == "image":
+            return {"image_size": self.image_size}
+        return {"sampling_rate": self.sampling_rate, "window": self.window, "preroll": self.preroll}
+
+
+def vet(
+    files: Sequence[MediaFile], decoding: Decoding, workers: int = 2
+) -> tuple[list[MediaFile], list[tuple[MediaFile, str]]]:
+    """Decode every file once, before any model loads; return (usable, [(bad, reason)])."""
+
+    def reason(f: MediaFile) -> str | None:
+        return probe(
+            f,
+            image_size=decoding.image_size,
+            sr=decoding.sampling_rate,
+            window=decoding.window,
+            preroll=decoding.preroll,
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        reasons = list(pool.map(reason, files))
+    good = [f for f, r in zip(files, reasons, strict=True) if r is None]
+    bad = [(f, r) for f, r in zip(files, reasons, strict=True) if r is not None]
+    return good, bad
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def render(
+    file: MediaFile, decoding: Decoding, effect: str | None, params: Mapping[str, float]
+) -> np.ndarray:
+    """Decode one file and give it one effect (``effect=None``: the original)."""
+    if decoding.modality == "image":
+        image = load_image(file.path, decoding.image_size)
+        return image if effect is None else apply_image_effect(effect, image, params)
+    audio = load_audio(file.path, decoding.sampling_rate, decoding.window, decoding.preroll)
+    if effect is None:
+        return audio[decoding.preroll :]
+    return apply_audio_effect(
+        effect, audio, decoding.sampling_rate, params, preroll=decoding.preroll
+    )
+
+
+def prefetched_batches(
+    items: Sequence[T], fn: Callable[[T], R], batch_size: int, workers: int
+) -> Iterator[list[R]]:
+    """Yield ``[fn(x) for x in batch]`` in order, computing up to two batches ahead in threads.
+
+    Bounded look-ahead keeps memory at O(batch) however many files there are.
+    """
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    if workers <= 0:
+        for batch in batches:
+            yield [fn(x) for x in batch]
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[list] = deque()
+        it: Iterable[Sequence[T]] = iter(batches)
+        for batch in it:
+            pending.append([pool.submit(fn, x) for x in batch])
+            if len(pending) >= 2:
+                yield [fut.result() for fut in pending.popleft()]
+        while pending:
+            yield [fut.result() for fut in pending.popleft()]
+
+
+def embed_variant(
+    embedder: Any,
+    files: Sequence[MediaFile],
+    decoding: Decoding,
+    effect: str | None,
+    params: Mapping[str, float],
+    batch_size: int,
+    workers: int = 1,
+) -> np.ndarray:
+    """Embeddings (F, D) of every file under one variant, in manifest order."""
+    embed = embedder.embed_images if decoding.modality == "image" else embedder.embed_audio
+    out: list[np.ndarray] = []
+    done = 0
+    for batch in prefetched_batches(
+        list(files), lambda f: render(f, decoding, effect, params), batch_size, workers
+    ):
+        out.append(embed(batch, batch_size=batch_size))
+        done += len(batch)
+        log.info("embedded %d/%d", done, len(files))
+    if not out:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+# --- gathering -------------------------------------------------------------------------------
+
+
+def gather(
+    modality: str,
+    original: EmbeddingTable,
+    variants: Sequence[tuple[str, str, EmbeddingTable]],
+    effects: Sequence[str],
+    intensities: Sequence[str],
+    meta: Mapping[str, Any],
+) -> tuple[DeltaStore, np.ndarray]:
+    """Join each variant with the originals: Δe = e_aug − e_orig per file.
+
+    Returns the compact store and the augmented embeddings (row-aligned with the store) for the
+    JSON. Every variant must cover exactly the originals' files, in order.
+    """
+    f = len(original.paths)
+    eff_code = {e: i for i, e in enumerate(effects)}
+    int_code = {x: i for i, x in enumerate(intensities)}
+    deltas, augmented, ecodes, icodes = [], [], [], []
+    for effect, intensity, table in variants:
+        if not np.array_equal(table.paths, original.paths):
+            raise ValueError(
+                f"{modality} {effect}/{intensity}: its files differ from the originals'; "
+                "the manifest changed between jobs, rerun extraction"
+            )
+        augmented.append(table.embeddings)
+        deltas.append(table.embeddings - original.embeddings)
+        ecodes.append(np.full(f, eff_code[effect], dtype=np.int16))
+        icodes.append(np.full(f, int_code[intensity], dtype=np.int16))
+    dim = original.embeddings.shape[1]
+    store = DeltaStore(
+        modality=modality,
+        delta=np.concatenate(deltas) if deltas else np.zeros((0, dim), np.float32),
+        file_index=np.tile(np.arange(f, dtype=np.int64), len(variants)),
+        effect_code=np.concatenate(ecodes) if ecodes else np.zeros(0, np.int16),
+        intensity_code=np.concatenate(icodes) if icodes else np.zeros(0, np.int16),
+        files=np.asarray(original.paths, dtype=str),
+        file_category=np.asarray(original.categories, dtype=str),
+        original=original.embeddings,
+        effects=np.asarray(list(effects), dtype=str),
+        intensities=np.asarray(list(intensities), dtype=str),
+        meta=dict(meta),
+    )
+    aug = np.concatenate(augmented) if augmented else np.zeros((0, dim), np.float32)
+    return store, aug
+
+
+def degenerate_rows(store: DeltaStore) -> list[dict]:
+    """Records whose delta has no direction (zero norm) or no value (NaN/inf): reported by name."""
+    finite = np.isfinite(store.delta).all(axis=1)
+    norms = np.where(finite, np.linalg.norm(np.where(finite[:, None], store.delta, 0), axis=1), 0)
+    rows = np.flatnonzero(~finite | (norms <= 1e-12))
+    return [
+        {
+            "path": str(store.files[store.file_index[r]]),
+            "effect_type": str(store.effects[store.effect_code[r]]),
+            "intensity": str(store.intensities[store.intensity_code[r]]),
+            "problem": "non-finite delta" if not finite[r] else "zero-norm delta",
+        }
+        for r in rows
+    ]
+
+
+__all__ = [
+    "BadMediaError",
+    "Decoding",
+    "degenerate_rows",
+    "embed_variant",
+    "gather",
+    "prefetched_batches",
+    "read_manifest",
+    "render",
+    "vet",
+    "write_manifest",
+    "write_skipped",
+]

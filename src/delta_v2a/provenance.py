@@ -1,0 +1,26 @@
+"""What made an artifact: model ids, dtype, and whether the numbers can be science at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+NOT_SCIENCE = (
+    "NOT SCIENCE: made with tiny randomly initialised models (offline demo/tests); "
+    "the numbers exercise the pipeline and mean nothing about CLIP or CLAP."
+)
+
+
+def merge_model_meta(metas: Iterable[Mapping]) -> dict:
+    """Combine per-modality ``meta['model']`` records into one provenance block."""
+    models = {}
+    for meta in metas:
+        model = meta.get("model")
+        if model:
+            models[meta.get("modality", model.get("name_or_path", "?"))] = dict(model)
+    tiny = any(m.get("tiny") for m in models.values())
+    return {
+        "models": models,
+        "dtypes": sorted({str(m.get("dtype")) for m in models.values()}),
+        "not_science": tiny,
+        "note": NOT_SCIENCE if tiny else "",
+    }

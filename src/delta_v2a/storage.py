@@ -1,0 +1,217 @@
+"""Artifacts on disk: embedding tables, the compact delta store, streamed JSON.
+
+Every writer goes through :func:`atomic_path`, so a job killed mid-write leaves no
+half-written file that a later run could trust. Arrays are stored with ``np.savez`` and read
+with ``allow_pickle=False``: strings are fixed-width unicode arrays, never pickled objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+STORE_VERSION = 1
+
+
+class StoreError(ValueError):
+    """A store on disk is missing, corrupt or of another layout; the message names the file."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically, sorted keys off (order is meaningful), NaN forbidden."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, allow_nan=False)
+        fh.write("\n")
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise StoreError(f"{path}: not valid JSON ({err}); delete it and rerun") from err
+
+
+def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+    payload = dict(arrays)
+    payload["meta"] = np.array(json.dumps(meta, sort_keys=True, allow_nan=False))
+    with atomic_path(path, ".npz") as tmp:
+        # np.savez appends ".npz" when missing; the suffix above makes the name end in it.
+        np.savez(tmp, **payload)
+
+
+def _load_npz(path: str | Path, required: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zipfile.BadZipFile, ValueError (pickled), OSError, EOFError
+        raise StoreError(f"{path}: cannot read array store ({err}); delete it and rerun") from err
+    missing = [key for key in (*required, "meta") if key not in arrays]
+    if missing:
+        raise StoreError(f"{path}: array store lacks {missing}; it was written by another version")
+    meta = json.loads(str(arrays.pop("meta")))
+    return arrays, meta
+
+
+@dataclass
+class EmbeddingTable:
+    """Embeddings of one variant (the originals, or one effect × intensity) of one modality."""
+
+    paths: np.ndarray  # (F,) str
+    categories: np.ndarray  # (F,) str
+    embeddings: np.ndarray  # (F, D) float32
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: str | Path) -> None:
+        _save_npz(
+            path,
+            {
+                "paths": np.asarray(self.paths, dtype=str),
+                "categories": np.asarray(self.categories, dtype=str),
+                "embeddings": np.asarray(self.embeddings, dtype=np.float32),
+            },
+            self.meta,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingTable:
+        arrays, meta = _load_npz(path, ("paths", "categories", "embeddings"))
+        return cls(arrays["paths"], arrays["categories"], arrays["embeddings"], meta)
+
+
+@dataclass
+class DeltaStore:
+    """All delta records of one modality, columnar.
+
+    Records are rows; labels are stored once and referenced by small integer codes, and the
+    originals once per file (``original[file_index]``), so 10^5 records of 768-d cost little
+    more than the deltas themselves.
+    """
+
+    modality: str
+    delta: np.ndarray  # (N, D) float32
+    file_index: np.ndarray  # (N,) int64 into files/original
+    effect_code: np.ndarray  # (N,) int16 into effects
+    intensity_code: np.ndarray  # (N,) int16 into intensities
+    files: np.ndarray  # (F,) str
+    file_category: np.ndarray  # (F,) str
+    original: np.ndarray  # (F, D) float32
+    effects: np.ndarray  # (E,) str
+    intensities: np.ndarray  # (I,) str, in intensity order
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def category(self) -> np.ndarray:
+        return self.file_category[self.file_index]
+
+    @property
+    def effect(self) -> np.ndarray:
+        return self.effects[self.effect_code]
+
+    @property
+    def intensity(self) -> np.ndarray:
+        return self.intensities[self.intensity_code]
+
+    def __len__(self) -> int:
+        return int(self.delta.shape[0])
+
+    def save(self, path: str | Path) -> None:
+        _save_npz(
+            path,
+            {
+                "delta": self.delta.astype(np.float32, copy=False),
+                "file_index": self.file_index.astype(np.int64, copy=False),
+                "effect_code": self.effect_code.astype(np.int16, copy=False),
+                "intensity_code": self.intensity_code.astype(np.int16, copy=False),
+                "files": np.asarray(self.files, dtype=str),
+                "file_category": np.asarray(self.file_category, dtype=str),
+                "original": self.original.astype(np.float32, copy=False),
+                "effects": np.asarray(self.effects, dtype=str),
+                "intensities": np.asarray(self.intensities, dtype=str),
+            },
+            {**self.meta, "modality": self.modality, "store_version": STORE_VERSION},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> DeltaStore:
+        keys = ("delta", "file_index", "effect_code", "intensity_code", "files")
+        keys += ("file_category", "original", "effects", "intensities")
+        arrays, meta = _load_npz(path, keys)
+        if meta.get("store_version") != STORE_VERSION:
+            raise StoreError(f"{path}: store version {meta.get('store_version')!r}, expected 1")
+        n, f = arrays["delta"].shape[0], arrays["files"].shape[0]
+        if arrays["file_index"].shape != (n,) or arrays["original"].shape[0] != f:
+            raise StoreError(f"{path}: inconsistent array shapes; delete it and rerun")
+        modality = meta.pop("modality")
+        meta.pop("store_version")
+        return cls(modality=modality, meta=meta, **arrays)
+
+
+def _float_list(row: np.ndarray) -> str:
+    """Shortest text that round-trips each float32 exactly (numpy's float32 repr).
+
+    Non-finite values (a degenerate embedding) become ``null``: JSON has no NaN.
+    """
+    text = row.astype(str)
+    if not np.isfinite(row).all():
+        text[~np.isfinite(row)] = "null"
+    return "[" + ",".join(text) + "]"
+
+
+def write_deltas_json(
+    fh: TextIO,
+    store: DeltaStore,
+    augmented: np.ndarray,
+) -> int:
+    """Stream the seed's record list: one JSON object per delta, never the whole list in memory.
+
+    ``augmented`` is passed separately (it is not kept in the compact store) so the JSON holds
+    the embeddings exactly as the model produced them.
+    """
+    effects, intensities = store.effects, store.intensities
+    fh.write("[\n")
+    for row in range(len(store)):
+        f = int(store.file_index[row])
+        head = json.dumps(
+            {
+                "modality": store.modality,
+                "effect_type": str(effects[store.effect_code[row]]),
+                "intensity": str(intensities[store.intensity_code[row]]),
+                "category": str(store.file_category[f]),
+                "path": str(store.files[f]),
+            },
+            ensure_ascii=False,
+        )[:-1]
+        fh.write(("," if row else "") + head)
+        fh.write(f', "delta": {_float_list(store.delta[row])}')
+        fh.write(f', "original_embedding": {_float_list(store.original[f])}')
+        fh.write(f', "augmented_embedding": {_float_list(augmented[row])}}}\n')
+    fh.write("]\n")
+    return len(store)

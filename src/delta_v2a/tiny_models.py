@@ -1,0 +1,232 @@
+"""Tiny, randomly initialised CLIP and CLAP checkpoints that need no network.
+
+Why: tests and dry runs of the workflow must exercise the real loading and embedding code
+(`transformers` classes, processors, `from_pretrained`) on a machine that cannot download the
+real checkpoints. These writers build the real `CLIPModel` / `ClapModel` classes with tiny
+hidden sizes but the real projection dimensions and the real input geometry (224 px images,
+10 s of 48 kHz audio), plus an offline byte-level tokenizer, and save everything with
+`save_pretrained` so `from_pretrained(out_dir)` works with `HF_HUB_OFFLINE=1`.
+
+The weights are random: any number computed with them is a plumbing check, not science. Each
+directory carries a marker file (`delta_v2a_tiny.json`) so downstream code can say so.
+
+CLI: ``python -m delta_v2a.tiny_models OUT_ROOT`` writes ``OUT_ROOT/tiny-clip`` and
+``OUT_ROOT/tiny-clap``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from transformers import (
+    ClapConfig,
+    ClapFeatureExtractor,
+    ClapModel,
+    ClapProcessor,
+    CLIPConfig,
+    CLIPImageProcessorPil,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTokenizer,
+    RobertaTokenizer,
+)
+from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+__all__ = [
+    "TINY_MARKER",
+    "TINY_NOTE",
+    "build_tiny_clap",
+    "build_tiny_clip",
+    "write_tiny_clip",
+    "write_tiny_clap",
+    "main",
+]
+
+TINY_MARKER = "delta_v2a_tiny.json"
+TINY_NOTE = "tiny randomly initialised model: results are not science"
+
+# Real embedding sizes of the checkpoints the tiny models stand in for
+# (openai/clip-vit-large-patch14: 768; laion/larger_clap_music: 512).
+CLIP_PROJECTION_DIM = 768
+CLAP_PROJECTION_DIM = 512
+
+# OpenAI CLIP normalisation constants (as in the real preprocessor_config.json).
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+# Measured collapse fixes (mean pairwise cosine of unrelated inputs, seeds 0-7 / 0-3):
+# * CLAP text: with the library's default init (factor 1.0) the tiny random RoBERTa's pooled CLS
+#   output ignores the prompt (cosine 0.999 for 8 unrelated prompts, 1 or 2 layers). Init factor
+#   6 gives 0.56-0.76 with 2 layers (factor 4: 0.61-0.89).
+# * CLAP audio: the HTSAT input BatchNorm starts as the identity, so log-mel values in dB
+#   (-100..+20) reach the patch embedding unscaled and 8 very different clips embed at cosine
+#   0.99. Setting its running statistics to the dB range (mean -50, std 30), as a trained model's
+#   would roughly be, gives 0.57-0.62. Weights are untouched; this is an init choice only.
+CLAP_TEXT_INIT_FACTOR = 6.0
+CLAP_MEL_DB_MEAN = -50.0
+CLAP_MEL_DB_STD = 30.0
+
+
+def _byte_chars() -> list[str]:
+    """The 256 printable stand-ins GPT-2/CLIP/RoBERTa byte-level BPE uses for raw bytes."""
+    return list(bytes_to_unicode().values())
+
+
+def _clip_tokenizer() -> CLIPTokenizer:
+    """Byte-level CLIP tokenizer: 256 bytes, 256 word-final bytes, 2 specials; no merges."""
+    chars = _byte_chars()
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def _roberta_tokenizer() -> RobertaTokenizer:
+    """Byte-level RoBERTa tokenizer with the usual special-token ids (<s>=0, <pad>=1, </s>=2)."""
+    tokens = ["<s>", "<pad>", "</s>", "<unk>"] + _byte_chars() + ["<mask>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    return RobertaTokenizer(vocab=vocab, merges=[], model_max_length=512)
+
+
+def _write_marker(out_dir: Path, seed: int, kind: str) -> None:
+    marker = {"tiny": True, "note": TINY_NOTE, "seed": seed, "kind": kind}
+    (out_dir / TINY_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _seeded_init(model_cls, config, seed: int):
+    """Build `model_cls(config)` under a forked RNG so the caller's global RNG is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+    return model.eval()
+
+
+def build_tiny_clip(seed: int = 0) -> tuple[CLIPModel, CLIPProcessor]:
+    """Tiny CLIP (ViT-B/32 geometry at 224 px, width 32) with a 768-d projection."""
+    tokenizer = _clip_tokenizer()
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 224,
+            "patch_size": 32,
+        },
+        projection_dim=CLIP_PROJECTION_DIM,
+    )
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": 224},
+        crop_size={"height": 224, "width": 224},
+        image_mean=CLIP_MEAN,
+        image_std=CLIP_STD,
+    )
+    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return _seeded_init(CLIPModel, config, seed), processor
+
+
+def build_tiny_clap(seed: int = 0) -> tuple[ClapModel, ClapProcessor]:
+    """Tiny CLAP (HTSAT geometry of laion/larger_clap_music, width 32) with a 512-d projection."""
+    tokenizer = _roberta_tokenizer()
+    config = ClapConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 514,
+            "type_vocab_size": 1,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "initializer_factor": CLAP_TEXT_INIT_FACTOR,
+        },
+        audio_config={
+            # 64 mel bins, 256x256 spectrogram image, window 8, patch 4: fits 1001 frames (10 s).
+            "spec_size": 256,
+            "num_mel_bins": 64,
+            "window_size": 8,
+            "patch_size": 4,
+            "patch_stride": [4, 4],
+            "patch_embeds_hidden_size": 16,
+            "depths": [1, 1],
+            "num_attention_heads": [2, 2],
+            "hidden_size": 32,  # = patch_embeds_hidden_size * 2 ** (len(depths) - 1)
+            "enable_fusion": False,
+        },
+        projection_dim=CLAP_PROJECTION_DIM,
+    )
+    feature_extractor = ClapFeatureExtractor(
+        feature_size=64,
+        sampling_rate=48000,
+        hop_length=480,
+        max_length_s=10,
+        fft_window_size=1024,
+        frequency_min=50,
+        frequency_max=14000,
+        top_db=None,
+        truncation="rand_trunc",
+        padding="repeatpad",
+    )
+    processor = ClapProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    model = _seeded_init(ClapModel, config, seed)
+    batch_norm = model.audio_model.audio_encoder.batch_norm
+    with torch.no_grad():
+        batch_norm.running_mean.fill_(CLAP_MEL_DB_MEAN)
+        batch_norm.running_var.fill_(CLAP_MEL_DB_STD**2)
+    return model, processor
+
+
+def _save(model, processor, out_dir: Path, seed: int, kind: str) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    _write_marker(out_dir, seed, kind)
+    return out_dir
+
+
+def write_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
+    """Write a tiny random CLIP + offline processor to `out_dir`; same seed, same weights."""
+    model, processor = build_tiny_clip(seed)
+    return _save(model, processor, out_dir, seed, "clip")
+
+
+def write_tiny_clap(out_dir: Path, seed: int = 0) -> Path:
+    """Write a tiny random CLAP + offline processor to `out_dir`; same seed, same weights."""
+    model, processor = build_tiny_clap(seed)
+    return _save(model, processor, out_dir, seed, "clap")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m delta_v2a.tiny_models",
+        description="Write tiny random CLIP/CLAP checkpoints for offline tests (not science).",
+    )
+    parser.add_argument("out_root", type=Path, help="writes OUT_ROOT/tiny-clip and tiny-clap")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for path in (
+        write_tiny_clip(args.out_root / "tiny-clip", seed=args.seed),
+        write_tiny_clap(args.out_root / "tiny-clap", seed=args.seed),
+    ):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

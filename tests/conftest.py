@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny offline CLIP/CLAP checkpoints, written and loaded once per session.
+
+Imports of torch/transformers happen inside the fixtures so test files that do not use them
+stay fast to collect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory holding `tiny-clip/` and `tiny-clap/` (seed 0), written once per session."""
+    from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    write_tiny_clip(root / "tiny-clip", seed=0)
+    write_tiny_clap(root / "tiny-clap", seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tiny_model_root: Path) -> Path:
+    return tiny_model_root / "tiny-clip"
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tiny_model_root: Path) -> Path:
+    return tiny_model_root / "tiny-clap"
+
+
+@pytest.fixture(scope="session")
+def clip_embedder(tiny_clip_dir: Path):
+    """`ClipEmbedder` on the tiny CLIP, fp32 on CPU (deterministic)."""
+    from delta_v2a.models import ClipEmbedder
+
+    return ClipEmbedder.load(str(tiny_clip_dir), device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def clap_embedder(tiny_clap_dir: Path):
+    """`ClapEmbedder` on the tiny CLAP, fp32 on CPU (deterministic)."""
+    from delta_v2a.models import ClapEmbedder
+
+    return ClapEmbedder.load(str(tiny_clap_dir), device="cpu", dtype="fp32")

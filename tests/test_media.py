@@ -1,0 +1,512 @@
+"""Tests for delta_v2a.media: discovery, image and audio decoding, vetting."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import struct
+import time
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from PIL import Image, ImageOps, JpegImagePlugin
+
+from delta_v2a.media import (
+    MIN_IMAGE_SIDE,
+    BadMediaError,
+    MediaFile,
+    _decode_image,
+    content_hash,
+    discover,
+    load_audio,
+    load_image,
+    probe,
+)
+
+SIZE = 32
+
+
+def _touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _save(arr: np.ndarray, path: Path, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, **kw)
+    return path
+
+
+def _check_out(out: np.ndarray, size: int = SIZE) -> None:
+    assert out.shape == (size, size, 3)
+    assert out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# discover
+
+
+def test_discover_layout_and_filters(tmp_path, monkeypatch):
+    root = tmp_path / "imgs"
+    _touch(root / "animals" / "cat.JPG")
+    _touch(root / "animals" / "sub" / "deep" / "dog.jpeg")
+    _touch(root / "objects" / "cup.png")
+    _touch(root / "objects" / "space name é.Png")
+    _touch(root / "objects" / ".hidden.png")
+    _touch(root / "objects" / ".git" / "inside.png")
+    _touch(root / "objects" / "notes.txt")
+    _touch(root / "objects" / "anim.gif")
+    _touch(root / ".secret" / "x.png")
+    _touch(root / "loose.png")  # no category: ignored
+    _touch(root / "zoo" / "ünï.jpg")
+    outside = _touch(tmp_path / "elsewhere" / "real.png")
+    _touch(tmp_path / "linked_dir" / "inner.jpg")
+    (root / "scenes").mkdir()
+    os.symlink(outside, root / "scenes" / "link.png")
+    os.symlink(tmp_path / "linked_dir", root / "scenes" / "linked")
+    os.symlink(root / "scenes", root / "scenes" / "loop")  # a cycle: must not hang
+    os.symlink(tmp_path / "missing.png", root / "scenes" / "broken.png")
+
+    monkeypatch.chdir(tmp_path)
+    found = discover("imgs", "image")
+    assert [f.path for f in found] == [
+        "imgs/animals/cat.JPG",
+        "imgs/animals/sub/deep/dog.jpeg",
+        "imgs/objects/cup.png",
+        "imgs/objects/space name é.Png",
+        "imgs/scenes/link.png",
+        "imgs/scenes/linked/inner.jpg",
+        "imgs/zoo/ünï.jpg",
+    ]
+    assert [f.category for f in found] == [
+        "animals",
+        "animals",
+        "objects",
+        "objects",
+        "scenes",
+        "scenes",
+        "zoo",
+    ]
+    assert all(isinstance(f, MediaFile) and f.modality == "image" for f in found)
+    # An absolute root gives absolute paths; the same files either way.
+    absolute = discover(root, "image")
+    assert [Path(f.path) for f in absolute] == [tmp_path / f.path for f in found]
+
+
+def test_discover_audio_extensions_case_insensitive(tmp_path):
+    for name in ["a.WAV", "b.Mp3", "c.flac", "d.ogg", "e.jpg", "f.wav.bak"]:
+        _touch(tmp_path / "rock" / name)
+    found = discover(tmp_path, "audio")
+    assert [Path(f.path).name for f in found] == ["a.WAV", "b.Mp3", "c.flac"]
+    assert {f.modality for f in found} == {"audio"}
+
+
+def test_discover_sorted_by_category_then_path(tmp_path):
+    for p in ["b/z.png", "b/a.png", "a/y/b.png", "a/x.png", "B/q.png"]:
+        _touch(tmp_path / p)
+    found = discover(tmp_path, "image")
+    keys = [(f.category, f.path) for f in found]
+    assert keys == sorted(keys)
+    assert [f.category for f in found] == ["B", "a", "a", "b", "b"]
+    assert discover(tmp_path, "image") == found
+
+
+def test_discover_missing_root_names_config_key(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data\.images root '.*nope' does not exist"):
+        discover(tmp_path / "nope", "image")
+    with pytest.raises(FileNotFoundError, match=r"data\.audio root"):
+        discover(tmp_path / "nope", "audio")
+    with pytest.raises(ValueError, match="modality"):
+        discover(tmp_path, "video")
+
+
+# ------------------------------------------------------------------------------------------
+# load_image: colour modes
+
+
+def test_grey_image_becomes_equal_channels(tmp_path):
+    arr = np.full((40, 40), 100, np.uint8)
+    out = load_image(_save(arr, tmp_path / "g.png"), SIZE)
+    _check_out(out)
+    np.testing.assert_allclose(out, 100 / 255, atol=1e-6)
+
+
+def test_rgba_composited_on_white(tmp_path):
+    arr = np.zeros((40, 60, 4), np.uint8)
+    arr[..., 0] = 255  # red everywhere, alpha decides
+    arr[:, :20, 3] = 0  # transparent -> white
+    arr[:, 20:40, 3] = 128  # half -> pink
+    arr[:, 40:, 3] = 255  # opaque -> red
+    decoded = _decode_image(_save(arr, tmp_path / "a.png"), SIZE)
+    np.testing.assert_allclose(decoded[5, 5], [1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(decoded[5, 30], [1, 127 / 255, 127 / 255], atol=3e-3)
+    np.testing.assert_allclose(decoded[5, 50], [1, 0, 0], atol=1e-6)
+    _check_out(load_image(tmp_path / "a.png", SIZE))
+
+
+def test_palette_with_and_without_transparency(tmp_path):
+    pal = Image.new("P", (40, 40))
+    pal.putpalette([0, 0, 255, 0, 255, 0] + [0] * 762)
+    pal.paste(1, (0, 0, 40, 20))  # top half green (index 1), bottom blue (index 0)
+    pal.save(tmp_path / "p.png")
+    out = _decode_image(tmp_path / "p.png", SIZE)
+    np.testing.assert_allclose(out[0, 0], [0, 1, 0])
+    np.testing.assert_allclose(out[-1, 0], [0, 0, 1])
+    pal.save(tmp_path / "pt.png", transparency=0)  # blue is the transparent index
+    out = _decode_image(tmp_path / "pt.png", SIZE)
+    np.testing.assert_allclose(out[0, 0], [0, 1, 0])
+    np.testing.assert_allclose(out[-1, 0], [1, 1, 1])
+
+
+def test_16bit_grey_png_keeps_full_precision(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 65536, (SIZE, SIZE), dtype=np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    out = load_image(tmp_path / "g16.png", SIZE)  # same size: resampling is the identity
+    _check_out(out)
+    np.testing.assert_allclose(out[..., 1], arr / 65535, atol=2e-6)
+    # Truncating to 8 bits would be off by up to 1/255 - far above the tolerance.
+    assert np.abs(np.round(arr / 257) / 255 - arr / 65535).max() > 1e-3
+
+
+def test_16bit_colour_png_keeps_full_precision(tmp_path):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 65536, (SIZE, SIZE, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "c16.png"), rgb[..., ::-1])  # OpenCV writes BGR
+    assert Image.open(tmp_path / "c16.png").mode == "RGB"  # PIL alone would give 8 bits
+    out = load_image(tmp_path / "c16.png", SIZE)
+    np.testing.assert_allclose(out, rgb / 65535, atol=2e-6)
+
+
+def test_cmyk_jpeg(tmp_path):
+    cmyk = Image.new("CMYK", (40, 40), (255, 0, 0, 0))  # pure cyan
+    cmyk.save(tmp_path / "c.jpg", quality=95)
+    out = load_image(tmp_path / "c.jpg", SIZE)
+    _check_out(out)
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), [0, 1, 1], atol=0.05)
+
+
+def _with_orientation(arr: np.ndarray, path: Path, orientation: int) -> Path:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return _save(arr, path, exif=exif.tobytes(), quality=95)
+
+
+def test_exif_orientation_6_rotates(tmp_path):
+    arr = np.zeros((20, 40, 3), np.uint8)  # 40 wide, 20 tall
+    arr[:, :20] = (255, 0, 0)  # left half red
+    arr[:, 20:] = (0, 0, 255)  # right half blue
+    path = _with_orientation(arr, tmp_path / "rot.jpg", 6)
+    decoded = _decode_image(path, 20)
+    assert decoded.shape == (40, 20, 3)  # displayed portrait
+    # Orientation 6 = rotate 90° clockwise for display: the left half lands on top.
+    assert decoded[:18, :, 0].mean() > 0.9 and decoded[:18, :, 2].mean() < 0.1
+    assert decoded[22:, :, 2].mean() > 0.9 and decoded[22:, :, 0].mean() < 0.1
+    out = load_image(path, 20)  # centre crop of the portrait: top half red, bottom blue
+    assert out[:8, :, 0].mean() > 0.9 and out[-8:, :, 2].mean() > 0.9
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_all_orientations_match_pil(tmp_path, orientation):
+    rng = np.random.default_rng(orientation)
+    arr = np.kron(rng.integers(0, 256, (3, 5, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    path = _with_orientation(arr, tmp_path / "o.png", orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path))).astype(np.float32) / 255
+    np.testing.assert_allclose(_decode_image(path, 8), expected, atol=1e-6)
+
+
+def test_large_jpeg_decodes_reduced(tmp_path, monkeypatch):
+    x = np.linspace(0, 255, 6000, dtype=np.float32)
+    y = np.linspace(0, 255, 4000, dtype=np.float32)
+    arr = np.empty((4000, 6000, 3), np.uint8)
+    arr[..., 0] = x[None, :]
+    arr[..., 1] = y[:, None]
+    arr[..., 2] = 128
+    _save(arr, tmp_path / "big.jpg", quality=80)
+    del arr
+    # Spy on the JPEG decoder: the size it decodes at is what costs memory.
+    decoded_sizes = []
+    original_load = JpegImagePlugin.JpegImageFile.load
+
+    def spy_load(self):
+        decoded_sizes.append(self.size)
+        return original_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy_load)
+    start = time.perf_counter()
+    decoded = _decode_image(tmp_path / "big.jpg", 224)
+    out = load_image(tmp_path / "big.jpg", 224)
+    elapsed = time.perf_counter() - start
+    # Draft mode: 1/8 scale is the largest that keeps both sides >= 2*224.
+    assert decoded_sizes[0] == (750, 500)
+    assert decoded.shape == (500, 750, 3)
+    _check_out(out, 224)
+    assert elapsed < 3.0
+    # Content still right: red grows left to right over the central square.
+    assert out[112, 10, 0] < out[112, 112, 0] < out[112, 213, 0]
+    np.testing.assert_allclose(out[112, 112], [0.5, 0.5, 128 / 255], atol=0.02)
+
+
+def test_short_side_resize_and_centre_crop(tmp_path):
+    bands = np.zeros((100, 300, 3), np.uint8)
+    bands[:, :100, 0] = 255  # red | green | blue, landscape
+    bands[:, 100:200, 1] = 255
+    bands[:, 200:, 2] = 255
+    out = load_image(_save(bands, tmp_path / "land.png"), 50)
+    _check_out(out, 50)
+    np.testing.assert_allclose(out[:, 2:-2], np.broadcast_to([0, 1, 0], (50, 46, 3)), atol=1e-3)
+    out = load_image(_save(np.ascontiguousarray(bands.transpose(1, 0, 2)), tmp_path / "p.png"), 50)
+    np.testing.assert_allclose(out[2:-2], np.broadcast_to([0, 1, 0], (46, 50, 3)), atol=1e-3)
+
+    # A horizontal ramp: output column j samples source x = 50 + 2j + 0.5 (2x reduction).
+    ramp = np.tile(np.arange(200, dtype=np.uint16)[None, :] * 300, (100, 1))
+    out = load_image(_save(ramp, tmp_path / "ramp.png"), 50)
+    expected = (50 + 2 * np.arange(50) + 0.5) * 300 / 65535
+    np.testing.assert_allclose(out[25, 2:-2, 0], expected[2:-2], atol=2e-4)
+
+
+def test_upscales_small_images(tmp_path):
+    out = load_image(_save(np.full((10, 12, 3), 200, np.uint8), tmp_path / "s.png"), SIZE)
+    _check_out(out)
+    np.testing.assert_allclose(out, 200 / 255, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# load_image: bad files
+
+
+def test_bad_images_raise_with_path_and_reason(tmp_path):
+    rng = np.random.default_rng(0)
+    good = _save(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8), tmp_path / "g.jpg")
+    data = good.read_bytes()
+    cases = {
+        _touch(tmp_path / "trunc.jpg", data[: len(data) // 2]): "truncated JPEG",
+        _touch(tmp_path / "text.png", b"hello, I am text\n" * 20): "not an image file",
+        _touch(tmp_path / "empty.jpg", b""): "empty file (0 bytes)",
+        _save(np.zeros((1, 1, 3), np.uint8), tmp_path / "one.png"): "image is 1×1 px",
+        _save(np.zeros((5, 100, 3), np.uint8), tmp_path / "thin.png"): "100×5 px",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(BadMediaError) as info:
+            load_image(path, SIZE)
+        assert str(path) in str(info.value)
+        assert reason in info.value.reason
+        assert info.value.path == str(path)
+    assert f"at least {MIN_IMAGE_SIDE} px" in probe(
+        MediaFile(str(tmp_path / "one.png"), "x", "image"), image_size=8, sr=1, window=1, preroll=0
+    )
+
+
+def test_bad_media_error_pickles():
+    err = pickle.loads(pickle.dumps(BadMediaError("a/b.wav", "1-sample audio file")))
+    assert (err.path, err.reason, str(err)) == ("a/b.wav", "1-sample audio file", err.args[0])
+    assert str(err) == "a/b.wav: 1-sample audio file"
+    assert isinstance(err, ValueError)
+
+
+# ------------------------------------------------------------------------------------------
+# load_audio
+
+
+def _tones(n: int, sr: int, freqs=(440.0, 1234.0), amp=0.4) -> np.ndarray:
+    t = np.arange(n) / sr
+    return sum(amp * np.sin(2 * np.pi * f * t) for f in freqs).astype(np.float32) / len(freqs)
+
+
+@pytest.mark.parametrize(
+    ("subtype", "tol"),
+    [("PCM_U8", 1 / 120), ("PCM_16", 1 / 30000), ("PCM_24", 1e-6), ("FLOAT", 1e-7)],
+)
+def test_wav_bit_depths_give_same_signal(tmp_path, subtype, tol):
+    sr = 16000
+    x = _tones(sr, sr)
+    sf.write(tmp_path / "t.wav", x, sr, subtype=subtype)
+    out = load_audio(tmp_path / "t.wav", sr, sr // 2, sr // 4)
+    start = (sr - sr // 2) // 2 - sr // 4
+    assert out.dtype == np.float32 and out.shape == (sr // 2 + sr // 4,)
+    np.testing.assert_allclose(out, x[start : start + len(out)], atol=tol)
+
+
+def test_multichannel_downmixed_by_mean(tmp_path):
+    sr = 8000
+    x = _tones(sr, sr)
+    chans = np.stack([x * (c + 1) / 6 + 0.01 * c for c in range(6)], axis=1)
+    sf.write(tmp_path / "six.wav", chans, sr, subtype="FLOAT")
+    out = load_audio(tmp_path / "six.wav", sr, 4000)
+    np.testing.assert_allclose(out, chans.mean(axis=1)[2000:6000], atol=1e-6)
+
+
+def test_resample_8k_to_48k_keeps_pitch(tmp_path):
+    sr_in, sr = 8000, 48000
+    sf.write(tmp_path / "k.wav", _tones(sr_in * 3, sr_in, freqs=(1000.0,)), sr_in)
+    out = load_audio(tmp_path / "k.wav", sr, sr)
+    spec = np.abs(np.fft.rfft(out * np.hanning(len(out))))
+    freqs = np.fft.rfftfreq(len(out), 1 / sr)
+    assert abs(freqs[spec.argmax()] - 1000.0) <= 1.0
+    assert spec[freqs > 4100].max() < 1e-3 * spec.max()  # no imaging above the old Nyquist
+
+
+def test_centred_window_and_preroll_positions(tmp_path):
+    sr, n = 8000, 24000
+    ramp = np.arange(n, dtype=np.float32) / n  # sample value encodes its own index
+    sf.write(tmp_path / "ramp.wav", ramp, sr, subtype="FLOAT")
+    out = load_audio(tmp_path / "ramp.wav", sr, window=8000, preroll=2000)
+    index = np.round(out * n).astype(int)
+    np.testing.assert_array_equal(index, np.arange(6000, 16000))  # window 8000..16000
+    no_preroll = load_audio(tmp_path / "ramp.wav", sr, window=8000)
+    np.testing.assert_array_equal(out[2000:], no_preroll)  # preroll is what came before
+
+
+def test_resampled_window_matches_whole_file_resample(tmp_path):
+    sr_in, sr = 44100, 48000
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, sr_in * 6).astype(np.float32)
+    sf.write(tmp_path / "n.wav", x, sr_in, subtype="FLOAT")
+    out = load_audio(tmp_path / "n.wav", sr, window=sr * 2, preroll=sr // 2)
+    full = soxr.resample(x, sr_in, sr, quality="VHQ")
+    start = (len(full) - 2 * sr) // 2 - sr // 2
+    np.testing.assert_allclose(out, full[start : start + len(out)], atol=1e-5)
+
+
+def test_short_file_is_repeat_padded(tmp_path):
+    sr, n = 8000, 3000
+    ramp = np.arange(1, n + 1, dtype=np.float32) / n
+    sf.write(tmp_path / "short.wav", ramp, sr, subtype="FLOAT")
+    out = load_audio(tmp_path / "short.wav", sr, window=8000, preroll=1000)
+    # Window starts at the file's start and tiles; the preroll is the file's end.
+    np.testing.assert_array_equal(out, ramp[np.arange(-1000, 8000) % n])
+    # Same policy with resampling: the level is kept, no zeros are inserted.
+    up = load_audio(tmp_path / "short.wav", 16000, window=16000, preroll=2000)
+    assert len(up) == 18000 and np.abs(up).min() > 0
+
+
+def _sparse_wav(path: Path, sr: int, n: int, start: int, content: np.ndarray) -> None:
+    """A 16-bit mono WAV of n frames that is all zeros (sparse) except content at `start`."""
+    data_bytes = 2 * n
+    header = b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, sr, 2 * sr, 2, 16)
+    header += b"data" + struct.pack("<I", data_bytes)
+    with open(path, "wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + data_bytes)
+        fh.seek(len(header) + 2 * start)
+        fh.write((content * 32767).astype("<i2").tobytes())
+
+
+def test_two_hour_file_decodes_only_the_window(tmp_path):
+    sr_in, sr = 8000, 48000
+    n = 2 * 3600 * sr_in
+    middle = n // 2
+    tone = _tones(sr_in * 14, sr_in, freqs=(500.0,), amp=0.5)
+    _sparse_wav(tmp_path / "long.wav", sr_in, n, middle - sr_in * 7, tone)
+    assert sf.info(tmp_path / "long.wav").duration == 7200.0
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        out = load_audio(tmp_path / "long.wav", sr, window=sr * 10, preroll=sr)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(out) == sr * 11
+    assert elapsed < 2.0
+    assert peak < 50e6
+    # Centred: the 500 Hz tone fills the whole window and preroll.
+    rms = np.sqrt(np.mean(out.reshape(11, -1) ** 2, axis=1))
+    np.testing.assert_allclose(rms, 0.5 / np.sqrt(2), rtol=0.01)
+
+
+def test_mp3_and_flac_decode(tmp_path):
+    sr = 48000
+    x = _tones(sr * 12, sr, freqs=(440.0,), amp=0.6)
+    x *= np.sin(np.pi * np.arange(len(x)) / len(x)).astype(np.float32)  # tonal, slow swell
+    sf.write(tmp_path / "t.flac", x, sr)
+    out = load_audio(tmp_path / "t.flac", sr, sr * 5, sr)
+    start = (len(x) - sr * 5) // 2 - sr
+    np.testing.assert_allclose(out, x[start : start + sr * 6], atol=1 / 30000)
+
+    sf.write(tmp_path / "t.mp3", x, sr, format="MP3")
+    out = load_audio(tmp_path / "t.mp3", sr, sr * 5, sr)
+    decoded = sf.read(tmp_path / "t.mp3", dtype="float32")[0]
+    # Seeking into the MP3 gives exactly what a full decode gives there (the decoder is primed).
+    np.testing.assert_allclose(out, decoded[start : start + sr * 6], atol=1e-6)
+    assert np.corrcoef(out, x[start : start + sr * 6])[0, 1] > 0.99
+
+
+def test_bad_audio_reasons(tmp_path):
+    sr = 8000
+    sf.write(tmp_path / "one.wav", np.array([0.5], np.float32), sr)
+    sf.write(tmp_path / "silence.wav", np.zeros(sr, np.float32), sr)
+    nan = _tones(sr, sr)
+    nan[100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, sr, subtype="FLOAT")
+    sf.write(tmp_path / "tiny.wav", _tones(400, sr), sr)
+    x = _tones(sr, sr)
+    sf.write(tmp_path / "cancel.wav", np.stack([x, -x], axis=1), sr, subtype="FLOAT")
+    _touch(tmp_path / "header.wav", b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" + bytes(100))
+    _touch(tmp_path / "empty.flac", b"")
+    _touch(tmp_path / "text.mp3", b"not audio at all\n" * 50)
+    cases = {
+        "one.wav": "1-sample audio file",
+        "silence.wav": "digital silence: all samples are 0",
+        "nan.wav": "contains NaN/inf samples",
+        "tiny.wav": "too short",
+        "cancel.wav": "channels cancel",
+        "header.wav": "cannot decode audio",
+        "empty.flac": "empty file (0 bytes)",
+        "text.mp3": "cannot decode audio",
+    }
+    for name, reason in cases.items():
+        path = tmp_path / name
+        with pytest.raises(BadMediaError) as info:
+            load_audio(path, 48000, 48000, 4800)
+        assert reason in info.value.reason, name
+        assert str(path) in str(info.value)
+        file = MediaFile(str(path), "x", "audio")
+        assert probe(file, image_size=8, sr=48000, window=48000, preroll=4800) == info.value.reason
+
+
+def test_truncated_audio(tmp_path, caplog):
+    sr = 48000
+    x = _tones(sr * 6, sr, freqs=(440.0,))
+    sf.write(tmp_path / "full.flac", x, sr)
+    sf.write(tmp_path / "full.mp3", x, sr, format="MP3")
+    for ext in ("flac", "mp3"):
+        data = (tmp_path / f"full.{ext}").read_bytes()
+        _touch(tmp_path / f"cut.{ext}", data[: int(len(data) * 0.4)])
+    # A FLAC cut mid-frame loses sync: bad file.
+    with pytest.raises(BadMediaError, match="cannot decode audio"):
+        load_audio(tmp_path / "cut.flac", sr, sr * 4, sr)
+    # An MP3 whose header promises more than decodes: the decodable part is used, with a warning.
+    with caplog.at_level("WARNING", logger="delta_v2a.media"):
+        out = load_audio(tmp_path / "cut.mp3", sr, sr * 4, sr)
+    assert len(out) == sr * 5 and np.sqrt(np.mean(out**2)) > 0.1
+    assert "only" in caplog.text and "decode" in caplog.text
+
+
+def test_probe(tmp_path):
+    sf.write(tmp_path / "ok.wav", _tones(8000, 8000), 8000)
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "ok.png")
+    _touch(tmp_path / "bad.png", b"text")
+    kw = {"image_size": 16, "sr": 16000, "window": 16000, "preroll": 1600}
+    assert probe(MediaFile(str(tmp_path / "ok.wav"), "c", "audio"), **kw) is None
+    assert probe(MediaFile(str(tmp_path / "ok.png"), "c", "image"), **kw) is None
+    assert probe(MediaFile(str(tmp_path / "bad.png"), "c", "image"), **kw) == (
+        "not an image file (cannot identify)"
+    )
+    assert "cannot read file" in probe(MediaFile(str(tmp_path / "gone.wav"), "c", "audio"), **kw)
+
+
+def test_content_hash_streams_whole_file(tmp_path):
+    data = np.random.default_rng(0).bytes(3 * 2**20 + 5)
+    path = _touch(tmp_path / "blob.bin", data)
+    assert content_hash(path) == hashlib.sha256(data).hexdigest()
+    _touch(path, data[:-1] + b"\x00")
+    assert content_hash(str(path)) != hashlib.sha256(data).hexdigest()

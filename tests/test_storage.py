@@ -1,0 +1,123 @@
+"""Stores round-trip exactly, fail loudly when corrupt, and never half-exist."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from delta_v2a.storage import (
+    DeltaStore,
+    EmbeddingTable,
+    StoreError,
+    atomic_path,
+    write_deltas_json,
+)
+
+
+def make_store(rng, n_files=3, dim=5):
+    effects, intensities = np.array(["blur", "contrast"]), np.array(["low", "high"])
+    n = n_files * 4
+    return DeltaStore(
+        modality="image",
+        delta=rng.standard_normal((n, dim)).astype(np.float32),
+        file_index=np.tile(np.arange(n_files), 4),
+        effect_code=np.repeat([0, 0, 1, 1], n_files).astype(np.int16),
+        intensity_code=np.repeat([0, 1, 0, 1], n_files).astype(np.int16),
+        files=np.array(["a/x y.png", "b/ü.jpg", "c/z.png"][:n_files]),
+        file_category=np.array(["a", "b", "c"][:n_files]),
+        original=rng.standard_normal((n_files, dim)).astype(np.float32),
+        effects=effects,
+        intensities=intensities,
+        meta={"model": {"name_or_path": "tiny"}},
+    )
+
+
+def test_delta_store_round_trip(tmp_path):
+    store = make_store(np.random.default_rng(0))
+    store.save(tmp_path / "s.npz")
+    back = DeltaStore.load(tmp_path / "s.npz")
+    for key in ("delta", "file_index", "effect_code", "intensity_code", "original"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(store, key))
+    assert back.meta == store.meta and back.modality == "image"
+    assert list(back.category[:3]) == ["a", "b", "c"]
+    assert list(back.effect[[0, -1]]) == ["blur", "contrast"]
+
+
+def test_embedding_table_round_trip(tmp_path):
+    t = EmbeddingTable(
+        np.array(["p1", "p2"]), np.array(["c", "c"]), np.eye(2, dtype=np.float32), {"effect": None}
+    )
+    t.save(tmp_path / "t.npz")
+    back = EmbeddingTable.load(tmp_path / "t.npz")
+    np.testing.assert_array_equal(back.embeddings, t.embeddings)
+    assert back.meta == {"effect": None}
+
+
+def test_corrupt_and_foreign_stores_name_the_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(StoreError, match="bad.npz"):
+        DeltaStore.load(bad)
+    store = make_store(np.random.default_rng(1))
+    store.save(tmp_path / "ok.npz")
+    raw = (tmp_path / "ok.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(StoreError, match="cut.npz"):
+        DeltaStore.load(tmp_path / "cut.npz")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(StoreError, match="lacks"):
+        DeltaStore.load(tmp_path / "other.npz")
+
+
+def test_pickled_arrays_are_refused(tmp_path):
+    np.savez(tmp_path / "p.npz", delta=np.array([{"evil": 1}], dtype=object), meta="{}")
+    with pytest.raises(StoreError, match="p.npz"):
+        DeltaStore.load(tmp_path / "p.npz")
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole"
+
+
+def test_json_records_are_the_seeds_and_float32_exact():
+    rng = np.random.default_rng(2)
+    store = make_store(rng)
+    aug = store.original[store.file_index] + store.delta
+    store.delta[1, 2] = np.nan
+    fh = io.StringIO()
+    n = write_deltas_json(fh, store, aug)
+    records = json.loads(fh.getvalue())
+    assert n == len(records) == 12
+    seed_keys = {
+        "modality",
+        "effect_type",
+        "intensity",
+        "category",
+        "delta",
+        "original_embedding",
+        "augmented_embedding",
+        "path",
+    }
+    assert all(set(r) == seed_keys for r in records)
+    r0 = records[0]
+    assert (r0["effect_type"], r0["intensity"], r0["category"], r0["path"]) == (
+        "blur",
+        "low",
+        "a",
+        "a/x y.png",
+    )
+    np.testing.assert_array_equal(np.float32(r0["delta"]), store.delta[0])
+    np.testing.assert_array_equal(np.float32(records[5]["augmented_embedding"]), aug[5])
+    assert records[1]["delta"][2] is None  # NaN is written as null, never as invalid JSON
+    assert records[4]["path"] == "b/ü.jpg"

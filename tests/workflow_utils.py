@@ -1,0 +1,109 @@
+"""Helpers for tests that run the real `snakemake` on a temporary project."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def write_image(path: Path, seed: int, size=(96, 80)) -> None:
+    """A smooth random photo-like image (so blur and colour effects all change it)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    img = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def write_audio(path: Path, seed: int, seconds: float = 10.5, sr: int = 16_000) -> None:
+    """A few harmonic tones with noise: every audio effect changes it audibly."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 12))
+    x = 0.2 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype(np.float32), sr)
+
+
+def make_project(
+    base: Path,
+    models: dict[str, Path],
+    images: dict[str, int],
+    audio: dict[str, int],
+    extra: dict | None = None,
+) -> Path:
+    """Data folders + a config overlay pointing at tiny models; returns the config path."""
+    seed = 0
+    for cat, n in images.items():
+        for i in range(n):
+            write_image(base / "data/images" / cat / f"img {i}.png", seed)
+            seed += 1
+    for genre, n in audio.items():
+        for i in range(n):
+            write_audio(base / "data/audio" / genre / f"clip_{i}.wav", seed)
+            seed += 1
+    config = {
+        "data": {"images": "data/images", "audio": "data/audio"},
+        "models": {"image": str(models["image"]), "audio": str(models["audio"]), "device": "cpu"},
+    }
+    if extra:
+        config = deep_update(config, extra)
+    path = base / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def deep_update(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_update(out.get(k, {}), v) if isinstance(v, dict) else v
+    return out
+
+
+def snakemake(
+    base: Path, *args: str, config: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    cmd = [
+        SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(base),
+        "--cores",
+        "2",
+        *args,
+    ]
+    if config is not None:
+        cmd += ["--configfile", str(config)]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> count from a dry run's 'Job stats' table (empty when nothing to do)."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts

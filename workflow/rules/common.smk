@@ -1,0 +1,69 @@
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The package under src/ is importable here without installing it; jobs import it through
+# the symlink workflow/scripts/delta_v2a (a script's folder is on its sys.path), so per-rule
+# conda envs need no install step either.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from delta_v2a.config import MODALITIES, check_config, effect_names, effect_params
+from delta_v2a.media import discover
+
+validate(config, "../schemas/config.schema.yaml")
+check_config(config)
+
+INTENSITIES = list(config["intensities"])
+EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
+DATA_ROOT = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
+DATA_KEY = {"image": "data.images", "audio": "data.audio"}
+
+# One walk of each data root per Snakemake invocation: the manifest rule's inputs.
+MEDIA = {
+    m: (
+        [f.path for f in discover(DATA_ROOT[m], m)]
+        if Path(DATA_ROOT[m]).is_dir()
+        else []
+    )
+    for m in MODALITIES
+}
+
+ENV = "../../envs/delta_v2a.yaml"
+
+
+wildcard_constraints:
+    modality="image|audio",
+    effect="|".join(sorted(set(EFFECTS["image"]) | set(EFFECTS["audio"]))),
+    intensity="|".join(INTENSITIES),
+
+
+def model_params(modality):
+    """Everything about the model that changes an embedding (a change reruns the job)."""
+    models = config["models"]
+    return {
+        "name_or_path": models[modality],
+        "device": models["device"],
+        "dtype": models["dtype"],
+        "normalize": models["normalize"],
+        "batch_size": models["batch_size"][modality],
+    }
+
+
+def variant_embeddings(modality):
+    return [
+        f"results/embeddings/{modality}/{effect}/{intensity}.npz"
+        for effect in EFFECTS[modality]
+        for intensity in INTENSITIES
+    ]
+
+
+PHASE0_RESULTS = [
+    "results/image_deltas.json",
+    "results/audio_deltas.json",
+    "results/sensitivity_results.json",
+    "results/linearity_results.json",
+    "results/cross_category_variance.json",
+]

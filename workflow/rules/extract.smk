@@ -1,0 +1,149 @@
+# Extraction: vet files -> embed originals once -> one job per (modality, effect, intensity)
+# -> gather the deltas. Model jobs ask for one `gpu` each, so a profile that sets
+# `resources: gpu=1` never runs two of them on one GPU.
+
+
+rule manifest:
+    """Walk a data root once, decode every file, and stop (or skip) on bad ones before any model
+    loads."""
+    input:
+        lambda wc: MEDIA[wc.modality],
+    output:
+        manifest="results/manifest/{modality}.tsv",
+        skipped="results/manifest/{modality}_skipped.tsv",
+    log:
+        "logs/manifest/{modality}.log",
+    benchmark:
+        "results/benchmarks/manifest/{modality}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        root=lambda wc: DATA_ROOT[wc.modality],
+        key=lambda wc: DATA_KEY[wc.modality],
+        on_bad_file=config["on_bad_file"],
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+    script:
+        "../scripts/manifest.py"
+
+
+rule skipped_files:
+    """One table of every file left out, with the reason (empty unless on_bad_file: skip)."""
+    input:
+        expand("results/manifest/{modality}_skipped.tsv", modality=MODALITIES),
+    output:
+        "results/skipped_files.tsv",
+    log:
+        "logs/skipped_files.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/skipped_files.py"
+
+
+rule embed_original:
+    """Embed every original once per modality; effects never re-embed them."""
+    input:
+        manifest="results/manifest/{modality}.tsv",
+    output:
+        "results/embeddings/{modality}/original.npz",
+    log:
+        "logs/embed/{modality}/original.log",
+    benchmark:
+        "results/benchmarks/embed/{modality}/original.tsv"
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model=lambda wc: model_params(wc.modality),
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        effect=None,
+        effect_params={},
+    script:
+        "../scripts/embed.py"
+
+
+rule embed_variant:
+    """Render one effect at one intensity on every file and embed the result."""
+    input:
+        manifest="results/manifest/{modality}.tsv",
+    output:
+        "results/embeddings/{modality}/{effect}/{intensity}.npz",
+    log:
+        "logs/embed/{modality}/{effect}/{intensity}.log",
+    benchmark:
+        "results/benchmarks/embed/{modality}/{effect}/{intensity}.tsv"
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model=lambda wc: model_params(wc.modality),
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        effect=lambda wc: wc.effect,
+        effect_params=lambda wc: effect_params(
+            config, wc.modality, wc.effect, wc.intensity
+        ),
+    script:
+        "../scripts/embed.py"
+
+
+rule deltas:
+    """Join variants with originals into the seed's JSON and a compact store for later
+    phases."""
+    input:
+        original="results/embeddings/{modality}/original.npz",
+        variants=lambda wc: variant_embeddings(wc.modality),
+    output:
+        json="results/{modality}_deltas.json",
+        store="results/{modality}_deltas.npz",
+        meta="results/{modality}_deltas.meta.json",
+    log:
+        "logs/deltas/{modality}.log",
+    benchmark:
+        "results/benchmarks/deltas/{modality}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        effects=lambda wc: EFFECTS[wc.modality],
+        intensities=INTENSITIES,
+    script:
+        "../scripts/deltas.py"
+
+
+rule health:
+    """Model health check before any science: mean pairwise cosine of unrelated prompts (and,
+    for audio, contrasting clips); written whatever the verdict."""
+    output:
+        "results/health/{modality}.json",
+    log:
+        "logs/health/{modality}.log",
+    benchmark:
+        "results/benchmarks/health/{modality}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
+    params:
+        model=lambda wc: model_params(wc.modality),
+        limit=config["models"]["health"]["limit"],
+    script:
+        "../scripts/health.py"

@@ -1,0 +1,62 @@
+# Phase 0: are the deltas sensitive (0-a), consistent and context-invariant (0-b)?
+
+
+rule sensitivity:
+    """Phase 0-a: per (modality, effect, intensity) statistics of the delta norms."""
+    input:
+        stores=expand("results/{modality}_deltas.npz", modality=MODALITIES),
+        health=expand("results/health/{modality}.json", modality=MODALITIES),
+    output:
+        json="results/sensitivity_results.json",
+        figure=report(
+            "results/figures/sensitivity.png",
+            caption="../report/sensitivity.rst",
+            category="Phase 0",
+        ),
+    log:
+        "logs/sensitivity.log",
+    benchmark:
+        "results/benchmarks/sensitivity.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        min_distance=config["sensitivity"]["min_distance"],
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+    script:
+        "../scripts/sensitivity.py"
+
+
+rule linearity:
+    """Phase 0-b: within-category consistency and cross-category invariance."""
+    input:
+        stores=expand("results/{modality}_deltas.npz", modality=MODALITIES),
+        health=expand("results/health/{modality}.json", modality=MODALITIES),
+    output:
+        json="results/linearity_results.json",
+        cross="results/cross_category_variance.json",
+        figure=report(
+            "results/figures/linearity.png",
+            caption="../report/linearity.rst",
+            category="Phase 0",
+        ),
+    log:
+        "logs/linearity.log",
+    benchmark:
+        "results/benchmarks/linearity.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        min_cosine=config["linearity"]["min_cosine"],
+        max_cv=config["linearity"]["max_cv"],
+        max_variance=config["linearity"]["max_variance"],
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+    script:
+        "../scripts/linearity.py"

@@ -1,0 +1,14 @@
+from delta_v2a.jobs import run_deltas, run_job
+
+run_job(
+    snakemake.log[0],
+    run_deltas,
+    modality=snakemake.wildcards.modality,
+    original=snakemake.input.original,
+    variants=list(snakemake.input.variants),
+    effects=snakemake.params.effects,
+    intensities=snakemake.params.intensities,
+    json_out=snakemake.output.json,
+    store_out=snakemake.output.store,
+    meta_out=snakemake.output.meta,
+)

@@ -1,0 +1,15 @@
+from delta_v2a.jobs import run_embed, run_job
+
+run_job(
+    snakemake.log[0],
+    run_embed,
+    modality=snakemake.wildcards.modality,
+    manifest=snakemake.input.manifest,
+    output=snakemake.output[0],
+    model=snakemake.params.model,
+    effect=snakemake.params.effect,
+    intensity=snakemake.wildcards.get("intensity"),
+    effect_params=snakemake.params.effect_params,
+    preroll_s=snakemake.params.preroll_s,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,15 @@
+from delta_v2a.jobs import run_job, run_linearity
+
+run_job(
+    snakemake.log[0],
+    run_linearity,
+    stores=list(snakemake.input.stores),
+    health=list(snakemake.input.health),
+    min_cosine=snakemake.params.min_cosine,
+    max_cv=snakemake.params.max_cv,
+    max_variance=snakemake.params.max_variance,
+    allow_unhealthy=snakemake.params.allow_unhealthy,
+    json_out=snakemake.output.json,
+    cross_out=snakemake.output.cross,
+    figure_out=snakemake.output.figure,
+)

@@ -1,0 +1,12 @@
+from delta_v2a.jobs import run_job, run_sensitivity
+
+run_job(
+    snakemake.log[0],
+    run_sensitivity,
+    stores=list(snakemake.input.stores),
+    health=list(snakemake.input.health),
+    min_distance=snakemake.params.min_distance,
+    allow_unhealthy=snakemake.params.allow_unhealthy,
+    json_out=snakemake.output.json,
+    figure_out=snakemake.output.figure,
+)
