@@ -21,13 +21,18 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
 
 
 def _title(fig: plt.Figure, title: str, note: str) -> None:
-    fig.suptitle(title + (f"\n{note}" if note else ""), fontsize=10, color="black")
+    """Title on top; the not-science note, when any, in red underneath the panels."""
+    fig.suptitle(title, fontsize=11)
+    if note:
+        fig.supxlabel(note, fontsize=8, color="firebrick")
 
 
 def norms_figure(norms: pd.DataFrame, min_distance: float, path: str | Path, note: str) -> None:
     """Box plots of ‖Δe‖ by effect × intensity, one panel per modality."""
     mods = list(dict.fromkeys(norms["modality"]))
-    fig, axes = plt.subplots(1, len(mods), figsize=(6 * len(mods), 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
+    )
     for ax, mod in zip(axes[0], mods, strict=True):
         sub = norms[norms["modality"] == mod]
         sns.boxplot(data=sub, x="effect_type", y="norm", hue="intensity", ax=ax)
@@ -44,7 +49,9 @@ def consistency_figure(
 ) -> None:
     """Within-category mean cosine per effect × intensity, one point per category."""
     mods = list(dict.fromkeys(within["modality"]))
-    fig, axes = plt.subplots(1, len(mods), figsize=(6 * len(mods), 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
+    )
     for ax, mod in zip(axes[0], mods, strict=True):
         sub = within[(within["modality"] == mod) & within["mean_cosine"].notna()]
         sub = sub.assign(variant=sub["effect_type"] + "/" + sub["intensity"])

@@ -19,6 +19,8 @@ from typing import Any, TextIO
 import numpy as np
 
 STORE_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class StoreError(ValueError):
@@ -33,6 +35,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared on clusters
     try:
         yield tmp_path
         os.replace(tmp_path, path)
