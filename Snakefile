@@ -12,6 +12,8 @@ configfile: Path(workflow.basedir) / "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/phase0.smk"
+include: "workflow/rules/phase1.smk"
+include: "workflow/rules/phase3.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -21,4 +23,5 @@ rule all:
     default_target: True
     input:
         PHASE0_RESULTS,
-        "results/skipped_files.tsv",
+        PHASE1_RESULTS,
+        PHASE3_RESULTS,

@@ -58,12 +58,3 @@ def variant_embeddings(modality):
         for effect in EFFECTS[modality]
         for intensity in INTENSITIES
     ]
-
-
-PHASE0_RESULTS = [
-    "results/image_deltas.json",
-    "results/audio_deltas.json",
-    "results/sensitivity_results.json",
-    "results/linearity_results.json",
-    "results/cross_category_variance.json",
-]

@@ -1,5 +1,14 @@
 # Phase 0: are the deltas sensitive (0-a), consistent and context-invariant (0-b)?
 
+PHASE0_RESULTS = [
+    "results/image_deltas.json",
+    "results/audio_deltas.json",
+    "results/sensitivity_results.json",
+    "results/linearity_results.json",
+    "results/cross_category_variance.json",
+    "results/skipped_files.tsv",
+]
+
 
 rule sensitivity:
     """Phase 0-a: per (modality, effect, intensity) statistics of the delta norms."""

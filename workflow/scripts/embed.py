@@ -1,4 +1,5 @@
-from delta_v2a.jobs import run_embed, run_job
+from delta_v2a.pipeline.common import run_job
+from delta_v2a.pipeline.extract import run_embed
 
 run_job(
     snakemake.log[0],

@@ -1,0 +1,1 @@
+"""Workflow jobs, one function per rule; see pipeline.common for what they share."""

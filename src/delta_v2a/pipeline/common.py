@@ -1,0 +1,79 @@
+"""What every job shares: logging, failing with a clear message, loading a model, the health gate.
+
+Job functions (one per workflow rule, in the sibling modules) take plain values, so tests can run
+them without Snakemake; the scripts in workflow/scripts/ only unpack ``snakemake`` and call them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from delta_v2a.storage import read_json
+
+log = logging.getLogger("delta_v2a")
+
+
+class PipelineError(RuntimeError):
+    """A job cannot go on; the message says what to change."""
+
+
+def setup_logging(logfile: str | Path | None) -> None:
+    """Log to the rule's log file and to stderr (Snakemake shows stderr of failed jobs)."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if logfile:
+        Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(logfile, mode="w", encoding="utf-8"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
+    """Run one job with logging; a failure is logged (message first) and re-raised."""
+    setup_logging(logfile)
+    try:
+        job(**kwargs)
+    except Exception as err:
+        log.error("%s failed: %s", job.__name__, err)
+        raise
+
+
+def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int):
+    import torch
+
+    from delta_v2a.models import load_embedder
+
+    torch.set_num_threads(max(1, threads))
+    return load_embedder(
+        modality,
+        model["name_or_path"],
+        device=model["device"],
+        dtype=model["dtype"],
+        normalize=model["normalize"],
+    )
+
+
+def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:
+    """Stop before science on a collapsed tower (``part``: 'media' or 'text')."""
+    docs = [read_json(p) for p in health_paths]
+    key = "audio_mean_pairwise_cosine" if part == "media" else "text_mean_pairwise_cosine"
+    for doc in docs:
+        value = doc.get(key)
+        if value is not None and value > doc["limit"]:
+            msg = (
+                f"model health check failed for {doc['model']['name_or_path']}: mean pairwise "
+                f"cosine of {'contrasting clips' if part == 'media' else 'unrelated prompts'} is "
+                f"{value:.4f} > models.health.limit {doc['limit']} (a collapsed tower; its "
+                f"deltas would be noise). Figures: {doc.get('modality')} health JSON."
+            )
+            if not allow_unhealthy:
+                raise PipelineError(msg + " Set models.health.allow_unhealthy: true to go on.")
+            log.warning("%s (allowed by models.health.allow_unhealthy)", msg)
+    return docs

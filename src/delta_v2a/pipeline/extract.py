@@ -1,0 +1,215 @@
+"""Extraction jobs: vet files, embed originals and variants, gather deltas, health check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delta_v2a.extract import (
+    Decoding,
+    degenerate_rows,
+    embed_variant,
+    gather,
+    read_manifest,
+    vet,
+    write_manifest,
+    write_skipped,
+)
+from delta_v2a.media import discover
+from delta_v2a.pipeline.common import PipelineError, load_embedder_for_job, log
+from delta_v2a.provenance import merge_model_meta
+from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
+
+
+def default_decoding(modality: str, preroll_s: float) -> Decoding:
+    """Decoding used to vet files before a model is loaded (CLIP 224 px, CLAP 48 kHz × 10 s)."""
+    return Decoding(modality=modality, preroll=int(round(preroll_s * 48_000)))
+
+
+def run_manifest(
+    *,
+    modality: str,
+    root: str,
+    key: str,
+    on_bad_file: str,
+    preroll_s: float,
+    manifest_out: str,
+    skipped_out: str,
+    threads: int = 2,
+) -> None:
+    if not Path(root).is_dir():
+        raise PipelineError(f"{key}: data root '{root}' does not exist or is not a folder")
+    files = discover(root, modality)
+    good, bad = vet(files, default_decoding(modality, preroll_s), workers=threads)
+    for f, reason in bad:
+        log.warning("bad %s file %s: %s", modality, f.path, reason)
+    if bad and on_bad_file == "error":
+        listing = "\n".join(f"  {f.path}: {reason}" for f, reason in bad)
+        raise PipelineError(
+            f"{len(bad)} unusable {modality} file(s) under {key} '{root}' (on_bad_file: error; "
+            f"set on_bad_file: skip to leave them out and list them in "
+            f"results/skipped_files.tsv):\n{listing}"
+        )
+    if not good:
+        raise PipelineError(
+            f"{key} '{root}': no usable {modality} files (expected {root}/<category>/**/*"
+            f"{'.{jpg,jpeg,png}' if modality == 'image' else '.{wav,mp3,flac}'}; "
+            f"{len(bad)} bad file(s) skipped)"
+        )
+    per_cat = pd.Series([f.category for f in good]).value_counts().sort_index()
+    log.info(
+        "%d usable %s files in %d categories: %s",
+        len(good),
+        modality,
+        len(per_cat),
+        per_cat.to_dict(),
+    )
+    write_skipped(skipped_out, bad)
+    write_manifest(manifest_out, good)
+
+
+def run_skipped(inputs: Sequence[str], output: str) -> None:
+    frames = [pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in inputs]
+    table = pd.concat(frames, ignore_index=True)
+    with atomic_path(output) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    if len(table):
+        log.warning("%d file(s) skipped; see %s", len(table), output)
+
+
+def run_embed(
+    *,
+    modality: str,
+    manifest: str,
+    output: str,
+    model: Mapping[str, Any],
+    effect: str | None,
+    intensity: str | None,
+    effect_params: Mapping[str, float],
+    preroll_s: float,
+    threads: int = 1,
+) -> None:
+    files = read_manifest(manifest)
+    embedder = load_embedder_for_job(modality, model, threads)
+    if modality == "image":
+        decoding = Decoding("image", image_size=embedder.input_size)
+    else:
+        sr = embedder.sampling_rate
+        decoding = Decoding(
+            "audio",
+            sampling_rate=sr,
+            window=embedder.window_samples,
+            preroll=int(round(preroll_s * sr)),
+        )
+    log.info(
+        "%s %s/%s: %d files, model %s",
+        modality,
+        effect or "original",
+        intensity or "-",
+        len(files),
+        embedder.info.name_or_path,
+    )
+    emb = embed_variant(
+        embedder,
+        files,
+        decoding,
+        effect,
+        effect_params,
+        batch_size=model["batch_size"],
+        workers=1,
+    )
+    meta = {
+        "modality": modality,
+        "effect": effect,
+        "intensity": intensity,
+        "effect_params": dict(effect_params),
+        "decoding": decoding.as_dict(),
+        "model": embedder.info.to_dict(),
+    }
+    EmbeddingTable(
+        paths=np.array([f.path for f in files], dtype=str),
+        categories=np.array([f.category for f in files], dtype=str),
+        embeddings=emb,
+        meta=meta,
+    ).save(output)
+
+
+def run_deltas(
+    *,
+    modality: str,
+    original: str,
+    variants: Sequence[str],
+    effects: Sequence[str],
+    intensities: Sequence[str],
+    json_out: str,
+    store_out: str,
+    meta_out: str,
+) -> None:
+    orig = EmbeddingTable.load(original)
+    tables = []
+    for path in variants:
+        table = EmbeddingTable.load(path)
+        tables.append((table.meta["effect"], table.meta["intensity"], table))
+    meta = {
+        "model": orig.meta["model"],
+        "decoding": orig.meta["decoding"],
+        "effect_params": {f"{e}/{i}": t.meta["effect_params"] for e, i, t in tables},
+    } | merge_model_meta([orig.meta])
+    store, augmented = gather(modality, orig, tables, effects, intensities, meta)
+    bad = degenerate_rows(store)
+    for row in bad:
+        log.warning(
+            "degenerate delta: %s %s/%s: %s",
+            row["path"],
+            row["effect_type"],
+            row["intensity"],
+            row["problem"],
+        )
+    store.meta["degenerate"] = bad
+    store.save(store_out)
+    with atomic_path(json_out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        n = write_deltas_json(fh, store, augmented)
+    write_json(meta_out, store.meta | {"n_records": n})
+    log.info(
+        "%s: %d delta records (%d files × %d effects × %d intensities)",
+        modality,
+        n,
+        len(store.files),
+        len(effects),
+        len(intensities),
+    )
+
+
+def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
+    """Deterministic clips that any working audio tower should tell apart."""
+    t = np.arange(window, dtype=np.float64) / sr
+    rng = np.random.default_rng(0)
+    clips = [
+        0.3 * np.sin(2 * np.pi * 440 * t),  # a pure tone
+        0.1 * rng.standard_normal(window),  # white noise
+        0.5 * (np.arange(window) % (sr // 4) < 40),  # a click train
+        sum(0.1 * np.sin(2 * np.pi * f * t) for f in (130.8, 164.8, 196.0)),  # a low chord
+        0.3 * np.sign(np.sin(2 * np.pi * 3000 * t)),  # a bright square wave
+    ]
+    return [c.astype(np.float32) for c in clips]
+
+
+def run_health(
+    *, modality: str, model: Mapping[str, Any], limit: float, output: str, threads: int = 1
+) -> None:
+    from delta_v2a.models import health_check
+
+    embedder = load_embedder_for_job(modality, model, threads)
+    clips = (
+        contrasting_clips(embedder.sampling_rate, embedder.window_samples)
+        if modality == "audio"
+        else None
+    )
+    report = health_check(embedder, clips=clips, limit=limit)
+    report["modality"] = modality
+    write_json(output, report)
+    (log.info if report["passed"] else log.warning)("health %s: %s", modality, report["message"])

@@ -1,0 +1,117 @@
+"""Phase 0 jobs: sensitivity (0-a) and linearity (0-b) over the delta stores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from delta_v2a import phase0, plots
+from delta_v2a.pipeline.common import gate_health, log
+from delta_v2a.provenance import merge_model_meta
+from delta_v2a.storage import DeltaStore, write_json
+
+
+def _phase_meta(stores: Sequence[DeltaStore], health: Sequence[dict]) -> dict:
+    meta = merge_model_meta({"modality": s.modality, **s.meta} for s in stores)
+    meta["health"] = {d.get("modality", "?"): d for d in health}
+    meta["degenerate_deltas"] = {s.modality: s.meta.get("degenerate", []) for s in stores}
+    return meta
+
+
+def _norms_frame(stores: Sequence[DeltaStore]) -> pd.DataFrame:
+    frames = []
+    for s in stores:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "modality": s.modality,
+                    "effect_type": s.effect,
+                    "intensity": s.intensity,
+                    "norm": np.linalg.norm(s.delta.astype(np.float64), axis=1),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_sensitivity(
+    *,
+    stores: Sequence[str],
+    health: Sequence[str],
+    min_distance: float,
+    allow_unhealthy: bool,
+    json_out: str,
+    figure_out: str,
+) -> None:
+    docs = gate_health(health, allow_unhealthy, "media")
+    loaded = [DeltaStore.load(p) for p in stores]
+    rows = phase0.sensitivity_table(loaded, min_distance)
+    for r in rows:
+        if r["sensitive"] is False:
+            log.warning(
+                "INSENSITIVE: %s %s/%s mean ||Δe|| = %.4g <= min_distance %g",
+                r["modality"],
+                r["effect_type"],
+                r["intensity"],
+                r["mean"],
+                min_distance,
+            )
+    meta = _phase_meta(loaded, docs)
+    write_json(json_out, {"meta": meta, "min_distance": min_distance, "results": rows})
+    plots.norms_figure(_norms_frame(loaded), min_distance, figure_out, meta["note"])
+
+
+def run_linearity(
+    *,
+    stores: Sequence[str],
+    health: Sequence[str],
+    min_cosine: float,
+    max_cv: float,
+    max_variance: float,
+    allow_unhealthy: bool,
+    json_out: str,
+    cross_out: str,
+    figure_out: str,
+) -> None:
+    docs = gate_health(health, allow_unhealthy, "media")
+    loaded = [DeltaStore.load(p) for p in stores]
+    within = phase0.within_category_table(loaded, min_cosine, max_cv)
+    cross = phase0.cross_category_table(loaded, max_variance)
+    summary = phase0.summarise_consistency(within)
+    meta = _phase_meta(loaded, docs)
+    thresholds = {"min_cosine": min_cosine, "max_cv": max_cv, "max_variance": max_variance}
+    for s in summary:
+        if s["consistent"] is False:
+            log.warning(
+                "INCONSISTENT: %s %s/%s: %d of %d categories consistent",
+                s["modality"],
+                s["effect_type"],
+                s["intensity"],
+                s["n_consistent"],
+                s["n_categories"] - s["n_undetermined"],
+            )
+    for c in cross:
+        if c["invariant"] is False:
+            log.warning(
+                "NOT INVARIANT: %s %s/%s: variance %.4g >= %g (mean cosine %.3f)",
+                c["modality"],
+                c["effect_type"],
+                c["intensity"],
+                c["variance"],
+                max_variance,
+                c["mean_cosine"],
+            )
+    write_json(
+        json_out,
+        {
+            "meta": meta,
+            "thresholds": thresholds,
+            "within_category": within,
+            "summary": summary,
+            "across_intensities": phase0.across_intensity_table(loaded),
+        },
+    )
+    write_json(cross_out, {"meta": meta, "thresholds": thresholds, "results": cross})
+    plots.consistency_figure(pd.DataFrame(within), min_cosine, figure_out, meta["note"])

@@ -1,0 +1,3 @@
+# Phase 1: text-anchor discovery matrix (image effects x audio effects) and its heatmap.
+
+PHASE1_RESULTS = []

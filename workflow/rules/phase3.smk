@@ -1,0 +1,3 @@
+# Phase 3: the decoder from image-effect descriptions to audio DSP parameters.
+
+PHASE3_RESULTS = []
