@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from workflow_utils import make_project, planned_jobs, snakemake, write_image
 
-from delta_v2a.storage import DeltaStore
+from delta_v2a.storage import DeltaStore, EmbeddingTable
 
 pytestmark = pytest.mark.workflow
 IMAGES = {"city": 2, "forest": 2, "sea": 1}
@@ -94,16 +94,22 @@ def test_changed_parameter_reruns_only_its_job(project):
         "        high: {sigma: 4.0}\n"
     )
     jobs = planned_jobs(snakemake(base, "--dry-run", config=changed))
-    assert jobs == {"embed_variant": 1, "deltas": 1, "sensitivity": 1, "linearity": 1, "all": 1}
+    assert jobs["embed_variant"] == 1 and jobs["deltas"] == 1  # one variant, one modality
+    assert not {"manifest", "embed_original", "health"} & jobs.keys()  # upstream untouched
 
 
-def test_added_image_reruns_image_side_only(project):
+def test_added_image_reruns_image_side_only_and_embeds_only_it(project):
     base, config, *_ = project
+    n_before = sum(IMAGES.values())
     write_image(base / "data/images/city/new one.png", seed=99)
-    try:
-        jobs = planned_jobs(snakemake(base, "--dry-run", config=config))
-    finally:
-        (base / "data/images/city/new one.png").unlink()
+    jobs = planned_jobs(snakemake(base, "--dry-run", config=config))
     assert jobs["manifest"] == 1 and jobs["embed_original"] == 1
-    assert jobs["embed_variant"] == N_VARIANTS
+    assert jobs["embed_variant"] == N_VARIANTS  # the image side only
     assert jobs["deltas"] == 1
+    snakemake(base, config=config)
+    for path in (base / "results/embeddings/image").rglob("*.npz"):
+        table = EmbeddingTable.load(path)
+        assert len(table.paths) == n_before + 1
+        assert table.meta["n_cached"] == n_before, path  # only the new file was embedded
+    records = json.loads((base / "results/image_deltas.json").read_text())
+    assert len(records) == (n_before + 1) * N_VARIANTS

@@ -107,3 +107,30 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
         if m and m.group(1) != "total":
             counts[m.group(1)] = int(m.group(2))
     return counts
+
+
+def small_config(models: dict[str, Path], **overrides) -> dict:
+    """The full default config cut to 2 image × 2 audio effects × 2 intensities, pointing at
+    tiny models; use with ``--replace-workflow-config`` (an overlay cannot remove effects)."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["intensities"] = ["low", "high"]
+    for modality, keep in (("image", ("blur", "brightness")), ("audio", ("lpf", "reverb"))):
+        cfg["effects"][modality] = {
+            e: {
+                **cfg["effects"][modality][e],
+                "levels": {i: cfg["effects"][modality][e]["levels"][i] for i in ("low", "high")},
+            }
+            for e in keep
+        }
+        if "phase1" in cfg:
+            syn = cfg["phase1"]["synonyms"][modality]
+            cfg["phase1"]["synonyms"][modality] = {e: syn[e] for e in keep}
+    cfg["data"] = {"images": "data/images", "audio": "data/audio"}
+    cfg["models"].update(image=str(models["image"]), audio=str(models["audio"]), device="cpu")
+    return deep_update(cfg, overrides)
+
+
+def write_config(base: Path, cfg: dict, name: str = "config.yaml") -> Path:
+    path = base / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    return path

@@ -7,10 +7,13 @@ checked here, before any job runs, with messages that name the config key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from delta_v2a.effects import AUDIO_EFFECTS, IMAGE_EFFECTS, check_levels
+from delta_v2a.phase1 import template_fields
 
 MODALITIES = ("image", "audio")
 REGISTRY = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
@@ -19,6 +22,33 @@ AUDIO_RATE_FOR_CHECKS = 48_000  # CLAP's rate; the loader resamples every file t
 
 class ConfigError(ValueError):
     """A config value the schema could not reject; the message names the key."""
+
+
+def looks_like_local_path(name: str) -> bool:
+    """A hub id is "name" or "org/name"; anything else path-shaped must be a local directory."""
+    return (
+        os.path.isabs(name)
+        or name.startswith(("./", "../", "~", ".\\"))
+        or name in (".", "..")
+        or name.count("/") >= 2
+    )
+
+
+def check_models(config: Mapping[str, Any]) -> None:
+    """A model that names a local directory must exist before anything runs."""
+    for modality in MODALITIES:
+        name = config["models"][modality]
+        if looks_like_local_path(name) and not Path(name).expanduser().is_dir():
+            hint = (
+                " (`make demo` or `python -m delta_v2a.tiny_models resources/models` writes the "
+                "offline test models)"
+                if "tiny" in name
+                else ""
+            )
+            raise ConfigError(
+                f"models.{modality}: local model directory '{name}' does not exist{hint}; give a "
+                "Hugging Face id (e.g. openai/clip-vit-large-patch14) or an existing directory"
+            )
 
 
 def effect_names(config: Mapping[str, Any], modality: str) -> list[str]:
@@ -81,3 +111,43 @@ def check_config(config: Mapping[str, Any]) -> None:
                 )
             except ValueError as err:
                 raise ConfigError(str(err)) from err
+    check_phase1(config)
+
+
+#: The placeholder naming an item's context in Phase 1 text templates, per modality.
+ANCHOR_CONTEXT = {"image": "category", "audio": "genre"}
+
+
+def check_phase1(config: Mapping[str, Any]) -> None:
+    """Every configured effect needs a synonym list; templates may use only {synonym} and the
+    modality's context placeholder ({category} for images, {genre} for audio)."""
+    p1 = config.get("phase1", {})
+    for modality in MODALITIES:
+        synonyms = p1.get("synonyms", {}).get(modality, {})
+        missing = [e for e in config["effects"][modality] if not synonyms.get(e)]
+        if missing:
+            keys = ", ".join(f"phase1.synonyms.{modality}.{e}" for e in missing)
+            raise ConfigError(
+                f"{keys}: no synonym list; every configured effect needs at least one synonym "
+                "(config/config.yaml has defaults)"
+            )
+        templates = p1.get("templates", {}).get(modality)
+        if templates is None:
+            continue
+        ctx = ANCHOR_CONTEXT[modality]
+        for kind, required, allowed in (
+            ("effect", {"synonym"}, {"synonym", ctx}),
+            ("neutral", set(), {ctx}),
+        ):
+            key = f"phase1.templates.{modality}.{kind}"
+            try:
+                fields = template_fields(templates[kind])
+            except ValueError as err:
+                raise ConfigError(f"{key}: not a valid template ({err})") from err
+            if not required <= fields or not fields <= allowed:
+                need = "must contain {synonym} and " if required else ""
+                raise ConfigError(
+                    f"{key}: {templates[kind]!r} {need}may contain only "
+                    f"{', '.join('{' + f + '}' for f in sorted(allowed))}; found "
+                    f"{sorted(fields)}"
+                )

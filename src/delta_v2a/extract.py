@@ -20,31 +20,42 @@ from typing import Any, TypeVar
 import numpy as np
 
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
-from delta_v2a.media import BadMediaError, MediaFile, load_audio, load_image, probe
+from delta_v2a.media import BadMediaError, MediaFile, content_hash, load_audio, load_image, probe
 from delta_v2a.storage import DeltaStore, EmbeddingTable, atomic_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
-MANIFEST_FIELDS = ("path", "category", "modality")
+MANIFEST_FIELDS = ("path", "category", "modality", "sha256")
 
 
 # --- manifests -------------------------------------------------------------------------------
 
 
-def write_manifest(path: str | Path, files: Sequence[MediaFile]) -> None:
+def write_manifest(path: str | Path, files: Sequence[MediaFile], hashes: Sequence[str]) -> None:
+    """The usable files of a modality with the SHA-256 of their bytes (the cache key)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(MANIFEST_FIELDS)
-        writer.writerows((f.path, f.category, f.modality) for f in files)
+        writer.writerows(
+            (f.path, f.category, f.modality, h) for f, h in zip(files, hashes, strict=True)
+        )
 
 
-def read_manifest(path: str | Path) -> list[MediaFile]:
+def _manifest_rows(path: str | Path) -> list[list[str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh, delimiter="\t"))
     if not rows or tuple(rows[0]) != MANIFEST_FIELDS:
         raise ValueError(f"{path}: not a manifest (header {rows[:1]}); delete it and rerun")
-    return [MediaFile(path=r[0], category=r[1], modality=r[2]) for r in rows[1:]]
+    return rows[1:]
+
+
+def read_manifest(path: str | Path) -> list[MediaFile]:
+    return [MediaFile(path=r[0], category=r[1], modality=r[2]) for r in _manifest_rows(path)]
+
+
+def manifest_hashes(path: str | Path) -> list[str]:
+    return [r[3] for r in _manifest_rows(path)]
 
 
 def write_skipped(path: str | Path, bad: Sequence[tuple[MediaFile, str]]) -> None:
@@ -72,23 +83,27 @@ class Decoding:
 
 def vet(
     files: Sequence[MediaFile], decoding: Decoding, workers: int = 2
-) -> tuple[list[MediaFile], list[tuple[MediaFile, str]]]:
-    """Decode every file once, before any model loads; return (usable, [(bad, reason)])."""
+) -> tuple[list[MediaFile], list[str], list[tuple[MediaFile, str]]]:
+    """Decode every file once, before any model loads.
 
-    def reason(f: MediaFile) -> str | None:
-        return probe(
+    Returns (usable files, their SHA-256, [(bad file, reason)]).
+    """
+
+    def check(f: MediaFile) -> tuple[str | None, str]:
+        reason = probe(
             f,
             image_size=decoding.image_size,
             sr=decoding.sampling_rate,
             window=decoding.window,
             preroll=decoding.preroll,
         )
+        return reason, ("" if reason else content_hash(f.path))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        reasons = list(pool.map(reason, files))
-    good = [f for f, r in zip(files, reasons, strict=True) if r is None]
-    bad = [(f, r) for f, r in zip(files, reasons, strict=True) if r is not None]
-    return good, bad
+        checked = list(pool.map(check, files))
+    good = [(f, h) for f, (r, h) in zip(files, checked, strict=True) if r is None]
+    bad = [(f, r) for f, (r, _) in zip(files, checked, strict=True) if r is not None]
+    return [f for f, _ in good], [h for _, h in good], bad
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -226,6 +241,7 @@ __all__ = [
     "degenerate_rows",
     "embed_variant",
     "gather",
+    "manifest_hashes",
     "prefetched_batches",
     "read_manifest",
     "render",

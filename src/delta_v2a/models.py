@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoProcessor, ClapModel, CLIPModel
 
+from delta_v2a.config import looks_like_local_path
 from delta_v2a.tiny_models import TINY_MARKER, TINY_NOTE
 
 __all__ = [
@@ -133,16 +133,6 @@ class ModelInfo:
         return dataclasses.asdict(self)
 
 
-def _looks_like_local_path(name: str) -> bool:
-    """A hub id is "name" or "org/name"; anything else path-shaped must be a local directory."""
-    return (
-        os.path.isabs(name)
-        or name.startswith(("./", "../", "~", ".\\"))
-        or name in (".", "..")
-        or name.count("/") >= 2
-    )
-
-
 def _check_local(name_or_path: str) -> None:
     """Fail with a clear message for missing local paths before transformers tries the hub."""
     path = Path(name_or_path).expanduser()
@@ -158,7 +148,7 @@ def _check_local(name_or_path: str) -> None:
                 f"model. {_OFFLINE_HINT}"
             )
         return
-    if _looks_like_local_path(name_or_path):
+    if looks_like_local_path(name_or_path):
         raise FileNotFoundError(f"model directory {name_or_path!r} does not exist. {_OFFLINE_HINT}")
 
 

@@ -65,3 +65,115 @@ def consistency_figure(
         ax.tick_params(axis="x", rotation=60)
     _title(fig, "Phase 0-b: within-category consistency (dashed: min_cosine)", note)
     _save(fig, path)
+
+
+def discovery_heatmap(
+    score,
+    row_labels: list[str],
+    col_labels: list[str],
+    path: str | Path,
+    title: str,
+    note: str,
+) -> None:
+    """Phase 1: image effects (rows) × audio effects (columns), each cell's score annotated.
+
+    Clipped scores lie in [0, 1] and get a sequential map; raw scores that go negative get a
+    diverging one centred at 0. Empty cells are NaN (no usable prototype).
+    """
+    frame = pd.DataFrame(score, index=row_labels, columns=col_labels)
+    finite = frame.to_numpy()[pd.notna(frame.to_numpy())]
+    lo = float(finite.min()) if finite.size else 0.0
+    hi = float(finite.max()) if finite.size else 1.0
+    if lo < 0:
+        bound = max(abs(lo), abs(hi), 1e-12)
+        kw = {"cmap": "vlag", "center": 0.0, "vmin": -bound, "vmax": bound}
+    else:
+        kw = {"cmap": "rocket_r", "vmin": 0.0, "vmax": max(hi, 1e-12)}
+    fig, ax = plt.subplots(
+        figsize=(1.6 * len(col_labels) + 3, 1.0 * len(row_labels) + 2.5), layout="constrained"
+    )
+    sns.heatmap(
+        frame,
+        annot=True,
+        fmt=".3g",
+        linewidths=0.5,
+        square=False,
+        cbar_kws={"label": "score"},
+        ax=ax,
+        **kw,
+    )
+    ax.set_xlabel("audio effect (CLAP)")
+    ax.set_ylabel("image effect (CLIP)")
+    ax.tick_params(axis="y", rotation=0)
+    _title(fig, title, note)
+    _save(fig, path)
+
+
+def message_figure(path: str | Path, title: str, message: str, note: str) -> None:
+    """A figure that only says why there is nothing to plot (report entries must exist)."""
+    fig, ax = plt.subplots(figsize=(7, 2.5), layout="constrained")
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=10)
+    _title(fig, title, note)
+    _save(fig, path)
+
+
+def decoder_training_figure(
+    histories: dict[str, list[dict]],
+    mean_baseline_mse: float,
+    distances: dict[str, float],
+    path: str | Path,
+    note: str,
+) -> None:
+    """Phase 3: train/val MSE per epoch for each model (dashed: the mean-parameter baseline's
+    validation MSE), and the validation log-mel distances of model and baselines."""
+    fig, (ax, bx) = plt.subplots(
+        1, 2, figsize=(12, 4.5), layout="constrained", gridspec_kw={"width_ratios": [2, 1]}
+    )
+    for (name, hist), colour in zip(histories.items(), sns.color_palette(n_colors=8), strict=False):
+        frame = pd.DataFrame(hist)
+        if frame.empty:
+            continue
+        ax.plot(frame["epoch"], frame["train_loss"], color=colour, lw=1, alpha=0.6, ls=":")
+        ax.plot(frame["epoch"], frame["val_loss"], color=colour, lw=1.6, label=f"{name} (val)")
+    ax.axhline(mean_baseline_mse, ls="--", color="grey", lw=1, label="mean-parameter baseline")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (normalised parameters; dotted: train)")
+    ax.legend(fontsize=8)
+    if distances:
+        names = list(distances)
+        sns.barplot(x=names, y=[distances[n] for n in names], ax=bx, color="steelblue")
+        bx.set_ylabel("mean log-mel distance to A_aug (dB)")
+        bx.tick_params(axis="x", rotation=30)
+    bx.set_title("validation: rendered audio")
+    _title(fig, "Phase 3: decoder training", note)
+    _save(fig, path)
+
+
+def decoder_prediction_figure(
+    samples: pd.DataFrame,
+    truth,
+    predicted,
+    names: list[str],
+    path: str | Path,
+    note: str,
+) -> None:
+    """Phase 3: predicted vs true normalised parameter, one panel per parameter, validation
+    samples coloured by the pair they came from."""
+    n = len(names)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False, layout="constrained")
+    pair = (samples["image_effect"] + "→" + samples["audio_effect"]).to_numpy()
+    for j, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
+        frame = pd.DataFrame({"true": truth[:, j], "predicted": predicted[:, j], "pair": pair})
+        sns.scatterplot(data=frame, x="true", y="predicted", hue="pair", s=18, ax=ax)
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(name)
+        if j:
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.remove()
+    _title(fig, "Phase 3: predicted vs true parameters (validation files)", note)
+    _save(fig, path)

@@ -103,8 +103,42 @@ def _seeded_init(model_cls, config, seed: int):
     return model.eval()
 
 
-def build_tiny_clip(seed: int = 0) -> tuple[CLIPModel, CLIPProcessor]:
-    """Tiny CLIP (ViT-B/32 geometry at 224 px, width 32) with a 768-d projection."""
+# Full-size geometry (random weights, same cost as the real checkpoints) for benchmarks:
+# CLIP ViT-L/14 (428 M parameters) and CLAP HTSAT-base + RoBERTa-base (about 194 M).
+FULL_CLIP = {
+    "text": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+    },
+    "vision": {
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "patch_size": 14,
+    },
+}
+FULL_CLAP = {
+    "text": {
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+    },
+    "audio": {
+        "patch_embeds_hidden_size": 128,
+        "depths": [2, 2, 12, 2],
+        "num_attention_heads": [4, 8, 16, 32],
+        "hidden_size": 1024,
+    },
+}
+
+
+def build_tiny_clip(seed: int = 0, full_size: bool = False) -> tuple[CLIPModel, CLIPProcessor]:
+    """Tiny CLIP (ViT-B/32 geometry at 224 px, width 32) with a 768-d projection; with
+    ``full_size`` the real ViT-L/14 geometry (random weights, for speed measurements)."""
     tokenizer = _clip_tokenizer()
     config = CLIPConfig(
         text_config={
@@ -117,6 +151,7 @@ def build_tiny_clip(seed: int = 0) -> tuple[CLIPModel, CLIPProcessor]:
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
+            **(FULL_CLIP["text"] if full_size else {}),
         },
         vision_config={
             "hidden_size": 32,
@@ -125,6 +160,7 @@ def build_tiny_clip(seed: int = 0) -> tuple[CLIPModel, CLIPProcessor]:
             "num_attention_heads": 2,
             "image_size": 224,
             "patch_size": 32,
+            **(FULL_CLIP["vision"] if full_size else {}),
         },
         projection_dim=CLIP_PROJECTION_DIM,
     )
@@ -138,8 +174,9 @@ def build_tiny_clip(seed: int = 0) -> tuple[CLIPModel, CLIPProcessor]:
     return _seeded_init(CLIPModel, config, seed), processor
 
 
-def build_tiny_clap(seed: int = 0) -> tuple[ClapModel, ClapProcessor]:
-    """Tiny CLAP (HTSAT geometry of laion/larger_clap_music, width 32) with a 512-d projection."""
+def build_tiny_clap(seed: int = 0, full_size: bool = False) -> tuple[ClapModel, ClapProcessor]:
+    """Tiny CLAP (HTSAT geometry of laion/larger_clap_music, width 32) with a 512-d projection;
+    with ``full_size`` the real HTSAT-base + RoBERTa-base sizes (random weights)."""
     tokenizer = _roberta_tokenizer()
     config = ClapConfig(
         text_config={
@@ -154,6 +191,7 @@ def build_tiny_clap(seed: int = 0) -> tuple[ClapModel, ClapProcessor]:
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "initializer_factor": CLAP_TEXT_INIT_FACTOR,
+            **(FULL_CLAP["text"] if full_size else {}),
         },
         audio_config={
             # 64 mel bins, 256x256 spectrogram image, window 8, patch 4: fits 1001 frames (10 s).
@@ -167,6 +205,7 @@ def build_tiny_clap(seed: int = 0) -> tuple[ClapModel, ClapProcessor]:
             "num_attention_heads": [2, 2],
             "hidden_size": 32,  # = patch_embeds_hidden_size * 2 ** (len(depths) - 1)
             "enable_fusion": False,
+            **(FULL_CLAP["audio"] if full_size else {}),
         },
         projection_dim=CLAP_PROJECTION_DIM,
     )
@@ -200,15 +239,15 @@ def _save(model, processor, out_dir: Path, seed: int, kind: str) -> Path:
     return out_dir
 
 
-def write_tiny_clip(out_dir: Path, seed: int = 0) -> Path:
+def write_tiny_clip(out_dir: Path, seed: int = 0, full_size: bool = False) -> Path:
     """Write a tiny random CLIP + offline processor to `out_dir`; same seed, same weights."""
-    model, processor = build_tiny_clip(seed)
+    model, processor = build_tiny_clip(seed, full_size)
     return _save(model, processor, out_dir, seed, "clip")
 
 
-def write_tiny_clap(out_dir: Path, seed: int = 0) -> Path:
+def write_tiny_clap(out_dir: Path, seed: int = 0, full_size: bool = False) -> Path:
     """Write a tiny random CLAP + offline processor to `out_dir`; same seed, same weights."""
-    model, processor = build_tiny_clap(seed)
+    model, processor = build_tiny_clap(seed, full_size)
     return _save(model, processor, out_dir, seed, "clap")
 
 
@@ -219,10 +258,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("out_root", type=Path, help="writes OUT_ROOT/tiny-clip and tiny-clap")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--full-size",
+        action="store_true",
+        help="write random-clip-vit-l14 and random-clap-htsat-base instead: the real sizes "
+        "(2.3 GB), for speed measurements only",
+    )
     args = parser.parse_args(argv)
+    names = (
+        ("random-clip-vit-l14", "random-clap-htsat-base")
+        if args.full_size
+        else ("tiny-clip", "tiny-clap")
+    )
     for path in (
-        write_tiny_clip(args.out_root / "tiny-clip", seed=args.seed),
-        write_tiny_clap(args.out_root / "tiny-clap", seed=args.seed),
+        write_tiny_clip(args.out_root / names[0], seed=args.seed, full_size=args.full_size),
+        write_tiny_clap(args.out_root / names[1], seed=args.seed, full_size=args.full_size),
     ):
         print(path)
     return 0

@@ -10,11 +10,18 @@ min_version("9.0")
 # conda envs need no install step either.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from delta_v2a.config import MODALITIES, check_config, effect_names, effect_params
+from delta_v2a.config import (
+    MODALITIES,
+    check_config,
+    check_models,
+    effect_names,
+    effect_params,
+)
 from delta_v2a.media import discover
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
+check_models(config)
 
 INTENSITIES = list(config["intensities"])
 EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
@@ -32,6 +39,8 @@ MEDIA = {
 }
 
 ENV = "../../envs/delta_v2a.yaml"
+# Content-addressed embedding cache (outside Snakemake's bookkeeping: a rerun job reuses it).
+CACHE_DIR = config["cache"]["dir"] if config["cache"]["enabled"] else None
 
 
 wildcard_constraints:
@@ -49,6 +58,7 @@ def model_params(modality):
         "dtype": models["dtype"],
         "normalize": models["normalize"],
         "batch_size": models["batch_size"][modality],
+        "dim": models["dim"][modality],
     }
 
 

@@ -26,6 +26,9 @@ rule manifest:
         key=lambda wc: DATA_KEY[wc.modality],
         on_bad_file=config["on_bad_file"],
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        # A new package version may change formats: everything downstream reruns (and the
+        # embedding cache keeps that cheap unless preprocessing itself changed).
+        version=VERSION,
     script:
         "../scripts/manifest.py"
 
@@ -67,6 +70,7 @@ rule embed_original:
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
         effect=None,
         effect_params={},
+        cache_dir=CACHE_DIR,
     script:
         "../scripts/embed.py"
 
@@ -95,6 +99,7 @@ rule embed_variant:
         effect_params=lambda wc: effect_params(
             config, wc.modality, wc.effect, wc.intensity
         ),
+        cache_dir=CACHE_DIR,
     script:
         "../scripts/embed.py"
 
@@ -128,7 +133,10 @@ rule deltas:
 
 rule health:
     """Model health check before any science: mean pairwise cosine of unrelated prompts (and,
-    for audio, contrasting clips); written whatever the verdict."""
+    for audio, contrasting clips); written whatever the verdict. Waits for the manifest, so a
+    bad data folder stops the run before any model is loaded."""
+    input:
+        manifest="results/manifest/{modality}.tsv",
     output:
         "results/health/{modality}.json",
     log:

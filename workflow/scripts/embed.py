@@ -12,5 +12,6 @@ run_job(
     intensity=snakemake.wildcards.get("intensity"),
     effect_params=snakemake.params.effect_params,
     preroll_s=snakemake.params.preroll_s,
+    cache_dir=snakemake.params.cache_dir,
     threads=snakemake.threads,
 )

@@ -7,6 +7,8 @@ them without Snakemake; the scripts in workflow/scripts/ only unpack ``snakemake
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +40,12 @@ def setup_logging(logfile: str | Path | None) -> None:
 def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
     """Run one job with logging; a failure is logged (message first) and re-raised."""
     setup_logging(logfile)
+    log.info(
+        "%s on %s, SLURM_JOB_ID=%s",
+        job.__name__,
+        socket.gethostname(),
+        os.environ.get("SLURM_JOB_ID"),
+    )
     try:
         job(**kwargs)
     except Exception as err:
@@ -51,13 +59,24 @@ def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int)
     from delta_v2a.models import load_embedder
 
     torch.set_num_threads(max(1, threads))
-    return load_embedder(
-        modality,
-        model["name_or_path"],
-        device=model["device"],
-        dtype=model["dtype"],
-        normalize=model["normalize"],
-    )
+    try:
+        embedder = load_embedder(
+            modality,
+            model["name_or_path"],
+            device=model["device"],
+            dtype=model["dtype"],
+            normalize=model["normalize"],
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise PipelineError(f"models.{modality}: {err}") from err
+    expected = model.get("dim")
+    if expected is not None and embedder.dim != expected:
+        raise PipelineError(
+            f"models.dim.{modality}: the config declares {expected}-d embeddings but "
+            f"{model['name_or_path']} gives {embedder.dim}-d; set models.dim.{modality}: "
+            f"{embedder.dim} if this is the model you mean"
+        )
+    return embedder
 
 
 def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:

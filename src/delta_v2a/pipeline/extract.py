@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.cache import EmbeddingCache, variant_key
 from delta_v2a.extract import (
     Decoding,
     degenerate_rows,
     embed_variant,
     gather,
+    manifest_hashes,
     read_manifest,
     vet,
     write_manifest,
@@ -44,7 +46,7 @@ def run_manifest(
     if not Path(root).is_dir():
         raise PipelineError(f"{key}: data root '{root}' does not exist or is not a folder")
     files = discover(root, modality)
-    good, bad = vet(files, default_decoding(modality, preroll_s), workers=threads)
+    good, hashes, bad = vet(files, default_decoding(modality, preroll_s), workers=threads)
     for f, reason in bad:
         log.warning("bad %s file %s: %s", modality, f.path, reason)
     if bad and on_bad_file == "error":
@@ -69,7 +71,7 @@ def run_manifest(
         per_cat.to_dict(),
     )
     write_skipped(skipped_out, bad)
-    write_manifest(manifest_out, good)
+    write_manifest(manifest_out, good, hashes)
 
 
 def run_skipped(inputs: Sequence[str], output: str) -> None:
@@ -91,44 +93,51 @@ def run_embed(
     intensity: str | None,
     effect_params: Mapping[str, float],
     preroll_s: float,
+    cache_dir: str | None = None,
     threads: int = 1,
 ) -> None:
+    """Embed every manifest file under one variant, embedding only what the cache lacks."""
+    from delta_v2a.models import resolve_device
+
     files = read_manifest(manifest)
-    embedder = load_embedder_for_job(modality, model, threads)
-    if modality == "image":
-        decoding = Decoding("image", image_size=embedder.input_size)
-    else:
-        sr = embedder.sampling_rate
-        decoding = Decoding(
-            "audio",
-            sampling_rate=sr,
-            window=embedder.window_samples,
-            preroll=int(round(preroll_s * sr)),
+    hashes = manifest_hashes(manifest)
+    label = f"{modality} {effect or 'original'}/{intensity or '-'}"
+    cache = None
+    emb, hit = None, np.zeros(len(files), dtype=bool)
+    if cache_dir:
+        key = variant_key(
+            modality=modality,
+            model=model,
+            device_type=resolve_device(model["device"]).type,
+            effect=effect,
+            effect_params=effect_params,
+            preroll_s=preroll_s,
         )
-    log.info(
-        "%s %s/%s: %d files, model %s",
-        modality,
-        effect or "original",
-        intensity or "-",
-        len(files),
-        embedder.info.name_or_path,
-    )
-    emb = embed_variant(
-        embedder,
-        files,
-        decoding,
-        effect,
-        effect_params,
-        batch_size=model["batch_size"],
-        workers=1,
-    )
+        cache = EmbeddingCache.open(Path(cache_dir) / "embeddings" / modality / f"{key}.npz")
+        emb, hit = cache.lookup(hashes)
+    misses = [f for f, h in zip(files, hit, strict=True) if not h]
+    log.info("%s: %d files, %d cached, %d to embed", label, len(files), hit.sum(), len(misses))
+    if misses:
+        embedder = load_embedder_for_job(modality, model, threads)
+        decoding = job_decoding(modality, embedder, preroll_s)
+        new = embed_variant(
+            embedder, misses, decoding, effect, effect_params, model["batch_size"], workers=1
+        )
+        emb = np.zeros((len(files), new.shape[1]), np.float32) if emb is None else emb
+        emb[~hit] = new
+        meta_model = {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
+        if cache is not None:
+            cache.add([h for h, k in zip(hashes, hit, strict=True) if not k], new, meta_model)
+            cache.save()
+    else:
+        meta_model = {k: cache.meta[k] for k in ("model", "decoding")}
     meta = {
         "modality": modality,
         "effect": effect,
         "intensity": intensity,
         "effect_params": dict(effect_params),
-        "decoding": decoding.as_dict(),
-        "model": embedder.info.to_dict(),
+        "n_cached": int(hit.sum()),
+        **meta_model,
     }
     EmbeddingTable(
         paths=np.array([f.path for f in files], dtype=str),
@@ -136,6 +145,19 @@ def run_embed(
         embeddings=emb,
         meta=meta,
     ).save(output)
+
+
+def job_decoding(modality: str, embedder: Any, preroll_s: float) -> Decoding:
+    """How files reach this model: its input size, or its rate and window plus the pre-roll."""
+    if modality == "image":
+        return Decoding("image", image_size=embedder.input_size)
+    sr = embedder.sampling_rate
+    return Decoding(
+        "audio",
+        sampling_rate=sr,
+        window=embedder.window_samples,
+        preroll=int(round(preroll_s * sr)),
+    )
 
 
 def run_deltas(

@@ -1,0 +1,127 @@
+"""Content-addressed embedding cache: each (file content, model, variant) is embedded once.
+
+Snakemake reruns a whole variant job when its inputs change (a file added to the data folder
+changes the manifest); the cache makes that rerun cost only the new files. A shard holds the
+embeddings of one (model, variant, preprocessing) key, indexed by the SHA-256 of each file's
+bytes, so renaming or moving a file costs nothing and editing one re-embeds only that one.
+A job whose files are all cached does not even load the model.
+
+Bump PREPROCESSING_VERSION whenever decoding or an effect changes what a model sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from delta_v2a.storage import _load_npz, _save_npz
+
+PREPROCESSING_VERSION = 1
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """What identifies a model's weights without loading them.
+
+    Local directory: names, sizes and modification times of its files (regenerating a tiny
+    model changes it). Hub id: the cached snapshot's commit when one is on disk, else the id.
+    """
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        digest = hashlib.sha256()
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            st = path.stat()
+            digest.update(f"{path.relative_to(local)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        return f"dir:{digest.hexdigest()[:16]}"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name_or_path, "config.json")
+    except Exception:  # a malformed id: the loader will say so with a better message
+        cached = None
+    if isinstance(cached, str):
+        return f"hub:{name_or_path}@{Path(cached).parent.name}"
+    return f"hub:{name_or_path}"
+
+
+def variant_key(
+    *,
+    modality: str,
+    model: Mapping[str, Any],
+    device_type: str,
+    effect: str | None,
+    effect_params: Mapping[str, float],
+    preroll_s: float,
+) -> str:
+    """Hash of everything an embedding depends on besides the file's bytes."""
+    parts = {
+        "version": PREPROCESSING_VERSION,
+        "modality": modality,
+        "model": model_fingerprint(model["name_or_path"]),
+        "dtype": model["dtype"],
+        "normalize": model["normalize"],
+        "device_type": device_type,
+        "effect": effect,
+        "params": {k: float(v) for k, v in sorted(effect_params.items())},
+        "preroll_s": float(preroll_s) if modality == "audio" else None,
+    }
+    blob = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@dataclass
+class EmbeddingCache:
+    """One shard: content hash → embedding, for one variant key."""
+
+    path: Path
+    hashes: list[str] = field(default_factory=list)
+    embeddings: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | Path) -> EmbeddingCache:
+        """Load a shard; a missing or unreadable one starts empty (a cache is never the truth)."""
+        path = Path(path)
+        if not path.exists():
+            return cls(path)
+        try:
+            arrays, meta = _load_npz(path, ("hashes", "embeddings"))
+        except (ValueError, OSError):
+            return cls(path)
+        return cls(path, [str(h) for h in arrays["hashes"]], arrays["embeddings"], meta)
+
+    def lookup(self, hashes: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(embeddings with zero rows for misses, boolean hit mask)."""
+        hit = np.zeros(len(hashes), dtype=bool)
+        if self.embeddings is None:
+            return None, hit
+        index = {h: i for i, h in enumerate(self.hashes)}
+        rows = np.array([index.get(h, -1) for h in hashes], dtype=np.int64)
+        hit = rows >= 0
+        out = np.zeros((len(hashes), self.embeddings.shape[1]), dtype=np.float32)
+        out[hit] = self.embeddings[rows[hit]]
+        return out, hit
+
+    def add(self, hashes: Sequence[str], embeddings: np.ndarray, meta: Mapping[str, Any]) -> None:
+        known = set(self.hashes)
+        new = [i for i, h in enumerate(hashes) if h not in known]
+        if not new:
+            return
+        rows = np.asarray(embeddings, dtype=np.float32)[new]
+        self.hashes += [hashes[i] for i in new]
+        self.embeddings = rows if self.embeddings is None else np.vstack([self.embeddings, rows])
+        self.meta = dict(meta)
+
+    def save(self) -> None:
+        if self.embeddings is None:
+            return
+        _save_npz(
+            self.path,
+            {"hashes": np.asarray(self.hashes, dtype=str), "embeddings": self.embeddings},
+            self.meta,
+        )

@@ -1,0 +1,349 @@
+"""Bad input through the real workflow: clear errors naming the file or key, nothing lost."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+from workflow_utils import (
+    ROOT,
+    SNAKEMAKE,
+    planned_jobs,
+    small_config,
+    snakemake,
+    write_audio,
+    write_config,
+    write_image,
+)
+
+pytestmark = pytest.mark.workflow
+REPLACE = "--replace-workflow-config"
+P0 = ["results/sensitivity_results.json", "results/linearity_results.json"]
+
+
+def good_data(base: Path, images=None, audio=None) -> None:
+    seed = 0
+    for cat, n in (images or {"city": 2, "sea": 2}).items():
+        for i in range(n):
+            write_image(base / "data/images" / cat / f"ok {i}.png", seed)
+            seed += 1
+    for genre, n in (audio or {"folk": 2, "jazz": 2}).items():
+        for i in range(n):
+            write_audio(base / "data/audio" / genre / f"ok_{i}.wav", seed)
+            seed += 1
+
+
+def bad_data(base: Path) -> dict[str, str]:
+    """One of each unusable file; returns relative path -> expected words of the reason."""
+    img, aud = base / "data/images/city", base / "data/audio/folk"
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, "JPEG")
+    (img / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (img / "text.png").write_text("this is not an image")
+    (img / "empty.jpg").write_bytes(b"")
+    Image.new("RGB", (1, 1)).save(img / "one pixel.png")
+    (aud / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    sf.write(aud / "one_sample.wav", np.array([0.5], np.float32), 16000)
+    sf.write(aud / "silence.flac", np.zeros(16000 * 11, np.float32), 16000)
+    nan = np.full(16000 * 11, 0.1, np.float32)
+    nan[100] = np.nan
+    sf.write(aud / "nan.wav", nan, 16000, subtype="FLOAT")
+    (img / ".DS_Store").write_bytes(b"\x00\x01junk")  # hidden: ignored, not bad
+    (img / "notes.txt").write_text("other extensions are ignored")
+    return {
+        "data/images/city/truncated.jpg": "truncated",
+        "data/images/city/text.png": "not an image",
+        "data/images/city/empty.jpg": "empty file",
+        "data/images/city/one pixel.png": "1×1",
+        "data/audio/folk/broken.wav": "",
+        "data/audio/folk/one_sample.wav": "1-sample",
+        "data/audio/folk/silence.flac": "silence",
+        "data/audio/folk/nan.wav": "NaN",
+    }
+
+
+@pytest.fixture
+def models(tiny_clip_dir, tiny_clap_dir):
+    return {"image": tiny_clip_dir, "audio": tiny_clap_dir}
+
+
+def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
+    good_data(tmp_path)
+    bad = bad_data(tmp_path)
+    config = write_config(tmp_path, small_config(models))
+    proc = snakemake(tmp_path, REPLACE, "--keep-going", *P0, config=config, check=False)
+    assert proc.returncode != 0
+    logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").glob("*.log"))
+    for path, words in bad.items():
+        assert path in logs, path
+        line = next(ln for ln in logs.splitlines() if path in ln)
+        assert words in line, line
+    assert ".DS_Store" not in logs and "notes.txt" not in logs
+    assert "on_bad_file: skip" in logs  # the message says how to go on
+    assert not (tmp_path / "results/embeddings").exists()  # no model job ran
+    assert not (tmp_path / "results/health").exists()
+
+
+def test_skip_policy_lists_bad_files_and_goes_on(tmp_path, models):
+    good_data(tmp_path)
+    bad = bad_data(tmp_path)
+    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    snakemake(tmp_path, REPLACE, *P0, "results/skipped_files.tsv", config=config)
+    lines = (tmp_path / "results/skipped_files.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["path", "category", "modality", "reason"]
+    assert {ln.split("\t")[0] for ln in lines[1:]} == set(bad)
+    records = json.loads((tmp_path / "results/image_deltas.json").read_text())
+    assert {r["path"] for r in records} == {
+        f"data/images/{c}/ok {i}.png" for c in ("city", "sea") for i in range(2)
+    }
+
+
+def test_empty_root_and_category_without_usable_files(tmp_path, models):
+    good_data(tmp_path, images={"city": 2}, audio={"folk": 2, "jazz": 2})
+    (tmp_path / "data/images/empty_cat").mkdir()
+    (tmp_path / "data/images/bad_only").mkdir()
+    (tmp_path / "data/images/bad_only/x.png").write_text("nope")
+    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    snakemake(tmp_path, REPLACE, *P0, config=config)
+    cross = json.loads((tmp_path / "results/cross_category_variance.json").read_text())
+    image_rows = [r for r in cross["results"] if r["modality"] == "image"]
+    assert all(r["variance"] is None and "at least 2" in r["reason"] for r in image_rows)
+    # an empty data root is a clear error naming the key
+    other = tmp_path / "other"
+    (other / "data/images").mkdir(parents=True)
+    good_data(other, images={}, audio={"folk": 2})
+    proc = snakemake(
+        other, REPLACE, *P0, config=write_config(other, small_config(models)), check=False
+    )
+    assert proc.returncode != 0
+    assert "data.images" in (other / "logs/manifest/image.log").read_text()
+    assert "no usable image files" in (other / "logs/manifest/image.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ({"seed": "zero"}, "seed"),
+        ({"on_bad_file": "ignore"}, "on_bad_file"),
+        ({"models": {"batch_size": {"image": 0}}}, "batch_size"),
+        (
+            {
+                "effects": {
+                    "image": {"sharpen": {"levels": {"low": {"amount": 1}, "high": {"amount": 2}}}}
+                }
+            },
+            "effects.image.sharpen: unknown image effect 'sharpen'; allowed:",
+        ),
+        ({"intensities": ["low", "mid", "high"]}, "effects.image.blur.levels: intensities must be"),
+        (
+            {
+                "effects": {
+                    "image": {"blur": {"levels": {"low": {"sigma": 3.0}, "high": {"sigma": 1.0}}}}
+                }
+            },
+            "effects.image.blur.high.sigma",
+        ),
+        (
+            {
+                "effects": {
+                    "image": {"blur": {"levels": {"low": {"sigma": -1.0}, "high": {"sigma": 2.0}}}}
+                }
+            },
+            "effects.image.blur.low.sigma",
+        ),
+        (
+            {
+                "effects": {
+                    "audio": {
+                        "lpf": {
+                            "levels": {"low": {"cutoff_hz": 30000.0}, "high": {"cutoff_hz": 800.0}}
+                        }
+                    }
+                }
+            },
+            "effects.audio.lpf.low.cutoff_hz",
+        ),
+        ({"models": {"image": "resources/models/missing-clip"}}, "models.image: local model"),
+        ({"models": {"device": "tpu"}}, "device"),
+    ],
+    ids=[
+        "type",
+        "enum",
+        "minimum",
+        "unknown-effect",
+        "missing-intensity",
+        "non-monotone",
+        "negative-sigma",
+        "above-nyquist",
+        "missing-model-dir",
+        "bad-device",
+    ],
+)
+def test_bad_config_is_rejected_at_start_naming_the_key(tmp_path, models, override, words):
+    good_data(tmp_path, images={"c": 1}, audio={"g": 1})
+    config = write_config(tmp_path, small_config(models, **override))
+    proc = snakemake(tmp_path, REPLACE, "--dry-run", config=config, check=False)
+    assert proc.returncode != 0
+    assert words in proc.stdout + proc.stderr
+
+
+def test_model_problems_give_clear_messages(tmp_path, models):
+    good_data(tmp_path, images={"c": 2}, audio={"g": 2})
+    # the embedding size differs from what the config declares
+    cfg = write_config(tmp_path, small_config(models, models={"dim": {"image": 512}}))
+    proc = snakemake(
+        tmp_path, REPLACE, "results/embeddings/image/original.npz", config=cfg, check=False
+    )
+    assert proc.returncode != 0
+    assert (
+        "models.dim.image: the config declares 512-d"
+        in (tmp_path / "logs/embed/image/original.log").read_text()
+    )
+    # CUDA asked for where there is none
+    if not _cuda():
+        cfg = write_config(tmp_path, small_config(models, models={"device": "cuda"}))
+        proc = snakemake(
+            tmp_path, REPLACE, "results/embeddings/audio/original.npz", config=cfg, check=False
+        )
+        assert proc.returncode != 0
+        assert "CUDA is not available" in (tmp_path / "logs/embed/audio/original.log").read_text()
+
+
+def test_failed_health_check_stops_science_unless_allowed(tmp_path, models):
+    good_data(tmp_path)
+    strict = small_config(models, models={"health": {"limit": -0.99}})
+    proc = snakemake(
+        tmp_path,
+        REPLACE,
+        "results/sensitivity_results.json",
+        config=write_config(tmp_path, strict),
+        check=False,
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/sensitivity.log").read_text()
+    assert "model health check failed for" in log and "models.health.limit" in log
+    health = json.loads((tmp_path / "results/health/audio.json").read_text())
+    assert health["passed"] is False  # the figure is saved either way
+    allowed = small_config(models, models={"health": {"limit": -0.99, "allow_unhealthy": True}})
+    snakemake(
+        tmp_path,
+        REPLACE,
+        "results/sensitivity_results.json",
+        config=write_config(tmp_path, allowed),
+    )
+
+
+def test_corrupt_store_fails_naming_the_file(tmp_path, models):
+    good_data(tmp_path, images={"a": 2, "b": 2}, audio={"f": 2, "g": 2})
+    config = write_config(
+        tmp_path, small_config(models, models={"health": {"allow_unhealthy": True}})
+    )
+    snakemake(tmp_path, REPLACE, *P0, config=config)
+    store = tmp_path / "results/image_deltas.npz"
+    store.write_bytes(store.read_bytes()[:1000])
+    proc = snakemake(
+        tmp_path, REPLACE, "--forcerun", "sensitivity", P0[0], config=config, check=False
+    )
+    assert proc.returncode != 0
+    assert (
+        "results/image_deltas.npz: cannot read array store"
+        in (tmp_path / "logs/sensitivity.log").read_text()
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _artifact_digests(base: Path) -> dict[str, str]:
+    """Hash every JSON/TSV byte for byte and every array store by its arrays (a zip records
+    write times, so .npz bytes differ between identical stores)."""
+    out = {}
+    for path in sorted((base / "results").rglob("*")):
+        rel = str(path.relative_to(base))
+        if any(s in rel for s in ("cache", "benchmarks", "embeddings")) or not path.is_file():
+            continue
+        if path.suffix in (".json", ".tsv"):
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        elif path.suffix in (".npz", ".npy"):
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {"": data} if isinstance(data, np.ndarray) else data
+                digest = hashlib.sha256()
+                for key in sorted(arrays.files) if hasattr(arrays, "files") else [""]:
+                    arr = arrays[key] if key else data
+                    digest.update(key.encode() + arr.tobytes())
+                out[rel] = digest.hexdigest()
+    return out
+
+
+def test_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, models):
+    """SIGKILL mid-run, --rerun-incomplete, and every artifact equals a clean run's; two clean
+    runs are bit-identical (reproducibility)."""
+    runs = {}
+    for name in ("clean", "killed"):
+        base = tmp_path / name
+        good_data(base)
+        cfg = write_config(base, small_config(models, models={"health": {"allow_unhealthy": True}}))
+        if name == "killed":
+            cmd = [
+                SNAKEMAKE,
+                "--snakefile",
+                str(ROOT / "Snakefile"),
+                "--directory",
+                str(base),
+                "--cores",
+                "2",
+                REPLACE,
+                "--configfile",
+                str(cfg),
+                *P0,
+            ]
+            env = os.environ | {"HF_HUB_OFFLINE": "1"}
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.time() + 300
+            emb = base / "results/embeddings"
+            while time.time() < deadline and len(list(emb.rglob("*.npz"))) < 3:
+                time.sleep(0.2)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            assert not (base / P0[0]).exists(), "killed too late to test anything"
+            # no half-written artifact is left under its final name
+            for npz in emb.rglob("*.npz"):
+                np.load(npz, allow_pickle=False).close()
+            snakemake(base, REPLACE, "--rerun-incomplete", *P0, config=cfg)
+        else:
+            snakemake(base, REPLACE, *P0, config=cfg)
+        runs[name] = _artifact_digests(base)
+    assert runs["clean"].keys() == runs["killed"].keys()
+    different = [k for k in runs["clean"] if runs["clean"][k] != runs["killed"][k]]
+    assert different == []
+    assert (
+        planned_jobs(
+            snakemake(
+                tmp_path / "killed",
+                REPLACE,
+                "--dry-run",
+                *P0,
+                config=tmp_path / "killed/config.yaml",
+            )
+        )
+        == {}
+    )

@@ -1,0 +1,498 @@
+"""Phase 1: prototypes, synonym-expanded text anchors, sim1 × sim2 × sim3 (known answers),
+the job on synthetic stores with stand-in text towers, and a real snakemake run."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from workflow_utils import ROOT, make_project, planned_jobs, snakemake
+
+from delta_v2a import phase1
+from delta_v2a.config import ConfigError, check_config
+from delta_v2a.pipeline import phase1 as job
+from delta_v2a.pipeline.common import PipelineError
+from delta_v2a.storage import DeltaStore, write_json
+
+DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+# --------------------------------------------------------------------------- prototypes
+
+
+def test_prototypes_per_intensity_and_pooled_over_unit_deltas():
+    delta = np.array(
+        [
+            [2.0, 0.0],  # effect 0, intensity 0
+            [0.0, 3.0],  # effect 0, intensity 0
+            [5.0, 0.0],  # effect 0, intensity 1
+            [0.0, 0.0],  # effect 0, intensity 1: zero norm, no direction, left out
+            [np.nan, 1.0],  # effect 1, intensity 0: non-finite, left out
+            [0.0, -4.0],  # effect 1, intensity 0
+        ]
+    )
+    p = phase1.prototypes(
+        delta,
+        np.array([0, 0, 0, 0, 1, 1]),
+        np.array([0, 0, 1, 1, 0, 0]),
+        ["blur", "brightness"],
+        ["low", "high"],
+    )
+    assert p.per_intensity.shape == (2, 2, 2) and p.pooled.shape == (2, 2)
+    np.testing.assert_allclose(p.per_intensity[0, 0], [0.5, 0.5])
+    np.testing.assert_allclose(p.per_intensity[1, 0], [1.0, 0.0])
+    np.testing.assert_allclose(p.per_intensity[0, 1], [0.0, -1.0])
+    assert np.isnan(p.per_intensity[1, 1]).all()  # no delta at all: NaN, not a zero vector
+    # pooled = mean of ALL unit deltas of the effect: (1,0), (0,1), (1,0) -> (2/3, 1/3)
+    np.testing.assert_allclose(p.pooled[0], [2 / 3, 1 / 3])
+    np.testing.assert_allclose(p.pooled[1], [0.0, -1.0])
+    np.testing.assert_array_equal(p.counts, [[2, 1], [1, 0]])
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+class FakeTextTower:
+    """A stand-in text tower with known geometry: a prompt containing a synonym of group g
+    embeds to unit(e[context] + e[g]); a neutral prompt to unit(e[context] + e[NEUTRAL]).
+    Hence every anchor is exactly (e[g] − e[NEUTRAL]) / √2."""
+
+    NEUTRAL = 3
+
+    def __init__(self, dim: int, groups: dict[str, int], contexts: dict[str, int]):
+        self.dim, self.groups, self.contexts = dim, groups, contexts
+        self.calls: list[list[str]] = []
+
+    def embed_texts(self, texts, batch_size: int = 64) -> np.ndarray:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dim))
+        for row, text in enumerate(texts):
+            ctx = [i for c, i in self.contexts.items() if c in text]
+            grp = [i for w, i in self.groups.items() if w in text.split()]
+            assert len(ctx) <= 1 and len(grp) <= 1, text
+            out[row, ctx[0] if ctx else 10] += 1.0
+            out[row, grp[0] if grp else self.NEUTRAL] += 1.0
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+
+
+TEMPLATES = DEFAULTS["phase1"]["templates"]
+SYN = {
+    "image": {"brightness": ["bright", "glowing"], "blur": ["blurry", "fuzzy"]},
+    "audio": {"lpf": ["muffled", "dull"], "highshelf": ["crisp", "airy"]},
+}
+# In both text spaces the bridge puts blur next to lpf and brightness next to highshelf.
+GROUPS = {"blurry": 0, "fuzzy": 0, "muffled": 0, "dull": 0}
+GROUPS |= {"bright": 1, "glowing": 1, "crisp": 1, "airy": 1}
+CONTEXTS = {"city": 5, "sea": 6, "jazz": 7, "folk": 8}
+
+
+def spec(modality: str, contexts) -> phase1.AnchorSpec:
+    return phase1.AnchorSpec(
+        TEMPLATES[modality]["effect"],
+        TEMPLATES[modality]["neutral"],
+        job.CONTEXT_FIELD[modality],
+        SYN[modality],
+        contexts,
+    )
+
+
+def test_anchors_embed_each_distinct_prompt_once_in_one_call():
+    tower = FakeTextTower(12, GROUPS, CONTEXTS)
+    specs = {"image": spec("image", ["city", "sea"]), "audio": spec("audio", ["jazz", "folk"])}
+    anchors, n = phase1.text_anchors(tower.embed_texts, specs)
+    assert len(tower.calls) == 1
+    sent = tower.calls[0]
+    assert len(sent) == len(set(sent)) == n == 2 * (2 * 2 * 2 + 2)
+    assert "A blurry photo of city" in sent and "A photo of sea" in sent
+    assert "A muffled jazz song" in sent and "A folk song" in sent
+    assert anchors["image"].effects == ["brightness", "blur"]  # the given order, not sorted
+    assert anchors["image"].n_pairs == [4, 4]
+    e = np.eye(12)
+    np.testing.assert_allclose(anchors["image"].vectors[1], (e[0] - e[3]) / np.sqrt(2), atol=1e-6)
+    np.testing.assert_allclose(anchors["audio"].vectors[1], (e[1] - e[3]) / np.sqrt(2), atol=1e-6)
+
+
+def test_anchor_is_the_mean_of_effect_minus_neutral_over_synonyms_and_contexts():
+    rng = np.random.default_rng(0)
+    table: dict[str, np.ndarray] = {}
+
+    def embed(texts):
+        for t in texts:
+            table.setdefault(t, rng.standard_normal(5))
+        return np.stack([table[t] for t in texts])
+
+    s = phase1.AnchorSpec(
+        "A {synonym} photo of {category}",
+        "A photo of {category}",
+        "category",
+        {"blur": ["blurry", "soft"]},
+        ["city", "hip hop"],
+    )
+    anchors, _ = phase1.text_anchors(embed, {"image": s})
+    u = {t: unit(v) for t, v in table.items()}  # anchors use unit-normalised embeddings
+    expected = np.mean(
+        [
+            u[f"A {syn} photo of {c}"] - u[f"A photo of {c}"]
+            for syn in ("blurry", "soft")
+            for c in ("city", "hip hop")
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(anchors["image"].vectors[0], expected, atol=1e-12)
+    assert phase1.readable("hip_hop") == "hip hop"
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def test_constructed_case_scores_blur_lpf_highest():
+    """blur's prototype equals its anchor, lpf's likewise, the bridge puts blur next to lpf."""
+    rng = np.random.default_rng(1)
+    img_anchor = rng.standard_normal((3, 8))  # blur, brightness, contrast (CLIP-like space)
+    aud_anchor = rng.standard_normal((3, 6))  # lpf, highshelf, reverb (CLAP-like space)
+    img_proto = img_anchor + 0.8 * rng.standard_normal((3, 8))
+    aud_proto = aud_anchor + 0.8 * rng.standard_normal((3, 6))
+    img_proto[0], aud_proto[0] = 2.5 * img_anchor[0], 0.3 * aud_anchor[0]  # scale is irrelevant
+    # Bridge: both anchor sets again in one shared space, blur == lpf there.
+    shared_img = rng.standard_normal((3, 4))
+    shared_aud = rng.standard_normal((3, 4))
+    shared_aud[0] = shared_img[0]
+    sim1 = phase1.rowwise_cosine(img_proto, img_anchor)
+    sim2 = phase1.rowwise_cosine(aud_proto, aud_anchor)
+    sim3 = phase1.bridge_sim3(shared_img, shared_aud, None, None, "clap")["sim3"]
+    score = phase1.combine(sim1, sim2, sim3, clip_negative=True)
+    assert score.shape == (3, 3)
+    assert sim1[0] == pytest.approx(1) and sim2[0] == pytest.approx(1)
+    assert score[0, 0] == pytest.approx(1)
+    assert np.unravel_index(np.argmax(score), score.shape) == (0, 0)
+    best = phase1.best_matches(score, ["blur", "brightness", "contrast"], ["lpf", "hs", "rev"])
+    assert best[0]["best"] == "lpf" and best[0]["score"] == pytest.approx(1)
+
+
+def test_sim3_refuses_anchors_of_two_spaces():
+    with pytest.raises(ValueError, match="768-d and 512-d.*undefined"):
+        phase1.cosine_matrix(np.ones((2, 768)), np.ones((2, 512)))
+    assert "768" in phase1.SIM3_REASON and "512" in phase1.SIM3_REASON
+
+
+def test_bridge_both_is_the_mean_of_the_two_cosines():
+    a, b = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
+    c, d = np.array([[1.0, 0.0, 0.0]]), np.array([[-1.0, 0.0, 0.0]])
+    out = phase1.bridge_sim3(a, b, c, d, "both")
+    assert out["clap"][0, 0] == pytest.approx(np.sqrt(0.5))
+    assert out["clip"][0, 0] == pytest.approx(-1)
+    assert out["sim3"][0, 0] == pytest.approx((np.sqrt(0.5) - 1) / 2)
+    with pytest.raises(ValueError, match="text_bridge"):
+        phase1.bridge_sim3(a, b, c, d, "both_ways")
+
+
+def test_negative_factors_are_clipped_before_the_product():
+    sim1 = np.array([-0.5, 0.5])
+    sim2 = np.array([-0.5, 0.4])
+    sim3 = np.array([[0.8, 0.5], [-0.5, 0.5]])
+    raw = phase1.combine(sim1, sim2, sim3, clip_negative=False)
+    clipped = phase1.combine(sim1, sim2, sim3, clip_negative=True)
+    # two negatives make a positive AND without clipping: the very thing clipping prevents
+    assert raw[0, 0] == pytest.approx(0.2)
+    assert clipped[0, 0] == 0 and clipped[1, 0] == 0 and clipped[0, 1] == 0
+    assert clipped[1, 1] == pytest.approx(0.5 * 0.4 * 0.5)
+    assert raw[1, 1] == clipped[1, 1]
+
+
+def test_combine_shapes_and_nan():
+    sim1_k = np.array([[0.5, np.nan, 0.2], [0.1, 0.2, 0.3]])  # (intensities, image effects)
+    sim2_k = np.array([[0.5, 0.5], [1.0, 1.0]])  # (intensities, audio effects)
+    out = phase1.combine(sim1_k, sim2_k, np.ones((3, 2)))
+    assert out.shape == (2, 3, 2)
+    assert np.isnan(out[0, 1]).all() and out[1, 2, 1] == pytest.approx(0.3)
+
+
+def test_best_matches_margin_and_ties():
+    score = np.array([[0.2, 0.5, 0.1], [0.0, 0.0, 0.0], [np.nan, 0.3, np.nan]])
+    best = phase1.best_matches(score, ["blur", "brightness", "contrast"], ["a", "b", "c"])
+    assert best[0] == {
+        "image_effect": "blur",
+        "best": "b",
+        "score": 0.5,
+        "runner_up": "a",
+        "runner_up_score": 0.2,
+        "margin": pytest.approx(0.3),
+        "tie": False,
+    }
+    assert best[1]["tie"] is True and best[1]["margin"] == 0
+    assert best[2]["best"] == "b" and best[2]["runner_up"] is None and best[2]["margin"] is None
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def _store(modality, effects, intensities, directions, contexts, dim, seed) -> DeltaStore:
+    """Deltas of each effect = its direction + small noise, for every file and intensity."""
+    rng = np.random.default_rng(seed)
+    files = [f"{c}/{i}.x" for c in contexts for i in range(2)]
+    rows = [(f, e, k) for f in range(len(files)) for e in range(len(effects)) for k in range(2)]
+    f_idx, e_code, k_code = (np.array(col) for col in zip(*rows, strict=True))
+    delta = np.stack([directions[e] for e in e_code]) * (1.0 + k_code[:, None])
+    delta = delta + 0.05 * rng.standard_normal(delta.shape)
+    model = {"name_or_path": f"fake-{modality}", "dtype": "fp32", "tiny": True, "dim": dim}
+    return DeltaStore(
+        modality=modality,
+        delta=delta.astype(np.float32),
+        file_index=f_idx,
+        effect_code=e_code,
+        intensity_code=k_code,
+        files=np.array(files),
+        file_category=np.array([f.split("/")[0] for f in files]),
+        original=np.zeros((len(files), dim), dtype=np.float32),
+        effects=np.array(effects),
+        intensities=np.array(intensities),
+        meta={"model": model, "not_science": True},
+    )
+
+
+class _Info:
+    def __init__(self, name):
+        self.name = name
+
+    def to_dict(self):
+        return {"name_or_path": self.name, "tiny": True, "dim": 0}
+
+
+@pytest.fixture
+def job_inputs(tmp_path, monkeypatch):
+    """Synthetic stores (image: brightness, blur; audio: lpf, highshelf; config order kept)
+    and stand-in text towers; returns the run_phase1 keyword arguments."""
+    e16, e12 = np.eye(16), np.eye(12)
+    img_dirs = [e16[1] - e16[3], e16[0] - e16[3]]
+    aud_dirs = [e12[0] - e12[3], e12[1] - e12[3]]
+    img = _store("image", ["brightness", "blur"], ["low", "high"], img_dirs, ["city", "sea"], 16, 0)
+    aud = _store("audio", ["lpf", "highshelf"], ["low", "high"], aud_dirs, ["jazz", "folk"], 12, 1)
+    img.save(tmp_path / "image.npz")
+    aud.save(tmp_path / "audio.npz")
+    towers = {
+        "image": FakeTextTower(16, GROUPS, CONTEXTS),
+        "audio": FakeTextTower(12, GROUPS, CONTEXTS),
+    }
+    loads = []
+
+    def fake_loader(modality, model, threads):
+        loads.append(modality)
+        tower = towers[modality]
+        tower.info = _Info(model["name_or_path"])
+        return tower
+
+    monkeypatch.setattr(job, "load_embedder_for_job", fake_loader)
+    health = []
+    for modality in ("image", "audio"):
+        path = tmp_path / f"health_{modality}.json"
+        write_json(
+            path,
+            {
+                "modality": modality,
+                "model": {"name_or_path": f"fake-{modality}"},
+                "text_mean_pairwise_cosine": 0.5,
+                "audio_mean_pairwise_cosine": 0.4 if modality == "audio" else None,
+                "limit": 0.95,
+                "passed": True,
+            },
+        )
+        health.append(str(path))
+    kwargs = dict(
+        image_store=str(tmp_path / "image.npz"),
+        audio_store=str(tmp_path / "audio.npz"),
+        health=health,
+        models={m: {"name_or_path": f"fake-{m}"} for m in ("image", "audio")},
+        allow_unhealthy=False,
+        text_bridge="both",
+        clip_negative=True,
+        templates=TEMPLATES,
+        synonyms=SYN,
+        matrix_out=str(tmp_path / "out/discovery_matrix.npy"),
+        labels_out=str(tmp_path / "out/discovery_labels.json"),
+        components_out=str(tmp_path / "out/discovery_components.npz"),
+        heatmap_out=str(tmp_path / "out/discovery_heatmap.png"),
+    )
+    return kwargs, towers, loads
+
+
+def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
+    kwargs, towers, loads = job_inputs
+    job.run_phase1(**kwargs)
+    assert loads == ["image", "audio"]  # one load of each model per job
+    assert all(len(t.calls) == 1 for t in towers.values())  # one batched call per text space
+    matrix = np.load(kwargs["matrix_out"])
+    labels = json.loads(Path(kwargs["labels_out"]).read_text())
+    assert matrix.shape == (2, 2) and matrix.dtype.kind == "f"
+    assert labels["image_effects"] == ["brightness", "blur"]  # store (config) order
+    assert labels["audio_effects"] == ["lpf", "highshelf"]
+    # blur <-> lpf and brightness <-> highshelf: the diagonal of the constructed geometry
+    assert matrix[1, 0] == matrix[1].max() and matrix[0, 1] == matrix[0].max()
+    assert matrix[1, 0] > 0.9 and matrix[1, 1] < 0.6
+    assert [b["best"] for b in labels["best_matches"]] == ["highshelf", "lpf"]
+    assert labels["best_matches"][1]["margin"] > 0.3
+    assert labels["text_bridge"] == "both" and labels["clip_negative"] is True
+    assert "768" in labels["sim3_reason"] and labels["intensities"] == ["low", "high"]
+    assert labels["synonyms"] == SYN and labels["templates"] == TEMPLATES
+    assert labels["contexts"]["image_categories"] == ["city", "sea"]
+    assert labels["contexts"]["audio_genres"] == ["folk", "jazz"]
+    assert labels["health"]["audio"]["text_mean_pairwise_cosine"] == 0.5
+    assert labels["meta"]["not_science"] and "NOT SCIENCE" in labels["meta"]["note"]
+    comp = np.load(kwargs["components_out"], allow_pickle=False)
+    np.testing.assert_array_equal(comp["score"], matrix)
+    assert comp["score_per_intensity"].shape == (2, 2, 2)
+    assert comp["sim1"].shape == (2,) and comp["sim2"].shape == (2,)
+    assert comp["sim3"].shape == comp["sim3_clap"].shape == comp["sim3_clip"].shape == (2, 2)
+    assert comp["image_anchor_clip"].shape == (2, 16) and comp["image_anchor_clap"].shape == (2, 12)
+    assert list(comp["image_effects"]) == labels["image_effects"]
+    np.testing.assert_allclose(
+        comp["score"], phase1.combine(comp["sim1"], comp["sim2"], comp["sim3"], True)
+    )
+    png = Path(kwargs["heatmap_out"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_job_single_bridge_embeds_only_what_it_needs(job_inputs):
+    kwargs, towers, _ = job_inputs
+    job.run_phase1(**kwargs | {"text_bridge": "clap"})
+    clip_prompts = towers["image"].calls[0]
+    assert not any("song" in p for p in clip_prompts)  # no audio anchors in CLIP space
+    comp = np.load(kwargs["components_out"])
+    assert "sim3_clip" not in comp.files and "audio_anchor_clip" not in comp.files
+    np.testing.assert_array_equal(comp["sim3"], comp["sim3_clap"])
+
+
+def test_job_stops_on_a_collapsed_text_tower_before_loading_a_model(job_inputs):
+    kwargs, _, loads = job_inputs
+    doc = json.loads(Path(kwargs["health"][1]).read_text())
+    write_json(kwargs["health"][1], doc | {"text_mean_pairwise_cosine": 0.999, "passed": False})
+    with pytest.raises(PipelineError, match="fake-audio.*0.9990.*allow_unhealthy"):
+        job.run_phase1(**kwargs)
+    assert loads == [] and not Path(kwargs["matrix_out"]).exists()
+    job.run_phase1(**kwargs | {"allow_unhealthy": True})
+    labels = json.loads(Path(kwargs["labels_out"]).read_text())
+    assert labels["health"]["audio"]["text_mean_pairwise_cosine"] == 0.999
+
+
+def test_job_names_a_missing_synonym_list(job_inputs):
+    kwargs, *_ = job_inputs
+    syn = copy.deepcopy(SYN)
+    del syn["audio"]["highshelf"]
+    with pytest.raises(PipelineError, match=r"phase1\.synonyms\.audio\.highshelf"):
+        job.run_phase1(**kwargs | {"synonyms": syn})
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_default_synonyms_cover_every_effect_with_at_least_five():
+    syn = DEFAULTS["phase1"]["synonyms"]
+    for modality in ("image", "audio"):
+        assert set(syn[modality]) == set(DEFAULTS["effects"][modality])
+        assert all(len(set(v)) >= 5 for v in syn[modality].values())
+    check_config(DEFAULTS)
+
+
+def test_config_check_names_the_missing_synonym_key():
+    cfg = copy.deepcopy(DEFAULTS)
+    del cfg["phase1"]["synonyms"]["audio"]["reverb"]
+    with pytest.raises(ConfigError, match=r"phase1\.synonyms\.audio\.reverb"):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize(
+    ("kind", "template", "needle"),
+    [
+        ("effect", "A photo of {category}", "must contain {synonym}"),
+        ("effect", "A {synonym} photo of {genre}", "'genre'"),
+        ("neutral", "A {synonym} photo", "may contain only {category}"),
+    ],
+)
+def test_config_check_rejects_bad_templates(kind, template, needle):
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["phase1"]["templates"]["image"][kind] = template
+    with pytest.raises(ConfigError, match=rf"phase1\.templates\.image\.{kind}") as err:
+        check_config(cfg)
+    assert needle in str(err.value)
+
+
+def test_schema_fills_phase1_defaults():
+    from snakemake.utils import validate
+
+    cfg = {"effects": copy.deepcopy(DEFAULTS["effects"])}
+    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    assert cfg["phase1"]["text_bridge"] == "both" and cfg["phase1"]["clip_negative"] is True
+    assert cfg["phase1"]["templates"] == TEMPLATES
+    full = copy.deepcopy(DEFAULTS)
+    validate(full, str(ROOT / "workflow/schemas/config.schema.yaml"))
+
+
+# --------------------------------------------------------------------------- snakemake
+
+PHASE1_TARGETS = [
+    "results/discovery_matrix.npy",
+    "results/discovery_labels.json",
+    "results/discovery_heatmap.png",
+]
+
+
+def _small_config() -> dict:
+    """The full defaults cut to 2 image × 2 audio effects × 2 intensities (used with
+    --replace-workflow-config: a plain overlay cannot remove effects, nested keys merge)."""
+    cfg = copy.deepcopy(DEFAULTS)
+    del cfg["data"]  # make_project's data folders and tiny models stay
+    for key in ("image", "audio", "device"):
+        del cfg["models"][key]
+    cfg["intensities"] = ["low", "high"]
+    for modality, keep in (("image", ["blur", "brightness"]), ("audio", ["lpf", "reverb"])):
+        effects = {e: cfg["effects"][modality][e] for e in keep}
+        for spec in effects.values():
+            spec["levels"] = {k: spec["levels"][k] for k in ("low", "high")}
+        cfg["effects"][modality] = effects
+    return cfg
+
+
+@pytest.mark.workflow
+def test_snakemake_phase1_artifacts_and_synonym_rerun(tmp_path, tiny_clip_dir, tiny_clap_dir):
+    base = tmp_path
+    cfg_path = make_project(
+        base,
+        {"image": tiny_clip_dir, "audio": tiny_clap_dir},
+        {"city": 2, "sea_view": 1},
+        {"jazz": 2, "folk": 1},
+        extra=_small_config(),
+    )
+    args = ("--replace-workflow-config", *PHASE1_TARGETS)
+    snakemake(base, *args, config=cfg_path)
+
+    matrix = np.load(base / "results/discovery_matrix.npy")
+    labels = json.loads((base / "results/discovery_labels.json").read_text())
+    assert matrix.shape == (2, 2) and np.isfinite(matrix).all() and (matrix >= 0).all()
+    assert labels["image_effects"] == ["blur", "brightness"]
+    assert labels["audio_effects"] == ["lpf", "reverb"]
+    assert labels["intensities"] == ["low", "high"]
+    assert labels["contexts"]["image_categories"] == ["city", "sea_view"]
+    assert labels["meta"]["not_science"] is True
+    assert set(labels["health"]) == {"image", "audio"}
+    assert len(labels["best_matches"]) == 2
+    png = (base / "results/discovery_heatmap.png").read_bytes()
+    assert png[:4] == b"\x89PNG" and len(png) > 5000
+    log = (base / "logs/phase1.log").read_text()
+    assert "best matches" in log and "blur" in log
+    assert (base / "results/benchmarks/phase1.tsv").is_file()
+
+    assert planned_jobs(snakemake(base, "--dry-run", *args, config=cfg_path)) == {}
+    changed = yaml.safe_load(cfg_path.read_text())
+    changed["phase1"]["synonyms"]["audio"]["reverb"] = ["echoey", "cavernous"]
+    changed_path = base / "changed.yaml"
+    changed_path.write_text(yaml.safe_dump(changed))
+    jobs = planned_jobs(snakemake(base, "--dry-run", *args, config=changed_path))
+    assert jobs == {"phase1": 1}
