@@ -109,7 +109,7 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-def small_config(models: dict[str, Path], **overrides) -> dict:
+def small_config(model_dirs: dict[str, Path], **overrides) -> dict:
     """The full default config cut to 2 image × 2 audio effects × 2 intensities, pointing at
     tiny models; use with ``--replace-workflow-config`` (an overlay cannot remove effects)."""
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
@@ -126,7 +126,9 @@ def small_config(models: dict[str, Path], **overrides) -> dict:
             syn = cfg["phase1"]["synonyms"][modality]
             cfg["phase1"]["synonyms"][modality] = {e: syn[e] for e in keep}
     cfg["data"] = {"images": "data/images", "audio": "data/audio"}
-    cfg["models"].update(image=str(models["image"]), audio=str(models["audio"]), device="cpu")
+    cfg["models"].update(
+        image=str(model_dirs["image"]), audio=str(model_dirs["audio"]), device="cpu"
+    )
     return deep_update(cfg, overrides)
 
 

@@ -17,6 +17,7 @@ from delta_v2a.config import (
     effect_names,
     effect_params,
 )
+from delta_v2a import __version__ as VERSION
 from delta_v2a.media import discover
 
 validate(config, "../schemas/config.schema.yaml")
