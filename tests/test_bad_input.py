@@ -33,11 +33,11 @@ P0 = ["results/sensitivity_results.json", "results/linearity_results.json"]
 
 def good_data(base: Path, images=None, audio=None) -> None:
     seed = 0
-    for cat, n in (images or {"city": 2, "sea": 2}).items():
+    for cat, n in ({"city": 2, "sea": 2} if images is None else images).items():
         for i in range(n):
             write_image(base / "data/images" / cat / f"ok {i}.png", seed)
             seed += 1
-    for genre, n in (audio or {"folk": 2, "jazz": 2}).items():
+    for genre, n in ({"folk": 2, "jazz": 2} if audio is None else audio).items():
         for i in range(n):
             write_audio(base / "data/audio" / genre / f"ok_{i}.wav", seed)
             seed += 1

@@ -1,3 +1,178 @@
-# Phase 3: the decoder from image-effect descriptions to audio DSP parameters.
+# Phase 3: the decoder from image-effect descriptions to audio DSP parameters, and the
+# end-of-run summary of every phase (the `all` target ends with it).
 
-PHASE3_RESULTS = []
+P3 = config["phase3"]
+
+
+# What the schema cannot say: a description for every image effect, heads dividing d_model.
+P3_MISSING = [e for e in EFFECTS["image"] if e not in P3["descriptions"]]
+if P3_MISSING:
+    raise ValueError(
+        f"phase3.descriptions: no template for image effect(s) {P3_MISSING}; add e.g. "
+        f"'{P3_MISSING[0]}: \"a {{level}} ... photo\"' (config/config.yaml has defaults)"
+    )
+for P3_EFFECT, P3_TEMPLATE in P3["descriptions"].items():
+    if set("{}") & set(P3_TEMPLATE.replace("{level}", "")):
+        raise ValueError(
+            f"phase3.descriptions.{P3_EFFECT}: {P3_TEMPLATE!r} may contain only {{level}}"
+        )
+if P3["model"]["d_model"] % P3["model"]["heads"]:
+    raise ValueError(
+        f"phase3.model.d_model ({P3['model']['d_model']}) must be divisible by "
+        f"phase3.model.heads ({P3['model']['heads']})"
+    )
+
+PHASE3_RESULTS = [
+    "results/decoder_model.pt",
+    "results/training_log.json",
+    "results/parameter_predictions",
+    "results/summary.json",
+]
+
+# The parameter space comes from the audio effects' levels alone: a changed image-effect level
+# does not rerun phase3_dataset (it reruns phase1, and what depends on it, anyway).
+AUDIO_EFFECTS_CONFIG = {
+    "intensities": INTENSITIES,
+    "effects": {"audio": dict(config["effects"]["audio"])},
+}
+
+
+rule phase3_windows:
+    """CLAP embeddings of each file's window sequence (the centred window comes from
+    extraction's originals); each file embedded once, cached by content."""
+    input:
+        manifest="results/manifest/audio.tsv",
+        original="results/embeddings/audio/original.npz",
+    output:
+        "results/phase3/audio_windows.npz",
+    log:
+        "logs/phase3/windows.log",
+    benchmark:
+        "results/benchmarks/phase3/windows.tsv"
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        model=model_params("audio"),
+        n_windows=P3["windows"]["count"],
+        hop_s=P3["windows"]["hop_s"],
+        cache_dir=CACHE_DIR,
+    script:
+        "../scripts/phase3_windows.py"
+
+
+rule phase3_dataset:
+    """Pairs from the discovery matrix, the sample list (file x pair x level, split by file)
+    and the CLAP text embedding of each distinct description."""
+    input:
+        matrix="results/discovery_matrix.npy",
+        labels="results/discovery_labels.json",
+        manifest="results/manifest/audio.tsv",
+        health=expand("results/health/{modality}.json", modality=MODALITIES),
+    output:
+        pairs="results/phase3/pairs.json",
+        samples="results/phase3/samples.tsv",
+        texts="results/phase3/text_embeddings.npz",
+    log:
+        "logs/phase3/dataset.log",
+    benchmark:
+        "results/benchmarks/phase3/dataset.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
+    params:
+        model={k: v for k, v in model_params("audio").items() if k != "batch_size"},
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+        effects_config=AUDIO_EFFECTS_CONFIG,
+        threshold=P3["pair_threshold"],
+        level_words=P3["level_words"],
+        descriptions=P3["descriptions"],
+        levels_per_pair=P3["levels_per_pair"],
+        val_fraction=P3["val_fraction"],
+        bypass_below=P3["bypass_below"],
+        seed=config["seed"],
+    script:
+        "../scripts/phase3_dataset.py"
+
+
+rule phase3:
+    """Phase 3: train the cross-attention decoder (and its no-attention ablation) on arrays,
+    validate by rendering the held-out files, write the model and its log."""
+    input:
+        windows="results/phase3/audio_windows.npz",
+        pairs="results/phase3/pairs.json",
+        samples="results/phase3/samples.tsv",
+        texts="results/phase3/text_embeddings.npz",
+    output:
+        model="results/decoder_model.pt",
+        log="results/training_log.json",
+        predictions=directory("results/parameter_predictions"),
+        training=report(
+            "results/figures/phase3_training.png",
+            caption="../report/phase3_training.rst",
+            category="Phase 3",
+        ),
+        scatter=report(
+            "results/figures/phase3_predictions.png",
+            caption="../report/phase3_predictions.rst",
+            category="Phase 3",
+        ),
+    log:
+        "logs/phase3/train.log",
+    benchmark:
+        "results/benchmarks/phase3/train.tsv"
+    conda:
+        ENV
+    # The decoder is small: on a CPU one thread trained it 10x faster than two on a busy
+    # 2-core machine (threads spin-waiting on each other); on a GPU threads do not matter.
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        architecture=P3["model"],
+        training={k: P3[k] for k in ("epochs", "batch_size", "lr", "weight_decay")},
+        seed=config["seed"],
+        mel=P3["validation"]["mel"],
+        spectral_max_samples=P3["validation"]["max_samples"],
+        examples=P3["validation"]["examples"],
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        # Per-epoch checkpoints live outside the declared outputs, so a restarted job resumes.
+        checkpoint_dir="results/phase3/checkpoints",
+        checkpoint_interval_s=P3["checkpoint_interval_s"],
+        device=config["models"]["device"],
+    script:
+        "../scripts/phase3_train.py"
+
+
+rule summary:
+    """Every phase's verdict in one place, printed at the end of the run; loud on failures."""
+    input:
+        health=expand("results/health/{modality}.json", modality=MODALITIES),
+        sensitivity="results/sensitivity_results.json",
+        linearity="results/linearity_results.json",
+        cross="results/cross_category_variance.json",
+        matrix="results/discovery_matrix.npy",
+        labels="results/discovery_labels.json",
+        training_log="results/training_log.json",
+    output:
+        json="results/summary.json",
+        text="results/summary.txt",
+    log:
+        "logs/summary.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        threshold=P3["pair_threshold"],
+    script:
+        "../scripts/phase3_summary.py"

@@ -1,0 +1,100 @@
+"""Command line: ``delta-v2a apply`` renders an audio file the way a trained decoder hears a
+description of an image effect.
+
+    delta-v2a apply --model results/decoder_model.pt --audio in.wav \
+        --describe "a very blurry photo" --out out.wav
+
+It needs only ``decoder_model.pt`` (weights, architecture, parameter space, level words, the
+CLAP model id) and that CLAP model (``--clap`` points elsewhere when the stored id or path is
+not reachable from here). The output is the whole file, mono float32 WAV at the model's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _apply(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from delta_v2a.decoder import apply_decoder, load_decoder
+    from delta_v2a.models import load_embedder
+    from delta_v2a.storage import atomic_path
+
+    decoder = load_decoder(args.model, device=args.device)
+    audio_model = decoder.audio_model
+    clap = args.clap or audio_model["name_or_path"]
+    embedder = load_embedder(
+        "audio",
+        clap,
+        device=args.device,
+        dtype=audio_model.get("dtype", "fp32"),
+        normalize=bool(audio_model.get("normalize", True)),
+    )
+    rendered, vector, physical = apply_decoder(decoder, embedder, args.audio, args.describe)
+    out = Path(args.out)
+    with atomic_path(out, out.suffix) as tmp:
+        sf.write(tmp, rendered, decoder.space.sample_rate, subtype="FLOAT", format="WAV")
+    result = {
+        "description": args.describe,
+        "audio": str(args.audio),
+        "out": str(out),
+        "normalised": {n: float(v) for n, v in zip(decoder.space.names, vector, strict=True)},
+        "parameters": physical,
+        "model": str(args.model),
+        "not_science": bool(decoder.doc.get("not_science", False)),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{args.describe!r} -> {out}")
+    for effect, params in physical.items():
+        if params is None:
+            print(f"  {effect}: bypassed")
+            continue
+        axes = [a for a in decoder.space.axes if a.effect == effect]
+        shown = ", ".join(
+            f"{a.param} = {params[a.param]:.4g}{(' ' + a.unit) if a.unit else ''} "
+            f"(u = {result['normalised'][a.name]:.3f})"
+            for a in axes
+        )
+        print(f"  {effect}: {shown}")
+    if result["not_science"]:
+        print(f"  [{decoder.doc.get('note', 'tiny random models: not science')}]")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="delta-v2a", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "apply",
+        help="render an audio file with the parameters a decoder predicts for a description",
+    )
+    p.add_argument("--model", required=True, help="decoder_model.pt written by Phase 3")
+    p.add_argument("--audio", required=True, help="input audio file (wav, flac, mp3)")
+    p.add_argument("--describe", required=True, help='e.g. "a very blurry photo"')
+    p.add_argument("--out", required=True, help="output WAV (mono float32)")
+    p.add_argument("--clap", help="CLAP id or directory, instead of the one stored in the model")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--json", action="store_true", help="print the parameters as JSON")
+    p.set_defaults(func=_apply)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"delta-v2a {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+from delta_v2a.pipeline.common import run_job
+from delta_v2a.pipeline.phase3 import run_dataset
+
+run_job(
+    snakemake.log[0],
+    run_dataset,
+    matrix=snakemake.input.matrix,
+    labels=snakemake.input.labels,
+    manifest=snakemake.input.manifest,
+    health=list(snakemake.input.health),
+    allow_unhealthy=snakemake.params.allow_unhealthy,
+    model=dict(snakemake.params.model),
+    effects_config=snakemake.params.effects_config,
+    threshold=snakemake.params.threshold,
+    level_words=list(snakemake.params.level_words),
+    descriptions=dict(snakemake.params.descriptions),
+    levels_per_pair=snakemake.params.levels_per_pair,
+    val_fraction=snakemake.params.val_fraction,
+    bypass_below=snakemake.params.bypass_below,
+    seed=snakemake.params.seed,
+    pairs_out=snakemake.output.pairs,
+    samples_out=snakemake.output.samples,
+    texts_out=snakemake.output.texts,
+    threads=snakemake.threads,
+)

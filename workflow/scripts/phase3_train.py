@@ -1,0 +1,27 @@
+from delta_v2a.pipeline.common import run_job
+from delta_v2a.pipeline.phase3 import run_train
+
+run_job(
+    snakemake.log[0],
+    run_train,
+    windows=snakemake.input.windows,
+    samples=snakemake.input.samples,
+    pairs=snakemake.input.pairs,
+    texts=snakemake.input.texts,
+    model_out=snakemake.output.model,
+    log_out=snakemake.output.log,
+    predictions_dir=snakemake.output.predictions,
+    training_figure=snakemake.output.training,
+    predictions_figure=snakemake.output.scatter,
+    architecture=dict(snakemake.params.architecture),
+    training=dict(snakemake.params.training),
+    seed=snakemake.params.seed,
+    mel=dict(snakemake.params.mel),
+    spectral_max_samples=snakemake.params.spectral_max_samples,
+    examples=snakemake.params.examples,
+    preroll_s=snakemake.params.preroll_s,
+    checkpoint_dir=snakemake.params.checkpoint_dir,
+    checkpoint_interval_s=snakemake.params.checkpoint_interval_s,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
