@@ -25,11 +25,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
-from pedalboard import HighShelfFilter, Reverb
-from scipy import signal
+
+# cv2, scipy.signal and pedalboard are imported inside the effects that use them: this module
+# is also imported by the Snakefile (config checks), where a 1-2 s import would slow every
+# `snakemake --dry-run`.
 
 __all__ = [
     "AUDIO_EFFECTS",
@@ -151,6 +152,8 @@ def blur(image: np.ndarray, *, sigma: float) -> FloatArray:
     if s == 0:
         return x.copy()
     k = 2 * math.ceil(3 * s) + 1
+    import cv2
+
     out = cv2.GaussianBlur(
         np.ascontiguousarray(x), (k, k), sigmaX=s, sigmaY=s, borderType=cv2.BORDER_REFLECT_101
     )
@@ -228,6 +231,8 @@ def lpf(
         raise ValueError(f"lpf: order must be a positive integer, got {order!r}")
     if c == nyquist:
         return x[preroll:].copy()
+    from scipy import signal
+
     sos = signal.butter(int(n), c, btype="low", fs=sr, output="sos")
     y, _ = signal.sosfilt(sos, x.astype(np.float64), zi=signal.sosfilt_zi(sos) * float(x[0]))
     return y[preroll:].astype(np.float32)
@@ -257,6 +262,8 @@ def highshelf(
         raise ValueError(f"highshelf: q must be > 0, got {qq}")
     if g == 0:
         return x[preroll:].copy()
+    from pedalboard import HighShelfFilter
+
     board = HighShelfFilter(cutoff_frequency_hz=c, gain_db=g, q=qq)
     y = board(x, sr)
     return np.asarray(y[preroll:], dtype=np.float32).copy()
@@ -318,6 +325,8 @@ def reverb(
     dry = _finite("dry_level", dry_level)
     if dry < 0:
         raise ValueError(f"reverb: dry_level must be >= 0, got {dry}")
+    from pedalboard import Reverb
+
     board = Reverb(
         room_size=vals["room_size"],
         damping=vals["damping"],
