@@ -144,7 +144,8 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
             },
             "effects.image.sharpen: unknown image effect 'sharpen'; allowed:",
         ),
-        ({"intensities": ["low", "mid", "high"]}, "effects.image.blur.levels: intensities must be"),
+        ({"intensities": ["low", "mid", "high"]}, "effects.image.blur.levels: no level for"),
+        ({"run_effects": {"audio": ["lpf", "flanger"]}}, "run_effects.audio: 'flanger'"),
         (
             {
                 "effects": {
@@ -182,6 +183,7 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
         "minimum",
         "unknown-effect",
         "missing-intensity",
+        "unknown-run-effect",
         "non-monotone",
         "negative-sigma",
         "above-nyquist",

@@ -52,7 +52,10 @@ def check_models(config: Mapping[str, Any]) -> None:
 
 
 def effect_names(config: Mapping[str, Any], modality: str) -> list[str]:
-    return list(config["effects"][modality])
+    """The effects to run: ``run_effects.<modality>`` (a list, so an overlay replaces it),
+    else every effect defined under ``effects.<modality>``."""
+    chosen = config.get("run_effects", {}).get(modality)
+    return list(chosen) if chosen else list(config["effects"][modality])
 
 
 def effect_params(
@@ -74,12 +77,24 @@ def variants(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def check_config(config: Mapping[str, Any]) -> None:
-    """Reject what the schema cannot: unknown effects, missing or extra intensities,
-    non-monotone or out-of-range levels. Raises ConfigError naming the key."""
+    """Reject what the schema cannot: unknown effects, missing intensities, non-monotone or
+    out-of-range levels. Raises ConfigError naming the key.
+
+    Levels of intensities not listed in ``intensities`` are not run and not checked: config
+    overlays merge, so a run of fewer intensities cannot delete the defaults' extra levels.
+    """
     order = list(config["intensities"])
     for modality in MODALITIES:
         known = REGISTRY[modality]
-        for name, spec in config["effects"][modality].items():
+        defined = config["effects"][modality]
+        for name in effect_names(config, modality):
+            if name not in defined:
+                raise ConfigError(
+                    f"run_effects.{modality}: {name!r} has no parameters under "
+                    f"effects.{modality}; defined: {sorted(defined)}"
+                )
+        for name in effect_names(config, modality):
+            spec = defined[name]
             key = f"effects.{modality}.{name}"
             if name not in known:
                 raise ConfigError(
@@ -87,11 +102,10 @@ def check_config(config: Mapping[str, Any]) -> None:
                 )
             levels = spec["levels"]
             missing = [i for i in order if i not in levels]
-            extra = [i for i in levels if i not in order]
-            if missing or extra:
+            if missing:
                 raise ConfigError(
-                    f"{key}.levels: intensities must be exactly {order} (config key "
-                    f"'intensities'); missing {missing}, unexpected {extra}"
+                    f"{key}.levels: no level for intensities {missing}; every effect needs one "
+                    f"level per entry of 'intensities' {order}"
                 )
             allowed_fixed = set(known[name].fixed_defaults)
             bad_fixed = sorted(set(spec.get("fixed", {})) - allowed_fixed)
@@ -124,7 +138,7 @@ def check_phase1(config: Mapping[str, Any]) -> None:
     p1 = config.get("phase1", {})
     for modality in MODALITIES:
         synonyms = p1.get("synonyms", {}).get(modality, {})
-        missing = [e for e in config["effects"][modality] if not synonyms.get(e)]
+        missing = [e for e in effect_names(config, modality) if not synonyms.get(e)]
         if missing:
             keys = ", ".join(f"phase1.synonyms.{modality}.{e}" for e in missing)
             raise ConfigError(
