@@ -16,14 +16,12 @@ import pytest
 import soundfile as sf
 from PIL import Image
 from workflow_utils import (
-    ROOT,
-    SNAKEMAKE,
     planned_jobs,
     small_config,
     snakemake,
-    write_audio,
+    snakemake_cmd,
     write_config,
-    write_image,
+    write_data,
 )
 
 pytestmark = pytest.mark.workflow
@@ -32,15 +30,12 @@ P0 = ["results/sensitivity_results.json", "results/linearity_results.json"]
 
 
 def good_data(base: Path, images=None, audio=None) -> None:
-    seed = 0
-    for cat, n in ({"city": 2, "sea": 2} if images is None else images).items():
-        for i in range(n):
-            write_image(base / "data/images" / cat / f"ok {i}.png", seed)
-            seed += 1
-    for genre, n in ({"folk": 2, "jazz": 2} if audio is None else audio).items():
-        for i in range(n):
-            write_audio(base / "data/audio" / genre / f"ok_{i}.wav", seed)
-            seed += 1
+    write_data(
+        base,
+        {"city": 2, "sea": 2} if images is None else images,
+        {"folk": 2, "jazz": 2} if audio is None else audio,
+        stem="ok ",
+    )
 
 
 def bad_data(base: Path) -> dict[str, str]:
@@ -299,19 +294,7 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, models):
         good_data(base)
         cfg = write_config(base, small_config(models, models={"health": {"allow_unhealthy": True}}))
         if name == "killed":
-            cmd = [
-                SNAKEMAKE,
-                "--snakefile",
-                str(ROOT / "Snakefile"),
-                "--directory",
-                str(base),
-                "--cores",
-                "2",
-                REPLACE,
-                "--configfile",
-                str(cfg),
-                *P0,
-            ]
+            cmd = snakemake_cmd(base, REPLACE, *P0, config=cfg)
             env = os.environ | {"HF_HUB_OFFLINE": "1"}
             proc = subprocess.Popen(
                 cmd,

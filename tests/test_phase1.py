@@ -457,6 +457,7 @@ def _small_config() -> dict:
         for spec in effects.values():
             spec["levels"] = {k: spec["levels"][k] for k in ("low", "high")}
         cfg["effects"][modality] = effects
+        cfg["run_effects"][modality] = list(keep)
     return cfg
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 from slurm_cluster import SlurmCluster, SlurmUnavailable
-from workflow_utils import ROOT, SNAKEMAKE, write_audio, write_image
+from workflow_utils import ROOT, SNAKEMAKE, write_data
 
 pytestmark = pytest.mark.workflow
 
@@ -63,6 +63,7 @@ def small_workflow(base: Path, models: dict[str, Path], source: Path = ROOT) -> 
     cfg["intensities"] = INTENSITIES
     for modality, names in KEEP.items():
         effects = cfg["effects"][modality]
+        cfg["run_effects"][modality] = list(names)
         cfg["effects"][modality] = {
             n: {**effects[n], "levels": {i: effects[n]["levels"][i] for i in INTENSITIES}}
             for n in names
@@ -73,15 +74,7 @@ def small_workflow(base: Path, models: dict[str, Path], source: Path = ROOT) -> 
     )
     cfg["models"]["health"]["allow_unhealthy"] = True  # tiny random towers are "collapsed"
     (base / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    seed = 0
-    for cat, n in IMAGES.items():
-        for i in range(n):
-            write_image(base / "data/images" / cat / f"img {i}.png", seed)
-            seed += 1
-    for genre, n in AUDIO.items():
-        for i in range(n):
-            write_audio(base / "data/audio" / genre / f"clip_{i}.wav", seed)
-            seed += 1
+    write_data(base, IMAGES, AUDIO)
     return base / "Snakefile"
 
 

@@ -37,6 +37,20 @@ def write_audio(path: Path, seed: int, seconds: float = 10.5, sr: int = 16_000) 
     sf.write(path, x.astype(np.float32), sr)
 
 
+def write_data(
+    base: Path, images: dict[str, int], audio: dict[str, int], seed: int = 0, stem: str = ""
+) -> None:
+    """``images``/``audio``: category -> file count, under base/data/{images,audio}."""
+    for cat, n in images.items():
+        for i in range(n):
+            write_image(base / "data/images" / cat / f"{stem or 'img '}{i}.png", seed)
+            seed += 1
+    for genre, n in audio.items():
+        for i in range(n):
+            write_audio(base / "data/audio" / genre / f"{stem or 'clip_'}{i}.wav", seed)
+            seed += 1
+
+
 def make_project(
     base: Path,
     models: dict[str, Path],
@@ -45,15 +59,7 @@ def make_project(
     extra: dict | None = None,
 ) -> Path:
     """Data folders + a config overlay pointing at tiny models; returns the config path."""
-    seed = 0
-    for cat, n in images.items():
-        for i in range(n):
-            write_image(base / "data/images" / cat / f"img {i}.png", seed)
-            seed += 1
-    for genre, n in audio.items():
-        for i in range(n):
-            write_audio(base / "data/audio" / genre / f"clip_{i}.wav", seed)
-            seed += 1
+    write_data(base, images, audio)
     config = {
         "data": {"images": "data/images", "audio": "data/audio"},
         "models": {"image": str(models["image"]), "audio": str(models["audio"]), "device": "cpu"},
@@ -72,21 +78,16 @@ def deep_update(a: dict, b: dict) -> dict:
     return out
 
 
+def snakemake_cmd(base: Path, *args: str, config: Path | None = None) -> list[str]:
+    cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(base)]
+    cmd += ["--cores", "2", *args]
+    return cmd + (["--configfile", str(config)] if config is not None else [])
+
+
 def snakemake(
     base: Path, *args: str, config: Path | None = None, check: bool = True
 ) -> subprocess.CompletedProcess:
-    cmd = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(base),
-        "--cores",
-        "2",
-        *args,
-    ]
-    if config is not None:
-        cmd += ["--configfile", str(config)]
+    cmd = snakemake_cmd(base, *args, config=config)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
@@ -115,6 +116,7 @@ def small_config(model_dirs: dict[str, Path], **overrides) -> dict:
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["intensities"] = ["low", "high"]
     for modality, keep in (("image", ("blur", "brightness")), ("audio", ("lpf", "reverb"))):
+        cfg["run_effects"][modality] = list(keep)
         cfg["effects"][modality] = {
             e: {
                 **cfg["effects"][modality][e],
