@@ -309,6 +309,13 @@ def test_decoder_model_round_trips_with_weights_only(tmp_path):
     dec.save_decoder(tmp_path / "none.pt", {"status": "no_pairs", "message": "NO PAIR passes"})
     with pytest.raises(ValueError, match="NO PAIR passes"):
         dec.load_decoder(tmp_path / "none.pt")
+    # a damaged or foreign file fails with a message naming it, never a bare zip error
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"cut\.pt: cannot read the decoder"):
+        dec.load_decoder(tmp_path / "cut.pt")
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=r"list\.pt: not a Delta V2A decoder"):
+        dec.load_decoder(tmp_path / "list.pt")
 
 
 def _payload(arch, state, space, clap, window=480_000):

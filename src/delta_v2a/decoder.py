@@ -680,9 +680,18 @@ class Decoder:
 
 def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decoder:
     """Load ``decoder_model.pt`` (``weights_only=True``) and rebuild the network."""
-    doc = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # truncated zip, not a torch file, pickled classes
+        raise ValueError(
+            f"{path}: cannot read the decoder ({type(err).__name__}: {str(err)[:200]}); it is "
+            "damaged or not a decoder_model.pt: rerun phase3 to write it again"
+        ) from err
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a Delta V2A decoder (format {doc.get('format')!r})")
+        fmt = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{path}: not a Delta V2A decoder (format {fmt!r})")
     if doc.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{path}: decoder format version {doc.get('format_version')}, this code reads "
