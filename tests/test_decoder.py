@@ -550,6 +550,8 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
     dist = log["validation"]["spectral_distance_db"]
     assert set(dist) == {"model", "ablation", "mean_parameters", "no_effect"}
     assert all(v >= 0 for v in dist.values()) and log["validation"]["n_rendered"] == 6
+    assert log["validation"]["render_seconds"] > 0
+    assert 0 < log["validation"]["render_share_of_training_and_validation"] < 1
     assert log["meta"]["not_science"] is True
     preds = pd.read_csv(out / "parameter_predictions/predictions.tsv", sep="\t")
     assert len(preds) == int((samples.split == "val").sum())

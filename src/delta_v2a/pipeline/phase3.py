@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -488,6 +489,7 @@ def run_train(
     val_frame = frame.iloc[val].reset_index(drop=True)
     spec = WindowSpec(**table.meta["windows"])
     preroll = int(round(preroll_s * spec.sample_rate))
+    t_render = time.perf_counter()
     spectral, rendered = _spectral_validation(
         val_frame,
         truth,
@@ -501,6 +503,7 @@ def run_train(
         Path(predictions_dir),
         seed,
     )
+    render_seconds = time.perf_counter() - t_render
     _write_predictions(val_frame, truth, candidates, space, spectral, Path(predictions_dir))
 
     dist = {k: _finite(float(np.nanmean(spectral[k]))) if rendered else None for k in candidates}
@@ -626,6 +629,9 @@ def run_train(
                 "param_mse": param_mse,
                 "spectral_distance_db": dist,
                 "n_rendered": rendered,
+                "render_seconds": render_seconds,
+                "render_share_of_training_and_validation": render_seconds
+                / max(render_seconds + main.train_seconds + abl.train_seconds, 1e-9),
                 "per_pair": per_pair,
                 "mel": dict(mel),
                 "distance": "mean |log-mel(A) - log-mel(A_aug)| in dB over mels x frames",
