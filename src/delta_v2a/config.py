@@ -87,6 +87,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     for modality in MODALITIES:
         known = REGISTRY[modality]
         defined = config["effects"][modality]
+        for name in defined:  # a typo is an error even where that effect is not run
+            if name not in known:
+                raise ConfigError(
+                    f"effects.{modality}.{name}: unknown {modality} effect {name!r}; allowed: "
+                    f"{sorted(known)}"
+                )
         for name in effect_names(config, modality):
             if name not in defined:
                 raise ConfigError(
