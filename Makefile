@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts benchmarks
 	$(BIN)/ruff format --check src tests workflow/scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	$(BIN)/snakemake --lint --configfile config/demo.yaml
+	$(BIN)/snakemake --lint
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests workflow/scripts benchmarks

@@ -313,6 +313,9 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, models):
             # no half-written artifact is left under its final name
             for npz in emb.rglob("*.npz"):
                 np.load(npz, allow_pickle=False).close()
+            # a SIGKILLed Snakemake leaves its lock: the documented recovery is --unlock, then
+            # --rerun-incomplete
+            snakemake(base, REPLACE, "--unlock", config=cfg)
             snakemake(base, REPLACE, "--rerun-incomplete", *P0, config=cfg)
         else:
             snakemake(base, REPLACE, *P0, config=cfg)

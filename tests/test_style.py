@@ -20,7 +20,8 @@ def run(*cmd: str) -> subprocess.CompletedProcess:
 
 
 def test_snakemake_lint_is_clean():
-    proc = run(str(BIN / "snakemake"), "--lint", "--configfile", "config/demo.yaml")
+    # the default config (hub ids): the demo's local models may not exist yet on a fresh clone
+    proc = run(str(BIN / "snakemake"), "--lint")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "good condition" in out, out
 
