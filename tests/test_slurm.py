@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 from slurm_cluster import SlurmCluster, SlurmUnavailable
-from workflow_utils import ROOT, SNAKEMAKE, write_data
+from workflow_utils import ROOT, SNAKEMAKE, planned_jobs, write_data
 
 pytestmark = pytest.mark.workflow
 
@@ -248,16 +248,6 @@ def runs(cluster, tmp_path_factory, tiny_clip_dir, tiny_clap_dir):
     }
 
 
-def planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    table = (proc.stdout + proc.stderr).split("Job stats:", 1)[1]
-    counts = {}
-    for line in table.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
 def test_whole_workflow_runs_on_slurm(runs):
     proc = runs["slurm_run"]
     out = proc.stdout + proc.stderr
@@ -287,7 +277,7 @@ def test_every_job_ran_as_a_slurm_batch_job(runs, cluster):
     the run submitted with sbatch, and slurmd's log says it launched it as a batch job."""
     base, proc = runs["slurm"], runs["slurm_run"]
     jobs = run_jobs(proc)
-    assert len(jobs) == sum(planned(runs["dry"]).values())
+    assert len(jobs) == sum(planned_jobs(runs["dry"]).values())
     local_rules = {rule for local, rule, _ in jobs if local}
     assert "all" in local_rules and not local_rules & MODEL_RULES, local_rules
     remote = [(rule, logs) for local, rule, logs in jobs if not local]

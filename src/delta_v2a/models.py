@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoProcessor, ClapModel, CLIPModel
 
 from delta_v2a.config import looks_like_local_path
+from delta_v2a.metrics import mean_pairwise_cosine_units
 from delta_v2a.tiny_models import TINY_MARKER, TINY_NOTE
 
 __all__ = [
@@ -478,10 +479,7 @@ def mean_pairwise_cosine(emb: np.ndarray) -> float:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if not np.all(norms > 0) or not np.isfinite(norms).all():
         raise ValueError("rows must be finite and non-zero to compute cosines")
-    u = x / norms
-    n = u.shape[0]
-    s = u.sum(axis=0)
-    return float((s @ s - n) / (n * (n - 1)))
+    return mean_pairwise_cosine_units(x / norms)
 
 
 HEALTH_PROMPTS: tuple[str, ...] = (
