@@ -14,6 +14,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/phase0.smk"
 include: "workflow/rules/phase1.smk"
 include: "workflow/rules/phase3.smk"
+include: "workflow/rules/summary.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -25,3 +26,4 @@ rule all:
         PHASE0_RESULTS,
         PHASE1_RESULTS,
         PHASE3_RESULTS,
+        SUMMARY_RESULTS,

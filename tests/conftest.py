@@ -46,3 +46,14 @@ def clap_embedder(tiny_clap_dir: Path):
     from delta_v2a.models import ClapEmbedder
 
     return ClapEmbedder.load(str(tiny_clap_dir), device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The decoder is small: one thread trains it fastest on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from delta_v2a.storage import _load_npz, _save_npz
+from delta_v2a.storage import load_npz, save_npz
 
 PREPROCESSING_VERSION = 1
 
@@ -90,7 +90,7 @@ class EmbeddingCache:
         if not path.exists():
             return cls(path)
         try:
-            arrays, meta = _load_npz(path, ("hashes", "embeddings"))
+            arrays, meta = load_npz(path, ("hashes", "embeddings"))
         except (ValueError, OSError):
             return cls(path)
         return cls(path, [str(h) for h in arrays["hashes"]], arrays["embeddings"], meta)
@@ -120,7 +120,7 @@ class EmbeddingCache:
     def save(self) -> None:
         if self.embeddings is None:
             return
-        _save_npz(
+        save_npz(
             self.path,
             {"hashes": np.asarray(self.hashes, dtype=str), "embeddings": self.embeddings},
             self.meta,

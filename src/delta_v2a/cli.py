@@ -21,8 +21,8 @@ from pathlib import Path
 def _apply(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from delta_v2a.decoder import apply_decoder, load_decoder
     from delta_v2a.models import load_embedder
+    from delta_v2a.phase3.artifact import apply_decoder, load_decoder
     from delta_v2a.storage import atomic_path
 
     decoder = load_decoder(args.model, device=args.device)

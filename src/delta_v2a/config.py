@@ -1,4 +1,5 @@
-"""Reading the validated workflow config: effect parameters, variants, start-up checks.
+"""Reading the validated workflow config: effect parameters and every start-up check that a
+schema cannot express.
 
 The JSON schema (workflow/schemas/config.schema.yaml) checks types and ranges; what a schema
 cannot express (known effect names, every intensity present, monotone levels, Nyquist) is
@@ -8,12 +9,12 @@ checked here, before any job runs, with messages that name the config key.
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from delta_v2a.effects import AUDIO_EFFECTS, IMAGE_EFFECTS, check_levels
-from delta_v2a.phase1 import template_fields
 
 MODALITIES = ("image", "audio")
 REGISTRY = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
@@ -66,16 +67,6 @@ def effect_params(
     return {**spec.get("fixed", {}), **spec["levels"][intensity]}
 
 
-def variants(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Every (modality, effect, intensity) job, in config order."""
-    return [
-        (m, e, i)
-        for m in MODALITIES
-        for e in effect_names(config, m)
-        for i in config["intensities"]
-    ]
-
-
 def check_config(config: Mapping[str, Any]) -> None:
     """Reject what the schema cannot: unknown effects, missing intensities, non-monotone or
     out-of-range levels. Raises ConfigError naming the key.
@@ -102,10 +93,6 @@ def check_config(config: Mapping[str, Any]) -> None:
         for name in effect_names(config, modality):
             spec = defined[name]
             key = f"effects.{modality}.{name}"
-            if name not in known:
-                raise ConfigError(
-                    f"{key}: unknown {modality} effect {name!r}; allowed: {sorted(known)}"
-                )
             levels = spec["levels"]
             missing = [i for i in order if i not in levels]
             if missing:
@@ -132,6 +119,12 @@ def check_config(config: Mapping[str, Any]) -> None:
             except ValueError as err:
                 raise ConfigError(str(err)) from err
     check_phase1(config)
+    check_phase3(config)
+
+
+def template_fields(template: str) -> set[str]:
+    """Placeholder names in a ``str.format`` template ("A {synonym} photo" -> {"synonym"})."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
 #: The placeholder naming an item's context in Phase 1 text templates, per modality.
@@ -171,3 +164,26 @@ def check_phase1(config: Mapping[str, Any]) -> None:
                     f"{', '.join('{' + f + '}' for f in sorted(allowed))}; found "
                     f"{sorted(fields)}"
                 )
+
+
+def check_phase3(config: Mapping[str, Any]) -> None:
+    """A description template for every image effect (only ``{level}`` in it), and attention
+    heads that divide the model width."""
+    p3 = config["phase3"]
+    missing = [e for e in effect_names(config, "image") if e not in p3["descriptions"]]
+    if missing:
+        raise ConfigError(
+            f"phase3.descriptions: no template for image effect(s) {missing}; add e.g. "
+            f"'{missing[0]}: \"a {{level}} ... photo\"' (config/config.yaml has defaults)"
+        )
+    for effect, template in p3["descriptions"].items():
+        if set("{}") & set(template.replace("{level}", "")):
+            raise ConfigError(
+                f"phase3.descriptions.{effect}: {template!r} may contain only {{level}}"
+            )
+    model = p3["model"]
+    if model["d_model"] % model["heads"]:
+        raise ConfigError(
+            f"phase3.model.d_model ({model['d_model']}) must be divisible by "
+            f"phase3.model.heads ({model['heads']})"
+        )

@@ -14,7 +14,6 @@ pooled over the effect's intensities). A text anchor is the mean, over synonyms 
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,11 +89,6 @@ def prototypes(
 
 
 # --------------------------------------------------------------------------- text anchors
-
-
-def template_fields(template: str) -> set[str]:
-    """Placeholder names in a ``str.format`` template ("A {synonym} photo" -> {"synonym"})."""
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
 def readable(name: str) -> str:

@@ -60,7 +60,7 @@ def read_json(path: str | Path) -> Any:
         raise StoreError(f"{path}: not valid JSON ({err}); delete it and rerun") from err
 
 
-def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
     payload = dict(arrays)
     payload["meta"] = np.array(json.dumps(meta, sort_keys=True, allow_nan=False))
     with atomic_path(path, ".npz") as tmp:
@@ -68,7 +68,7 @@ def _save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[
         np.savez(tmp, **payload)
 
 
-def _load_npz(path: str | Path, required: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
+def load_npz(path: str | Path, required: Sequence[str]) -> tuple[dict[str, np.ndarray], dict]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -93,7 +93,7 @@ class EmbeddingTable:
     meta: dict = field(default_factory=dict)
 
     def save(self, path: str | Path) -> None:
-        _save_npz(
+        save_npz(
             path,
             {
                 "paths": np.asarray(self.paths, dtype=str),
@@ -105,7 +105,7 @@ class EmbeddingTable:
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingTable:
-        arrays, meta = _load_npz(path, ("paths", "categories", "embeddings"))
+        arrays, meta = load_npz(path, ("paths", "categories", "embeddings"))
         return cls(arrays["paths"], arrays["categories"], arrays["embeddings"], meta)
 
 
@@ -146,7 +146,7 @@ class DeltaStore:
         return int(self.delta.shape[0])
 
     def save(self, path: str | Path) -> None:
-        _save_npz(
+        save_npz(
             path,
             {
                 "delta": self.delta.astype(np.float32, copy=False),
@@ -166,7 +166,7 @@ class DeltaStore:
     def load(cls, path: str | Path) -> DeltaStore:
         keys = ("delta", "file_index", "effect_code", "intensity_code", "files")
         keys += ("file_category", "original", "effects", "intensities")
-        arrays, meta = _load_npz(path, keys)
+        arrays, meta = load_npz(path, keys)
         if meta.get("store_version") != STORE_VERSION:
             raise StoreError(f"{path}: store version {meta.get('store_version')!r}, expected 1")
         n, f = arrays["delta"].shape[0], arrays["files"].shape[0]

@@ -5,10 +5,16 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# The package under src/ is importable here without installing it; jobs import it through
-# the symlink workflow/scripts/delta_v2a (a script's folder is on its sys.path), so per-rule
-# conda envs need no install step either.
+# One import route: the workflow's own src/ goes first on the import path of this process and
+# of every job it starts (export_own_src; a SLURM job re-parses this file and gets the same).
+# An installed copy of the package elsewhere can never shadow the code being run; each job
+# checks this at start (delta_v2a.jobs.common.check_code_origin). Per-rule conda envs need no
+# install step either.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from delta_v2a.jobs.common import export_own_src
+
+export_own_src(Path(workflow.basedir) / "src")
 
 from delta_v2a.config import (
     MODALITIES,

@@ -1,5 +1,5 @@
-from delta_v2a.pipeline.common import run_job
-from delta_v2a.pipeline.phase0 import run_linearity
+from delta_v2a.jobs.common import run_job
+from delta_v2a.jobs.phase0 import run_linearity
 
 run_job(
     snakemake.log[0],

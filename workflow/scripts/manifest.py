@@ -1,5 +1,5 @@
-from delta_v2a.pipeline.common import run_job
-from delta_v2a.pipeline.extract import run_manifest
+from delta_v2a.jobs.common import run_job
+from delta_v2a.jobs.extract import run_manifest
 
 run_job(
     snakemake.log[0],

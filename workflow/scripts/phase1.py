@@ -1,5 +1,5 @@
-from delta_v2a.pipeline.common import run_job
-from delta_v2a.pipeline.phase1 import run_phase1
+from delta_v2a.jobs.common import run_job
+from delta_v2a.jobs.phase1 import run_phase1
 
 run_job(
     snakemake.log[0],

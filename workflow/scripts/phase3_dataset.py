@@ -1,5 +1,5 @@
-from delta_v2a.pipeline.common import run_job
-from delta_v2a.pipeline.phase3 import run_dataset
+from delta_v2a.jobs.common import run_job
+from delta_v2a.jobs.phase3 import run_dataset
 
 run_job(
     snakemake.log[0],

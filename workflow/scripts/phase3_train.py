@@ -1,5 +1,5 @@
-from delta_v2a.pipeline.common import run_job
-from delta_v2a.pipeline.phase3 import run_train
+from delta_v2a.jobs.common import run_job
+from delta_v2a.jobs.phase3 import run_train
 
 run_job(
     snakemake.log[0],

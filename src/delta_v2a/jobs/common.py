@@ -37,9 +37,45 @@ def setup_logging(logfile: str | Path | None) -> None:
     )
 
 
+SRC_VARIABLE = "DELTA_V2A_SRC"
+
+
+def export_own_src(src: str | Path) -> None:
+    """Put the workflow's ``src/`` first on ``PYTHONPATH`` for every job this process starts.
+
+    Called by common.smk at parse time; a SLURM job re-parses the Snakefile, so it gets the
+    same. :func:`check_code_origin` then verifies it inside each job.
+    """
+    src = str(Path(src).resolve())
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join([src, *rest])
+    os.environ[SRC_VARIABLE] = src
+
+
+def check_code_origin() -> None:
+    """The package a job imports must be the workflow's own ``src/`` (set by common.smk).
+
+    Parse-time checks and job code must be one version: an installed copy from another
+    checkout would otherwise run silently in place of the edited workflow.
+    """
+    import delta_v2a
+
+    expected = os.environ.get(SRC_VARIABLE)
+    if not expected:
+        return  # called outside Snakemake (tests, the CLI): nothing to compare with
+    here = Path(delta_v2a.__file__).resolve().parent
+    want = (Path(expected) / "delta_v2a").resolve()
+    if here != want:
+        raise PipelineError(
+            f"this job imported delta_v2a from {here}, not the workflow's own {want}; remove "
+            "the other installation or run the Snakefile of the checkout it came from"
+        )
+
+
 def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
     """Run one job with logging; a failure is logged (message first) and re-raised."""
     setup_logging(logfile)
+    check_code_origin()
     log.info(
         "%s on %s, SLURM_JOB_ID=%s",
         job.__name__,

@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 
 from delta_v2a import phase1, plots
-from delta_v2a.pipeline.common import PipelineError, gate_health, load_embedder_for_job, log
+from delta_v2a.config import ANCHOR_CONTEXT
+from delta_v2a.jobs.common import PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.storage import DeltaStore, atomic_path, write_json
-
-CONTEXT_FIELD = {"image": "category", "audio": "genre"}
 
 #: What each array of discovery_components.npz holds (copied into discovery_labels.json).
 COMPONENTS = {
@@ -51,14 +50,10 @@ def _spec(
     templates: Mapping[str, Mapping[str, str]],
     synonyms: Mapping[str, Mapping[str, Sequence[str]]],
 ) -> phase1.AnchorSpec:
-    missing = [e for e in effects if not synonyms.get(modality, {}).get(e)]
-    if missing:
-        keys = ", ".join(f"phase1.synonyms.{modality}.{e}" for e in missing)
-        raise PipelineError(f"no synonym list for {keys}: every effect needs one")
     return phase1.AnchorSpec(
         effect_template=templates[modality]["effect"],
         neutral_template=templates[modality]["neutral"],
-        context_field=CONTEXT_FIELD[modality],
+        context_field=ANCHOR_CONTEXT[modality],
         synonyms={e: list(synonyms[modality][e]) for e in effects},
         contexts=[phase1.readable(c) for c in contexts],
     )
@@ -102,8 +97,6 @@ def run_phase1(
     threads: int = 1,
     text_batch_size: int = 64,
 ) -> None:
-    if text_bridge not in phase1.TEXT_BRIDGES:
-        raise PipelineError(f"phase1.text_bridge must be one of {phase1.TEXT_BRIDGES}")
     # Health first: anchors from a collapsed text tower are noise (DESIGN.md, Models).
     health_docs = gate_health(health, allow_unhealthy, "text")
     stores = {"image": DeltaStore.load(image_store), "audio": DeltaStore.load(audio_store)}

@@ -21,8 +21,8 @@ from delta_v2a.extract import (
     write_manifest,
     write_skipped,
 )
+from delta_v2a.jobs.common import PipelineError, load_embedder_for_job, log
 from delta_v2a.media import discover
-from delta_v2a.pipeline.common import PipelineError, load_embedder_for_job, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
 

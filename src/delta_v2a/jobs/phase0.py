@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a import phase0, plots
-from delta_v2a.pipeline.common import gate_health, log
+from delta_v2a.jobs.common import gate_health, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.storage import DeltaStore, write_json
 

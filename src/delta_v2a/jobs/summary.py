@@ -1,0 +1,168 @@
+"""The end-of-run summary: every phase's verdict in one place, loud on failures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from delta_v2a.jobs.common import log
+from delta_v2a.phase3.dataset import choose_pairs
+from delta_v2a.storage import (
+    atomic_path,
+    read_json,
+    write_json,
+)
+
+WINDOWS_VERSION = 1
+BASELINES = ("mean_parameters", "no_effect")
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _verdict(name: str, ok: bool | None, lines: Sequence[str]) -> dict[str, Any]:
+    return {
+        "phase": name,
+        "status": {True: "ok", False: "FAILED", None: "n/a"}[ok],
+        "lines": list(lines),
+    }
+
+
+def _variant(r: Mapping[str, Any]) -> str:
+    return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
+
+
+def summarise(
+    *,
+    health: Sequence[Mapping[str, Any]],
+    sensitivity: Mapping[str, Any],
+    linearity: Mapping[str, Any],
+    cross: Mapping[str, Any],
+    discovery: np.ndarray,
+    labels: Mapping[str, Any],
+    threshold: float,
+    training_log: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""
+    phases = []
+    bad_health = [h for h in health if not h.get("passed", True)]
+    phases.append(
+        _verdict(
+            "health",
+            not bad_health,
+            [h.get("message", "") for h in bad_health]
+            or [f"{len(health)} model(s) passed the collapse check"],
+        )
+    )
+    degenerate = sum(len(v) for v in sensitivity["meta"].get("degenerate_deltas", {}).values())
+    rows = sensitivity["results"]
+    insensitive = [r for r in rows if r["sensitive"] is False]
+    lines = [f"{len(rows) - len(insensitive)} of {len(rows)} variants sensitive"]
+    lines += [f"insensitive: {_variant(r)} (mean ||Δe|| {r['mean']:.3g})" for r in insensitive]
+    if degenerate:
+        lines.append(f"{degenerate} degenerate delta(s) (zero norm or non-finite)")
+    phases.append(_verdict("phase 0-a sensitivity", not insensitive and not degenerate, lines))
+    summ = linearity["summary"]
+    inconsistent = [s for s in summ if s["consistent"] is False]
+    varying = [c for c in cross["results"] if c["invariant"] is False]
+    undetermined = [s for s in summ if s["consistent"] is None]
+    lines = [
+        f"{len(summ) - len(inconsistent) - len(undetermined)} of {len(summ)} variants consistent"
+    ]
+    lines += [
+        f"inconsistent: {_variant(s)} ({s['n_consistent']} of "
+        f"{s['n_categories'] - s['n_undetermined']} categories)"
+        for s in inconsistent
+    ]
+    lines += [f"not invariant across categories: {_variant(c)}" for c in varying]
+    if undetermined:
+        lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
+    phases.append(_verdict("phase 0-b linearity", not inconsistent and not varying, lines))
+    rows = choose_pairs(discovery, labels["image_effects"], labels["audio_effects"], threshold)
+    chosen = [r for r in rows if r["chosen"]]
+    lines = [f"{len(chosen)} of {len(rows)} image effects paired (threshold {threshold:g})"]
+    lines += [
+        f"{r['image_effect']} -> {r['audio_effect']} ({r['score']:.3g})"
+        if r["chosen"]
+        else f"{r['image_effect']}: no pair ({r['reason']})"
+        for r in rows
+    ]
+    phases.append(_verdict("phase 1 discovery", bool(chosen), lines))
+    status = training_log.get("status")
+    if status == "trained":
+        verdict = training_log["verdict"]
+        phases.append(
+            _verdict(
+                "phase 3 decoder",
+                bool(verdict["beats_mean_baseline"]),
+                [
+                    ("beats" if verdict["beats_mean_baseline"] else "NO BETTER THAN")
+                    + " the mean-parameter baseline",
+                    verdict["message"],
+                ],
+            )
+        )
+    else:
+        phases.append(_verdict("phase 3 decoder", False, [training_log.get("message", status)]))
+    failed = [p["phase"] for p in phases if p["status"] == "FAILED"]
+    return {
+        "not_science": bool(sensitivity["meta"].get("not_science")),
+        "note": sensitivity["meta"].get("note", ""),
+        "phases": phases,
+        "failed": failed,
+    }
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    bar = "=" * 78
+    out = [bar, "Delta V2A: summary of every phase", bar]
+    if summary["not_science"]:
+        out.append(summary["note"])
+    for p in summary["phases"]:
+        out.append(f"{p['status']:>7}  {p['phase']}")
+        out += [f"         {line}" for line in p["lines"]]
+    out.append(bar)
+    if summary["failed"]:
+        out.append(
+            f"!!! WARNING: {len(summary['failed'])} phase(s) FAILED their checks: "
+            + ", ".join(summary["failed"])
+            + " !!!"
+        )
+    else:
+        out.append("every phase passed its checks")
+    out.append(bar)
+    return "\n".join(out)
+
+
+def run_summary(
+    *,
+    health: Sequence[str],
+    sensitivity: str,
+    linearity: str,
+    cross: str,
+    discovery: str,
+    labels: str,
+    threshold: float,
+    training_log: str,
+    json_out: str,
+    text_out: str,
+) -> None:
+    summary = summarise(
+        health=[read_json(p) for p in health],
+        sensitivity=read_json(sensitivity),
+        linearity=read_json(linearity),
+        cross=read_json(cross),
+        discovery=np.load(discovery, allow_pickle=False),
+        labels=read_json(labels),
+        threshold=threshold,
+        training_log=read_json(training_log),
+    )
+    text = format_summary(summary)
+    write_json(json_out, summary)
+    with atomic_path(text_out) as tmp:
+        Path(tmp).write_text(text + "\n", encoding="utf-8")
+    for line in text.splitlines():
+        (log.warning if summary["failed"] else log.info)("%s", line)

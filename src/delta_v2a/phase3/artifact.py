@@ -1,0 +1,159 @@
+"""`decoder_model.pt`: save, load (weights_only=True) and apply the trained decoder."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from delta_v2a.media import load_audio
+from delta_v2a.phase3.model import DecoderNet, model_with_state, predict
+from delta_v2a.phase3.paramspace import ParamSpace
+from delta_v2a.phase3.windows import WindowSpec, embed_windows
+from delta_v2a.storage import atomic_path
+
+log = logging.getLogger(__name__)
+
+FORMAT = "delta_v2a.decoder"
+FORMAT_VERSION = 1
+KINDS = ("attention", "concat")
+SAMPLE_COLUMNS = (
+    "sample",
+    "file_index",
+    "path",
+    "category",
+    "split",
+    "image_effect",
+    "audio_effect",
+    "level",
+    "level_word",
+    "description",
+)
+
+
+# --------------------------------------------------------------------------- decoder_model.pt
+
+
+def save_decoder(path: str | Path, payload: Mapping[str, Any]) -> None:
+    """Write ``decoder_model.pt`` atomically after checking it holds only plain values."""
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    _check_plain(doc, "decoder_model")
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(doc, tmp)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    if (
+        isinstance(value, torch.Tensor)
+        or value is None
+        or isinstance(value, (bool, int, float, str))
+    ):
+        return
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: key {k!r} is not a string")
+            _check_plain(v, f"{where}.{k}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where}: {type(value).__name__} is not a plain value (weights_only load)")
+
+
+@dataclass
+class Decoder:
+    """A loaded ``decoder_model.pt``: the network and everything needed to use it."""
+
+    model: DecoderNet
+    space: ParamSpace
+    windows: WindowSpec
+    preroll: int
+    doc: dict[str, Any]
+
+    @property
+    def audio_model(self) -> dict[str, Any]:
+        return self.doc["audio_model"]
+
+    def predict(self, text: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """(N, P) predictions clipped to [0, 1]."""
+        device = next(self.model.parameters()).device
+        return np.clip(predict(self.model, text, windows, device), 0.0, 1.0)
+
+
+def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decoder:
+    """Load ``decoder_model.pt`` (``weights_only=True``) and rebuild the network."""
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # truncated zip, not a torch file, pickled classes
+        raise ValueError(
+            f"{path}: cannot read the decoder ({type(err).__name__}: {str(err)[:200]}); it is "
+            "damaged or not a decoder_model.pt: rerun phase3 to write it again"
+        ) from err
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        fmt = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{path}: not a Delta V2A decoder (format {fmt!r})")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: decoder format version {doc.get('format_version')}, this code reads "
+            f"{FORMAT_VERSION}"
+        )
+    if doc.get("status") != "trained":
+        raise ValueError(f"{path}: holds no trained decoder ({doc.get('message', doc['status'])})")
+    model = model_with_state(doc["arch"], doc["state_dict"], device)
+    return Decoder(
+        model=model,
+        space=ParamSpace.from_dict(doc["paramspace"]),
+        windows=WindowSpec(**doc["windows"]),
+        preroll=int(doc["preroll"]),
+        doc=doc,
+    )
+
+
+# --------------------------------------------------------------------------- use
+
+
+def load_whole(path: str | Path, sr: int) -> np.ndarray:
+    """A whole file as float32 mono at ``sr`` (the same decoder and resampler as extraction)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+        frames, rate = int(info.frames), int(info.samplerate)
+    except Exception:  # exotic encodings: let librosa tell the duration
+        import librosa
+
+        rate = sr
+        frames = int(round(librosa.get_duration(path=str(path)) * sr))
+    n_out = max(1, frames * sr // rate)
+    return load_audio(path, sr, n_out, preroll=0)
+
+
+def apply_decoder(
+    decoder: Decoder, embedder: Any, audio_path: str | Path, description: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, float] | None]]:
+    """Predict parameters for ``description`` on this file and render the whole file with them.
+
+    Returns (rendered float32 mono audio at the space's rate, the normalised vector, the
+    physical parameters per effect, None where bypassed).
+    """
+    spec = decoder.windows
+    if embedder.sampling_rate != spec.sample_rate or embedder.window_samples != spec.window:
+        raise ValueError(
+            f"the audio model runs at {embedder.sampling_rate} Hz with {embedder.window_samples}-"
+            f"sample windows; the decoder was trained on {spec.sample_rate} Hz / {spec.window}"
+        )
+    windows = embed_windows(embedder, [str(audio_path)], spec)
+    text = embedder.embed_texts([description])
+    vector = decoder.predict(text, windows)[0]
+    audio = load_whole(audio_path, spec.sample_rate)
+    rendered = decoder.space.render(audio, spec.sample_rate, vector)
+    return rendered, vector, decoder.space.physical(vector)

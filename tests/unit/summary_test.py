@@ -1,0 +1,47 @@
+"""The end-of-run summary: loud on every failed phase."""
+
+from __future__ import annotations
+
+import numpy as np
+import yaml
+from workflow_utils import ROOT
+
+SR = 48_000
+CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+ALL_AUDIO = list(CONFIG["effects"]["audio"])
+WORDS = CONFIG["phase3"]["level_words"]
+TEMPLATES = CONFIG["phase3"]["descriptions"]
+
+
+def _music(seconds: float = 1.5, sr: int = SR, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 20))
+    return (0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_summary_warns_loudly_on_every_failed_phase():
+    from delta_v2a.jobs.summary import format_summary, summarise
+
+    def variant(**kw):
+        return {"modality": "audio", "effect_type": "lpf", "intensity": "low", **kw}
+
+    summary = summarise(
+        health=[{"passed": True}],
+        sensitivity={
+            "meta": {"not_science": True, "note": "NOT SCIENCE: tiny"},
+            "results": [variant(sensitive=False, mean=0.001), variant(sensitive=True, mean=0.1)],
+        },
+        linearity={
+            "summary": [variant(consistent=True, n_consistent=2, n_categories=2, n_undetermined=0)]
+        },
+        cross={"results": [variant(invariant=True)]},
+        discovery=np.zeros((2, 2)),
+        labels={"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]},
+        threshold=0.0,
+        training_log={"status": "no_pairs", "message": "NO PAIR passes"},
+    )
+    assert summary["failed"] == ["phase 0-a sensitivity", "phase 1 discovery", "phase 3 decoder"]
+    text = format_summary(summary)
+    assert "!!! WARNING: 3 phase(s) FAILED" in text and "NOT SCIENCE" in text
+    assert "insensitive: audio lpf/low" in text and "blur: no pair" in text
