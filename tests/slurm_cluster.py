@@ -1,6 +1,6 @@
 """A real one-node SLURM cluster for tests: munged + slurmctld + slurmd under a temporary prefix.
 
-No systemd, no cgroups, no accounting (see /work/shared/FIELD-NOTES.md, "SLURM"): state, spool,
+No systemd, no cgroups, no accounting (see profiles/README.md, 4.): state, spool,
 logs, PID files and the munge key and socket all live under the prefix; each daemon is started in
 its daemon mode with a PID file under the prefix and stopped by the PID read back from it. Every
 wait is bounded.

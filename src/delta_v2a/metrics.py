@@ -1,6 +1,6 @@
 """Phase 0 statistics of embedding deltas: sensitivity, consistency, invariance.
 
-Definitions follow DESIGN.md. Everything is O(n · d): mean pairwise cosines use the closed form
+Definitions: docs/methods.md §4. Everything is O(n · d): mean pairwise cosines use the closed form
 for unit vectors, ``(‖Σu‖² − n) / (n(n − 1))``, never an n × n matrix. A delta with zero norm
 has no direction and a non-finite one has no value: both are counted and reported, never divided
 by or averaged in.

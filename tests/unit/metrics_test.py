@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from delta_v2a import metrics, phase0
-from delta_v2a.storage import DeltaStore
+from delta_v2a import metrics
 
 D = 64
 
@@ -145,61 +144,6 @@ def test_across_intensities_reports_growth_and_direction():
     assert out["cosine_lowest_highest_prototype"] > 0.99
     shuffled = [levels[0], levels[2], levels[1]]
     assert metrics.across_intensities(shuffled)["norm_increasing"] is False
-
-
-def synthetic_store(rng, n_files=12, cats=("a", "b", "c")):
-    effects, intensities = ["blur", "noise"], ["low", "high"]
-    v = rng.standard_normal(D)
-    file_cat = np.array([cats[i % len(cats)] for i in range(n_files)])
-    deltas, fi, ec, ic = [], [], [], []
-    for e in range(2):
-        for i, scale in enumerate((0.02, 0.05)):
-            if e == 0:
-                d = directed(rng, v, n_files, 0.1, scale=scale)
-            else:
-                d = rng.standard_normal((n_files, D)).astype(np.float32) * scale
-            deltas.append(d)
-            fi.append(np.arange(n_files))
-            ec.append(np.full(n_files, e))
-            ic.append(np.full(n_files, i))
-    return DeltaStore(
-        modality="image",
-        delta=np.concatenate(deltas),
-        file_index=np.concatenate(fi),
-        effect_code=np.concatenate(ec),
-        intensity_code=np.concatenate(ic),
-        files=np.array([f"f{i}.png" for i in range(n_files)]),
-        file_category=file_cat,
-        original=rng.standard_normal((n_files, D)).astype(np.float32),
-        effects=np.array(effects),
-        intensities=np.array(intensities),
-    )
-
-
-def test_phase0_tables_group_correctly():
-    rng = np.random.default_rng(12)
-    store = synthetic_store(rng)
-    sens = phase0.sensitivity_table([store], 0.01)
-    assert [(r["effect_type"], r["intensity"]) for r in sens] == [
-        ("blur", "low"),
-        ("blur", "high"),
-        ("noise", "low"),
-        ("noise", "high"),
-    ]
-    assert all(r["n"] == 12 for r in sens)
-    within = phase0.within_category_table([store], 0.8, 0.3)
-    assert len(within) == 2 * 2 * 3 and all(r["n"] == 4 for r in within)
-    blur = [r for r in within if r["effect_type"] == "blur"]
-    noise = [r for r in within if r["effect_type"] == "noise"]
-    assert all(r["consistent"] for r in blur)
-    assert not any(r["consistent"] for r in noise)
-    cross = phase0.cross_category_table([store], 0.05)
-    assert [r["categories"] for r in cross] == [["a", "b", "c"]] * 4
-    assert cross[0]["mean_cosine"] > 0.9
-    summary = phase0.summarise_consistency(within)
-    assert [s["consistent"] for s in summary] == [True, True, False, False]
-    across = phase0.across_intensity_table([store])
-    assert [a["norm_increasing"] for a in across] == [True, True]
 
 
 def test_group_indices_matches_python_grouping():

@@ -97,7 +97,7 @@ def run_phase1(
     threads: int = 1,
     text_batch_size: int = 64,
 ) -> None:
-    # Health first: anchors from a collapsed text tower are noise (DESIGN.md, Models).
+    # Health first: anchors from a collapsed text tower are noise (docs/methods.md §1).
     health_docs = gate_health(health, allow_unhealthy, "text")
     stores = {"image": DeltaStore.load(image_store), "audio": DeltaStore.load(audio_store)}
     for modality, store in stores.items():
