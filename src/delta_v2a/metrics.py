@@ -139,6 +139,9 @@ def cross_category(deltas_by_category: dict[str, np.ndarray], max_variance: floa
     if len(cats) < 2:
         reason = f"{len(cats)} category with usable deltas: at least 2 are needed"
         return out | {"mean_cosine": None, "variance": None, "invariant": None, "reason": reason}
+    if values.size == 0:
+        reason = "no category pair has a defined cosine (a prototype of zero length)"
+        return out | {"mean_cosine": None, "variance": None, "invariant": None, "reason": reason}
     mean = float(values.mean())
     variance = float(values.var())
     if values.size < 2:

@@ -132,6 +132,16 @@ def test_single_category_and_single_pair_have_no_verdict():
     assert "single cosine" in two["reason"]
 
 
+def test_zero_length_prototype_gives_null_not_nan():
+    # Two opposite deltas in "a" cancel: its prototype has no direction, so the one pair's
+    # cosine is undefined and no mean or variance exists (JSON has no NaN).
+    v = np.ones(D, np.float32)
+    out = metrics.cross_category({"a": np.stack([v, -v]), "b": v[None, :]}, 0.05)
+    assert out["pairs"][0]["cosine"] is None
+    assert out["mean_cosine"] is None and out["variance"] is None and out["invariant"] is None
+    assert "defined cosine" in out["reason"]
+
+
 def test_across_intensities_reports_growth_and_direction():
     rng = np.random.default_rng(11)
     v = rng.standard_normal(D)
