@@ -24,7 +24,8 @@ import yaml
 
 from delta_v2a import phase0
 from delta_v2a.config import effect_params
-from delta_v2a.extract import Decoding, embed_variant, gather
+from delta_v2a.extract import embed_variant, gather
+from delta_v2a.jobs.extract import job_decoding
 from delta_v2a.media import discover
 from delta_v2a.models import load_embedder
 from delta_v2a.storage import EmbeddingTable
@@ -35,15 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def stores_for(modality: str, model: str, root: str, dtype: str, config: dict, batch: int):
     emb = load_embedder(modality, model, device="cpu", dtype=dtype)
     files = discover(root, modality)
-    if modality == "image":
-        dec = Decoding("image", image_size=emb.input_size)
-    else:
-        dec = Decoding(
-            "audio",
-            sampling_rate=emb.sampling_rate,
-            window=emb.window_samples,
-            preroll=emb.sampling_rate,
-        )
+    dec = job_decoding(modality, emb, preroll_s=1.0)  # as the workflow's default
     paths = np.array([f.path for f in files])
     cats = np.array([f.category for f in files])
     t0 = time.perf_counter()

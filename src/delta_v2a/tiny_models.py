@@ -136,6 +136,15 @@ FULL_CLAP = {
 }
 
 
+#: Width and depth of every tiny transformer tower (CLIP text and vision, CLAP text).
+_TINY_LAYERS = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+}
+
+
 def build_tiny_clip(seed: int = 0, full_size: bool = False) -> tuple[CLIPModel, CLIPProcessor]:
     """Tiny CLIP (ViT-B/32 geometry at 224 px, width 32) with a 768-d projection; with
     ``full_size`` the real ViT-L/14 geometry (random weights, for speed measurements)."""
@@ -143,10 +152,7 @@ def build_tiny_clip(seed: int = 0, full_size: bool = False) -> tuple[CLIPModel, 
     config = CLIPConfig(
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "max_position_embeddings": 77,
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
@@ -154,10 +160,7 @@ def build_tiny_clip(seed: int = 0, full_size: bool = False) -> tuple[CLIPModel, 
             **(FULL_CLIP["text"] if full_size else {}),
         },
         vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "image_size": 224,
             "patch_size": 32,
             **(FULL_CLIP["vision"] if full_size else {}),
@@ -181,10 +184,7 @@ def build_tiny_clap(seed: int = 0, full_size: bool = False) -> tuple[ClapModel, 
     config = ClapConfig(
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **_TINY_LAYERS,
             "max_position_embeddings": 514,
             "type_vocab_size": 1,
             "pad_token_id": tokenizer.pad_token_id,

@@ -20,6 +20,10 @@ def _phase_meta(stores: Sequence[DeltaStore], health: Sequence[dict]) -> dict:
     return meta
 
 
+def _variant(r: dict) -> str:
+    return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
+
+
 def _norms_frame(stores: Sequence[DeltaStore]) -> pd.DataFrame:
     frames = []
     for s in stores:
@@ -36,6 +40,14 @@ def _norms_frame(stores: Sequence[DeltaStore]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _warn_failed(rows: list[dict], verdict: str, message: str, values) -> None:
+    """One loud line per variant whose gate ``verdict`` is False (None: no verdict, silent);
+    ``values(row)`` gives the figures the message quotes after the variant's name."""
+    for r in rows:
+        if r[verdict] is False:
+            log.warning(message, _variant(r), *values(r))
+
+
 def run_sensitivity(
     *,
     stores: Sequence[str],
@@ -48,16 +60,12 @@ def run_sensitivity(
     docs = gate_health(health, allow_unhealthy, "media")
     loaded = [DeltaStore.load(p) for p in stores]
     rows = phase0.sensitivity_table(loaded, min_distance)
-    for r in rows:
-        if r["sensitive"] is False:
-            log.warning(
-                "INSENSITIVE: %s %s/%s mean ||Δe|| = %.4g <= min_distance %g",
-                r["modality"],
-                r["effect_type"],
-                r["intensity"],
-                r["mean"],
-                min_distance,
-            )
+    _warn_failed(
+        rows,
+        "sensitive",
+        "INSENSITIVE: %s mean ||Δe|| = %.4g <= min_distance %g",
+        lambda r: (r["mean"], min_distance),
+    )
     meta = _phase_meta(loaded, docs)
     write_json(json_out, {"meta": meta, "min_distance": min_distance, "results": rows})
     plots.norms_figure(_norms_frame(loaded), min_distance, figure_out, meta["note"])
@@ -82,27 +90,18 @@ def run_linearity(
     summary = phase0.summarise_consistency(within)
     meta = _phase_meta(loaded, docs)
     thresholds = {"min_cosine": min_cosine, "max_cv": max_cv, "max_variance": max_variance}
-    for s in summary:
-        if s["consistent"] is False:
-            log.warning(
-                "INCONSISTENT: %s %s/%s: %d of %d categories consistent",
-                s["modality"],
-                s["effect_type"],
-                s["intensity"],
-                s["n_consistent"],
-                s["n_categories"] - s["n_undetermined"],
-            )
-    for c in cross:
-        if c["invariant"] is False:
-            log.warning(
-                "NOT INVARIANT: %s %s/%s: variance %.4g >= %g (mean cosine %.3f)",
-                c["modality"],
-                c["effect_type"],
-                c["intensity"],
-                c["variance"],
-                max_variance,
-                c["mean_cosine"],
-            )
+    _warn_failed(
+        summary,
+        "consistent",
+        "INCONSISTENT: %s: %d of %d categories consistent",
+        lambda s: (s["n_consistent"], s["n_categories"] - s["n_undetermined"]),
+    )
+    _warn_failed(
+        cross,
+        "invariant",
+        "NOT INVARIANT: %s: variance %.4g >= %g (mean cosine %.3f)",
+        lambda c: (c["variance"], max_variance, c["mean_cosine"]),
+    )
     write_json(
         json_out,
         {
