@@ -449,6 +449,25 @@ def percentile_interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np
         return np.nanquantile(draws, q, axis=0), np.nanquantile(draws, 1 - q, axis=0)
 
 
+def basic_interval(
+    estimate: np.ndarray,
+    draws: np.ndarray,
+    level: float,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Basic (reverse-percentile) bootstrap interval [2θ̂ − q_hi, 2θ̂ − q_lo], kept in ``bounds``.
+
+    Why not the plain percentile interval: the cosine of a noisy mean is shrunk toward 0, and
+    the bootstrap draws are shrunk once more, so percentile intervals sit on the wrong side of
+    the truth (measured in tests/unit/phase1_stats_test.py: 81 % coverage for a nominal 90 %;
+    basic: 88 %). The basic interval reflects the draws about the estimate, which removes that
+    first-order bias.
+    """
+    q_lo, q_hi = percentile_interval(draws, level)
+    lo, hi = 2 * estimate - q_hi, 2 * estimate - q_lo
+    return np.clip(lo, *bounds), np.clip(hi, *bounds)
+
+
 # --------------------------------------------------------------------------- permutation nulls
 
 
@@ -769,8 +788,15 @@ def discover(
             s1["sim"], s2["sim"], b["sim3_no_shared"], opts.clip_negative
         )
     boot_score = combine(s1["boot"], s2["boot"], b["sim3"], opts.clip_negative)
-    for name, draws in (("sim1", s1["boot"]), ("sim2", s2["boot"]), ("score", boot_score)):
-        out[f"{name}_lo"], out[f"{name}_hi"] = percentile_interval(draws, opts.ci_level)
+    score_bounds = (0.0, np.inf) if opts.clip_negative else (-np.inf, np.inf)
+    for name, draws, bounds in (
+        ("sim1", s1["boot"], (-1.0, 1.0)),
+        ("sim2", s2["boot"], (-1.0, 1.0)),
+        ("score", boot_score, score_bounds),
+    ):
+        out[f"{name}_lo"], out[f"{name}_hi"] = basic_interval(
+            out[name], draws, opts.ci_level, bounds
+        )
     out["p_sim1"], out["p_sim2"] = s1["p"], s2["p"]
     out["p"] = intersection_union(s1["p"][:, None], s2["p"][None, :], b["p_sim3"])
     out["p_adjusted"] = adjust(out["p"], opts.correction)

@@ -64,7 +64,9 @@ def test_common_component_makes_raw_anchors_pick_the_wrong_pair_centring_fixes_i
     assert (raw > 0.6).all()  # the common part makes every pair look alike
     assert raw[0].argmax() == 1  # raw: image 0 -> audio 1, the wrong pair
     assert cen[0].argmax() == 0 and cen[2].argmax() == 2  # centred: the right pairs
-    np.testing.assert_allclose(phase1.center(np.stack([x[0] for x in img])).mean(axis=0), 0)
+    np.testing.assert_allclose(
+        phase1.center(np.stack([x[0] for x in img])).mean(axis=0), 0, atol=1e-12
+    )
 
 
 # --------------------------------------------------------------------------- null and power
@@ -188,9 +190,10 @@ def test_both_bridge_standardises_each_bridge_against_its_own_null():
 
 def test_bootstrap_interval_covers_the_true_sim1_near_the_nominal_rate():
     """Deltas = μ_e + isotropic noise, so E[Δe/‖Δe‖] is parallel to μ_e and the true sim1 is
-    cos(μ_e, anchor_e). Over 150 data sets × 3 effects, the 90 % percentile interval (files
-    resampled, 400 draws) covers it in 0.80-0.97 of cases (measured 0.88)."""
-    covered, total = 0, 0
+    cos(μ_e, anchor_e). Over 150 data sets × 3 effects (40 files each), the 90 % basic interval
+    (files resampled, 400 draws) covers it at 0.884 (0.809 for the plain percentile interval,
+    which inherits the shrinkage of a cosine of a noisy mean): asserted in [0.85, 0.95]."""
+    covered, covered_pct, total = 0, 0, 0
     for seed in range(150):
         rng = np.random.default_rng(seed)
         n_files, n_eff, dim = 40, 3, 8
@@ -200,12 +203,17 @@ def test_bootstrap_interval_covers_the_true_sim1_near_the_nominal_rate():
         f, e = (a.ravel() for a in np.meshgrid(np.arange(n_files), np.arange(n_eff), indexing="ij"))
         delta = mu[e] + 2.0 * rng.standard_normal((f.size, dim))
         fs = phase1.file_sums(delta, f, e, n_files, n_eff)
-        lo, hi = phase1.percentile_interval(phase1.bootstrap_sim(fs, anchors, 400, rng), 0.90)
+        proto = phase1.prototypes(delta, e, np.zeros_like(e), ["a", "b", "c"], ["k"]).pooled
+        est = phase1.batched_rowwise_cosine(proto, anchors)
+        draws = phase1.bootstrap_sim(fs, anchors, 400, rng)
+        lo, hi = phase1.basic_interval(est, draws, 0.90, (-1, 1))
         covered += int(((lo <= truth) & (truth <= hi)).sum())
+        plo, phi = phase1.percentile_interval(draws, 0.90)
+        covered_pct += int(((plo <= truth) & (truth <= phi)).sum())
         total += n_eff
     rate = covered / total
-    print(f"bootstrap 90% interval coverage: {rate:.3f}")
-    assert 0.80 <= rate <= 0.97
+    print(f"bootstrap 90% coverage: basic {rate:.3f}, percentile {covered_pct / total:.3f}")
+    assert 0.85 <= rate <= 0.95
 
 
 def test_file_sums_bootstrap_with_unit_weights_reproduces_the_prototype():
