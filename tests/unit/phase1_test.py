@@ -440,3 +440,27 @@ def test_schema_fills_phase1_defaults():
 
 
 # --------------------------------------------------------------------------- snakemake
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def test_summary_reports_significant_pairs_and_is_loud_without_one():
+    from delta_v2a.jobs.summary import _phase1_verdict
+
+    labels = {
+        "image_effects": ["blur", "contrast"],
+        "audio_effects": ["lpf", "reverb"],
+        "alpha": 0.05,
+        "correction": "holm",
+        "p_adjusted": [[0.01, 0.5], [None, 0.2]],
+        "chosen_pairs": [
+            {"image_effect": "blur", "audio_effect": "lpf", "score": 0.3, "p_adjusted": 0.01}
+        ],
+    }
+    matrix = np.array([[0.3, 0.1], [np.nan, 0.2]])
+    ok = _phase1_verdict(matrix, labels, 0.0)
+    assert ok["status"] == "ok" and "blur -> lpf (score 0.3, p_adjusted 0.01)" in ok["lines"]
+    assert any(line.startswith("contrast: no pair") and "0.2" in line for line in ok["lines"])
+    none = _phase1_verdict(matrix, labels, 0.5)  # the pair is below Phase 3's score threshold
+    assert none["status"] == "FAILED" and "NO significant pair" in none["lines"][-1]
