@@ -394,9 +394,10 @@ class FileSums:
 def usable_units(delta: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Unit deltas at every row (zeros where unusable) and the usable mask, by the same rule as
     ``metrics.screen`` (finite and norm > ZERO_NORM), keeping row positions for resampling."""
-    d = np.asarray(delta, dtype=np.float64)
-    norms = np.linalg.norm(np.where(np.isfinite(d), d, 0.0), axis=1)
-    ok = np.isfinite(d).all(axis=1) & (norms > metrics.ZERO_NORM)
+    d = np.asarray(delta)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", d, d, dtype=np.float64))
+    ok = np.isfinite(norms) & (norms > metrics.ZERO_NORM)
     units = np.zeros(d.shape, dtype=dtype)
     units[ok] = d[ok] / norms[ok, None]
     return units, ok
@@ -406,11 +407,14 @@ def file_sums(
     delta: np.ndarray, file_index: np.ndarray, effect_code: np.ndarray, n_files: int, n_effects: int
 ) -> FileSums:
     units, ok = usable_units(delta)
-    ok = ok.astype(np.float64)
     key = np.asarray(file_index) * n_effects + np.asarray(effect_code)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
     sums = np.zeros((n_files * n_effects, delta.shape[1]), dtype=np.float64)
-    np.add.at(sums, key, units)
-    counts = np.bincount(key, weights=ok, minlength=n_files * n_effects)
+    if order.size:
+        sums[ks[starts]] = np.add.reduceat(units[order], starts, axis=0)
+    counts = np.bincount(key, weights=ok.astype(np.float64), minlength=n_files * n_effects)
     return FileSums(
         sums.reshape(n_files, n_effects, -1).astype(np.float32),
         counts.reshape(n_files, n_effects),
@@ -503,14 +507,16 @@ def label_permutation_sim(
     codes = np.asarray(effect_code)
     n_eff = anchors.shape[0]
     out = np.empty((n_perm, n_eff))
-    labels = np.arange(n_eff)
-    # ~32 MB of one-hot labels per batch: 20 permutations at 10^5 deltas × 4 effects
-    batch = batch or int(np.clip(8_000_000 // max(codes.size * n_eff, 1), 1, n_perm))
+    # ~64 MB of one-hot labels per batch: 40 permutations at 10^5 deltas × 4 effects
+    batch = batch or int(np.clip(16_000_000 // max(codes.size * n_eff, 1), 1, n_perm))
     for start in range(0, n_perm, batch):
         b = min(batch, n_perm - start)
         perm = strata_permutations(strata, b, rng)
         # (b·E, N) one-hot of each delta's new label (unusable deltas count nowhere)
-        onehot = (codes[perm][:, None, :] == labels[None, :, None]) * ok[None, None, :]
+        onehot = np.zeros((b, n_eff, codes.size), dtype=np.float32)
+        rows = np.broadcast_to(np.arange(b)[:, None], perm.shape)
+        cols = np.broadcast_to(np.arange(codes.size)[None, :], perm.shape)
+        onehot[rows, codes[perm], cols] = ok[None, :]
         onehot = onehot.reshape(b * n_eff, -1)
         tot = (onehot @ units).reshape(b, n_eff, -1).astype(np.float64)
         n = onehot.sum(axis=1).reshape(b, n_eff, 1).astype(np.float64)
