@@ -206,26 +206,6 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([[metrics.cosine(x, y) for y in b] for x in a], dtype=np.float64)
 
 
-def bridge_sim3(
-    image_anchor_clap: np.ndarray | None,
-    audio_anchor_clap: np.ndarray | None,
-    image_anchor_clip: np.ndarray | None,
-    audio_anchor_clip: np.ndarray | None,
-    text_bridge: str,
-) -> dict[str, np.ndarray]:
-    """sim3 in the chosen shared text space(s): keys ``clap``/``clip`` (computed ones) and
-    ``sim3`` (the one used: the bridge's cosine, or the mean of both for ``both``)."""
-    if text_bridge not in TEXT_BRIDGES:
-        raise ValueError(f"text_bridge must be one of {TEXT_BRIDGES}, got {text_bridge!r}")
-    out: dict[str, np.ndarray] = {}
-    if text_bridge in ("clap", "both"):
-        out["clap"] = cosine_matrix(image_anchor_clap, audio_anchor_clap)
-    if text_bridge in ("clip", "both"):
-        out["clip"] = cosine_matrix(image_anchor_clip, audio_anchor_clip)
-    out["sim3"] = (out["clap"] + out["clip"]) / 2 if text_bridge == "both" else out[text_bridge]
-    return out
-
-
 def combine(
     sim1: np.ndarray, sim2: np.ndarray, sim3: np.ndarray, clip_negative: bool = True
 ) -> np.ndarray:
@@ -372,7 +352,12 @@ def batched_rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def batched_cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """cos(a[..., i, :], b[..., j, :]) -> (..., I, J)."""
+    """cos(a[..., i, :], b[..., j, :]) -> (..., I, J); both sets must live in one space."""
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(
+            f"cosine between {a.shape[-1]}-d and {b.shape[-1]}-d vectors is undefined: they are "
+            "different spaces (see SIM3_REASON)"
+        )
     return np.einsum("...id,...jd->...ij", _unit_last(a), _unit_last(b))
 
 

@@ -169,7 +169,7 @@ def test_constructed_case_scores_blur_lpf_highest():
     shared_aud[0] = shared_img[0]
     sim1 = phase1.rowwise_cosine(img_proto, img_anchor)
     sim2 = phase1.rowwise_cosine(aud_proto, aud_anchor)
-    sim3 = phase1.bridge_sim3(shared_img, shared_aud, None, None, "clap")["sim3"]
+    sim3 = phase1.cosine_matrix(shared_img, shared_aud)
     score = phase1.combine(sim1, sim2, sim3, clip_negative=True)
     assert score.shape == (3, 3)
     assert sim1[0] == pytest.approx(1) and sim2[0] == pytest.approx(1)
@@ -182,18 +182,9 @@ def test_constructed_case_scores_blur_lpf_highest():
 def test_sim3_refuses_anchors_of_two_spaces():
     with pytest.raises(ValueError, match="768-d and 512-d.*undefined"):
         phase1.cosine_matrix(np.ones((2, 768)), np.ones((2, 512)))
+    with pytest.raises(ValueError, match="768-d and 512-d.*undefined"):
+        phase1.batched_cosine_matrix(np.ones((2, 768)), np.ones((2, 512)))
     assert "768" in phase1.SIM3_REASON and "512" in phase1.SIM3_REASON
-
-
-def test_bridge_both_is_the_mean_of_the_two_cosines():
-    a, b = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
-    c, d = np.array([[1.0, 0.0, 0.0]]), np.array([[-1.0, 0.0, 0.0]])
-    out = phase1.bridge_sim3(a, b, c, d, "both")
-    assert out["clap"][0, 0] == pytest.approx(np.sqrt(0.5))
-    assert out["clip"][0, 0] == pytest.approx(-1)
-    assert out["sim3"][0, 0] == pytest.approx((np.sqrt(0.5) - 1) / 2)
-    with pytest.raises(ValueError, match="text_bridge"):
-        phase1.bridge_sim3(a, b, c, d, "both_ways")
 
 
 def test_negative_factors_are_clipped_before_the_product():
