@@ -348,6 +348,9 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
         if j is None:
             log.info("  %-12s -> no finite score", name)
             continue
+        if res["score"][i, j] <= 0:
+            log.info("  %-12s -> no positive score (every factor product clipped to 0)", name)
+            continue
         log.info(
             "  %-12s best %-12s score %.4g [%.4g, %.4g], p %.3g, adjusted %.3g",
             name,
