@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import string
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ AUDIO_RATE_FOR_CHECKS = 48_000  # CLAP's rate; the loader resamples every file t
 
 class ConfigError(ValueError):
     """A config value the schema could not reject; the message names the key."""
+
+
+class SharedWordWarning(UserWarning):
+    """An image-side and an audio-side synonym list share a content word (docs/methods.md §5):
+    sim3 then partly measures spelling, not meaning."""
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -164,6 +170,32 @@ def check_phase1(config: Mapping[str, Any]) -> None:
                     f"{', '.join('{' + f + '}' for f in sorted(allowed))}; found "
                     f"{sorted(fields)}"
                 )
+    check_shared_words(config)
+
+
+def check_shared_words(config: Mapping[str, Any]) -> None:
+    """Name every content word that an image-side and an audio-side synonym share (of the
+    effects that run): a SharedWordWarning by default, a ConfigError with
+    ``phase1.shared_words: error``. Phase 1 also reports sim3 without those synonyms."""
+    from delta_v2a.phase1 import shared_words
+
+    p1 = config.get("phase1", {})
+    syn = {
+        m: {e: p1.get("synonyms", {}).get(m, {}).get(e, []) for e in effect_names(config, m)}
+        for m in MODALITIES
+    }
+    shared = shared_words(syn["image"], syn["audio"])
+    if not shared:
+        return
+    detail = "; ".join(f"{w!r} in {', '.join(where)}" for w, where in shared.items())
+    message = (
+        f"phase1.synonyms: image and audio synonym lists share word(s) {sorted(shared)} "
+        f"({detail}); sim3 rewards shared spelling, so it is also reported without them "
+        "(sim3_no_shared); set phase1.shared_words: error to refuse such lists"
+    )
+    if p1.get("shared_words", "warn") == "error":
+        raise ConfigError(message)
+    warnings.warn(message, SharedWordWarning, stacklevel=2)
 
 
 def check_phase3(config: Mapping[str, Any]) -> None:

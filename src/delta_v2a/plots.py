@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -67,6 +68,12 @@ def consistency_figure(
     _save(fig, path)
 
 
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "p n/a"
+    return f"p={p:.2g}" if p >= 1e-3 else f"p={p:.0e}"
+
+
 def discovery_heatmap(
     score,
     row_labels: list[str],
@@ -74,37 +81,142 @@ def discovery_heatmap(
     path: str | Path,
     title: str,
     note: str,
+    *,
+    lo=None,
+    hi=None,
+    p_adjusted=None,
+    chosen=None,
+    ci_level: float = 0.95,
 ) -> None:
-    """Phase 1: image effects (rows) × audio effects (columns), each cell's score annotated.
+    """Phase 1: image effects (rows) × audio effects (columns). Each cell shows its score, its
+    bootstrap interval and its adjusted p-value; chosen pairs (significant best-in-row) are
+    boxed, so the figure alone says which pairs Phase 3 will learn.
 
-    Clipped scores lie in [0, 1] and get a sequential map; raw scores that go negative get a
+    Clipped scores lie in [0, ∞) and get a sequential map; raw scores that go negative get a
     diverging one centred at 0. Empty cells are NaN (no usable prototype).
     """
+    score = np.asarray(score, dtype=np.float64)
     frame = pd.DataFrame(score, index=row_labels, columns=col_labels)
-    finite = frame.to_numpy()[pd.notna(frame.to_numpy())]
-    lo = float(finite.min()) if finite.size else 0.0
-    hi = float(finite.max()) if finite.size else 1.0
-    if lo < 0:
-        bound = max(abs(lo), abs(hi), 1e-12)
+    finite = score[np.isfinite(score)]
+    lo_v = float(finite.min()) if finite.size else 0.0
+    hi_v = float(finite.max()) if finite.size else 1.0
+    if lo_v < 0:
+        bound = max(abs(lo_v), abs(hi_v), 1e-12)
         kw = {"cmap": "vlag", "center": 0.0, "vmin": -bound, "vmax": bound}
     else:
-        kw = {"cmap": "rocket_r", "vmin": 0.0, "vmax": max(hi, 1e-12)}
+        kw = {"cmap": "rocket_r", "vmin": 0.0, "vmax": max(hi_v, 1e-12)}
+    annot = np.empty(score.shape, dtype=object)
+    for (i, j), v in np.ndenumerate(score):
+        text = f"{v:.3g}" if np.isfinite(v) else "n/a"
+        if lo is not None and hi is not None:
+            text += f"\n[{lo[i][j]:.2g}, {hi[i][j]:.2g}]"
+        if p_adjusted is not None:
+            text += "\n" + _fmt_p(float(p_adjusted[i][j]))
+        annot[i, j] = text
     fig, ax = plt.subplots(
-        figsize=(1.6 * len(col_labels) + 3, 1.0 * len(row_labels) + 2.5), layout="constrained"
+        figsize=(1.9 * len(col_labels) + 3, 1.2 * len(row_labels) + 2.8), layout="constrained"
     )
     sns.heatmap(
         frame,
-        annot=True,
-        fmt=".3g",
+        annot=annot,
+        fmt="",
+        annot_kws={"fontsize": 8},
         linewidths=0.5,
         square=False,
         cbar_kws={"label": "score"},
         ax=ax,
         **kw,
     )
-    ax.set_xlabel("audio effect (CLAP)")
+    if chosen is not None:
+        for i, j in zip(*np.nonzero(np.asarray(chosen)), strict=True):
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, lw=3, ec="tab:green"))
+    ax.set_xlabel(
+        f"audio effect (CLAP)   cells: score, {ci_level:.0%} bootstrap interval, adjusted p"
+    )
     ax.set_ylabel("image effect (CLIP)")
     ax.tick_params(axis="y", rotation=0)
+    _title(fig, title, note)
+    _save(fig, path)
+
+
+def discovery_components_figure(
+    res, row_labels, col_labels, path, title, note, sim3_label: str, ci_level: float
+) -> None:
+    """sim1 and sim2 per effect with bootstrap intervals and permutation p, and sim3 as a
+    matrix (what the score is made of, so a reader sees which factor decides a cell)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), layout="constrained")
+    for ax, key, labels, space in (
+        (axes[0], "sim1", row_labels, "CLIP"),
+        (axes[1], "sim2", col_labels, "CLAP"),
+    ):
+        v, lo, hi = (np.asarray(res[k], dtype=np.float64) for k in (key, f"{key}_lo", f"{key}_hi"))
+        x = np.arange(len(labels))
+        err = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
+        ax.bar(x, np.nan_to_num(v), yerr=np.nan_to_num(err), capsize=4, color="tab:blue")
+        ax.scatter(x, res[f"{key}_raw"], marker="x", color="black", zorder=3, label="raw anchor")
+        for xi, (vi, p) in enumerate(zip(v, res[f"p_{key}"], strict=True)):
+            ax.annotate(
+                _fmt_p(float(p)),
+                (xi, np.nan_to_num(vi)),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 8),
+                textcoords="offset points",
+            )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xticks(x, labels, rotation=30)
+        ax.set_ylabel(f"{key}: cos(prototype, anchor) in {space}")
+        ax.set_title(f"{key} ({ci_level:.0%} bootstrap interval, label-permutation p)")
+        ax.legend(fontsize=8)
+    sim3 = pd.DataFrame(
+        np.asarray(res["sim3"], dtype=np.float64), index=row_labels, columns=col_labels
+    )
+    annot = np.empty(sim3.shape, dtype=object)
+    for (i, j), v in np.ndenumerate(sim3.to_numpy()):
+        annot[i, j] = f"{v:.2g}\n{_fmt_p(float(res['p_sim3'][i, j]))}"
+    sns.heatmap(
+        sim3,
+        annot=annot,
+        fmt="",
+        cmap="vlag",
+        center=0.0,
+        ax=axes[2],
+        annot_kws={"fontsize": 8},
+        cbar_kws={"label": "sim3"},
+    )
+    axes[2].set_title("sim3 (synonym-shuffle p)")
+    axes[2].set_xlabel(sim3_label, fontsize=7, wrap=True)
+    axes[2].tick_params(axis="y", rotation=0)
+    _title(fig, title, note)
+    _save(fig, path)
+
+
+def discovery_intensity_figure(
+    score_k, intensities, row_labels, col_labels, path, title, note
+) -> None:
+    """Per-intensity score matrices as small multiples on one colour scale (does the pairing
+    hold at every strength, or does one intensity carry it?)."""
+    score_k = np.asarray(score_k, dtype=np.float64)
+    finite = score_k[np.isfinite(score_k)]
+    vmax = max(float(finite.max()) if finite.size else 1.0, 1e-12)
+    vmin = min(float(finite.min()) if finite.size else 0.0, 0.0)
+    n = len(intensities)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1, 4), layout="constrained", squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        sns.heatmap(
+            pd.DataFrame(score_k[k], index=row_labels, columns=col_labels),
+            annot=True,
+            fmt=".2g",
+            cmap="rocket_r" if vmin >= 0 else "vlag",
+            vmin=vmin,
+            vmax=vmax,
+            ax=ax,
+            cbar=k == n - 1,
+            annot_kws={"fontsize": 8},
+        )
+        ax.set_title(f"intensity: {intensities[k]}")
+        ax.tick_params(axis="y", rotation=0)
     _title(fig, title, note)
     _save(fig, path)
 

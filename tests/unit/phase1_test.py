@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from workflow_utils import ROOT
@@ -168,7 +169,7 @@ def test_constructed_case_scores_blur_lpf_highest():
     shared_aud[0] = shared_img[0]
     sim1 = phase1.rowwise_cosine(img_proto, img_anchor)
     sim2 = phase1.rowwise_cosine(aud_proto, aud_anchor)
-    sim3 = phase1.bridge_sim3(shared_img, shared_aud, None, None, "clap")["sim3"]
+    sim3 = phase1.cosine_matrix(shared_img, shared_aud)
     score = phase1.combine(sim1, sim2, sim3, clip_negative=True)
     assert score.shape == (3, 3)
     assert sim1[0] == pytest.approx(1) and sim2[0] == pytest.approx(1)
@@ -181,18 +182,9 @@ def test_constructed_case_scores_blur_lpf_highest():
 def test_sim3_refuses_anchors_of_two_spaces():
     with pytest.raises(ValueError, match="768-d and 512-d.*undefined"):
         phase1.cosine_matrix(np.ones((2, 768)), np.ones((2, 512)))
+    with pytest.raises(ValueError, match="768-d and 512-d.*undefined"):
+        phase1.batched_cosine_matrix(np.ones((2, 768)), np.ones((2, 512)))
     assert "768" in phase1.SIM3_REASON and "512" in phase1.SIM3_REASON
-
-
-def test_bridge_both_is_the_mean_of_the_two_cosines():
-    a, b = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
-    c, d = np.array([[1.0, 0.0, 0.0]]), np.array([[-1.0, 0.0, 0.0]])
-    out = phase1.bridge_sim3(a, b, c, d, "both")
-    assert out["clap"][0, 0] == pytest.approx(np.sqrt(0.5))
-    assert out["clip"][0, 0] == pytest.approx(-1)
-    assert out["sim3"][0, 0] == pytest.approx((np.sqrt(0.5) - 1) / 2)
-    with pytest.raises(ValueError, match="text_bridge"):
-        phase1.bridge_sim3(a, b, c, d, "both_ways")
 
 
 def test_negative_factors_are_clipped_before_the_product():
@@ -312,14 +304,16 @@ def job_inputs(tmp_path, monkeypatch):
         health=health,
         models={m: {"name_or_path": f"fake-{m}"} for m in ("image", "audio")},
         allow_unhealthy=False,
-        text_bridge="both",
-        clip_negative=True,
+        options={"text_bridge": "both", "n_permutations": 199, "n_bootstrap": 100},
         templates=TEMPLATES,
         synonyms=SYN,
         matrix_out=str(tmp_path / "out/discovery_matrix.npy"),
         labels_out=str(tmp_path / "out/discovery_labels.json"),
         components_out=str(tmp_path / "out/discovery_components.npz"),
-        heatmap_out=str(tmp_path / "out/discovery_heatmap.png"),
+        table_out=str(tmp_path / "out/discovery.tsv"),
+        figures={
+            k: str(tmp_path / f"out/discovery_{k}.png") for k in ("heatmap", "panels", "intensity")
+        },
     )
     return kwargs, towers, loads
 
@@ -336,33 +330,42 @@ def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
     assert labels["audio_effects"] == ["lpf", "highshelf"]
     # blur <-> lpf and brightness <-> highshelf: the diagonal of the constructed geometry
     assert matrix[1, 0] == matrix[1].max() and matrix[0, 1] == matrix[0].max()
-    assert matrix[1, 0] > 0.9 and matrix[1, 1] < 0.6
+    comp = np.load(kwargs["components_out"], allow_pickle=False)
+    # centred anchors of two effects are +-(e_a - e_b)/2: the bridges give exactly +-1
+    np.testing.assert_allclose(comp["sim3_clap"], [[-1, 1], [1, -1]], atol=1e-6)
+    np.testing.assert_allclose(comp["sim3_clip"], [[-1, 1], [1, -1]], atol=1e-6)
     assert [b["best"] for b in labels["best_matches"]] == ["highshelf", "lpf"]
-    assert labels["best_matches"][1]["margin"] > 0.3
     assert labels["text_bridge"] == "both" and labels["clip_negative"] is True
+    assert labels["center_anchors"] is True and "z units" in labels["sim3_definition"]
     assert "768" in labels["sim3_reason"] and labels["intensities"] == ["low", "high"]
     assert labels["synonyms"] == SYN and labels["templates"] == TEMPLATES
     assert labels["contexts"]["image_categories"] == ["city", "sea"]
     assert labels["contexts"]["audio_genres"] == ["folk", "jazz"]
     assert labels["health"]["audio"]["text_mean_pairwise_cosine"] == 0.5
     assert labels["meta"]["not_science"] and "NOT SCIENCE" in labels["meta"]["note"]
-    comp = np.load(kwargs["components_out"], allow_pickle=False)
+    # the Phase 3 contract: p_adjusted has the matrix's shape; alpha, correction, chosen_pairs
+    assert np.shape(labels["p_adjusted"]) == matrix.shape
+    assert labels["alpha"] == 0.05 and labels["correction"] == "holm"
+    assert isinstance(labels["chosen_pairs"], list)
     np.testing.assert_array_equal(comp["score"], matrix)
     assert comp["score_per_intensity"].shape == (2, 2, 2)
     assert comp["sim1"].shape == (2,) and comp["sim2"].shape == (2,)
-    assert comp["sim3"].shape == comp["sim3_clap"].shape == comp["sim3_clip"].shape == (2, 2)
+    assert comp["sim3"].shape == comp["score_raw"].shape == comp["p_adjusted"].shape == (2, 2)
     assert comp["image_anchor_clip"].shape == (2, 16) and comp["image_anchor_clap"].shape == (2, 12)
     assert list(comp["image_effects"]) == labels["image_effects"]
     np.testing.assert_allclose(
         comp["score"], phase1.combine(comp["sim1"], comp["sim2"], comp["sim3"], True)
     )
-    png = Path(kwargs["heatmap_out"]).read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    table = pd.read_csv(kwargs["table_out"], sep="\t")
+    assert len(table) == 4 and {"score_lo", "score_hi", "p_sim3", "p_adjusted"} <= set(table)
+    for k in ("heatmap", "panels", "intensity"):
+        png = Path(kwargs["figures"][k]).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
 def test_job_single_bridge_embeds_only_what_it_needs(job_inputs):
     kwargs, towers, _ = job_inputs
-    job.run_phase1(**kwargs | {"text_bridge": "clap"})
+    job.run_phase1(**kwargs | {"options": kwargs["options"] | {"text_bridge": "clap"}})
     clip_prompts = towers["image"].calls[0]
     assert not any("song" in p for p in clip_prompts)  # no audio anchors in CLIP space
     comp = np.load(kwargs["components_out"])
@@ -428,3 +431,27 @@ def test_schema_fills_phase1_defaults():
 
 
 # --------------------------------------------------------------------------- snakemake
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def test_summary_reports_significant_pairs_and_is_loud_without_one():
+    from delta_v2a.jobs.summary import _phase1_verdict
+
+    labels = {
+        "image_effects": ["blur", "contrast"],
+        "audio_effects": ["lpf", "reverb"],
+        "alpha": 0.05,
+        "correction": "holm",
+        "p_adjusted": [[0.01, 0.5], [None, 0.2]],
+        "chosen_pairs": [
+            {"image_effect": "blur", "audio_effect": "lpf", "score": 0.3, "p_adjusted": 0.01}
+        ],
+    }
+    matrix = np.array([[0.3, 0.1], [np.nan, 0.2]])
+    ok = _phase1_verdict(matrix, labels, 0.0)
+    assert ok["status"] == "ok" and "blur -> lpf (score 0.3, p_adjusted 0.01)" in ok["lines"]
+    assert any(line.startswith("contrast: no pair") and "0.2" in line for line in ok["lines"])
+    none = _phase1_verdict(matrix, labels, 0.5)  # the pair is below Phase 3's score threshold
+    assert none["status"] == "FAILED" and "NO significant pair" in none["lines"][-1]

@@ -16,6 +16,7 @@ DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
 PHASE1_TARGETS = [
     "results/discovery_matrix.npy",
     "results/discovery_labels.json",
+    "results/discovery.tsv",
     "results/discovery_heatmap.png",
 ]
 
@@ -34,6 +35,7 @@ def _small_config() -> dict:
             spec["levels"] = {k: spec["levels"][k] for k in ("low", "high")}
         cfg["effects"][modality] = effects
         cfg["run_effects"][modality] = list(keep)
+    cfg["phase1"] |= {"n_permutations": 200, "n_bootstrap": 100}
     return cfg
 
 
@@ -60,10 +62,20 @@ def test_snakemake_phase1_artifacts_and_synonym_rerun(tmp_path, tiny_clip_dir, t
     assert labels["meta"]["not_science"] is True
     assert set(labels["health"]) == {"image", "audio"}
     assert len(labels["best_matches"]) == 2
+    # Phase 3's contract: p_adjusted of the matrix's shape, alpha, correction, chosen pairs
+    assert np.shape(labels["p_adjusted"]) == (2, 2) and labels["correction"] == "holm"
+    assert labels["alpha"] == 0.05 and isinstance(labels["chosen_pairs"], list)
+    assert labels["center_anchors"] is True
+    table = (base / "results/discovery.tsv").read_text().splitlines()
+    assert len(table) == 1 + 4 and "p_adjusted" in table[0] and "score_lo" in table[0]
+    comp = np.load(base / "results/discovery_components.npz")
+    assert {"score_raw", "sim1_raw", "sim3_raw", "p_sim3"} <= set(comp.files)
+    for name in ("discovery_components.png", "discovery_per_intensity.png"):
+        assert (base / "results" / name).read_bytes()[:4] == b"\x89PNG"
     png = (base / "results/discovery_heatmap.png").read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 5000
     log = (base / "logs/phase1.log").read_text()
-    assert "best matches" in log and "blur" in log
+    assert "Phase 1 (bridge both, centred anchors" in log and "blur" in log
     assert (base / "results/benchmarks/phase1.tsv").is_file()
 
     assert planned_jobs(snakemake(base, "--dry-run", *args, config=cfg_path)) == {}

@@ -1,10 +1,29 @@
-# Phase 1: text-anchor discovery matrix (image effects x audio effects) and its heatmap.
+# Phase 1: text-anchor discovery matrix (image effects x audio effects) with bootstrap
+# intervals, permutation p-values and the chosen pairs (docs/methods.md section 5).
 
 PHASE1_RESULTS = [
     "results/discovery_matrix.npy",
     "results/discovery_labels.json",
+    "results/discovery.tsv",
     "results/discovery_heatmap.png",
+    "results/discovery_components.png",
+    "results/discovery_per_intensity.png",
 ]
+
+PHASE1_OPTIONS = {
+    k: config["phase1"][k]
+    for k in (
+        "text_bridge",
+        "center_anchors",
+        "clip_negative",
+        "n_permutations",
+        "n_bootstrap",
+        "ci_level",
+        "correction",
+        "alpha",
+        "seed",
+    )
+}
 
 
 # Only what Phase 1 reads goes into params: a changed synonym list reruns phase1 (and what
@@ -20,7 +39,7 @@ PHASE1_SYNONYMS = {
 
 
 rule phase1:
-    """Phase 1: effect prototypes vs synonym-expanded text anchors, sim1 x sim2 x sim3."""
+    """Phase 1: prototypes vs centred synonym anchors, sim1 x sim2 x sim3, intervals, p-values."""
     input:
         image="results/image_deltas.npz",
         audio="results/audio_deltas.npz",
@@ -29,8 +48,19 @@ rule phase1:
         matrix="results/discovery_matrix.npy",
         labels="results/discovery_labels.json",
         components="results/discovery_components.npz",
+        table="results/discovery.tsv",
         heatmap=report(
             "results/discovery_heatmap.png",
+            caption="../report/phase1.rst",
+            category="Phase 1",
+        ),
+        panels=report(
+            "results/discovery_components.png",
+            caption="../report/phase1.rst",
+            category="Phase 1",
+        ),
+        intensity=report(
+            "results/discovery_per_intensity.png",
             caption="../report/phase1.rst",
             category="Phase 1",
         ),
@@ -49,8 +79,7 @@ rule phase1:
         models=PHASE1_MODELS,
         templates=config["phase1"]["templates"],
         synonyms=PHASE1_SYNONYMS,
-        text_bridge=config["phase1"]["text_bridge"],
-        clip_negative=config["phase1"]["clip_negative"],
+        options=PHASE1_OPTIONS,
         allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
     script:
         "../scripts/phase1.py"

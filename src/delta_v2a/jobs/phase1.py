@@ -1,4 +1,5 @@
-"""Phase 1 job: prototypes vs text anchors -> the discovery matrix, its labels and heatmap."""
+"""Phase 1 job: prototypes vs text anchors -> the discovery matrix with intervals, p-values,
+the chosen pairs, its table and figures (docs/methods.md §5)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from delta_v2a import phase1, plots
 from delta_v2a.config import ANCHOR_CONTEXT
@@ -15,41 +17,44 @@ from delta_v2a.storage import DeltaStore, atomic_path, write_json
 
 #: What each array of discovery_components.npz holds (copied into discovery_labels.json).
 COMPONENTS = {
-    "score": "(n_image, n_audio) pooled final score; identical to discovery_matrix.npy",
+    "score": "(n_image, n_audio) pooled final score (anchors centred when center_anchors); "
+    "identical to discovery_matrix.npy",
+    "score_raw": "(n_image, n_audio) the same score from raw (uncentred) anchors",
+    "score_no_shared": "score with sim3 from synonyms without a shared image/audio word",
     "score_per_intensity": "(n_int, n_image, n_audio): score from the prototypes of ONE "
     "intensity on both sides (image level k with audio level k); sim3 does not depend on it",
-    "sim1": "(n_image,) raw cos(pooled image prototype, image anchor) in CLIP space",
-    "sim2": "(n_audio,) raw cos(pooled audio prototype, audio anchor) in CLAP space",
-    "sim3": "(n_image, n_audio) raw anchor-anchor cosine of the chosen text bridge",
-    "sim3_clap": "(n_image, n_audio) raw sim3 in CLAP's text space (bridge clap or both)",
-    "sim3_clip": "(n_image, n_audio) raw sim3 in CLIP's text space (bridge clip or both)",
-    "sim1_per_intensity": "(n_int, n_image) raw sim1 per intensity",
-    "sim2_per_intensity": "(n_int, n_audio) raw sim2 per intensity",
-    "image_prototypes": "(n_image, D_clip) pooled; image_prototypes_per_intensity (n_int, ...)",
-    "audio_prototypes": "(n_audio, D_clap) pooled; audio_prototypes_per_intensity (n_int, ...)",
-    "image_anchor_clip": "(n_image, D_clip) image-effect anchors in CLIP text space (sim1)",
-    "audio_anchor_clap": "(n_audio, D_clap) audio-effect anchors in CLAP text space (sim2)",
-    "image_anchor_clap": "(n_image, D_clap) image-effect anchors in CLAP text space (bridge)",
-    "audio_anchor_clip": "(n_audio, D_clip) audio-effect anchors in CLIP text space (bridge)",
+    "score_lo / score_hi": "bootstrap-over-files percentile interval of the score",
+    "sim1 / sim1_raw": "(n_image,) cos(pooled image prototype, centred / raw image anchor), CLIP",
+    "sim2 / sim2_raw": "(n_audio,) cos(pooled audio prototype, centred / raw audio anchor), CLAP",
+    "sim1_lo / sim1_hi / sim2_lo / sim2_hi": "bootstrap-over-files percentile intervals",
+    "sim3": "(n_image, n_audio) sim3 used in the score: the bridge's cosine (clap | clip) or, "
+    "for both, the mean of the two bridges' z-scores against their own null",
+    "sim3_raw": "sim3 as above from raw (uncentred) anchors",
+    "sim3_clap / sim3_clip": "each bridge's cosine (centred anchors when center_anchors)",
+    "sim3_clap_raw / sim3_clip_raw": "each bridge's cosine from raw anchors",
+    "z_clap / z_clip": "(both) each bridge's cosine standardised against its own null",
+    "bridge_sign_agreement": "(both) whether the two bridges' cosines have the same sign",
+    "sim3_no_shared[_clap|_clip]": "sim3 with shared-word synonyms left out",
+    "p_sim1 / p_sim2": "label-permutation p-value of sim1 / sim2 per effect",
+    "p_sim3": "synonym-shuffle p-value of sim3 per cell",
+    "p": "cell p-value: max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union)",
+    "p_adjusted": "p adjusted across the matrix (phase1.correction: holm | bh)",
+    "sim1_per_intensity / sim2_per_intensity": "(n_int, n_effects) sim per intensity",
+    "image_prototypes / audio_prototypes": "(n_effects, D) pooled; *_per_intensity (n_int, ...)",
+    "image_anchor_clip / audio_anchor_clap": "anchors used by sim1 / sim2 (centred if set)",
     "image_effects / audio_effects / intensities": "axis labels, as in discovery_labels.json",
 }
 
 
 def _jsonable(x: Any) -> Any:
-    """Arrays and floats as JSON values, NaN (no usable prototype) as null."""
+    """Arrays and floats as JSON values, NaN (undefined) as null."""
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim == 0:
         return float(arr) if np.isfinite(arr) else None
     return [_jsonable(v) for v in arr]
 
 
-def _spec(
-    modality: str,
-    effects: Sequence[str],
-    contexts: Sequence[str],
-    templates: Mapping[str, Mapping[str, str]],
-    synonyms: Mapping[str, Mapping[str, Sequence[str]]],
-) -> phase1.AnchorSpec:
+def _spec(modality, effects, contexts, templates, synonyms) -> phase1.AnchorSpec:
     return phase1.AnchorSpec(
         effect_template=templates[modality]["effect"],
         neutral_template=templates[modality]["neutral"],
@@ -59,13 +64,15 @@ def _spec(
     )
 
 
-def _protos(store: DeltaStore) -> phase1.Prototypes:
-    return phase1.prototypes(
-        store.delta,
-        store.effect_code,
-        store.intensity_code,
-        [str(e) for e in store.effects],
-        [str(i) for i in store.intensities],
+def _side(store: DeltaStore) -> phase1.Side:
+    return phase1.Side(
+        delta=store.delta,
+        effect_code=np.asarray(store.effect_code, dtype=np.int64),
+        intensity_code=np.asarray(store.intensity_code, dtype=np.int64),
+        file_index=np.asarray(store.file_index, dtype=np.int64),
+        n_files=len(store.files),
+        effects=[str(e) for e in store.effects],
+        intensities=[str(i) for i in store.intensities],
     )
 
 
@@ -79,6 +86,298 @@ def _embed(modality: str, model: Mapping[str, Any], threads: int, specs, text_ba
     return anchors, n_prompts, embedder.info.to_dict()
 
 
+def _load_sides(image_store: str, audio_store: str) -> dict[str, DeltaStore]:
+    stores = {"image": DeltaStore.load(image_store), "audio": DeltaStore.load(audio_store)}
+    for modality, store in stores.items():
+        if store.modality != modality:
+            raise PipelineError(f"{modality} store holds {store.modality!r} deltas")
+    img_i, aud_i = ([str(i) for i in s.intensities] for s in stores.values())
+    if img_i != aud_i:
+        raise PipelineError(f"image intensities {img_i} differ from audio {aud_i}")
+    return stores
+
+
+def _all_anchors(stores, specs, models, text_bridge, threads, text_batch_size) -> dict:
+    """Every anchor in every text space it is needed in; one model load and one batched text
+    call per tower. CLIP: image anchors (sim1) [+ audio for the clip bridge]; CLAP: audio
+    anchors (sim2) [+ image for the clap bridge]."""
+    clip_specs, clap_specs = {"image": specs["image"]}, {"audio": specs["audio"]}
+    if text_bridge in ("clip", "both"):
+        clip_specs["audio"] = specs["audio"]
+    if text_bridge in ("clap", "both"):
+        clap_specs["image"] = specs["image"]
+    clip, n_clip, clip_info = _embed("image", models["image"], threads, clip_specs, text_batch_size)
+    clap, n_clap, clap_info = _embed("audio", models["audio"], threads, clap_specs, text_batch_size)
+    for anchors, modality, tower in ((clip, "image", "CLIP"), (clap, "audio", "CLAP")):
+        got, want = anchors[modality].vectors.shape[1], stores[modality].delta.shape[1]
+        if got != want:
+            raise PipelineError(
+                f"{tower} text anchors are {got}-d but the {modality} deltas {want}-d: the "
+                "deltas were made with another model"
+            )
+    bridges = {}
+    if "audio" in clip:
+        bridges["clip"] = (clip["image"].synonym_vectors, clip["audio"].synonym_vectors)
+    if "image" in clap:
+        bridges["clap"] = (clap["image"].synonym_vectors, clap["audio"].synonym_vectors)
+    return {
+        "clip": clip,
+        "clap": clap,
+        "bridges": bridges,
+        "n_prompts": {"clip": n_clip, "clap": n_clap},
+        "info": {"image": clip_info, "audio": clap_info},
+    }
+
+
+def _shared(specs) -> tuple[dict[str, list[str]], tuple | None]:
+    """Words an image-side and an audio-side synonym share, and the keep-masks without them."""
+    words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
+    if not words:
+        return words, None
+    keep = tuple(
+        list(phase1.without_shared(specs[m].synonyms, words).values()) for m in ("image", "audio")
+    )
+    log.warning(
+        "shared words between image and audio synonyms: %s; sim3 is also reported without "
+        "those synonyms (sim3_no_shared)",
+        ", ".join(sorted(words)),
+    )
+    return words, keep
+
+
+def _cell_table(res: Mapping[str, Any], img_fx, aud_fx, alpha: float) -> pd.DataFrame:
+    """results/discovery.tsv: one row per (image effect, audio effect) cell, every component,
+    interval and p-value; columns that do not apply to the run's bridge are left out."""
+    chosen = {(c["image_effect"], c["audio_effect"]) for c in res["chosen_pairs"]}
+    per_row = ("sim1", "sim1_lo", "sim1_hi", "sim1_raw", "p_sim1")
+    per_col = ("sim2", "sim2_lo", "sim2_hi", "sim2_raw", "p_sim2")
+    cells = ["score", "score_lo", "score_hi", "score_raw", "score_no_shared", "sim3", "sim3_raw"]
+    cells += [k for k in res if k.startswith(("sim3_clap", "sim3_clip", "z_", "sim3_no_shared"))]
+    cells += ["bridge_sign_agreement", "p_sim3", "p", "p_adjusted"]
+    rows = []
+    for i, a in enumerate(img_fx):
+        for j, b in enumerate(aud_fx):
+            rec: dict[str, Any] = {"image_effect": a, "audio_effect": b}
+            rec |= {k: res[k][i] for k in per_row}
+            rec |= {k: res[k][j] for k in per_col}
+            rec |= {k: res[k][i, j] for k in dict.fromkeys(cells) if k in res}
+            p = res["p_adjusted"][i, j]
+            rec["significant"] = bool(np.isfinite(p) and p < alpha)
+            rec["chosen"] = (a, b) in chosen
+            rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, intensities):
+    with atomic_path(matrix_out, ".npy") as tmp:
+        np.save(tmp, res["score"])
+    skip = {"chosen_pairs", "counts", "image_anchor", "audio_anchor"}
+    arrays = {k: np.asarray(v) for k, v in res.items() if k not in skip}
+    arrays |= {
+        "image_effects": np.asarray(img_fx, dtype=str),
+        "audio_effects": np.asarray(aud_fx, dtype=str),
+        "intensities": np.asarray(intensities, dtype=str),
+        "image_anchor_clip": res["image_anchor"],
+        "audio_anchor_clap": res["audio_anchor"],
+    }
+    if "image" in anchors_["clap"]:
+        arrays["image_anchor_clap"] = anchors_["clap"]["image"].vectors
+    if "audio" in anchors_["clip"]:
+        arrays["audio_anchor_clip"] = anchors_["clip"]["audio"].vectors
+    with atomic_path(components_out, ".npz") as tmp:
+        np.savez(tmp, **arrays)
+
+
+def _health_figures(health_docs) -> dict:
+    keys = ("text_mean_pairwise_cosine", "audio_mean_pairwise_cosine", "limit", "passed")
+    return {
+        d.get("modality", "?"): {k: d.get(k) for k in keys}
+        | {"model": d.get("model", {}).get("name_or_path")}
+        for d in health_docs
+    }
+
+
+def _sim3_label(opts: phase1.Options) -> str:
+    centring = "centred anchors" if opts.center_anchors else "raw (uncentred) anchors"
+    if opts.text_bridge == "both":
+        return (
+            f"sim3 = mean over the CLAP and CLIP bridges of each bridge's cosine standardised "
+            f"against its own synonym-shuffle null (z units, {centring}); the bridges' sign "
+            "agreement is reported per cell"
+        )
+    return f"sim3 = cosine in {opts.text_bridge.upper()}'s text space ({centring})"
+
+
+def _labels(res, ctx, opts, words, components_out) -> dict:
+    """discovery_labels.json: axes, how each number was made, the p-values and chosen pairs."""
+    specs, anchors_, stores = ctx["specs"], ctx["anchors"], ctx["stores"]
+    img_fx, aud_fx = ctx["effects"]["image"], ctx["effects"]["audio"]
+    meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
+    meta["text_models"] = anchors_["info"]
+    best = phase1.best_matches(res["score"], img_fx, aud_fx)
+    pairs = {m: anchors_[t][m].n_pairs for m, t in (("image", "clip"), ("audio", "clap"))}
+    protos = {"image": res["image_prototypes"], "audio": res["audio_prototypes"]}
+    return {
+        "image_effects": img_fx,
+        "audio_effects": aud_fx,
+        "matrix": "discovery_matrix.npy: rows = image_effects, columns = audio_effects, pooled "
+        "over intensities, after clipping",
+        "intensities": ctx["intensities"],
+        "score": "sim1[i] × sim2[j] × sim3[i, j]"
+        + (" with each factor clipped at 0" if opts.clip_negative else " (raw factors)"),
+        "sim3_definition": _sim3_label(opts),
+        "center_anchors": opts.center_anchors,
+        "text_bridge": opts.text_bridge,
+        "sim3_reason": phase1.SIM3_REASON,
+        "clip_negative": opts.clip_negative,
+        "clip_negative_reason": phase1.CLIP_REASON,
+        "alpha": opts.alpha,
+        "correction": opts.correction,
+        "p_value": "max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union); p_sim1/p_sim2 "
+        "permute effect labels within file × intensity, p_sim3 regroups each modality's "
+        "synonyms across its effects (docs/methods.md §5)",
+        "n_permutations": opts.n_permutations,
+        "n_bootstrap": opts.n_bootstrap,
+        "ci_level": opts.ci_level,
+        "seed": opts.seed,
+        "p_adjusted": _jsonable(res["p_adjusted"]),
+        "p": _jsonable(res["p"]),
+        "chosen_pairs": res["chosen_pairs"],
+        "shared_words": words,
+        "templates": {m: dict(ctx["templates"][m]) for m in ("image", "audio")},
+        "synonyms": {m: {e: list(v) for e, v in specs[m].synonyms.items()} for m in specs},
+        "contexts": {
+            "image_categories": ctx["contexts"]["image"],
+            "audio_genres": ctx["contexts"]["audio"],
+        },
+        "prompts": {
+            "distinct_prompts_embedded": anchors_["n_prompts"],
+            "pairs_per_effect": {
+                m: dict(zip(specs[m].synonyms, n, strict=True)) for m, n in pairs.items()
+            },
+        },
+        "sim1": dict(zip(img_fx, _jsonable(res["sim1"]), strict=True)),
+        "sim2": dict(zip(aud_fx, _jsonable(res["sim2"]), strict=True)),
+        "sim3": _jsonable(res["sim3"]),
+        "scores": _jsonable(res["score"]),
+        "scores_raw": _jsonable(res["score_raw"]),
+        "best_matches": best,
+        "prototypes": {
+            m: {
+                "n_deltas": {
+                    e: dict(zip(ctx["intensities"], res["counts"][m][:, j].tolist(), strict=True))
+                    for j, e in enumerate(ctx["effects"][m])
+                },
+                # |p| in [0, 1]: 1 when every delta of the effect points the same way
+                "pooled_norm": dict(
+                    zip(
+                        ctx["effects"][m], _jsonable(np.linalg.norm(protos[m], axis=1)), strict=True
+                    )
+                ),
+            }
+            for m in ("image", "audio")
+        },
+        "components_file": components_out,
+        "components": COMPONENTS,
+        "health": _health_figures(ctx["health_docs"]),
+        "meta": meta,
+    }
+
+
+def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
+    """The marked heatmap (score, interval, adjusted p; chosen pairs boxed), the sim1/sim2/sim3
+    panels and the per-intensity small multiples."""
+    img_fx, aud_fx = ctx["effects"]["image"], ctx["effects"]["audio"]
+    info, meta = ctx["anchors"]["info"], ctx["meta"]
+    chosen = np.zeros(res["score"].shape, dtype=bool)
+    for c in res["chosen_pairs"]:
+        chosen[img_fx.index(c["image_effect"]), aud_fx.index(c["audio_effect"])] = True
+    head = (
+        f"bridge: {opts.text_bridge}, anchors {'centred' if opts.center_anchors else 'raw'}"
+        f"{', negatives clipped at 0' if opts.clip_negative else ''}; {opts.correction} "
+        f"p < {opts.alpha:g} boxed (best in row)"
+    )
+    models = f"CLIP: {info['image']['name_or_path']}   CLAP: {info['audio']['name_or_path']}"
+    if meta["not_science"] or info["image"].get("tiny") or info["audio"].get("tiny"):
+        models += "\ntiny random models: not science"
+    plots.discovery_heatmap(
+        res["score"],
+        img_fx,
+        aud_fx,
+        paths["heatmap"],
+        f"Phase 1 discovery: sim1·sim2·sim3 ({head})\n{models}",
+        meta["note"],
+        lo=res["score_lo"],
+        hi=res["score_hi"],
+        p_adjusted=res["p_adjusted"],
+        chosen=chosen,
+        ci_level=opts.ci_level,
+    )
+    plots.discovery_components_figure(
+        res,
+        img_fx,
+        aud_fx,
+        paths["panels"],
+        f"Phase 1 components ({head})\n{models}",
+        meta["note"],
+        _sim3_label(opts),
+        opts.ci_level,
+    )
+    plots.discovery_intensity_figure(
+        res["score_per_intensity"],
+        ctx["intensities"],
+        img_fx,
+        aud_fx,
+        paths["intensity"],
+        f"Phase 1 per intensity (image level k with audio level k)\n{models}",
+        meta["note"],
+    )
+
+
+def _log_result(res, img_fx, aud_fx, opts) -> None:
+    """The run's verdict in the log: significant pairs, loudly none."""
+    log.info(
+        "Phase 1 (bridge %s, %s anchors, %s-adjusted p < %g):",
+        opts.text_bridge,
+        "centred" if opts.center_anchors else "raw",
+        opts.correction,
+        opts.alpha,
+    )
+    for i, name in enumerate(img_fx):
+        j = int(np.nanargmax(res["score"][i])) if np.isfinite(res["score"][i]).any() else None
+        if j is None:
+            log.info("  %-12s -> no finite score", name)
+            continue
+        if res["score"][i, j] <= 0:
+            log.info("  %-12s -> no positive score (every factor product clipped to 0)", name)
+            continue
+        log.info(
+            "  %-12s best %-12s score %.4g [%.4g, %.4g], p %.3g, adjusted %.3g",
+            name,
+            aud_fx[j],
+            res["score"][i, j],
+            res["score_lo"][i, j],
+            res["score_hi"][i, j],
+            res["p"][i, j],
+            res["p_adjusted"][i, j],
+        )
+    if res["chosen_pairs"]:
+        for c in res["chosen_pairs"]:
+            log.info(
+                "  chosen: %s -> %s (p_adjusted %.3g)",
+                c["image_effect"],
+                c["audio_effect"],
+                c["p_adjusted"],
+            )
+    else:
+        log.warning(
+            "!!! Phase 1: NO pair is significant (%s-adjusted p < %g): Phase 3 has nothing to "
+            "learn from this matrix !!!",
+            opts.correction,
+            opts.alpha,
+        )
+
+
 def run_phase1(
     *,
     image_store: str,
@@ -86,200 +385,64 @@ def run_phase1(
     health: Sequence[str],
     models: Mapping[str, Mapping[str, Any]],
     allow_unhealthy: bool,
-    text_bridge: str,
-    clip_negative: bool,
+    options: Mapping[str, Any],
     templates: Mapping[str, Mapping[str, str]],
     synonyms: Mapping[str, Mapping[str, Sequence[str]]],
     matrix_out: str,
     labels_out: str,
     components_out: str,
-    heatmap_out: str,
+    table_out: str,
+    figures: Mapping[str, str],
     threads: int = 1,
     text_batch_size: int = 64,
 ) -> None:
+    """Phase 1 end to end. ``options`` are phase1.Options fields (from config ``phase1``);
+    ``figures`` maps heatmap / panels / intensity to output paths."""
+    opts = phase1.Options(**options)
     # Health first: anchors from a collapsed text tower are noise (docs/methods.md §1).
     health_docs = gate_health(health, allow_unhealthy, "text")
-    stores = {"image": DeltaStore.load(image_store), "audio": DeltaStore.load(audio_store)}
-    for modality, store in stores.items():
-        if store.modality != modality:
-            raise PipelineError(f"{modality} store holds {store.modality!r} deltas")
-    protos = {m: _protos(s) for m, s in stores.items()}
-    img_fx, aud_fx = protos["image"].effects, protos["audio"].effects
-    intensities = protos["image"].intensities
-    if protos["audio"].intensities != intensities:
-        raise PipelineError(
-            f"image intensities {intensities} differ from audio {protos['audio'].intensities}"
-        )
+    stores = _load_sides(image_store, audio_store)
+    sides = {m: _side(s) for m, s in stores.items()}
+    effects = {m: sides[m].effects for m in sides}
     contexts = {m: sorted({str(c) for c in s.file_category}) for m, s in stores.items()}
-    specs = {
-        m: _spec(m, protos[m].effects, contexts[m], templates, synonyms) for m in ("image", "audio")
-    }
-
-    # CLIP's text tower: image anchors (sim1) [+ audio anchors for the clip bridge].
-    # CLAP's text tower: audio anchors (sim2) [+ image anchors for the clap bridge].
-    clip_specs = {"image": specs["image"]}
-    clap_specs = {"audio": specs["audio"]}
-    if text_bridge in ("clip", "both"):
-        clip_specs["audio"] = specs["audio"]
-    if text_bridge in ("clap", "both"):
-        clap_specs["image"] = specs["image"]
-    clip_anchors, n_clip, clip_info = _embed(
-        "image", models["image"], threads, clip_specs, text_batch_size
+    specs = {m: _spec(m, effects[m], contexts[m], templates, synonyms) for m in sides}
+    anchors_ = _all_anchors(stores, specs, models, opts.text_bridge, threads, text_batch_size)
+    words, keep = _shared(specs)
+    res = phase1.discover(
+        sides["image"],
+        sides["audio"],
+        anchors_["clip"]["image"].synonym_vectors,
+        anchors_["clap"]["audio"].synonym_vectors,
+        anchors_["bridges"],
+        opts,
+        keep,
     )
-    clap_anchors, n_clap, clap_info = _embed(
-        "audio", models["audio"], threads, clap_specs, text_batch_size
-    )
-
-    img_anchor, aud_anchor = clip_anchors["image"].vectors, clap_anchors["audio"].vectors
-    if img_anchor.shape[1] != protos["image"].pooled.shape[1]:
-        raise PipelineError(
-            f"CLIP text anchors are {img_anchor.shape[1]}-d but the image deltas "
-            f"{protos['image'].pooled.shape[1]}-d: the deltas were made with another model"
-        )
-    if aud_anchor.shape[1] != protos["audio"].pooled.shape[1]:
-        raise PipelineError(
-            f"CLAP text anchors are {aud_anchor.shape[1]}-d but the audio deltas "
-            f"{protos['audio'].pooled.shape[1]}-d: the deltas were made with another model"
-        )
-    sim1 = phase1.rowwise_cosine(protos["image"].pooled, img_anchor)
-    sim2 = phase1.rowwise_cosine(protos["audio"].pooled, aud_anchor)
-    sim1_k = np.stack([phase1.rowwise_cosine(p, img_anchor) for p in protos["image"].per_intensity])
-    sim2_k = np.stack([phase1.rowwise_cosine(p, aud_anchor) for p in protos["audio"].per_intensity])
-    bridge = phase1.bridge_sim3(
-        clap_anchors["image"].vectors if "image" in clap_anchors else None,
-        aud_anchor,
-        img_anchor,
-        clip_anchors["audio"].vectors if "audio" in clip_anchors else None,
-        text_bridge,
-    )
-    sim3 = bridge["sim3"]
-    score = phase1.combine(sim1, sim2, sim3, clip_negative)
-    score_k = phase1.combine(sim1_k, sim2_k, sim3, clip_negative)
-    best = phase1.best_matches(score, img_fx, aud_fx)
-
-    # ---------------------------------------------------------------- artifacts
-    with atomic_path(matrix_out, ".npy") as tmp:
-        np.save(tmp, score)
-    arrays = {
-        "image_effects": np.asarray(img_fx, dtype=str),
-        "audio_effects": np.asarray(aud_fx, dtype=str),
-        "intensities": np.asarray(intensities, dtype=str),
-        "score": score,
-        "score_per_intensity": score_k,
-        "sim1": sim1,
-        "sim2": sim2,
-        "sim3": sim3,
-        "sim1_per_intensity": sim1_k,
-        "sim2_per_intensity": sim2_k,
-        "image_prototypes": protos["image"].pooled,
-        "image_prototypes_per_intensity": protos["image"].per_intensity,
-        "audio_prototypes": protos["audio"].pooled,
-        "audio_prototypes_per_intensity": protos["audio"].per_intensity,
-        "image_anchor_clip": img_anchor,
-        "audio_anchor_clap": aud_anchor,
-    }
-    arrays |= {f"sim3_{k}": v for k, v in bridge.items() if k != "sim3"}
-    if "image" in clap_anchors:
-        arrays["image_anchor_clap"] = clap_anchors["image"].vectors
-    if "audio" in clip_anchors:
-        arrays["audio_anchor_clip"] = clip_anchors["audio"].vectors
-    with atomic_path(components_out, ".npz") as tmp:
-        np.savez(tmp, **arrays)
-
     meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
-    meta["text_models"] = {"image": clip_info, "audio": clap_info}
-    health_figures = {
-        d.get("modality", "?"): {
-            k: d.get(k)
-            for k in ("text_mean_pairwise_cosine", "audio_mean_pairwise_cosine", "limit", "passed")
-        }
-        | {"model": d.get("model", {}).get("name_or_path")}
-        for d in health_docs
-    }
-    labels = {
-        "image_effects": img_fx,
-        "audio_effects": aud_fx,
-        "matrix": "discovery_matrix.npy: rows = image_effects, columns = audio_effects, "
-        "pooled over intensities, after clipping",
-        "intensities": intensities,
-        "score": "sim1[i] × sim2[j] × sim3[i, j]"
-        + (" with each factor clipped at 0" if clip_negative else " (raw factors)"),
-        "text_bridge": text_bridge,
-        "sim3_reason": phase1.SIM3_REASON,
-        "clip_negative": clip_negative,
-        "clip_negative_reason": phase1.CLIP_REASON,
-        "templates": {m: dict(templates[m]) for m in ("image", "audio")},
-        "synonyms": {m: {e: list(v) for e, v in specs[m].synonyms.items()} for m in specs},
-        "contexts": {"image_categories": contexts["image"], "audio_genres": contexts["audio"]},
-        "prompts": {
-            "distinct_prompts_embedded": {"clip": n_clip, "clap": n_clap},
-            "pairs_per_effect": {
-                m: dict(zip(specs[m].synonyms, a.n_pairs, strict=True))
-                for m, a in (("image", clip_anchors["image"]), ("audio", clap_anchors["audio"]))
-            },
-        },
-        "sim1": dict(zip(img_fx, _jsonable(sim1), strict=True)),
-        "sim2": dict(zip(aud_fx, _jsonable(sim2), strict=True)),
-        "sim3": _jsonable(sim3),
-        "scores": _jsonable(score),
-        "best_matches": best,
-        "prototypes": {
-            m: {
-                "n_deltas": {
-                    e: dict(zip(p.intensities, p.counts[:, j].tolist(), strict=True))
-                    for j, e in enumerate(p.effects)
-                },
-                # |p| in [0, 1]: 1 when every delta of the effect points the same way
-                "pooled_norm": dict(
-                    zip(p.effects, _jsonable(np.linalg.norm(p.pooled, axis=1)), strict=True)
-                ),
-            }
-            for m, p in protos.items()
-        },
-        "components_file": components_out,
-        "components": COMPONENTS,
-        "health": health_figures,
+    ctx = {
+        "specs": specs,
+        "anchors": anchors_,
+        "stores": stores,
+        "effects": effects,
+        "contexts": contexts,
+        "intensities": sides["image"].intensities,
+        "templates": templates,
+        "health_docs": health_docs,
         "meta": meta,
     }
-    write_json(labels_out, labels)
-
-    title = (
-        f"Phase 1 discovery: sim1·sim2·sim3 (bridge: {text_bridge}"
-        f"{', negatives clipped at 0' if clip_negative else ''})\n"
-        f"CLIP: {clip_info['name_or_path']}   CLAP: {clap_info['name_or_path']}"
+    _write_arrays(
+        res,
+        anchors_,
+        matrix_out,
+        components_out,
+        effects["image"],
+        effects["audio"],
+        ctx["intensities"],
     )
-    if meta["not_science"] or clip_info.get("tiny") or clap_info.get("tiny"):
-        title += "\ntiny random models: not science"
-    plots.discovery_heatmap(
-        score,
-        [f"{e}\nsim1 {_fmt(s)}" for e, s in zip(img_fx, sim1, strict=True)],
-        [f"{e}\nsim2 {_fmt(s)}" for e, s in zip(aud_fx, sim2, strict=True)],
-        heatmap_out,
-        title,
-        meta["note"],
-    )
-
-    log.info("Phase 1 best matches (score = sim1·sim2·sim3, bridge %s):", text_bridge)
-    for rec in best:
-        if rec["best"] is None:
-            log.info("  %-12s -> no finite score", rec["image_effect"])
-        elif rec["score"] <= 0:
-            log.info("  %-12s -> no match: every score is <= 0", rec["image_effect"])
-        elif rec["runner_up"] is None:
-            log.info("  %-12s -> %-12s score %.4g", rec["image_effect"], rec["best"], rec["score"])
-        else:
-            log.info(
-                "  %-12s -> %-12s score %.4g, margin %.4g over %s%s",
-                rec["image_effect"],
-                rec["best"],
-                rec["score"],
-                rec["margin"],
-                rec["runner_up"],
-                " (TIE: the best is arbitrary)" if rec["tie"] else "",
-            )
+    write_json(labels_out, _labels(res, ctx, opts, words, components_out))
+    table = _cell_table(res, effects["image"], effects["audio"], opts.alpha)
+    with atomic_path(table_out, ".tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
+    _figures(res, ctx, opts, figures)
+    _log_result(res, effects["image"], effects["audio"], opts)
     if meta["not_science"]:
         log.warning(meta["note"])
-
-
-def _fmt(x: float) -> str:
-    return f"{x:+.2f}" if np.isfinite(x) else "n/a"

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.jobs.common import log
-from delta_v2a.phase3.dataset import choose_pairs
 from delta_v2a.storage import (
     atomic_path,
     read_json,
@@ -33,6 +32,48 @@ def _verdict(name: str, ok: bool | None, lines: Sequence[str]) -> dict[str, Any]
 
 def _variant(r: Mapping[str, Any]) -> str:
     return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
+
+
+def _phase1_verdict(
+    discovery: np.ndarray, labels: Mapping[str, Any], threshold: float
+) -> dict[str, Any]:
+    """Phase 1: the significant pairs (best score in the row with adjusted p < alpha, from
+    discovery_labels.json) that also pass Phase 3's score threshold; loud when there is none."""
+    alpha, correction = labels.get("alpha", float("nan")), labels.get("correction", "?")
+    chosen = labels.get("chosen_pairs")
+    pre = []
+    if chosen is None:
+        pre = ["discovery_labels.json has no p-values (made by an older phase1): rerun phase1"]
+        chosen = []
+    kept = [c for c in chosen if c["score"] > threshold]
+    n_img = len(labels["image_effects"])
+    lines = pre + [
+        f"{len(kept)} of {n_img} image effects paired ({correction}-adjusted p < {alpha:g}, "
+        f"score > {threshold:g})"
+    ]
+    lines += [
+        f"{c['image_effect']} -> {c['audio_effect']} (score {c['score']:.3g}, "
+        f"p_adjusted {c['p_adjusted']:.3g})"
+        for c in kept
+    ]
+    paired = {c["image_effect"] for c in kept}
+    p_adj = np.asarray(
+        [[np.nan if v is None else v for v in row] for row in labels.get("p_adjusted", [])]
+        or np.full(np.shape(discovery), np.nan),
+        dtype=float,
+    )
+    for i, name in enumerate(labels["image_effects"]):
+        if name in paired or not np.isfinite(discovery[i]).any():
+            continue
+        j = int(np.nanargmax(discovery[i]))
+        lines.append(
+            f"{name}: no pair (not significant or below threshold: best "
+            f"{labels['audio_effects'][j]}, score "
+            f"{discovery[i, j]:.3g}, p_adjusted {p_adj[i, j]:.3g})"
+        )
+    if not kept:
+        lines.append("!!! NO significant pair: Phase 3 has nothing to learn !!!")
+    return _verdict("phase 1 discovery", bool(kept), lines)
 
 
 def summarise(
@@ -81,16 +122,7 @@ def summarise(
     if undetermined:
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
     phases.append(_verdict("phase 0-b linearity", not inconsistent and not varying, lines))
-    rows = choose_pairs(discovery, labels["image_effects"], labels["audio_effects"], threshold)
-    chosen = [r for r in rows if r["chosen"]]
-    lines = [f"{len(chosen)} of {len(rows)} image effects paired (threshold {threshold:g})"]
-    lines += [
-        f"{r['image_effect']} -> {r['audio_effect']} ({r['score']:.3g})"
-        if r["chosen"]
-        else f"{r['image_effect']}: no pair ({r['reason']})"
-        for r in rows
-    ]
-    phases.append(_verdict("phase 1 discovery", bool(chosen), lines))
+    phases.append(_phase1_verdict(discovery, labels, threshold))
     status = training_log.get("status")
     if status == "trained":
         verdict = training_log["verdict"]
