@@ -20,6 +20,16 @@ include: "workflow/rules/summary.smk"
 report: "workflow/report/workflow.rst"
 
 
+rule extract:
+    """The seed's `extract` verb: both modalities' deltas (JSON records and compact stores) and
+    the model health checks, without any analysis."""
+    input:
+        expand("results/{modality}_deltas.json", modality=MODALITIES),
+        expand("results/{modality}_deltas.npz", modality=MODALITIES),
+        expand("results/health/{modality}.json", modality=MODALITIES),
+        "results/skipped_files.tsv",
+
+
 rule all:
     default_target: True
     input:
