@@ -38,8 +38,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests workflow/scripts benchmarks
-	$(BIN)/ruff format --check src tests workflow/scripts benchmarks
+	$(BIN)/ruff check src tests workflow/scripts benchmarks scripts
+	$(BIN)/ruff format --check src tests workflow/scripts benchmarks scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --directory .test --configfile .test/config/config.yaml --lint
 
@@ -56,8 +56,8 @@ report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html $(REPORT_ARGS)
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests workflow/scripts benchmarks
-	$(BIN)/ruff check --fix src tests workflow/scripts benchmarks
+	$(BIN)/ruff format src tests workflow/scripts benchmarks scripts
+	$(BIN)/ruff check --fix src tests workflow/scripts benchmarks scripts
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean-demo:

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PY_PATHS = ["src", "tests", "workflow/scripts", "benchmarks"]
+PY_PATHS = ["src", "tests", "workflow/scripts", "benchmarks", "scripts"]
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess:
