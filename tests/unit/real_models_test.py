@@ -4,7 +4,7 @@
 The folders hold full-size random models (CLIP ViT-L/14: 428 M parameters, 1.6 GB; CLAP
 HTSAT-base + RoBERTa-base: 194 M, 741 MB) written by ``delta_v2a.tiny_models --full-size``: the
 same architectures and files as the real checkpoints, so config, processor, weight loading,
-embedding sizes and the revision record are all exercised without a download. It costs about a
+embedding sizes and the revision record are all exercised without a download. It costs one
 to three minutes (measured: 2.6 min beside a workflow run) and 2.4 GB of temporary disk on a
 2-core machine; DELTA_V2A_SKIP_FULL_SIZE=1 skips it.
 """

@@ -55,7 +55,8 @@ def test_missing_or_empty_data_root_stops_at_parse_time(tmp_path, dot_test, miss
     assert "Job stats" not in out
     (tmp_path / "data" / missing).mkdir()
     proc = snakemake(tmp_path, "--dry-run", "--configfile", TEST_CONFIG, check=False)
-    assert proc.returncode != 0 and f"{key}: data root 'data/{missing}' is empty" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{key}: data root 'data/{missing}' is empty" in out
 
 
 def test_a_config_typo_is_short_with_the_closest_key(tmp_path, dot_test):
