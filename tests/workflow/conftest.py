@@ -29,5 +29,10 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -
         }
     }
     (base / "config/tiny-models.yaml").write_text(yaml.safe_dump(overlay))
-    snakemake(base, "--configfile", "config/config.yaml", "config/tiny-models.yaml")
+    snakemake(base, *small_run_configs(base))
     return base
+
+
+def small_run_configs(base: Path) -> list[str]:
+    """The config files of the small run (absolute: snakemake reads them from its own cwd)."""
+    return ["--configfile", str(base / "config/config.yaml"), str(base / "config/tiny-models.yaml")]

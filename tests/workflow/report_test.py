@@ -17,8 +17,11 @@ _spec.loader.exec_module(shot)
 
 @pytest.fixture(scope="module")
 def report(small_run):
-    snakemake(small_run, "--configfile", "config/config.yaml", "config/tiny-models.yaml",
-              "--report", "report.html")  # fmt: skip
+    configs = [
+        "--configfile",
+        *(str(small_run / f"config/{n}.yaml") for n in ("config", "tiny-models")),
+    ]
+    snakemake(small_run, *configs, "--report", str(small_run / "report.html"))
     return small_run / "report.html"
 
 
