@@ -7,18 +7,22 @@ CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint format benchmark clean-demo help
+.PHONY: demo test lint format benchmark report clean-demo help
 
 help:
 	@echo "make demo   - install, build the offline demo (tiny models + media), run the workflow"
 	@echo "make test   - install and run the test suite"
-	@echo "make lint   - ruff, snakefmt --check, snakemake --lint"
+	@echo "make lint   - ruff, snakefmt --check, snakemake --lint (on the .test/ config)"
+	@echo "make benchmark - extraction, analyses and incremental-rerun benchmarks (tiny models)"
+	@echo "make report - results/report.html from a finished run (snakemake --report)"
 
-$(STAMP): requirements.txt pyproject.toml
+# The demo extra (scikit-image, scikit-learn, music21; pinned in requirements-demo.txt) is for
+# `make demo` and the tests only: a run on your own data needs requirements.txt alone.
+$(STAMP): requirements.txt requirements-demo.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-demo.txt
+	$(BIN)/python -m pip install -q --no-deps -e '.[demo]'
 	touch $@
 
 resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &: $(STAMP)
@@ -34,14 +38,26 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests workflow/scripts benchmarks
-	$(BIN)/ruff format --check src tests workflow/scripts benchmarks
+	$(BIN)/ruff check src tests workflow/scripts benchmarks scripts
+	$(BIN)/ruff format --check src tests workflow/scripts benchmarks scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	$(BIN)/snakemake --lint
+	$(BIN)/snakemake --directory .test --configfile .test/config/config.yaml --lint
+
+# Ratios measured side by side in one run (benchmarks/README.md has the figures and the
+# full-size-model variants).
+benchmark: demo
+	$(BIN)/python benchmarks/extraction.py --rules --repeat 1
+	$(BIN)/python benchmarks/analyses.py
+	$(BIN)/python benchmarks/incremental.py
+
+# After `make demo`; for your own run: make report REPORT_ARGS="--configfile my.yaml"
+REPORT_ARGS ?= --configfile config/demo.yaml
+report: $(STAMP)
+	$(BIN)/snakemake --report results/report.html $(REPORT_ARGS)
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests workflow/scripts benchmarks
-	$(BIN)/ruff check --fix src tests workflow/scripts benchmarks
+	$(BIN)/ruff format src tests workflow/scripts benchmarks scripts
+	$(BIN)/ruff check --fix src tests workflow/scripts benchmarks scripts
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean-demo:

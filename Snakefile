@@ -15,9 +15,20 @@ include: "workflow/rules/phase0.smk"
 include: "workflow/rules/phase1.smk"
 include: "workflow/rules/phase3.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/tables.smk"
 
 
 report: "workflow/report/workflow.rst"
+
+
+rule extract:
+    """The seed's `extract` verb: both modalities' deltas (JSON records and compact stores) and
+    the model health checks, without any analysis."""
+    input:
+        expand("results/{modality}_deltas.json", modality=MODALITIES),
+        expand("results/{modality}_deltas.npz", modality=MODALITIES),
+        expand("results/health/{modality}.json", modality=MODALITIES),
+        "results/skipped_files.tsv",
 
 
 rule all:
@@ -27,3 +38,4 @@ rule all:
         PHASE1_RESULTS,
         PHASE3_RESULTS,
         SUMMARY_RESULTS,
+        TABLES_RESULTS,

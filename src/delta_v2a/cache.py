@@ -70,6 +70,8 @@ def variant_key(
         "params": {k: float(v) for k, v in sorted(effect_params.items())},
         "preroll_s": float(preroll_s) if modality == "audio" else None,
     }
+    if model.get("revision"):  # pinned hub commit; absent keeps unpinned keys unchanged
+        parts["revision"] = model["revision"]
     blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

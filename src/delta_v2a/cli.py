@@ -69,7 +69,10 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from delta_v2a import __version__
+
     parser = argparse.ArgumentParser(prog="delta-v2a", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
         "apply",
@@ -89,10 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # One line, no traceback, for what a user can fix: a missing or unreadable file or model,
+    # a device this machine lacks (checked first, before any model is loaded).
     try:
+        if getattr(args, "device", "auto") != "auto":
+            from delta_v2a.models import resolve_device
+
+            resolve_device(args.device)
         return args.func(args)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"delta-v2a {args.command}: error: {err}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"delta-v2a {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

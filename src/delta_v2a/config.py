@@ -8,6 +8,7 @@ checked here, before any job runs, with messages that name the config key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import string
 import warnings
@@ -31,6 +32,58 @@ class SharedWordWarning(UserWarning):
     sim3 then partly measures spelling, not meaning."""
 
 
+def check_keys(config: Mapping[str, Any], schema: Mapping[str, Any], prefix: str = "") -> None:
+    """Reject unknown keys with the closest valid one, before the schema validator runs.
+
+    Why: Snakemake's ``validate()`` reports an unknown key by printing the whole schema and the
+    whole config (hundreds of lines); a typo deserves one line and a "did you mean". Only objects
+    the schema closes (``additionalProperties: false``) are checked, recursively.
+    """
+    props = schema.get("properties")
+    if not isinstance(config, Mapping) or props is None:
+        return
+    if schema.get("additionalProperties", True) is False:
+        for key in config:
+            if key not in props:
+                where = f"{prefix}{key}"
+                close = difflib.get_close_matches(str(key), list(props), n=1, cutoff=0.6)
+                hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+                raise ConfigError(
+                    f"{where}: unknown config key{hint} (valid here: {', '.join(sorted(props))}; "
+                    "see config/README.md)"
+                )
+    for key, sub in props.items():
+        if key in config and isinstance(sub, Mapping):
+            check_keys(config[key], sub, f"{prefix}{key}.")
+
+
+def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
+    """Walk each data root once; a missing or empty one stops the run before any job is planned.
+
+    Returns the discovered media per modality (the manifest rule's inputs). Why here: without
+    it, a wrong ``data.images`` still plans every job with exit 0 and fails only when the
+    manifest job runs.
+    """
+    from delta_v2a.media import MODALITY_EXTENSIONS, ROOT_KEYS, discover
+
+    roots = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
+    media = {}
+    for modality in MODALITIES:
+        key, root = ROOT_KEYS[modality], roots[modality]
+        path = Path(root)
+        if not path.is_dir():
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise ConfigError(f"{key}: data root '{root}' {what} (set {key} in your config)")
+        media[modality] = discover(root, modality)
+        if not media[modality]:
+            exts = ",".join(e.lstrip(".") for e in MODALITY_EXTENSIONS[modality])
+            raise ConfigError(
+                f"{key}: data root '{root}' is empty: no {modality} files in "
+                f"{root}/<category>/**/*.{{{exts}}}"
+            )
+    return media
+
+
 def looks_like_local_path(name: str) -> bool:
     """A hub id is "name" or "org/name"; anything else path-shaped must be a local directory."""
     return (
@@ -41,10 +94,31 @@ def looks_like_local_path(name: str) -> bool:
     )
 
 
+def local_revision(directory: str | Path) -> str | None:
+    """The hub commit ``hf download --local-dir`` recorded for a folder's config.json, if any
+    (huggingface_hub writes ``.cache/huggingface/download/<file>.metadata``: commit, etag, time).
+    """
+    meta = Path(directory).expanduser() / ".cache/huggingface/download/config.json.metadata"
+    try:
+        lines = meta.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return (lines[0].strip() or None) if lines else None
+
+
 def check_models(config: Mapping[str, Any]) -> None:
-    """A model that names a local directory must exist before anything runs."""
+    """A model that names a local directory must exist before anything runs, and hold the
+    pinned ``models.revision`` when the download recorded one."""
     for modality in MODALITIES:
         name = config["models"][modality]
+        pinned = (config["models"].get("revision") or {}).get(modality)
+        found = local_revision(name) if looks_like_local_path(name) else None
+        if pinned and found and found != pinned:
+            raise ConfigError(
+                f"models.revision.{modality}: the config pins {pinned} but '{name}' holds hub "
+                f"commit {found} (recorded by hf download); download the pinned revision again "
+                f"or change models.revision.{modality}"
+            )
         if looks_like_local_path(name) and not Path(name).expanduser().is_dir():
             hint = (
                 " (`make demo` or `python -m delta_v2a.tiny_models resources/models` writes the "

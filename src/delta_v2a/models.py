@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoProcessor, ClapModel, CLIPModel
 
-from delta_v2a.config import looks_like_local_path
+from delta_v2a.config import local_revision, looks_like_local_path
 from delta_v2a.metrics import mean_pairwise_cosine_units
 from delta_v2a.tiny_models import TINY_MARKER, TINY_NOTE
 
@@ -129,6 +129,8 @@ class ModelInfo:
     dim: int
     tiny: bool
     note: str
+    #: hub commit: the pinned models.revision, else what the files on disk record
+    revision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +169,15 @@ def _resolved_dir(name_or_path: str) -> Path | None:
     return Path(cfg).parent.resolve() if cfg else None
 
 
+def _disk_revision(resolved: Path | None) -> str | None:
+    """The commit the files came from: hf download's record, or a hub-cache snapshot's name."""
+    if resolved is None:
+        return None
+    if resolved.parent.name == "snapshots":
+        return resolved.name
+    return local_revision(resolved)
+
+
 def _tiny_note(resolved: Path | None) -> tuple[bool, str]:
     if resolved is None or not (resolved / TINY_MARKER).is_file():
         return False, ""
@@ -178,20 +189,27 @@ def _tiny_note(resolved: Path | None) -> tuple[bool, str]:
 
 
 def _load(
-    name_or_path: str, model_cls: type, model_type: str, device: str, dtype: str, **proc_kw: Any
+    name_or_path: str,
+    model_cls: type,
+    model_type: str,
+    device: str,
+    dtype: str,
+    revision: str | None = None,
+    **proc_kw: Any,
 ) -> tuple[Any, Any, ModelInfo]:
     """Shared loading path for hub ids and local directories (both go through from_pretrained)."""
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     _check_local(name_or_path)
+    rev = {"revision": revision} if revision else {}
     try:
-        config = AutoConfig.from_pretrained(name_or_path)
+        config = AutoConfig.from_pretrained(name_or_path, **rev)
         if config.model_type != model_type:
             raise ValueError(
                 f"{name_or_path!r} is a {config.model_type!r} model, expected {model_type!r}"
             )
-        model = model_cls.from_pretrained(name_or_path, config=config, dtype=torch_dtype)
-        processor = AutoProcessor.from_pretrained(name_or_path, **proc_kw)
+        model = model_cls.from_pretrained(name_or_path, config=config, dtype=torch_dtype, **rev)
+        processor = AutoProcessor.from_pretrained(name_or_path, **rev, **proc_kw)
     except OSError as err:
         first_line = str(err).splitlines()[0] if str(err) else err.__class__.__name__
         where = (
@@ -214,6 +232,7 @@ def _load(
         dim=int(config.projection_dim),
         tiny=tiny,
         note=note,
+        revision=revision or _disk_revision(resolved),
     )
     return model, processor, info
 
@@ -274,10 +293,11 @@ class ClipEmbedder:
         device: str = "auto",
         dtype: str = "fp32",
         normalize: bool = True,
+        revision: str | None = None,
     ) -> ClipEmbedder:
         """Load a CLIP checkpoint (hub id or local dir) with the PIL image-processor backend."""
         model, processor, info = _load(
-            name_or_path, CLIPModel, "clip", device, dtype, backend="pil"
+            name_or_path, CLIPModel, "clip", device, dtype, revision, backend="pil"
         )
         return cls(model, processor, info, normalize)
 
@@ -369,9 +389,10 @@ class ClapEmbedder:
         device: str = "auto",
         dtype: str = "fp32",
         normalize: bool = True,
+        revision: str | None = None,
     ) -> ClapEmbedder:
         """Load a CLAP checkpoint (hub id or local dir)."""
-        model, processor, info = _load(name_or_path, ClapModel, "clap", device, dtype)
+        model, processor, info = _load(name_or_path, ClapModel, "clap", device, dtype, revision)
         return cls(model, processor, info, normalize)
 
     @property

@@ -20,6 +20,9 @@ def merge_model_meta(metas: Iterable[Mapping]) -> dict:
     tiny = any(m.get("tiny") for m in models.values())
     return {
         "models": models,
+        # the hub commit of each model (models.revision, or what the files record); None when
+        # neither is known, which a reader of the artifact should treat as "unpinned"
+        "revisions": {k: m.get("revision") for k, m in models.items()},
         "dtypes": sorted({str(m.get("dtype")) for m in models.values()}),
         "not_science": tiny,
         "note": NOT_SCIENCE if tiny else "",

@@ -34,3 +34,55 @@ def test_every_requirement_is_pinned_exactly():
         line = line.split("#")[0].strip()
         if line:
             assert "==" in line, f"unpinned requirement: {line}"
+
+
+DEMO_ONLY = {"scikit-image", "scikit-learn", "music21"}
+# import name of each pinned package, where it differs from the package name
+IMPORT_NAMES = {
+    "pillow": "PIL",
+    "opencv-python-headless": "cv2",
+    "pyyaml": "yaml",
+    "scikit-image": "skimage",
+    "scikit-learn": "sklearn",
+}
+# pinned but never imported by name, and why
+INDIRECT = {
+    "safetensors": "the weights format transformers reads and writes (tiny and real models)",
+    "snakemake": "the workflow engine (tests run it)",
+    "snakemake-executor-plugin-slurm": "profiles/slurm (executor: slurm)",
+    "ruff": "make lint",
+    "snakefmt": "make lint",
+}
+
+
+def test_demo_packages_are_an_extra_not_a_runtime_requirement():
+    req = pins((ROOT / "requirements.txt").read_text().splitlines())
+    demo = pins((ROOT / "requirements-demo.txt").read_text().splitlines())
+    assert set(demo) == DEMO_ONLY and not DEMO_ONLY & set(req)
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = {
+        d.split(">")[0].split("=")[0].strip() for d in project["optional-dependencies"]["demo"]
+    }
+    assert extra == DEMO_ONLY
+    runtime = {d.split(">")[0].split("<")[0].split("=")[0].strip() for d in project["dependencies"]}
+    assert not DEMO_ONLY & runtime
+    assert "-e '.[demo]'" in (ROOT / "Makefile").read_text()
+
+
+def test_every_pin_is_used():
+    """No unused pins: each pinned package is imported somewhere or has a stated indirect use."""
+    code = "\n".join(
+        p.read_text(encoding="utf-8")
+        for folder in ("src", "workflow", "tests", "benchmarks")
+        for p in (ROOT / folder).rglob("*.py")
+    )
+    req = pins((ROOT / "requirements.txt").read_text().splitlines())
+    demo = pins((ROOT / "requirements-demo.txt").read_text().splitlines())
+    for name in sorted(set(req) | set(demo)):
+        if name in INDIRECT:
+            continue
+        module = IMPORT_NAMES.get(name, name.replace("-", "_"))
+        used = f"import {module}" in code or f"from {module}" in code or f'"{module}"' in code
+        assert used, f"{name} is pinned but nothing imports {module}"

@@ -121,8 +121,9 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
         other, REPLACE, *P0, config=write_config(other, small_config(models)), check=False
     )
     assert proc.returncode != 0
-    assert "data.images" in (other / "logs/manifest/image.log").read_text()
-    assert "no usable image files" in (other / "logs/manifest/image.log").read_text()
+    # stopped at parse time, before any job is planned (tests/unit/config_test.py has the rest)
+    assert "data.images: data root 'data/images' is empty" in proc.stdout + proc.stderr
+    assert not (other / "logs/manifest").exists()
 
 
 @pytest.mark.parametrize(

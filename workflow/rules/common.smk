@@ -16,16 +16,22 @@ from delta_v2a.jobs.common import export_own_src
 
 export_own_src(Path(workflow.basedir) / "src")
 
+import yaml
+
 from delta_v2a.config import (
     MODALITIES,
     check_config,
+    check_data_roots,
+    check_keys,
     check_models,
     effect_names,
     effect_params,
 )
 from delta_v2a import __version__ as VERSION
-from delta_v2a.media import discover
 
+# A typo gets one line with the closest valid key before validate() prints the whole schema.
+SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
+check_keys(config, yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
 check_models(config)
@@ -35,15 +41,9 @@ EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
 DATA_ROOT = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
 DATA_KEY = {"image": "data.images", "audio": "data.audio"}
 
-# One walk of each data root per Snakemake invocation: the manifest rule's inputs.
-MEDIA = {
-    m: (
-        [f.path for f in discover(DATA_ROOT[m], m)]
-        if Path(DATA_ROOT[m]).is_dir()
-        else []
-    )
-    for m in MODALITIES
-}
+# One walk of each data root per Snakemake invocation: the manifest rule's inputs. A missing or
+# empty root stops here, at parse time, naming the key (not when the manifest job runs).
+MEDIA = {m: [f.path for f in files] for m, files in check_data_roots(config).items()}
 
 ENV = "../../envs/delta_v2a.yaml"
 # Content-addressed embedding cache (outside Snakemake's bookkeeping: a rerun job reuses it).
@@ -61,6 +61,7 @@ def model_params(modality):
     models = config["models"]
     return {
         "name_or_path": models[modality],
+        "revision": models["revision"][modality],
         "device": models["device"],
         "dtype": models["dtype"],
         "normalize": models["normalize"],

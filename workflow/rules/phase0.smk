@@ -21,6 +21,8 @@ rule sensitivity:
             "results/figures/sensitivity.png",
             caption="../report/sensitivity.rst",
             category="Phase 0",
+            subcategory="0-a sensitivity",
+            labels={"figure": "norm of the delta per effect and intensity"},
         ),
     log:
         "logs/sensitivity.log",
@@ -51,6 +53,8 @@ rule linearity:
             "results/figures/linearity.png",
             caption="../report/linearity.rst",
             category="Phase 0",
+            subcategory="0-b consistency",
+            labels={"figure": "within-category direction consistency"},
         ),
     log:
         "logs/linearity.log",

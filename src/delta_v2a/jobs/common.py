@@ -102,6 +102,7 @@ def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int)
             device=model["device"],
             dtype=model["dtype"],
             normalize=model["normalize"],
+            revision=model.get("revision"),
         )
     except (ValueError, FileNotFoundError) as err:
         raise PipelineError(f"models.{modality}: {err}") from err

@@ -1,0 +1,383 @@
+"""Tidy exports and the report's results section, from the phases' own JSON outputs.
+
+Each ``results/tables/*.tsv`` has one row per unit (a variant, a category of a variant, a pair
+of effects, a figure of a candidate) and opens with one ``pandas.read_csv(path, sep="\\t")``;
+the columns are documented in docs/tables.md. Nothing is recomputed here: every value is copied
+from the phase that computed it, so a table can never disagree with its JSON.
+
+Keys that later versions of a phase add (Phase 1's ``p_adjusted`` and ``chosen_pairs``, Phase
+3's test split) are read when present and left empty when not.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delta_v2a.jobs.common import log
+from delta_v2a.storage import atomic_path, read_json, write_json
+
+#: Seconds of each example WAV embedded (16-bit) in the report; the full files stay on disk.
+REPORT_AUDIO_SECONDS = 5.0
+EXAMPLE_ROLES = ("raw", "target", "predicted")
+TABLES = (
+    "verdicts",
+    "phase0_sensitivity",
+    "phase0_consistency",
+    "phase0_invariance",
+    "phase1_discovery",
+    "phase3_results",
+)
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def verdict_rows(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per phase: its status and the summary's lines joined with "; "."""
+    rows = [
+        {"phase": p["phase"], "status": p["status"], "detail": "; ".join(p.get("lines", []))}
+        for p in summary.get("phases", [])
+    ]
+    return pd.DataFrame(rows, columns=["phase", "status", "detail"])
+
+
+def sensitivity_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (modality, effect, intensity): statistics of ‖Δe‖ and the verdict."""
+    cols = ["modality", "effect", "intensity", "n", "n_zero_norm", "n_nonfinite", "mean_norm",
+            "std_norm", "min_norm", "max_norm", "min_distance", "sensitive", "reason"]  # fmt: skip
+    rows = [
+        {
+            **_variant(r),
+            **{k: r.get(k) for k in ("n", "n_zero_norm", "n_nonfinite")},
+            **{f"{k}_norm": r.get(k) for k in ("mean", "std", "min", "max")},
+            "min_distance": doc.get("min_distance"),
+            "sensitive": r.get("sensitive"),
+            "reason": r.get("reason"),
+        }
+        for r in doc.get("results", [])
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def consistency_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (modality, effect, intensity, category): direction and magnitude
+    consistency of the deltas within the category, and the gate's verdict."""
+    th = doc.get("thresholds", {})
+    cols = ["modality", "effect", "intensity", "category", "n", "mean_cosine", "cv",
+            "min_cosine", "max_cv", "consistent", "reason"]  # fmt: skip
+    rows = [
+        {
+            **_variant(r),
+            "category": r.get("category"),
+            "n": r.get("n"),
+            "mean_cosine": r.get("mean_cosine"),
+            "cv": r.get("cv"),
+            "min_cosine": th.get("min_cosine"),
+            "max_cv": th.get("max_cv"),
+            "consistent": r.get("consistent"),
+            "reason": r.get("reason"),
+        }
+        for r in doc.get("within_category", [])
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def invariance_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (modality, effect, intensity): variance of the category prototypes'
+    pairwise cosines (cross-category invariance) and the gate's verdict."""
+    cols = ["modality", "effect", "intensity", "n_categories", "n_pairs", "mean_cosine",
+            "variance", "max_variance", "invariant", "reason"]  # fmt: skip
+    rows = [
+        {
+            **_variant(r),
+            "n_categories": len(r.get("categories", [])),
+            "n_pairs": len(r.get("pairs", [])),
+            "mean_cosine": r.get("mean_cosine"),
+            "variance": r.get("variance"),
+            "max_variance": doc.get("thresholds", {}).get("max_variance"),
+            "invariant": r.get("invariant"),
+            "reason": r.get("reason"),
+        }
+        for r in doc.get("results", [])
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _variant(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"modality": r["modality"], "effect": r["effect_type"], "intensity": r["intensity"]}
+
+
+def chosen_pairs(labels: Mapping[str, Any], training_log: Mapping[str, Any]) -> set[tuple]:
+    """(image effect, audio effect) pairs Phase 3 uses: Phase 1's ``chosen_pairs`` when it
+    writes them, else the rows Phase 3 marked ``chosen``."""
+    given = labels.get("chosen_pairs")
+    if given is not None:
+        out = set()
+        for p in given:
+            if isinstance(p, Mapping):
+                out.add((p["image_effect"], p["audio_effect"]))
+            else:
+                out.add((p[0], p[1]))
+        return out
+    rows = (training_log.get("pairs") or {}).get("rows", [])
+    return {(r["image_effect"], r["audio_effect"]) for r in rows if r.get("chosen")}
+
+
+def _matrix_or_none(value: Any, shape: tuple[int, int]) -> np.ndarray | None:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.shape == shape else None
+
+
+def discovery_rows(
+    matrix: np.ndarray, labels: Mapping[str, Any], training_log: Mapping[str, Any]
+) -> pd.DataFrame:
+    """One row per (image effect, audio effect) cell of the discovery matrix: the score, its
+    three factors, the adjusted p-value where Phase 1 gives one, best match and chosen."""
+    rows_e, cols_e = list(labels["image_effects"]), list(labels["audio_effects"])
+    shape = (len(rows_e), len(cols_e))
+    sim3 = _matrix_or_none(labels.get("sim3"), shape)
+    p_adj = _matrix_or_none(labels.get("p_adjusted"), shape)
+    best = {b["image_effect"]: b["best"] for b in labels.get("best_matches", [])}
+    chosen = chosen_pairs(labels, training_log)
+    out = []
+    for i, img in enumerate(rows_e):
+        for j, aud in enumerate(cols_e):
+            out.append(
+                {
+                    "image_effect": img,
+                    "audio_effect": aud,
+                    "score": float(matrix[i, j]),
+                    "sim1": (labels.get("sim1") or {}).get(img),
+                    "sim2": (labels.get("sim2") or {}).get(aud),
+                    "sim3": None if sim3 is None else float(sim3[i, j]),
+                    "p_adjusted": None if p_adj is None else float(p_adj[i, j]),
+                    "best_match": best.get(img) == aud,
+                    "chosen": (img, aud) in chosen,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per (split, metric, candidate): every figure the Phase 3 log reports for the
+    held-out splits (``validation`` today; ``test`` when the log has it)."""
+    cols = ["split", "metric", "candidate", "value", "status"]
+    rows = []
+    for split in ("validation", "test"):
+        block = training_log.get(split)
+        if not isinstance(block, Mapping):
+            continue
+        for metric, values in block.items():
+            if not isinstance(values, Mapping):
+                continue
+            for candidate, value in values.items():
+                if value is None or isinstance(value, int | float):
+                    rows.append(
+                        {"split": split, "metric": metric, "candidate": candidate,
+                         "value": value, "status": training_log.get("status")}
+                    )  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --------------------------------------------------------------------------- report HTML
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def html_table(frame: pd.DataFrame, caption: str, table_id: str) -> str:
+    """A plain HTML table (escaped), one row per row of ``frame``."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+        for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False)
+    )
+    return (
+        f'<table class="dv2a" id="{table_id}"><caption>{html.escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def matrix_table(frame: pd.DataFrame) -> str:
+    """The discovery matrix as a grid: the score in each cell, ★ on the pairs Phase 3 uses,
+    bold on each row's best match, the adjusted p-value beneath where there is one."""
+    rows_e = list(dict.fromkeys(frame["image_effect"]))
+    cols_e = list(dict.fromkeys(frame["audio_effect"]))
+    cell = {(r.image_effect, r.audio_effect): r for r in frame.itertuples(index=False)}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols_e)
+    body = []
+    for img in rows_e:
+        tds = []
+        for aud in cols_e:
+            r = cell[(img, aud)]
+            text = f"{r.score:.3g}"
+            if r.p_adjusted is not None and np.isfinite(r.p_adjusted):
+                text += f"<br><small>p<sub>adj</sub> = {r.p_adjusted:.3g}</small>"
+            cls = " ".join(c for c, on in (("chosen", r.chosen), ("best", r.best_match)) if on)
+            mark = "★ " if r.chosen else ""
+            inner = f"<b>{mark}{text}</b>" if r.best_match else f"{mark}{text}"
+            tds.append(f'<td class="{cls}">{inner}</td>')
+        body.append(f"<tr><th>{html.escape(img)}</th>{''.join(tds)}</tr>")
+    return (
+        '<table class="dv2a" id="discovery-matrix"><caption>Discovery matrix (rows: image '
+        "effects, columns: audio effects); ★ = pair used by Phase 3, bold = row's best match"
+        f"</caption><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def example_groups(folder: str | Path) -> dict[str, dict[str, Path]]:
+    """``examples/<stem>_{raw,target,predicted}.wav`` grouped by stem (complete triples only)."""
+    groups: dict[str, dict[str, Path]] = {}
+    for path in sorted(Path(folder).glob("*.wav")):
+        m = re.match(rf"^(.*)_({'|'.join(EXAMPLE_ROLES)})$", path.stem)
+        if m:
+            groups.setdefault(m.group(1), {})[m.group(2)] = path
+    return {k: v for k, v in groups.items() if set(v) == set(EXAMPLE_ROLES)}
+
+
+def audio_data_uri(path: Path, seconds: float = REPORT_AUDIO_SECONDS) -> str:
+    """The first ``seconds`` of a WAV as a 16-bit PCM data URI (small enough to embed)."""
+    import soundfile as sf
+
+    with sf.SoundFile(path) as fh:
+        data = fh.read(frames=int(seconds * fh.samplerate), dtype="float32")
+        sr = fh.samplerate
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(data, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+    return "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def examples_html(groups: Mapping[str, Mapping[str, Path]]) -> str:
+    """One row per example: raw, target (the description's true parameters), predicted."""
+    if not groups:
+        return "<p>No listening examples (Phase 3 trained nothing or wrote none).</p>"
+    head = "".join(f"<th>{r}</th>" for r in EXAMPLE_ROLES)
+    rows = []
+    for stem, files in groups.items():
+        players = "".join(
+            f'<td><audio controls preload="none" src="{audio_data_uri(files[r])}"></audio></td>'
+            for r in EXAMPLE_ROLES
+        )
+        rows.append(f"<tr><th>{html.escape(stem)}</th>{players}</tr>")
+    return (
+        f'<table class="dv2a" id="examples"><caption>Listening examples: the first '
+        f"{REPORT_AUDIO_SECONDS:g} s of each, 16-bit (full files: "
+        "results/parameter_predictions/examples/)</caption>"
+        f"<thead><tr><th>example</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+STYLE = (
+    "<style>table.dv2a{border-collapse:collapse;margin:1em 0}table.dv2a td,table.dv2a th"
+    "{border:1px solid #ccc;padding:2px 6px;text-align:right}table.dv2a caption{text-align:"
+    "left;font-weight:bold}table.dv2a td.chosen{background:#fff3b0}</style>"
+)
+
+
+def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping) -> str:
+    """The report's results section (below the verdict table the report page renders)."""
+    models = meta.get("models", {})
+    provenance = "; ".join(
+        f"{m}: {html.escape(str(info.get('name_or_path')))} @ "
+        f"{html.escape(str(info.get('revision') or 'unpinned'))} ({info.get('dtype')})"
+        for m, info in models.items()
+    )
+    parts = [STYLE]
+    if meta.get("not_science"):
+        parts.append(f'<p id="not-science"><b>{html.escape(meta.get("note", ""))}</b></p>')
+    parts.append(f"<p>Models: {provenance or 'unknown'}.</p>")
+    sens = frames["phase0_sensitivity"]
+    parts.append("<h2>Phase 0-a: sensitivity</h2>")
+    parts.append(html_table(sens, "Mean ‖Δe‖ per variant", "phase0-sensitivity"))
+    cons = frames["phase0_consistency"]
+    per_variant = (
+        cons.groupby(["modality", "effect", "intensity"], sort=False)
+        .agg(
+            categories=("category", "size"),
+            consistent=("consistent", lambda s: int(s.sum())),
+            mean_cosine=("mean_cosine", "mean"),
+            mean_cv=("cv", "mean"),
+        )  # fmt: skip
+        .reset_index()
+        if len(cons)
+        else cons
+    )
+    parts.append("<h2>Phase 0-b: consistency within categories</h2>")
+    parts.append(html_table(per_variant, "Consistent categories per variant (per category: "
+                            "phase0_consistency.tsv)", "phase0-consistency"))  # fmt: skip
+    parts.append("<h2>Phase 0-b: invariance across categories</h2>")
+    inv = frames["phase0_invariance"]
+    parts.append(
+        html_table(inv, "Variance of the category prototypes' cosines", "phase0-invariance")
+    )
+    parts.append("<h2>Phase 1: discovery matrix</h2>")
+    parts.append(matrix_table(frames["phase1_discovery"]))
+    parts.append("<h2>Phase 3: held-out figures</h2>")
+    p3 = frames["phase3_results"]
+    if len(p3):
+        wide = p3.pivot_table(index=["split", "metric"], columns="candidate", values="value",
+                              sort=False).reset_index()  # fmt: skip
+        parts.append(html_table(wide, "Decoder vs baselines (lower is better)", "phase3-results"))
+    else:
+        parts.append('<p id="phase3-results">Phase 3 trained nothing (see the verdicts).</p>')
+    parts.append("<h2>Listening examples</h2>")
+    parts.append(examples)
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- job
+
+
+def run_tables(
+    *,
+    summary: str,
+    sensitivity: str,
+    linearity: str,
+    cross: str,
+    matrix: str,
+    labels: str,
+    training_log: str,
+    predictions: str,
+    tables: Mapping[str, str],
+    provenance_out: str,
+    front_out: str,
+) -> None:
+    """Write every TSV, their provenance and the report's results section."""
+    log_doc = read_json(training_log)
+    labels_doc = read_json(labels)
+    frames = {
+        "verdicts": verdict_rows(read_json(summary)),
+        "phase0_sensitivity": sensitivity_rows(sens := read_json(sensitivity)),
+        "phase0_consistency": consistency_rows(read_json(linearity)),
+        "phase0_invariance": invariance_rows(read_json(cross)),
+        "phase1_discovery": discovery_rows(np.load(matrix), labels_doc, log_doc),
+        "phase3_results": phase3_rows(log_doc),
+    }
+    for name, frame in frames.items():
+        with atomic_path(tables[name], ".tsv") as tmp:
+            frame.to_csv(tmp, sep="\t", index=False, na_rep="")
+        log.info("%s: %d rows", tables[name], len(frame))
+    meta = dict(sens.get("meta", {}))
+    write_json(provenance_out, {"meta": meta, "tables": dict(tables)})
+    examples = examples_html(example_groups(Path(predictions) / "examples"))
+    with atomic_path(front_out, ".html") as tmp:
+        Path(tmp).write_text(front_page(frames, examples, meta), encoding="utf-8")

@@ -1,0 +1,74 @@
+"""Tidy exports: values copied from the phases' JSON, later keys read when present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from delta_v2a.jobs.tables import chosen_pairs, discovery_rows, matrix_table, phase3_rows
+
+LABELS = {
+    "image_effects": ["blur", "contrast"],
+    "audio_effects": ["lpf", "reverb"],
+    "sim1": {"blur": 0.5, "contrast": 0.1},
+    "sim2": {"lpf": 0.4, "reverb": 0.2},
+    "sim3": [[0.9, 0.1], [0.3, 0.2]],
+    "best_matches": [
+        {"image_effect": "blur", "best": "lpf"},
+        {"image_effect": "contrast", "best": "reverb"},
+    ],
+}
+MATRIX = np.array([[0.18, 0.01], [0.012, 0.004]])
+ROWS = [
+    {"image_effect": "blur", "audio_effect": "lpf", "chosen": True},
+    {"image_effect": "contrast", "audio_effect": "reverb", "chosen": False},
+]
+LOG = {"pairs": {"rows": ROWS}}
+
+
+def test_discovery_rows_copy_the_cells_and_mark_best_and_chosen():
+    frame = discovery_rows(MATRIX, LABELS, LOG)
+    assert len(frame) == 4
+    cell = frame.set_index(["image_effect", "audio_effect"])
+    assert cell.loc[("contrast", "lpf"), "score"] == 0.012
+    assert cell.loc[("contrast", "lpf"), "sim3"] == 0.3
+    assert (
+        cell.loc[("contrast", "lpf"), "sim1"] == 0.1 and cell.loc[("blur", "reverb"), "sim2"] == 0.2
+    )
+    assert list(frame["best_match"]) == [True, False, False, True]
+    assert list(frame["chosen"]) == [True, False, False, False]
+    assert frame["p_adjusted"].isna().all()  # not written by this Phase 1
+
+
+def test_phase1_keys_are_used_when_present():
+    labels = LABELS | {
+        "p_adjusted": [[0.01, 1.0], [0.5, 0.9]],
+        "chosen_pairs": [["contrast", "reverb"]],
+    }
+    frame = discovery_rows(MATRIX, labels, LOG)
+    assert list(frame["p_adjusted"]) == [0.01, 1.0, 0.5, 0.9]
+    assert list(frame["chosen"]) == [False, False, False, True]  # Phase 1's choice wins
+    dicts = [{"image_effect": "blur", "audio_effect": "reverb"}]
+    assert chosen_pairs({"chosen_pairs": dicts}, LOG) == {("blur", "reverb")}
+    html = matrix_table(frame)
+    assert html.count("★ ") == 2 and "p<sub>adj</sub> = 0.01" in html
+
+
+def test_phase3_rows_read_every_split_present():
+    log = {
+        "status": "trained",
+        "validation": {"param_mse": {"model": 0.1, "no_effect": 0.3}, "n": 4},
+        "test": {"spectral_distance_db": {"model": 1.5, "mean_parameters": None}},
+    }
+    frame = phase3_rows(log)
+    got = [tuple(r.values()) for r in frame.to_dict("records")]
+    assert np.isnan(got[3][3])  # a None figure is a missing value (an empty TSV cell)
+    got[3] = got[3][:3] + (None,) + got[3][4:]
+    assert got == [
+        ("validation", "param_mse", "model", 0.1, "trained"),
+        ("validation", "param_mse", "no_effect", 0.3, "trained"),
+        ("test", "spectral_distance_db", "model", 1.5, "trained"),
+        ("test", "spectral_distance_db", "mean_parameters", None, "trained"),
+    ]
+    assert phase3_rows({"status": "no_pairs"}).empty
+    assert isinstance(phase3_rows({}), pd.DataFrame)

@@ -1,0 +1,38 @@
+"""One small end-to-end run of the committed .test/ configuration, shared by the target, table
+and report tests (the run costs minutes on a busy 2-core machine; it is made once)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_utils import ROOT, snakemake
+
+#: Pinned revisions the small run declares, so every artifact must carry them.
+SMALL_RUN_REVISIONS = {"image": "a" * 40, "audio": "b" * 40}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -> Path:
+    """.test/ copied to a temporary folder and run to the end (`all`) on the tiny models."""
+    base = tmp_path_factory.mktemp("small_run")
+    shutil.copytree(ROOT / ".test/config", base / "config")
+    shutil.copytree(ROOT / ".test/data", base / "data")
+    overlay = {
+        "models": {
+            "image": str(tiny_model_root / "tiny-clip"),
+            "audio": str(tiny_model_root / "tiny-clap"),
+            "device": "cpu",
+            "revision": SMALL_RUN_REVISIONS,
+        }
+    }
+    (base / "config/tiny-models.yaml").write_text(yaml.safe_dump(overlay))
+    snakemake(base, *small_run_configs(base))
+    return base
+
+
+def small_run_configs(base: Path) -> list[str]:
+    """The config files of the small run (absolute: snakemake reads them from its own cwd)."""
+    return ["--configfile", str(base / "config/config.yaml"), str(base / "config/tiny-models.yaml")]
