@@ -125,7 +125,8 @@ rule phase3_strength:
 rule phase3:
     """Phase 3: train the cross-attention decoder, its concat ablation and a text-only MLP
     on the train files, choose the epoch on the validation files, report every baseline on
-    the test files once (bootstrap intervals over files), write the model and its log."""
+    the test files once (bootstrap intervals over files), write the model and its log.
+    """
     input:
         windows="results/phase3/audio_windows.npz",
         pairs="results/phase3/pairs.json",

@@ -834,6 +834,12 @@ def _test_predictions(
     text = data.text[data.desc_index[test]]
     files = data.file_index[test]
     test_files = np.unique(files)
+    if len(test_files) < 2:
+        raise PipelineError(
+            f"the test split holds {len(test_files)} audio file: the shuffled-audio baseline and "
+            "the intervals over test files need at least 2; add audio files or raise "
+            "phase3.split.test"
+        )
     perm = derangement(len(test_files), seed)
     shuffled = test_files[perm][np.searchsorted(test_files, files)]
     models = {
