@@ -549,6 +549,20 @@ def _dependence(
     return dep
 
 
+def _dependence_message(dep: Mapping[str, Any], min_sd: float) -> str:
+    share = dep["share_explained_by_description"]
+    return (
+        f"u* spread across files for one description: SD {dep['sd_across_files']:.4f}; the "
+        f"description alone explains {'n/a' if share is None else f'{share:.1%}'} of the "
+        "variance of u*"
+        + (
+            ""
+            if dep["can_matter"]
+            else f" -- below {min_sd:g}: NO DECODER CAN BEAT TEXT-ONLY ON THIS DATA"
+        )
+    )
+
+
 def run_strength(
     *,
     manifest: str,
@@ -601,13 +615,12 @@ def run_strength(
     dep = _dependence(
         frame, grid, curves, space.effects, strengths, kappa, doc["level_words"], target, min_sd
     )
-    non_monotone = int((np.diff(curves, axis=2) < 0).any(axis=2).sum())
     dep.update(
         status="ok",
         kappa=kappa,
         n_unreachable=int(targets["unreachable"].sum()),
         n_samples=len(targets),
-        n_non_monotone_curves=non_monotone,
+        n_non_monotone_curves=int((np.diff(curves, axis=2) < 0).any(axis=2).sum()),
         grid_size=int(grid_size),
         curve_cost={
             **info,
@@ -615,21 +628,7 @@ def run_strength(
             "files": len(paths),
             "effects": list(space.effects),
         },
-        message=(
-            f"u* spread across files for one description: SD {dep['sd_across_files']:.4f}; "
-            "the description alone explains "
-            + (
-                "n/a"
-                if dep["share_explained_by_description"] is None
-                else f"{dep['share_explained_by_description']:.1%}"
-            )
-            + " of the variance of u*"
-            + (
-                ""
-                if dep["can_matter"]
-                else f" -- below {min_sd:g}: NO DECODER CAN BEAT TEXT-ONLY ON THIS DATA"
-            )
-        ),
+        message=_dependence_message(dep, min_sd),
     )
     (log.info if dep["can_matter"] else log.warning)(
         "AUDIO DEPENDENCE (%s targets): %s", target, dep["message"]
@@ -638,7 +637,7 @@ def run_strength(
         "%d of %d matched targets unreachable (clipped to u = 1); %d non-monotone curves",
         dep["n_unreachable"],
         len(targets),
-        non_monotone,
+        dep["n_non_monotone_curves"],
     )
     save_npz(
         curves_out,
@@ -1174,19 +1173,9 @@ def run_train(
     ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
     data, space, table = ctx["data"], ctx["space"], ctx["table"]
     settings = TrainSettings(
-        epochs=int(training["epochs"]),
-        batch_size=int(training["batch_size"]),
-        lr=float(training["lr"]),
-        weight_decay=float(training["weight_decay"]),
-        seed=int(seed),
+        **{k: training[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}, seed=seed
     )
-    base_arch = {
-        "text_dim": int(data.text.shape[1]),
-        "audio_dim": int(data.audio.shape[2]),
-        "n_windows": int(data.audio.shape[1]),
-        "n_params": space.dim,
-        **{k: architecture[k] for k in ("d_model", "heads", "hidden", "dropout")},
-    }
+    base_arch = _base_arch(data, space, architecture)
     counts = {k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")}
     log.info(
         "training on %s: samples %s, %d epochs, batch %d, lr %g",
@@ -1202,26 +1191,19 @@ def run_train(
         data, base_arch, settings, checkpoint_dir, checkpoint_interval_s, dev, log_every
     )
     test, candidates, timing = _test_predictions(ctx, results, base_arch, dev, seed)
-    test_frame = ctx["frame"].iloc[test].reset_index(drop=True)
     spec = WindowSpec(**table.meta["windows"])
     preroll = int(round(preroll_s * spec.sample_rate))
-    t_render = time.perf_counter()
-    spectral, rendered = _spectral_validation(
-        test_frame,
-        data.targets[test],
+    spectral, rendered, render_seconds = _render_test(
+        ctx,
+        test,
         candidates,
-        space,
         spec,
         preroll,
-        MelSettings(**mel),
+        mel,
         spectral_max_samples,
         examples,
-        Path(predictions_dir),
+        predictions_dir,
         seed,
-    )
-    render_seconds = time.perf_counter() - t_render
-    _write_predictions(
-        test_frame, data.targets[test], candidates, space, spectral, Path(predictions_dir)
     )
     ev = _evaluate(ctx, test, candidates, spectral, bootstrap, seed)
     cost = _cost(dep, spec, timing)
@@ -1243,22 +1225,82 @@ def run_train(
         timing,
     )
     _save_model(model_out, ctx, results, base_arch, ev, calibration, target, preroll, seed)
+    _figures_png(ctx, test, results, candidates, ev, training_figure, predictions_figure)
+    write_json(log_out, doc)
+
+
+def _base_arch(data: TrainData, space: ParamSpace, architecture: Mapping[str, Any]) -> dict:
+    """What every trained kind shares: input sizes from the data, widths from config."""
+    return {
+        "text_dim": int(data.text.shape[1]),
+        "audio_dim": int(data.audio.shape[2]),
+        "n_windows": int(data.audio.shape[1]),
+        "n_params": space.dim,
+        **{k: architecture[k] for k in ("d_model", "heads", "hidden", "dropout")},
+    }
+
+
+def _render_test(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    candidates: Mapping[str, np.ndarray],
+    spec: WindowSpec,
+    preroll: int,
+    mel: Mapping[str, Any],
+    max_samples: int,
+    examples: int,
+    predictions_dir: str,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], int, float]:
+    """Log-mel distances of every baseline's render on (a seeded subset of) the test
+    samples, and predictions.tsv with every test sample."""
+    data, space = ctx["data"], ctx["space"]
+    test_frame = ctx["frame"].iloc[test].reset_index(drop=True)
+    t0 = time.perf_counter()
+    spectral, rendered = _spectral_validation(
+        test_frame,
+        data.targets[test],
+        candidates,
+        space,
+        spec,
+        preroll,
+        MelSettings(**mel),
+        max_samples,
+        examples,
+        Path(predictions_dir),
+        seed,
+    )
+    seconds = time.perf_counter() - t0
+    _write_predictions(
+        test_frame, data.targets[test], candidates, space, spectral, Path(predictions_dir)
+    )
+    return spectral, rendered, seconds
+
+
+def _figures_png(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    results: Mapping[str, TrainResult],
+    candidates: Mapping[str, np.ndarray],
+    ev: Mapping[str, Any],
+    training_figure: str,
+    predictions_figure: str,
+) -> None:
     from delta_v2a.plots import decoder_prediction_figure, decoder_training_figure
 
     note = ctx["pairs"]["meta"].get("note", "")
     decoder_training_figure(
         {k: r.history for k, r in results.items()}, ev["figures"]["test"], training_figure, note
     )
-    seen = (test_frame["split"] == "test").to_numpy()
+    seen = ctx["data"].split[test] == "test"
     decoder_prediction_figure(
-        test_frame[seen],
-        data.targets[test][seen],
+        ctx["frame"].iloc[test][seen],
+        ctx["data"].targets[test][seen],
         candidates["decoder"][seen],
-        space.names,
+        ctx["space"].names,
         predictions_figure,
         note,
     )
-    write_json(log_out, doc)
 
 
 def _cost(dep: Mapping[str, Any], spec: WindowSpec, timing: Mapping[str, float]) -> dict[str, Any]:
