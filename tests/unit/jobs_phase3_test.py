@@ -292,3 +292,37 @@ def test_no_significant_pair_is_said_loudly(upstream, caplog):
     pairs = json.loads((ds / "pairs.json").read_text())
     assert pairs["status"] == "no_pairs" and pairs["significance"]["available"] is True
     assert pairs["rows"][0]["reason"] == "no audio effect significant at alpha = 0.05"
+
+
+def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
+    from delta_v2a.jobs.summary import _phase3_verdict
+
+    fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
+    log = {
+        "status": "trained",
+        "target": "matched",
+        "audio_dependence": {"message": "u* spread across files for one description: SD 0.1"},
+        "verdict": {
+            "uses_audio": False,
+            "message": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: it does not beat text-only",
+            "beats": ["no_effect"],
+            "does_not_beat": ["text_lookup"],
+            "text_only_baseline": "text_lookup",
+            "difference_text_only_minus_decoder": {"mean": -0.01, "low": -0.02, "high": 0.001},
+            "difference_shuffled_minus_decoder": {"mean": 0.0, "low": -0.01, "high": 0.01},
+        },
+        "test": {
+            "figures": {
+                n: {"param_mse": fig, "strength_error": fig, "logmel_db": fig}
+                for n in ("decoder", "text_lookup", "no_effect")
+            }
+        },
+    }
+    v = _phase3_verdict(log)
+    assert v["status"] == "FAILED" and "NO EVIDENCE" in v["lines"][1]
+    assert "beats: no_effect; does not beat: text_lookup" in v["lines"]
+    assert "SD 0.1" in v["lines"][0]
+    assert any(line.startswith("test decoder: MSE 0.02 [0.01, 0.03]") for line in v["lines"])
+    ok = {**log, "verdict": {**log["verdict"], "uses_audio": True}}
+    assert _phase3_verdict(ok)["status"] == "ok"
+    assert _phase3_verdict({"status": "no_pairs", "message": "NO PAIR"})["lines"] == ["NO PAIR"]
