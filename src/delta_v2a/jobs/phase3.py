@@ -366,6 +366,52 @@ def _clip_key(file_hash: str, effect: str, params: Mapping | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _render_and_embed(
+    embedder: Any,
+    paths: Sequence[str],
+    jobs: Sequence[tuple[int, str | None, float]],
+    space: ParamSpace,
+    preroll_s: float,
+    batch_size: int,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Render (file, effect, u) clips exactly as extraction does (centred window, pre-roll
+    dropped; effect None = the raw clip) and embed them, one file in memory at a time; the
+    per-clip render and CLAP seconds are measured for the cost report."""
+    from delta_v2a.media import load_audio
+
+    sr, window = embedder.sampling_rate, embedder.window_samples
+    preroll = int(round(preroll_s * sr))
+    render_s = embed_s = 0.0
+    new = np.zeros((len(jobs), embedder.dim), np.float32)
+    by_file: dict[int, list[int]] = {}
+    for n, (f, _, _) in enumerate(jobs):
+        by_file.setdefault(f, []).append(n)
+    for f, ns in by_file.items():
+        raw = load_audio(paths[f], sr, window, preroll)
+        t0 = time.perf_counter()
+        clips = [
+            raw[preroll:]
+            if jobs[n][1] is None
+            else space.render(raw, sr, space.target(jobs[n][1], jobs[n][2]), preroll)
+            for n in ns
+        ]
+        t1 = time.perf_counter()
+        new[ns] = embedder.embed_audio(clips, batch_size=batch_size)
+        render_s, embed_s = render_s + t1 - t0, embed_s + time.perf_counter() - t1
+    cost = {
+        "clips_embedded": int(len(jobs)),
+        "render_seconds_per_clip": render_s / len(jobs),
+        "embed_seconds_per_clip": embed_s / len(jobs),
+    }
+    log.info(
+        "rendered and embedded %d clips: %.3f s render + %.3f s CLAP per clip",
+        len(jobs),
+        cost["render_seconds_per_clip"],
+        cost["embed_seconds_per_clip"],
+    )
+    return new, cost
+
+
 def _embed_curves(
     paths: Sequence[str],
     hashes: Sequence[str],
@@ -379,7 +425,6 @@ def _embed_curves(
     """raw (F, D) and rendered (F, J, G, D) CLAP embeddings; each clip × u embedded once and
     cached by content; the first file with misses loads the model."""
     from delta_v2a.cache import EmbeddingCache
-    from delta_v2a.media import load_audio
     from delta_v2a.models import resolve_device
 
     jobs = [(f, None, 0.0) for f in range(len(paths))]
@@ -406,35 +451,9 @@ def _embed_curves(
     )
     if len(misses):
         embedder = load_embedder_for_job("audio", model, threads)
-        sr, window = embedder.sampling_rate, embedder.window_samples
-        preroll = int(round(preroll_s * sr))
-        render_s = embed_s = 0.0
-        new = np.zeros((len(misses), embedder.dim), np.float32)
-        by_file: dict[int, list[int]] = {}
-        for m in misses:
-            by_file.setdefault(jobs[m][0], []).append(int(m))
-        done = 0
-        for f, ms in by_file.items():
-            raw = load_audio(paths[f], sr, window, preroll)
-            t0 = time.perf_counter()
-            clips = [
-                raw[preroll:]
-                if jobs[m][1] is None
-                else space.render(raw, sr, space.target(jobs[m][1], jobs[m][2]), preroll)
-                for m in ms
-            ]
-            t1 = time.perf_counter()
-            out = embedder.embed_audio(clips, batch_size=model["batch_size"])
-            t2 = time.perf_counter()
-            render_s, embed_s = render_s + t1 - t0, embed_s + t2 - t1
-            pos = np.searchsorted(misses, ms)
-            new[pos] = out
-            done += len(ms)
-        cost = {
-            "clips_embedded": int(len(misses)),
-            "render_seconds_per_clip": render_s / len(misses),
-            "embed_seconds_per_clip": embed_s / len(misses),
-        }
+        new, cost = _render_and_embed(
+            embedder, paths, [jobs[m] for m in misses], space, preroll_s, model["batch_size"]
+        )
         emb = np.zeros((len(keys), embedder.dim), np.float32) if emb is None else emb
         emb[misses] = new
         if cache is not None:
@@ -442,12 +461,6 @@ def _embed_curves(
                 [keys[m] for m in misses], new, {"model": embedder.info.to_dict(), "cost": cost}
             )
             cache.save()
-        log.info(
-            "rendered and embedded %d clips: %.3f s render + %.3f s CLAP per clip",
-            done,
-            cost["render_seconds_per_clip"],
-            cost["embed_seconds_per_clip"],
-        )
     n_f, n_j, n_g = len(paths), len(space.effects), len(grid)
     raw_emb = emb[:n_f]
     rendered = emb[n_f:].reshape(n_f, n_j, n_g, -1)
