@@ -1,12 +1,15 @@
 """Command line: ``delta-v2a apply`` renders an audio file the way a trained decoder hears a
-description of an image effect.
+description of an image effect; ``delta-v2a info`` says what a decoder knows.
 
     delta-v2a apply --model results/decoder_model.pt --audio in.wav \
         --describe "a very blurry photo" --out out.wav
+    delta-v2a info results/decoder_model.pt
 
 It needs only ``decoder_model.pt`` (weights, architecture, parameter space, level words, the
-CLAP model id) and that CLAP model (``--clap`` points elsewhere when the stored id or path is
-not reachable from here). The output is the whole file, mono float32 WAV at the model's rate.
+CLAP model id or its path relative to the model file) and that CLAP model (``--clap`` points
+elsewhere when the stored one is not reachable from here). A description the decoder does not
+know is refused (exit 2) unless ``--force``. The output is the whole file, mono float32 WAV at
+the model's rate.
 """
 
 from __future__ import annotations
@@ -22,20 +25,34 @@ def _apply(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from delta_v2a.models import load_embedder
-    from delta_v2a.phase3.artifact import apply_decoder, load_decoder
+    from delta_v2a.phase3.artifact import apply_decoder, load_decoder, resolve_clap
     from delta_v2a.storage import atomic_path
 
     decoder = load_decoder(args.model, device=args.device)
     audio_model = decoder.audio_model
-    clap = args.clap or audio_model["name_or_path"]
-    embedder = load_embedder(
-        "audio",
-        clap,
-        device=args.device,
-        dtype=audio_model.get("dtype", "fp32"),
-        normalize=bool(audio_model.get("normalize", True)),
+    clap = resolve_clap(decoder.doc, args.model, args.clap)
+    try:
+        embedder = load_embedder(
+            "audio",
+            clap,
+            device=args.device,
+            dtype=audio_model.get("dtype", "fp32"),
+            normalize=bool(audio_model.get("normalize", True)),
+        )
+    except OSError as err:
+        raise ValueError(
+            f"cannot load the decoder's CLAP model {clap!r} ({err}); pass --clap with the CLAP "
+            "id or directory it was trained with"
+        ) from err
+    rendered, vector, physical, acc = apply_decoder(
+        decoder, embedder, args.audio, args.describe, force=args.force
     )
-    rendered, vector, physical = apply_decoder(decoder, embedder, args.audio, args.describe)
+    if not acc.accepted:
+        print(
+            f"delta-v2a apply: WARNING: --force: {args.describe!r} is not a known description "
+            f"(nearest {acc.nearest!r}, cosine {acc.cosine:.4f} < {acc.threshold:.4f})",
+            file=sys.stderr,
+        )
     out = Path(args.out)
     with atomic_path(out, out.suffix) as tmp:
         sf.write(tmp, rendered, decoder.space.sample_rate, subtype="FLOAT", format="WAV")
@@ -46,6 +63,13 @@ def _apply(args: argparse.Namespace) -> int:
         "normalised": {n: float(v) for n, v in zip(decoder.space.names, vector, strict=True)},
         "parameters": physical,
         "model": str(args.model),
+        "accepted": {
+            "exact": acc.exact,
+            "nearest": acc.nearest,
+            "cosine": acc.cosine,
+            "threshold": acc.threshold,
+            "forced": not acc.accepted,
+        },
         "not_science": bool(decoder.doc.get("not_science", False)),
     }
     if args.json:
@@ -68,6 +92,53 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _info(args: argparse.Namespace) -> int:
+    """Pairs, level words, templates, model ids, target mode and the test figures."""
+    from delta_v2a.phase3.artifact import load_decoder
+
+    doc = load_decoder(args.model).doc
+    if args.json:
+        keep = (
+            "pairs",
+            "level_words",
+            "templates",
+            "heldout_templates",
+            "target",
+            "audio_model",
+            "windows",
+            "best_epoch",
+            "test_figures",
+            "verdict",
+            "note",
+        )
+        out = {k: doc.get(k) for k in keep}
+        out["apply_threshold"] = doc["apply"]["threshold"]
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"{args.model}: Delta V2A decoder (format {doc['format_version']}, target {doc['target']})"
+    )
+    for p in doc["pairs"]:
+        print(f"  pair: {p['image_effect']} -> {p['audio_effect']} (score {p['score']:.4g})")
+    print(f"  level words: {', '.join(doc['level_words'])}")
+    for effect, tpl in doc["templates"].items():
+        held = set(doc.get("heldout_templates", {}).get(effect, []))
+        shown = ", ".join(f"{t!r}" + (" (held out, test only)" if t in held else "") for t in tpl)
+        print(f"  templates {effect}: {shown}")
+    am = doc["audio_model"]
+    where = " (relative to the model file)" if am.get("relative_to_model_file") else ""
+    print(f"  CLAP: {am['name_or_path']}{where}, {am.get('dtype', 'fp32')}")
+    print(f"  apply threshold: cosine >= {doc['apply']['threshold']:.4f} to a trained description")
+    print(f"  verdict: {doc['verdict']['message']}")
+    for name, fig in doc["test_figures"].items():
+        m = fig["param_mse"]
+        if m["mean"] is not None:
+            print(f"  test {name}: MSE {m['mean']:.4g} [{m['low']:.4g}, {m['high']:.4g}]")
+    if doc.get("not_science"):
+        print(f"  [{doc.get('note', 'tiny random models: not science')}]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from delta_v2a import __version__
 
@@ -85,7 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clap", help="CLAP id or directory, instead of the one stored in the model")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print the parameters as JSON")
+    p.add_argument(
+        "--force", action="store_true", help="apply a description the decoder does not know"
+    )
     p.set_defaults(func=_apply)
+    i = sub.add_parser("info", help="what a decoder knows: pairs, words, templates, test figures")
+    i.add_argument("model", help="decoder_model.pt written by Phase 3")
+    i.add_argument("--json", action="store_true", help="print as JSON")
+    i.set_defaults(func=_info)
     return parser
 
 

@@ -273,7 +273,8 @@ def check_shared_words(config: Mapping[str, Any]) -> None:
 
 
 def check_phase3(config: Mapping[str, Any]) -> None:
-    """A description template for every image effect (only ``{level}`` in it), and attention
+    """Description templates for every image effect (only ``{level}`` in them, more than
+    ``heldout_templates`` of them), split shares that leave training files, and attention
     heads that divide the model width."""
     p3 = config["phase3"]
     missing = [e for e in effect_names(config, "image") if e not in p3["descriptions"]]
@@ -282,11 +283,25 @@ def check_phase3(config: Mapping[str, Any]) -> None:
             f"phase3.descriptions: no template for image effect(s) {missing}; add e.g. "
             f"'{missing[0]}: \"a {{level}} ... photo\"' (config/config.yaml has defaults)"
         )
-    for effect, template in p3["descriptions"].items():
-        if set("{}") & set(template.replace("{level}", "")):
+    for effect, templates in p3["descriptions"].items():
+        templates = [templates] if isinstance(templates, str) else list(templates)
+        for template in templates:
+            if set("{}") & set(template.replace("{level}", "")):
+                raise ConfigError(
+                    f"phase3.descriptions.{effect}: {template!r} may contain only {{level}}"
+                )
+        if effect in effect_names(config, "image") and len(templates) <= p3["heldout_templates"]:
             raise ConfigError(
-                f"phase3.descriptions.{effect}: {template!r} may contain only {{level}}"
+                f"phase3.descriptions.{effect}: {len(templates)} template(s), but "
+                f"phase3.heldout_templates = {p3['heldout_templates']} are held out for test: "
+                "list at least one more template, or lower heldout_templates"
             )
+    split = p3["split"]
+    if split["val"] + split["test"] >= 1.0:
+        raise ConfigError(
+            f"phase3.split: val ({split['val']}) + test ({split['test']}) must leave files "
+            "to train on (sum < 1)"
+        )
     model = p3["model"]
     if model["d_model"] % model["heads"]:
         raise ConfigError(

@@ -232,15 +232,15 @@ def message_figure(path: str | Path, title: str, message: str, note: str) -> Non
 
 def decoder_training_figure(
     histories: dict[str, list[dict]],
-    mean_baseline_mse: float,
-    distances: dict[str, float],
+    test_figures: dict[str, dict[str, dict]],
     path: str | Path,
     note: str,
 ) -> None:
-    """Phase 3: train/val MSE per epoch for each model (dashed: the mean-parameter baseline's
-    validation MSE), and the validation log-mel distances of model and baselines."""
+    """Phase 3: train/val MSE per epoch of each trained model (the epoch is chosen on
+    validation), and every baseline's test parameter MSE with its 95 % bootstrap interval
+    over test files (the only place test figures come from)."""
     fig, (ax, bx) = plt.subplots(
-        1, 2, figsize=(12, 4.5), layout="constrained", gridspec_kw={"width_ratios": [2, 1]}
+        1, 2, figsize=(13, 4.8), layout="constrained", gridspec_kw={"width_ratios": [3, 2]}
     )
     for (name, hist), colour in zip(histories.items(), sns.color_palette(n_colors=8), strict=False):
         frame = pd.DataFrame(hist)
@@ -248,18 +248,20 @@ def decoder_training_figure(
             continue
         ax.plot(frame["epoch"], frame["train_loss"], color=colour, lw=1, alpha=0.6, ls=":")
         ax.plot(frame["epoch"], frame["val_loss"], color=colour, lw=1.6, label=f"{name} (val)")
-    ax.axhline(mean_baseline_mse, ls="--", color="grey", lw=1, label="mean-parameter baseline")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("MSE (normalised parameters; dotted: train)")
     ax.legend(fontsize=8)
-    if distances:
-        names = list(distances)
-        sns.barplot(x=names, y=[distances[n] for n in names], ax=bx, color="steelblue")
-        bx.set_ylabel("mean log-mel distance to A_aug (dB)")
-        bx.tick_params(axis="x", rotation=30)
-    bx.set_title("validation: rendered audio")
-    _title(fig, "Phase 3: decoder training", note)
+    names = [n for n, f in test_figures.items() if f["param_mse"]["mean"] is not None]
+    means = np.array([test_figures[n]["param_mse"]["mean"] for n in names])
+    low = means - np.array([test_figures[n]["param_mse"]["low"] for n in names])
+    high = np.array([test_figures[n]["param_mse"]["high"] for n in names]) - means
+    colours = ["crimson" if n == "decoder" else "steelblue" for n in names]
+    bx.barh(names, means, xerr=[low, high], color=colours, capsize=3)
+    bx.invert_yaxis()
+    bx.set_xlabel("test parameter MSE (95 % bootstrap over test files)")
+    bx.set_title("test split: every baseline")
+    _title(fig, "Phase 3: decoder training and test figures", note)
     _save(fig, path)
 
 
@@ -271,7 +273,7 @@ def decoder_prediction_figure(
     path: str | Path,
     note: str,
 ) -> None:
-    """Phase 3: predicted vs true normalised parameter, one panel per parameter, validation
+    """Phase 3: predicted vs true normalised parameter, one panel per parameter, test
     samples coloured by the pair they came from."""
     n = len(names)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False, layout="constrained")
@@ -287,5 +289,5 @@ def decoder_prediction_figure(
             legend = ax.get_legend()
             if legend is not None:
                 legend.remove()
-    _title(fig, "Phase 3: predicted vs true parameters (validation files)", note)
+    _title(fig, "Phase 3: predicted vs true parameters (test files)", note)
     _save(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,28 +76,43 @@ def upstream(tmp_path_factory, tiny_clap_dir):
         "audio_effects": ["lpf", "reverb"],
     }
     (base / "labels.json").write_text(json.dumps(labels))
+    sens = {
+        "results": [
+            {"modality": "image", "effect_type": e, "intensity": i, "mean": 0.05 * (k + 1)}
+            for e in labels["image_effects"]
+            for k, i in enumerate(CONFIG["intensities"])
+        ]
+    }
+    (base / "sensitivity.json").write_text(json.dumps(sens))
     health = base / "health.json"
     health.write_text(json.dumps({"text_mean_pairwise_cosine": 0.5, "limit": 0.95, "passed": True}))
     return base, model
 
 
-def _dataset(base, model, threshold=0.05, out="ds"):
+def _dataset(base, model, threshold=0.05, out="ds", p_adjusted=None):
     from delta_v2a.jobs.phase3 import run_dataset
 
     (base / out).mkdir(exist_ok=True)
+    labels = base / "labels.json"
+    if p_adjusted is not None:
+        labels = base / out / "labels.json"
+        doc = json.loads((base / "labels.json").read_text())
+        labels.write_text(json.dumps({**doc, "p_adjusted": p_adjusted}))
     run_dataset(
         matrix=str(base / "matrix.npy"),
-        labels=str(base / "labels.json"),
+        labels=str(labels),
         manifest=str(base / "audio.tsv"),
         health=[str(base / "health.json")],
         allow_unhealthy=False,
         model={k: v for k, v in model.items() if k != "batch_size"},
         effects_config={"intensities": CONFIG["intensities"], "effects": CONFIG["effects"]},
         threshold=threshold,
+        alpha=0.05,
         level_words=WORDS,
         descriptions=TEMPLATES,
+        heldout_templates=1,
         levels_per_pair=4,
-        val_fraction=0.2,
+        split={"val": 0.2, "test": 0.4},
         bypass_below=0.02,
         seed=0,
         pairs_out=str(base / out / "pairs.json"),
@@ -104,6 +120,27 @@ def _dataset(base, model, threshold=0.05, out="ds"):
         texts_out=str(base / out / "texts.npz"),
     )
     return base / out
+
+
+def _strength(base, ds, model, target="matched"):
+    from delta_v2a.jobs.phase3 import run_strength
+
+    run_strength(
+        manifest=str(base / "audio.tsv"),
+        pairs=str(ds / "pairs.json"),
+        samples=str(ds / "samples.tsv"),
+        sensitivity=str(base / "sensitivity.json"),
+        model=model,
+        intensities=CONFIG["intensities"],
+        grid_size=4,
+        preroll_s=1.0,
+        target=target,
+        min_sd=0.02,
+        cache_dir=str(base / "cache"),
+        curves_out=str(ds / "curves.npz"),
+        targets_out=str(ds / "targets.tsv"),
+        dependence_out=str(ds / "dependence.json"),
+    )
 
 
 def _train(base, ds, out="train", epochs=3):
@@ -115,6 +152,9 @@ def _train(base, ds, out="train", epochs=3):
         samples=str(ds / "samples.tsv"),
         pairs=str(ds / "pairs.json"),
         texts=str(ds / "texts.npz"),
+        targets=str(ds / "targets.tsv"),
+        curves=str(ds / "curves.npz"),
+        dependence=str(ds / "dependence.json"),
         model_out=str(o / "decoder_model.pt"),
         log_out=str(o / "training_log.json"),
         predictions_dir=str(o / "parameter_predictions"),
@@ -122,10 +162,13 @@ def _train(base, ds, out="train", epochs=3):
         predictions_figure=str(o / "predictions.png"),
         architecture={"d_model": 32, "heads": 4, "hidden": 32, "dropout": 0.1},
         training={"epochs": epochs, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.01},
+        target="matched",
         seed=0,
-        mel={"n_fft": 2048, "hop_length": 1024, "n_mels": 64},
+        mel={"n_fft": 2048, "hop_length": 1024, "n_mels": 64, "top_db": 80.0},
         spectral_max_samples=6,
         examples=2,
+        bootstrap=200,
+        log_every=2,
         preroll_s=1.0,
         checkpoint_dir=str(o / "checkpoints"),
         device="cpu",
@@ -153,32 +196,75 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
     with caplog.at_level("INFO"):
         ds = _dataset(base, model)
     assert "PAIR: blur -> lpf" in caplog.text and "PAIR: brightness -> reverb" in caplog.text
+    assert "WITHOUT a significance test" in caplog.text
     pairs = json.loads((ds / "pairs.json").read_text())
     assert [p["audio_effect"] for p in pairs["chosen"]] == ["lpf", "reverb"]
     assert pairs["rows"][2]["chosen"] is False  # contrast: best 0.0 <= 0.05
+    assert pairs["significance"]["available"] is False
     samples = pd.read_csv(ds / "samples.tsv", sep="\t")
-    assert len(samples) == 5 * 2 * 4 and len(pairs["texts"]) == 2 * len(WORDS)
-    assert not set(pairs["split"]["val_files"]) & set(pairs["split"]["train_files"])
+    split = pairs["split"]
+    assert [len(split[f"{k}_files"]) for k in ("train", "val", "test")] == [2, 1, 2]
+    n_test_rows = 2 * 2 * 4
+    assert len(samples) == 5 * 2 * 4 + n_test_rows  # + one held-out paraphrase per test sample
+    assert set(samples.loc[samples.held_out, "split"]) == {"test"}
 
-    out = _train(base, ds)
+    _strength(base, ds, model)
+    dep = json.loads((ds / "dependence.json").read_text())
+    assert dep["status"] == "ok" and dep["curve_cost"]["clap_calls"] == 5 * (1 + 2 * 4)
+    assert dep["curve_cost"]["clap_calls_this_run"] == 5 * 9 and dep["sd_across_files"] >= 0
+    targets = pd.read_csv(ds / "targets.tsv", sep="\t")
+    assert targets["u_star"].between(0, 1).all() and (targets["target_strength"] > 0).all()
+    _strength(base, ds, model)  # every clip x u is cached by content now
+    assert (
+        json.loads((ds / "dependence.json").read_text())["curve_cost"]["clap_calls_this_run"] == 0
+    )
+
+    with caplog.at_level("INFO"):
+        out = _train(base, ds)
+    assert "decoder epoch 2/3" in caplog.text or "attention epoch 2/3" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
-    assert log["status"] == "trained" and len(log["history"]) == 3
-    assert len(log["ablation"]["history"]) == 3
-    dist = log["validation"]["spectral_distance_db"]
-    assert set(dist) == {"model", "ablation", "mean_parameters", "no_effect"}
-    assert all(v >= 0 for v in dist.values()) and log["validation"]["n_rendered"] == 6
-    assert log["validation"]["render_seconds"] > 0
-    assert 0 < log["validation"]["render_share_of_training_and_validation"] < 1
-    assert log["meta"]["not_science"] is True
+    assert log["status"] == "trained" and log["target"] == "matched"
+    models = log["training"]["models"]
+    assert set(models) == {"decoder", "concat", "text_mlp"}
+    assert all(len(m["history"]) == 3 for m in models.values())
+    figures = log["test"]["figures"]
+    assert set(figures) == {
+        "decoder",
+        "concat",
+        "text_mlp",
+        "text_lookup",
+        "global_mean",
+        "no_effect",
+        "shuffled_audio",
+        "oracle",
+        "text2fx_search",
+    }
+    for f in figures.values():
+        assert f["param_mse"]["n_files"] == 2 and f["param_mse"]["low"] <= f["param_mse"]["high"]
+    assert figures["oracle"]["param_mse"]["mean"] == 0.0
+    assert set(log["test"]["paraphrase_figures"]) == set(figures)
+    v = log["verdict"]
+    assert isinstance(v["uses_audio"], bool) and set(v["beats"]) | set(v["does_not_beat"]) == (
+        set(figures) - {"decoder"}
+    )
+    assert log["cost"]["text2fx_search"]["clap_audio_calls_per_clip"] == 4
+    assert log["meta"]["not_science"] is True and log["test"]["n_rendered"] == 6
     preds = pd.read_csv(out / "parameter_predictions/predictions.tsv", sep="\t")
-    assert len(preds) == int((samples.split == "val").sum())
-    assert set(preds["path"]) == set(pairs["split"]["val_files"])
-    assert {"true:lpf.cutoff_hz", "pred:reverb.wet_level", "logmel_db:model"} <= set(preds)
-    assert preds["logmel_db:model"].notna().sum() == 6
+    assert len(preds) == 2 * n_test_rows and set(preds["path"]) == set(split["test_files"])
+    assert {"true:lpf.cutoff_hz", "pred_decoder:reverb.wet_level", "logmel_db:decoder"} <= set(
+        preds
+    )
+    assert preds["logmel_db:decoder"].notna().sum() == 6
     assert len(list((out / "parameter_predictions/examples").glob("*.wav"))) == 2 * 3
     loaded = artifact.load_decoder(out / "decoder_model.pt")
     assert loaded.space.effects == ("lpf", "reverb") and loaded.doc["level_words"] == WORDS
-    assert loaded.audio_model["name_or_path"] == model["name_or_path"]
+    assert loaded.audio_model["relative_to_model_file"] is True
+    from delta_v2a.phase3.artifact import resolve_clap
+
+    assert resolve_clap(loaded.doc, out / "decoder_model.pt", None) == str(
+        Path(model["name_or_path"]).resolve()
+    )
+    assert loaded.doc["apply"]["threshold"] <= 1.0 and "transfer" not in loaded.doc
     assert (out / "training.png").stat().st_size > 1000
 
 
@@ -186,11 +272,57 @@ def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog)
     base, model = upstream
     with caplog.at_level("INFO"):
         ds = _dataset(base, model, threshold=0.5, out="nopairs")
+        _strength(base, ds, model)
         out = _train(base, ds, out="nopairs_train")
-    assert "NO PAIR passes phase3.pair_threshold = 0.5 (best score 0.3)" in caplog.text
+    assert "NO PAIR passes phase3.pair_threshold = 0.5 (best eligible score 0.3)" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
     assert log["status"] == "no_pairs" and "NO PAIR" in log["message"]
     assert (out / "parameter_predictions/README.txt").exists()
     assert (out / "training.png").exists() and (out / "predictions.png").exists()
     with pytest.raises(ValueError, match="holds no trained decoder.*NO PAIR"):
         artifact.load_decoder(out / "decoder_model.pt")
+
+
+def test_no_significant_pair_is_said_loudly(upstream, caplog):
+    base, model = upstream
+    p = [[0.5, 0.5], [0.5, 0.5], [None, None]]
+    with caplog.at_level("INFO"):
+        ds = _dataset(base, model, out="nosig", p_adjusted=p)
+    assert "NO PAIR passes phase3.pair_threshold = 0.05 with p_adjusted <= 0.05" in caplog.text
+    pairs = json.loads((ds / "pairs.json").read_text())
+    assert pairs["status"] == "no_pairs" and pairs["significance"]["available"] is True
+    assert pairs["rows"][0]["reason"] == "no audio effect significant at alpha = 0.05"
+
+
+def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
+    from delta_v2a.jobs.summary import _phase3_verdict
+
+    fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
+    log = {
+        "status": "trained",
+        "target": "matched",
+        "audio_dependence": {"message": "u* spread across files for one description: SD 0.1"},
+        "verdict": {
+            "uses_audio": False,
+            "message": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: it does not beat text-only",
+            "beats": ["no_effect"],
+            "does_not_beat": ["text_lookup"],
+            "text_only_baseline": "text_lookup",
+            "difference_text_only_minus_decoder": {"mean": -0.01, "low": -0.02, "high": 0.001},
+            "difference_shuffled_minus_decoder": {"mean": 0.0, "low": -0.01, "high": 0.01},
+        },
+        "test": {
+            "figures": {
+                n: {"param_mse": fig, "strength_error": fig, "logmel_db": fig}
+                for n in ("decoder", "text_lookup", "no_effect")
+            }
+        },
+    }
+    v = _phase3_verdict(log)
+    assert v["status"] == "FAILED" and "NO EVIDENCE" in v["lines"][1]
+    assert "beats: no_effect; does not beat: text_lookup" in v["lines"]
+    assert "SD 0.1" in v["lines"][0]
+    assert any(line.startswith("test decoder: MSE 0.02 [0.01, 0.03]") for line in v["lines"])
+    ok = {**log, "verdict": {**log["verdict"], "uses_audio": True}}
+    assert _phase3_verdict(ok)["status"] == "ok"
+    assert _phase3_verdict({"status": "no_pairs", "message": "NO PAIR"})["lines"] == ["NO PAIR"]

@@ -46,8 +46,9 @@ rule phase3_windows:
 
 
 rule phase3_dataset:
-    """Pairs from the discovery matrix, the sample list (file x pair x level, split by file)
-    and the CLAP text embedding of each distinct description."""
+    """Pairs from the discovery matrix (significant and above the threshold), the split by
+    file (train / val / test), the sample list and the CLAP text embedding of each distinct
+    description (held-out paraphrase templates included)."""
     input:
         matrix="results/discovery_matrix.npy",
         labels="results/discovery_labels.json",
@@ -73,24 +74,67 @@ rule phase3_dataset:
         allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
         effects_config=AUDIO_EFFECTS_CONFIG,
         threshold=P3["pair_threshold"],
+        alpha=config["phase1"]["alpha"],
         level_words=P3["level_words"],
         descriptions=P3["descriptions"],
+        heldout_templates=P3["heldout_templates"],
         levels_per_pair=P3["levels_per_pair"],
-        val_fraction=P3["val_fraction"],
+        split=P3["split"],
         bypass_below=P3["bypass_below"],
         seed=config["seed"],
     script:
         "../scripts/phase3_dataset.py"
 
 
+rule phase3_strength:
+    """Each clip's strength curve g_f(u) on the u grid (every clip x u rendered and
+    CLAP-embedded once, cached by content), the matched targets u* and how much the audio
+    can matter, before any training."""
+    input:
+        manifest="results/manifest/audio.tsv",
+        pairs="results/phase3/pairs.json",
+        samples="results/phase3/samples.tsv",
+        sensitivity="results/sensitivity_results.json",
+    output:
+        curves="results/phase3/strength_curves.npz",
+        targets="results/phase3/targets.tsv",
+        dependence="results/phase3/audio_dependence.json",
+    log:
+        "logs/phase3/strength.log",
+    benchmark:
+        "results/benchmarks/phase3/strength.tsv"
+    conda:
+        ENV
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        model=model_params("audio"),
+        intensities=INTENSITIES,
+        grid_size=P3["u_grid"],
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        target=P3["target"],
+        min_sd=P3["audio_dependence_min_sd"],
+        cache_dir=CACHE_DIR,
+    script:
+        "../scripts/phase3_strength.py"
+
+
 rule phase3:
-    """Phase 3: train the cross-attention decoder (and its no-attention ablation) on arrays,
-    validate by rendering the held-out files, write the model and its log."""
+    """Phase 3: train the cross-attention decoder, its concat ablation and a text-only MLP
+    on the train files, choose the epoch on the validation files, report every baseline on
+    the test files once (bootstrap intervals over files), write the model and its log.
+    """
     input:
         windows="results/phase3/audio_windows.npz",
         pairs="results/phase3/pairs.json",
         samples="results/phase3/samples.tsv",
         texts="results/phase3/text_embeddings.npz",
+        targets="results/phase3/targets.tsv",
+        curves="results/phase3/strength_curves.npz",
+        dependence="results/phase3/audio_dependence.json",
     output:
         model="results/decoder_model.pt",
         log="results/training_log.json",
@@ -121,10 +165,13 @@ rule phase3:
     params:
         architecture=P3["model"],
         training={k: P3[k] for k in ("epochs", "batch_size", "lr", "weight_decay")},
+        target=P3["target"],
         seed=config["seed"],
         mel=P3["validation"]["mel"],
         spectral_max_samples=P3["validation"]["max_samples"],
         examples=P3["validation"]["examples"],
+        bootstrap=P3["bootstrap"],
+        log_every=P3["log_every"],
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
         # Per-epoch checkpoints live outside the declared outputs, so a restarted job resumes.
         checkpoint_dir="results/phase3/checkpoints",

@@ -24,10 +24,29 @@ import pandas as pd
 from delta_v2a.extract import manifest_hashes, read_manifest
 from delta_v2a.jobs.common import PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.phase3.artifact import save_decoder
-from delta_v2a.phase3.dataset import build_samples, choose_pairs, describe, targets_for
+from delta_v2a.phase3.dataset import SPLITS, build_samples, choose_pairs, targets_for
+from delta_v2a.phase3.evaluate import (
+    bootstrap_difference,
+    bootstrap_mean,
+    derangement,
+    per_sample_mse,
+    strength_error,
+    text2fx_search,
+    text_lookup,
+    verdict,
+)
 from delta_v2a.phase3.model import model_with_state, predict
 from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 from delta_v2a.phase3.spectral import MelSettings, log_mel, spectral_distance
+from delta_v2a.phase3.strength import (
+    ImageStrength,
+    audio_dependence,
+    curve_at,
+    curve_norms,
+    image_strength,
+    solve_u,
+    u_grid,
+)
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.phase3.windows import WindowSpec, embed_windows
 from delta_v2a.provenance import merge_model_meta
@@ -41,6 +60,7 @@ from delta_v2a.storage import (
 )
 
 WINDOWS_VERSION = 1
+CURVES_VERSION = 1
 
 
 # --------------------------------------------------------------------------- windows
@@ -173,6 +193,63 @@ def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping)
     )
 
 
+def _pick_pairs(
+    matrix: str, lab: Mapping[str, Any], threshold: float, alpha: float
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows of :func:`choose_pairs` and what significance they used (section 6.1)."""
+    p_adj = lab.get("p_adjusted")
+    rows = choose_pairs(
+        np.load(matrix, allow_pickle=False),
+        list(lab["image_effects"]),
+        list(lab["audio_effects"]),
+        threshold,
+        p_adjusted=p_adj,
+        alpha=alpha,
+    )
+    if p_adj is None:
+        significance = {
+            "available": False,
+            "alpha": alpha,
+            "note": "discovery_labels.json has no p_adjusted: pairs chosen on score alone, "
+            "WITHOUT a significance test",
+        }
+        log.warning("%s", significance["note"])
+    else:
+        significance = {"available": True, "alpha": alpha, "note": "p_adjusted <= alpha"}
+    for r in rows:
+        if r["chosen"]:
+            log.info(
+                "PAIR: %s -> %s (score %.4g > threshold %g, p_adjusted %s)",
+                r["image_effect"],
+                r["audio_effect"],
+                r["score"],
+                threshold,
+                r["p_adjusted"],
+            )
+        else:
+            log.info("no pair for %s: %s", r["image_effect"], r["reason"])
+    return rows, significance
+
+
+def _write_no_pairs(
+    doc: dict[str, Any], rows: Sequence[Mapping], pairs_out: str, samples_out: str, texts_out: str
+) -> None:
+    best = max((r["score"] for r in rows if r["score"] is not None), default=None)
+    sig = doc["significance"]
+    message = (
+        f"NO PAIR passes phase3.pair_threshold = {doc['threshold']:g}"
+        + (f" with p_adjusted <= {sig['alpha']:g}" if sig["available"] else "")
+        + f" (best eligible score {'none' if best is None else f'{best:.4g}'}): Phase 3 has "
+        "nothing to learn and trains no decoder. Lower the threshold knowingly, or check Phase 1."
+    )
+    log.warning("%s", message)
+    doc.update(status="no_pairs", message=message, meta=merge_model_meta([]))
+    write_json(pairs_out, doc)
+    with atomic_path(samples_out) as tmp:
+        pd.DataFrame(columns=["sample"]).to_csv(tmp, sep="\t", index=False)
+    _save_texts(texts_out, [], np.zeros((0, 0), np.float32), {"status": "no_pairs"})
+
+
 def run_dataset(
     *,
     matrix: str,
@@ -183,10 +260,12 @@ def run_dataset(
     model: Mapping[str, Any],
     effects_config: Mapping[str, Any],
     threshold: float,
+    alpha: float,
     level_words: Sequence[str],
-    descriptions: Mapping[str, str],
+    descriptions: Mapping[str, Sequence[str]],
+    heldout_templates: int,
     levels_per_pair: int,
-    val_fraction: float,
+    split: Mapping[str, float],
     bypass_below: float,
     seed: int,
     pairs_out: str,
@@ -194,46 +273,25 @@ def run_dataset(
     texts_out: str,
     threads: int = 1,
 ) -> None:
-    """Choose the pairs, draw the sample list, embed each distinct description once."""
-    lab = read_json(labels)
-    image_effects, audio_effects = list(lab["image_effects"]), list(lab["audio_effects"])
-    rows = choose_pairs(
-        np.load(matrix, allow_pickle=False), image_effects, audio_effects, threshold
-    )
+    """Choose the pairs, split the files, draw the sample list, embed each distinct
+    description (trained and held-out templates) once."""
+    rows, significance = _pick_pairs(matrix, read_json(labels), threshold, alpha)
     chosen = [r for r in rows if r["chosen"]]
-    for r in rows:
-        if r["chosen"]:
-            log.info(
-                "PAIR: %s -> %s (score %.4g > threshold %g)",
-                r["image_effect"],
-                r["audio_effect"],
-                r["score"],
-                threshold,
-            )
-        else:
-            log.info("no pair for %s: %s", r["image_effect"], r["reason"])
+    templates = {k: [v] if isinstance(v, str) else list(v) for k, v in descriptions.items()}
     doc: dict[str, Any] = {
         "threshold": threshold,
+        "significance": significance,
         "rows": rows,
-        "chosen": [{k: r[k] for k in ("image_effect", "audio_effect", "score")} for r in chosen],
+        "chosen": [
+            {k: r[k] for k in ("image_effect", "audio_effect", "score", "p_adjusted")}
+            for r in chosen
+        ],
         "level_words": list(level_words),
         "seed": seed,
     }
     if not chosen:
-        best = max((r["score"] for r in rows if r["score"] is not None), default=None)
-        message = (
-            f"NO PAIR passes phase3.pair_threshold = {threshold:g} (best score "
-            f"{'none' if best is None else f'{best:.4g}'}): Phase 3 has nothing to learn and "
-            "trains no decoder. Lower the threshold knowingly, or check Phase 1."
-        )
-        log.warning("%s", message)
-        doc.update(status="no_pairs", message=message, meta=merge_model_meta([]))
-        write_json(pairs_out, doc)
-        with atomic_path(samples_out) as tmp:
-            pd.DataFrame(columns=["sample"]).to_csv(tmp, sep="\t", index=False)
-        _save_texts(texts_out, [], np.zeros((0, 0), np.float32), {"status": "no_pairs"})
+        _write_no_pairs(doc, rows, pairs_out, samples_out, texts_out)
         return
-
     gate_health(health, allow_unhealthy, "text")
     files = read_manifest(manifest)
     samples = build_samples(
@@ -242,37 +300,29 @@ def run_dataset(
         chosen,
         levels_per_pair=levels_per_pair,
         level_words=level_words,
-        templates=descriptions,
-        val_fraction=val_fraction,
+        templates=templates,
+        heldout_templates=heldout_templates,
+        fractions=split,
         seed=seed,
     )
     embedder = load_embedder_for_job("audio", model, threads)
     selected = {r["audio_effect"] for r in chosen}
     order = [e for e in effects_config["effects"]["audio"] if e in selected]
     space = audio_space_from_config(effects_config, order, embedder.sampling_rate, bypass_below)
-    targets = targets_for(samples, space)
-    for j, name in enumerate(space.names):
-        samples[f"target:{name}"] = targets[:, j]
-    texts = list(
-        dict.fromkeys(
-            describe(descriptions[r["image_effect"]], w) for r in chosen for w in level_words
-        )
-    )
+    texts = list(dict.fromkeys(samples["description"]))
     text_emb = embedder.embed_texts(texts)
     meta = merge_model_meta([{"modality": "audio", "model": embedder.info.to_dict()}])
-    val_files = sorted(set(samples.loc[samples["split"] == "val", "path"]))
+    by_split = {name: sorted(set(samples.loc[samples["split"] == name, "path"])) for name in SPLITS}
+    used = {r["image_effect"] for r in chosen}
     doc.update(
         status="ok",
         message=f"{len(chosen)} pair(s) chosen",
         meta=meta,
-        descriptions={r["image_effect"]: descriptions[r["image_effect"]] for r in chosen},
+        templates={e: templates[e] for e in used},
+        heldout_templates={e: templates[e][len(templates[e]) - heldout_templates :] for e in used},
         texts=texts,
         paramspace=space.to_dict(),
-        split={
-            "val_fraction": val_fraction,
-            "train_files": sorted(set(samples["path"]) - set(val_files)),
-            "val_files": val_files,
-        },
+        split={"fractions": dict(split), **{f"{k}_files": v for k, v in by_split.items()}},
         levels_per_pair=levels_per_pair,
     )
     with atomic_path(samples_out) as tmp:
@@ -280,19 +330,361 @@ def run_dataset(
     _save_texts(texts_out, texts, text_emb, {"model": embedder.info.to_dict()})
     write_json(pairs_out, doc)
     log.info(
-        "%d samples (%d train, %d val) over %d files (%d held out), %d descriptions, "
-        "parameter space %s",
+        "%d samples over %d files (train %d / val %d / test %d files; %d held-out paraphrase "
+        "samples on test), %d descriptions, parameter space %s",
         len(samples),
-        int((samples["split"] == "train").sum()),
-        int((samples["split"] == "val").sum()),
         len(files),
-        len(val_files),
+        *(len(by_split[k]) for k in SPLITS),
+        int(samples["held_out"].sum()),
         len(texts),
         space.names,
     )
 
 
+# --------------------------------------------------------------------------- strength curves
+
+
+def _curve_shard_key(model: Mapping[str, Any], device_type: str, preroll_s: float) -> str:
+    from delta_v2a.cache import PREPROCESSING_VERSION, model_fingerprint
+
+    parts = {
+        "kind": "phase3-curves",
+        "version": [PREPROCESSING_VERSION, CURVES_VERSION],
+        "model": model_fingerprint(model["name_or_path"]),
+        "dtype": model["dtype"],
+        "normalize": model["normalize"],
+        "device_type": device_type,
+        "preroll_s": float(preroll_s),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _clip_key(file_hash: str, effect: str, params: Mapping | None) -> str:
+    """Content key of one rendered clip: the file's bytes, the effect and its exact
+    physical parameters (None = the raw clip)."""
+    blob = json.dumps([file_hash, effect, params], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _render_and_embed(
+    embedder: Any,
+    paths: Sequence[str],
+    jobs: Sequence[tuple[int, str | None, float]],
+    space: ParamSpace,
+    preroll_s: float,
+    batch_size: int,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Render (file, effect, u) clips exactly as extraction does (centred window, pre-roll
+    dropped; effect None = the raw clip) and embed them, one file in memory at a time; the
+    per-clip render and CLAP seconds are measured for the cost report."""
+    from delta_v2a.media import load_audio
+
+    sr, window = embedder.sampling_rate, embedder.window_samples
+    preroll = int(round(preroll_s * sr))
+    render_s = embed_s = 0.0
+    new = np.zeros((len(jobs), embedder.dim), np.float32)
+    by_file: dict[int, list[int]] = {}
+    for n, (f, _, _) in enumerate(jobs):
+        by_file.setdefault(f, []).append(n)
+    for f, ns in by_file.items():
+        raw = load_audio(paths[f], sr, window, preroll)
+        t0 = time.perf_counter()
+        clips = [
+            raw[preroll:]
+            if jobs[n][1] is None
+            else space.render(raw, sr, space.target(jobs[n][1], jobs[n][2]), preroll)
+            for n in ns
+        ]
+        t1 = time.perf_counter()
+        new[ns] = embedder.embed_audio(clips, batch_size=batch_size)
+        render_s, embed_s = render_s + t1 - t0, embed_s + time.perf_counter() - t1
+    cost = {
+        "clips_embedded": int(len(jobs)),
+        "render_seconds_per_clip": render_s / len(jobs),
+        "embed_seconds_per_clip": embed_s / len(jobs),
+    }
+    log.info(
+        "rendered and embedded %d clips: %.3f s render + %.3f s CLAP per clip",
+        len(jobs),
+        cost["render_seconds_per_clip"],
+        cost["embed_seconds_per_clip"],
+    )
+    return new, cost
+
+
+def _embed_curves(
+    paths: Sequence[str],
+    hashes: Sequence[str],
+    space: ParamSpace,
+    grid: np.ndarray,
+    model: Mapping[str, Any],
+    preroll_s: float,
+    cache_dir: str | None,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """raw (F, D) and rendered (F, J, G, D) CLAP embeddings; each clip × u embedded once and
+    cached by content; the first file with misses loads the model."""
+    from delta_v2a.cache import EmbeddingCache
+    from delta_v2a.models import resolve_device
+
+    jobs = [(f, None, 0.0) for f in range(len(paths))]
+    jobs += [(f, e, float(u)) for f in range(len(paths)) for e in space.effects for u in grid]
+    keys = []
+    for f, e, u in jobs:
+        params = None if e is None else space.physical(space.target(e, u))[e]
+        keys.append(_clip_key(hashes[f], e or "raw", params))
+    cache = None
+    emb, hit = None, np.zeros(len(keys), dtype=bool)
+    if cache_dir:
+        shard = _curve_shard_key(model, resolve_device(model["device"]).type, preroll_s)
+        cache = EmbeddingCache.open(
+            Path(cache_dir) / "embeddings" / "phase3_curves" / f"{shard}.npz"
+        )
+        emb, hit = cache.lookup(keys)
+    misses = np.flatnonzero(~hit)
+    cost = dict(cache.meta.get("cost", {})) if cache is not None else {}
+    log.info(
+        "strength curves: %d clips (%d cached, %d to render and embed)",
+        len(keys),
+        int(hit.sum()),
+        len(misses),
+    )
+    if len(misses):
+        embedder = load_embedder_for_job("audio", model, threads)
+        new, cost = _render_and_embed(
+            embedder, paths, [jobs[m] for m in misses], space, preroll_s, model["batch_size"]
+        )
+        emb = np.zeros((len(keys), embedder.dim), np.float32) if emb is None else emb
+        emb[misses] = new
+        if cache is not None:
+            cache.add(
+                [keys[m] for m in misses], new, {"model": embedder.info.to_dict(), "cost": cost}
+            )
+            cache.save()
+    n_f, n_j, n_g = len(paths), len(space.effects), len(grid)
+    raw_emb = emb[:n_f]
+    rendered = emb[n_f:].reshape(n_f, n_j, n_g, -1)
+    info = {"clap_calls": int(len(keys)), "clap_calls_this_run": int(len(misses)), "cost": cost}
+    return raw_emb, rendered, info
+
+
+def _image_strengths(
+    sensitivity: Mapping[str, Any], effects: Sequence[str], intensities: Sequence[str]
+) -> dict[str, ImageStrength]:
+    """m_i(θ) per image effect from Phase 0's mean image ‖Δe‖ (section 6.2)."""
+    means = {
+        (r["effect_type"], r["intensity"]): r["mean"]
+        for r in sensitivity["results"]
+        if r["modality"] == "image"
+    }
+    out = {}
+    for e in effects:
+        missing = [i for i in intensities if means.get((e, i)) is None]
+        if missing:
+            raise PipelineError(
+                f"sensitivity_results.json: no mean image ‖Δe‖ for {e} at {missing}: "
+                "Phase 3's matched targets need every configured intensity"
+            )
+        out[e] = image_strength([means[(e, i)] for i in intensities])
+    return out
+
+
+def _solve_targets(
+    frame: pd.DataFrame,
+    grid: np.ndarray,
+    curves: np.ndarray,
+    effects: Sequence[str],
+    strengths: Mapping[str, ImageStrength],
+    train_files: np.ndarray,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per sample: m_i(θ), the target strength κ_ij m_i(θ) and u* (section 6.2). κ_ij maps
+    the strongest image level onto the median over training files of g_f(1), which is the
+    audio delta norm of j at its strongest configured level on the same window."""
+    j_of = {e: k for k, e in enumerate(effects)}
+    kappa = {}
+    for img, aud in (
+        frame[["image_effect", "audio_effect"]].drop_duplicates().itertuples(index=False)
+    ):
+        median_audio = float(np.median(curves[train_files, j_of[aud], -1]))
+        kappa[f"{img}->{aud}"] = median_audio / strengths[img].strongest
+    j = frame["audio_effect"].map(j_of).to_numpy()
+    m = np.array(
+        [float(strengths[i](t)) for i, t in zip(frame["image_effect"], frame["level"], strict=True)]
+    )
+    k = np.array(
+        [
+            kappa[f"{i}->{a}"]
+            for i, a in zip(frame["image_effect"], frame["audio_effect"], strict=True)
+        ]
+    )
+    rows = curves[frame["file_index"].to_numpy(), j]
+    solved = solve_u(grid, rows, k * m)
+    out = frame[["sample"]].copy()
+    out["image_strength"] = m
+    out["kappa"] = k
+    out["target_strength"] = k * m
+    out["u_star"] = solved.u
+    out["unreachable"] = solved.above
+    return out, kappa
+
+
+def _dependence(
+    frame: pd.DataFrame,
+    grid: np.ndarray,
+    curves: np.ndarray,
+    effects: Sequence[str],
+    strengths: Mapping[str, ImageStrength],
+    kappa: Mapping[str, float],
+    level_words: Sequence[str],
+    target: str,
+    min_sd: float,
+) -> dict[str, Any]:
+    """Section 6.2's audio-dependence figure: u* of every file at each level word's bin
+    centre θ (same description, same θ), before any training. In ``level`` mode the target
+    is θ itself: no spread by construction."""
+    n_files = curves.shape[0]
+    cells = {}
+    for img, aud in (
+        frame[["image_effect", "audio_effect"]].drop_duplicates().itertuples(index=False)
+    ):
+        j = list(effects).index(aud)
+        for w, word in enumerate(level_words):
+            theta = (w + 0.5) / len(level_words)
+            s = kappa[f"{img}->{aud}"] * float(strengths[img](theta))
+            u = (
+                solve_u(grid, curves[:, j], np.full(n_files, s)).u
+                if target == "matched"
+                else np.full(n_files, theta)
+            )
+            cells[(f"{img}->{aud}", word)] = u
+    dep = audio_dependence(cells, min_sd)
+    dep["target"] = target
+    return dep
+
+
+def _dependence_message(dep: Mapping[str, Any], min_sd: float) -> str:
+    share = dep["share_explained_by_description"]
+    return (
+        f"u* spread across files for one description: SD {dep['sd_across_files']:.4f}; the "
+        f"description alone explains {'n/a' if share is None else f'{share:.1%}'} of the "
+        "variance of u*"
+        + (
+            ""
+            if dep["can_matter"]
+            else f" -- below {min_sd:g}: NO DECODER CAN BEAT TEXT-ONLY ON THIS DATA"
+        )
+    )
+
+
+def run_strength(
+    *,
+    manifest: str,
+    pairs: str,
+    samples: str,
+    sensitivity: str,
+    model: Mapping[str, Any],
+    intensities: Sequence[str],
+    grid_size: int,
+    preroll_s: float,
+    target: str,
+    min_sd: float,
+    cache_dir: str | None,
+    curves_out: str,
+    targets_out: str,
+    dependence_out: str,
+    threads: int = 1,
+) -> None:
+    """Per-clip strength curves g_f(u), the matched targets u* and how much the audio can
+    matter, all before training (sections 6.2, 6.4)."""
+    doc = read_json(pairs)
+    if doc["status"] != "ok":
+        save_npz(curves_out, {"grid": np.zeros(0)}, {"status": doc["status"]})
+        with atomic_path(targets_out) as tmp:
+            pd.DataFrame(columns=["sample"]).to_csv(tmp, sep="\t", index=False)
+        write_json(dependence_out, {"status": doc["status"], "message": doc["message"]})
+        log.warning("%s", doc["message"])
+        return
+    files = read_manifest(manifest)
+    paths = [f.path for f in files]
+    space = ParamSpace.from_dict(doc["paramspace"])
+    grid = u_grid(grid_size)
+    t0 = time.perf_counter()
+    raw, rendered, info = _embed_curves(
+        paths, manifest_hashes(manifest), space, grid, model, preroll_s, cache_dir, threads
+    )
+    seconds = time.perf_counter() - t0
+    curves = curve_norms(raw, rendered.reshape(len(paths), -1, raw.shape[1])).reshape(
+        rendered.shape[:3]
+    )
+    frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    train_files = np.array([p in set(doc["split"]["train_files"]) for p in paths])
+    strengths = _image_strengths(
+        read_json(sensitivity), sorted(set(frame["image_effect"])), intensities
+    )
+    targets, kappa = _solve_targets(frame, grid, curves, space.effects, strengths, train_files)
+    if target == "level":
+        targets["u_star"] = frame["level"].to_numpy()
+        targets["unreachable"] = False
+    dep = _dependence(
+        frame, grid, curves, space.effects, strengths, kappa, doc["level_words"], target, min_sd
+    )
+    dep.update(
+        status="ok",
+        kappa=kappa,
+        n_unreachable=int(targets["unreachable"].sum()),
+        n_samples=len(targets),
+        n_non_monotone_curves=int((np.diff(curves, axis=2) < 0).any(axis=2).sum()),
+        grid_size=int(grid_size),
+        curve_cost={
+            **info,
+            "seconds": seconds,
+            "files": len(paths),
+            "effects": list(space.effects),
+        },
+        message=_dependence_message(dep, min_sd),
+    )
+    (log.info if dep["can_matter"] else log.warning)(
+        "AUDIO DEPENDENCE (%s targets): %s", target, dep["message"]
+    )
+    log.info(
+        "%d of %d matched targets unreachable (clipped to u = 1); %d non-monotone curves",
+        dep["n_unreachable"],
+        len(targets),
+        dep["n_non_monotone_curves"],
+    )
+    save_npz(
+        curves_out,
+        {
+            "grid": grid,
+            "paths": np.asarray(paths, dtype=str),
+            "effects": np.asarray(space.effects, dtype=str),
+            "curves": curves.astype(np.float32),
+            "raw": raw,
+            "rendered": rendered,
+        },
+        {"status": "ok", "cost": dep["curve_cost"]},
+    )
+    with atomic_path(targets_out) as tmp:
+        targets.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+    write_json(dependence_out, dep)
+
+
 # --------------------------------------------------------------------------- training
+
+BASELINES = {
+    "decoder": "the cross-attention decoder (text attends over the audio windows)",
+    "concat": "ablation: same head, text and mean window embedding concatenated, no attention",
+    "text_mlp": "text-only MLP: same head, the text embedding alone",
+    "text_lookup": "text-only lookup: mean training target per description meaning "
+    "(image effect, level word)",
+    "global_mean": "the mean training target vector for every sample",
+    "no_effect": "A_raw itself (all parameters neutral)",
+    "shuffled_audio": "the trained decoder with the audio windows permuted across test files",
+    "oracle": "per-clip oracle: the target u* itself (floor of the grid and renders)",
+    "text2fx_search": "Text2FX-style per-clip search: the grid u whose rendered audio's CLAP "
+    "embedding is closest (cosine) to the CLAP text embedding of E_cond",
+}
+TRAINED_KINDS = {"decoder": "attention", "concat": "concat", "text_mlp": "text"}
 
 
 def _finite(x: float | None) -> float | None:
@@ -303,13 +695,14 @@ def _history(result: TrainResult) -> list[dict[str, float]]:
     return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in result.history]
 
 
-def _write_no_pairs(
+def _write_untrained(
     pairs: Mapping[str, Any],
     model_out: str,
     log_out: str,
     predictions_dir: str,
     figures: Sequence[str],
 ) -> None:
+    """No pair: every declared output is still written, each saying why (loudly)."""
     from delta_v2a import plots
 
     message = pairs["message"]
@@ -324,8 +717,8 @@ def _write_no_pairs(
             "meta": meta,
             "status": "no_pairs",
             "message": message,
-            "verdict": {"beats_mean_baseline": None, "message": message},
-            "pairs": {k: pairs[k] for k in ("threshold", "rows", "chosen")},
+            "verdict": {"uses_audio": None, "message": message},
+            "pairs": {k: pairs[k] for k in ("threshold", "significance", "rows", "chosen")},
         },
     )
     out = Path(predictions_dir)
@@ -336,46 +729,26 @@ def _write_no_pairs(
     log.warning("%s", message)
 
 
-def run_train(
-    *,
-    windows: str,
-    samples: str,
-    pairs: str,
-    texts: str,
-    model_out: str,
-    log_out: str,
-    predictions_dir: str,
-    training_figure: str,
-    predictions_figure: str,
-    architecture: Mapping[str, Any],
-    training: Mapping[str, Any],
-    seed: int,
-    mel: Mapping[str, Any],
-    spectral_max_samples: int,
-    examples: int,
-    preroll_s: float,
-    checkpoint_dir: str,
-    checkpoint_interval_s: float = 0.0,
-    device: str = "cpu",
-    threads: int = 1,
-) -> None:
-    """Train the decoder and its no-attention ablation, validate both by rendering audio."""
-    import torch
-
-    from delta_v2a.models import resolve_device
-
+def _load_training_data(
+    windows: str, pairs: str, samples: str, texts: str, targets: str, curves: str
+) -> dict[str, Any]:
+    """Everything training and evaluation read, checked for agreement between jobs."""
     pairs_doc = read_json(pairs)
-    if pairs_doc["status"] != "ok":
-        _write_no_pairs(
-            pairs_doc, model_out, log_out, predictions_dir, [training_figure, predictions_figure]
-        )
-        return
-    torch.set_num_threads(max(1, threads))
-    dev = resolve_device(device)
     space = ParamSpace.from_dict(pairs_doc["paramspace"])
     table = EmbeddingTable.load(windows)
     frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    frame["held_out"] = frame["held_out"].astype(str).str.lower() == "true"
+    tgt = pd.read_csv(targets, sep="\t", keep_default_na=False)
+    if not np.array_equal(tgt["sample"].to_numpy(), frame["sample"].to_numpy()):
+        raise PipelineError(f"{targets} and {samples} list different samples: rerun")
+    for col in ("u_star", "target_strength", "unreachable", "image_strength"):
+        frame[col] = (
+            tgt[col].to_numpy()
+            if col != "unreachable"
+            else tgt[col].astype(str).str.lower() == "true"
+        )
     text_arrays, text_meta = load_npz(texts, ("texts", "embeddings"))
+    curve_arrays, _ = load_npz(curves, ("grid", "paths", "effects", "curves", "rendered"))
     text_rows = {str(t): i for i, t in enumerate(text_arrays["texts"])}
     file_rows = {str(p): i for i, p in enumerate(table.paths)}
     text_model = text_meta.get("model", {}).get("name_or_path")
@@ -385,248 +758,213 @@ def run_train(
             f"{table.meta['model']['name_or_path']!r}: both must be the same CLAP; rerun"
         )
     missing = sorted(set(frame["path"]) - set(file_rows))
-    if missing:
+    if missing or [str(p) for p in curve_arrays["paths"]] != [str(p) for p in table.paths]:
         raise PipelineError(
-            f"{len(missing)} sample file(s) have no window embeddings (e.g. {missing[0]}); "
-            "the manifest changed between jobs: rerun"
+            "sample files, window embeddings and strength curves disagree on the file list "
+            "(the manifest changed between jobs): rerun"
         )
     data = TrainData(
         text=text_arrays["embeddings"],
         audio=table.embeddings,
         desc_index=frame["description"].map(text_rows).to_numpy(np.int64),
         file_index=frame["path"].map(file_rows).to_numpy(np.int64),
-        targets=targets_for(frame, space),
-        is_val=(frame["split"] == "val").to_numpy(),
+        targets=targets_for(frame, space, "u_star"),
+        split=np.where(frame["held_out"], "heldout", frame["split"]).astype(str),
     )
-    settings = TrainSettings(
-        epochs=int(training["epochs"]),
-        batch_size=int(training["batch_size"]),
-        lr=float(training["lr"]),
-        weight_decay=float(training["weight_decay"]),
-        seed=int(seed),
-    )
-    base_arch = {
-        "text_dim": int(data.text.shape[1]),
-        "audio_dim": int(data.audio.shape[2]),
-        "n_windows": int(data.audio.shape[1]),
-        "n_params": space.dim,
-        "d_model": int(architecture["d_model"]),
-        "heads": int(architecture["heads"]),
-        "hidden": int(architecture["hidden"]),
-        "dropout": float(architecture["dropout"]),
+    return {
+        "pairs": pairs_doc,
+        "space": space,
+        "table": table,
+        "frame": frame,
+        "data": data,
+        "texts": [str(t) for t in text_arrays["texts"]],
+        "curves": curve_arrays,
     }
-    results: dict[str, TrainResult] = {}
-    archs = {kind: {"kind": kind, **base_arch} for kind in ("attention", "concat")}
-    log.info(
-        "training on %s: %d train / %d val samples, %d epochs, batch %d, lr %g",
-        dev,
-        int((~data.is_val).sum()),
-        int(data.is_val.sum()),
-        settings.epochs,
-        settings.batch_size,
-        settings.lr,
-    )
-    for kind, arch in archs.items():
-        r = results[kind] = train_decoder(
-            arch,
+
+
+def _train_models(
+    data: TrainData,
+    base_arch: Mapping[str, Any],
+    settings: TrainSettings,
+    checkpoint_dir: str,
+    checkpoint_interval_s: float,
+    dev: Any,
+    log_every: int,
+) -> dict[str, TrainResult]:
+    """The decoder, the concat ablation and the text-only MLP; every epoch goes to the log
+    file, every ``log_every``-th also to the console."""
+    import logging
+
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    results = {}
+    for name, kind in TRAINED_KINDS.items():
+
+        def to_file(rec: Mapping[str, float], kind: str = kind) -> None:
+            if rec["epoch"] % max(1, log_every) == 0 or rec["epoch"] == settings.epochs:
+                return  # train_decoder logged it everywhere
+            msg = (
+                f"{kind} epoch {rec['epoch']}/{settings.epochs}: train MSE "
+                f"{rec['train_loss']:.5f}, val MSE {rec['val_loss']:.5f}, {rec['seconds']:.2f} s"
+            )
+            record = log.makeRecord(log.name, logging.INFO, __file__, 0, msg, (), None)
+            for h in files:
+                h.handle(record)
+
+        r = results[name] = train_decoder(
+            {"kind": kind, **base_arch},
             data,
             settings,
             checkpoint=Path(checkpoint_dir) / f"{kind}.pt",
             checkpoint_interval_s=checkpoint_interval_s,
             device=dev,
+            on_epoch=to_file,
+            log_every=log_every,
         )
         log.info(
-            "%s: best epoch %d (val MSE %.5f); %d epochs in %.1f s of training (%.1f epochs/s)",
-            kind,
+            "%s: best epoch %d on validation (val MSE %.5f); %d epochs in %.1f s",
+            name,
             r.best_epoch,
             r.best_val_loss,
             len(r.history),
             r.train_seconds,
-            r.epochs_per_s or float("nan"),
         )
+    return results
 
-    # Predictions on the held-out files, by the best epoch of each model.
-    val = np.flatnonzero(data.is_val)
-    val_text = data.text[data.desc_index[val]]
-    val_audio = data.audio[data.file_index[val]]
-    truth = data.targets[val]
-    preds = {
-        kind: np.clip(
-            predict(model_with_state(archs[kind], r.best_state, dev), val_text, val_audio, dev),
-            0.0,
-            1.0,
+
+def _test_predictions(
+    ctx: Mapping[str, Any],
+    results: Mapping[str, TrainResult],
+    base_arch: Mapping[str, Any],
+    dev: Any,
+    seed: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
+    """Every baseline's (N_test, P) prediction on the test samples (held-out paraphrases
+    included), and the decoder's forward time per sample."""
+    data, space, frame, curves = ctx["data"], ctx["space"], ctx["frame"], ctx["curves"]
+    test = np.flatnonzero(np.isin(data.split, ["test", "heldout"]))
+    train = np.flatnonzero(data.split == "train")
+    text = data.text[data.desc_index[test]]
+    files = data.file_index[test]
+    test_files = np.unique(files)
+    if len(test_files) < 2:
+        raise PipelineError(
+            f"the test split holds {len(test_files)} audio file: the shuffled-audio baseline and "
+            "the intervals over test files need at least 2; add audio files or raise "
+            "phase3.split.test"
         )
-        for kind, r in results.items()
+    perm = derangement(len(test_files), seed)
+    shuffled = test_files[perm][np.searchsorted(test_files, files)]
+    models = {
+        name: model_with_state({"kind": TRAINED_KINDS[name], **base_arch}, r.best_state, dev)
+        for name, r in results.items()
     }
-    mean_params = data.targets[~data.is_val].mean(axis=0)
-    candidates = {
-        "model": preds["attention"],
-        "ablation": preds["concat"],
-        "mean_parameters": np.broadcast_to(mean_params, truth.shape),
-        "no_effect": np.zeros_like(truth),
-    }
-    param_mse = {k: float(((v - truth) ** 2).mean()) for k, v in candidates.items()}
-
-    val_frame = frame.iloc[val].reset_index(drop=True)
-    spec = WindowSpec(**table.meta["windows"])
-    preroll = int(round(preroll_s * spec.sample_rate))
-    t_render = time.perf_counter()
-    spectral, rendered = _spectral_validation(
-        val_frame,
-        truth,
-        candidates,
-        space,
-        spec,
-        preroll,
-        MelSettings(**mel),
-        spectral_max_samples,
-        examples,
-        Path(predictions_dir),
-        seed,
+    t0 = time.perf_counter()
+    out = {"decoder": np.clip(predict(models["decoder"], text, data.audio[files], dev), 0, 1)}
+    timing = {"decoder_forward_seconds_per_sample": (time.perf_counter() - t0) / len(test)}
+    for name in ("concat", "text_mlp"):
+        out[name] = np.clip(predict(models[name], text, data.audio[files], dev), 0, 1)
+    out["shuffled_audio"] = np.clip(
+        predict(models["decoder"], text, data.audio[shuffled], dev), 0, 1
     )
-    render_seconds = time.perf_counter() - t_render
-    _write_predictions(val_frame, truth, candidates, space, spectral, Path(predictions_dir))
+    keys = list(zip(frame["image_effect"], frame["level_word"], strict=True))
+    out["text_lookup"], n_unseen = text_lookup(
+        [keys[i] for i in train], data.targets[train], [keys[i] for i in test]
+    )
+    out["global_mean"] = np.broadcast_to(data.targets[train].mean(axis=0), (len(test), space.dim))
+    out["no_effect"] = np.zeros((len(test), space.dim))
+    out["oracle"] = data.targets[test]
+    j_of = {str(e): k for k, e in enumerate(curves["effects"])}
+    j = frame["audio_effect"].iloc[test].map(j_of).to_numpy()
+    t1 = time.perf_counter()
+    u = text2fx_search(curves["grid"], curves["rendered"][files, j], text)
+    timing["text2fx_argmax_seconds_per_sample"] = (time.perf_counter() - t1) / len(test)
+    out["text2fx_search"] = np.stack(
+        [space.target(e, x) for e, x in zip(frame["audio_effect"].iloc[test], u, strict=True)]
+    )
+    timing["text_lookup_unseen_keys"] = int(n_unseen)
+    return test, {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}, timing
 
-    dist = {k: _finite(float(np.nanmean(spectral[k]))) if rendered else None for k in candidates}
-    per_pair = {}
-    for (img, aud), idx in val_frame.groupby(["image_effect", "audio_effect"]).groups.items():
-        sel = np.asarray(list(idx))
-        per_pair[f"{img}->{aud}"] = {
-            "n": int(len(sel)),
-            "param_mse": {
-                k: float(((v[sel] - truth[sel]) ** 2).mean()) for k, v in candidates.items()
-            },
-            "spectral_distance_db": {
-                k: _finite(float(np.nanmean(spectral[k][sel])))
-                if np.isfinite(spectral[k][sel]).any()
-                else None
-                for k in candidates
-            },
+
+def _strength_errors(
+    ctx: Mapping[str, Any], test: np.ndarray, candidates: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per test sample and baseline: |g_f(û) − target| / target, g_f from the clip's curve
+    and û the predicted value of the sample's audio effect (mean over its axes)."""
+    data, space, frame, curves = ctx["data"], ctx["space"], ctx["frame"], ctx["curves"]
+    j_of = {str(e): k for k, e in enumerate(curves["effects"])}
+    effects = frame["audio_effect"].iloc[test].to_numpy()
+    rows = curves["curves"][data.file_index[test], [j_of[e] for e in effects]]
+    target = frame["target_strength"].iloc[test].to_numpy(np.float64)
+    out = {}
+    for name, pred in candidates.items():
+        u = np.array([pred[n, space.axes_of(e)].mean() for n, e in enumerate(effects)])
+        out[name] = strength_error(curve_at(curves["grid"], rows, u), target)
+    return out
+
+
+def _figures(
+    per_sample: Mapping[str, Mapping[str, np.ndarray]],
+    files: np.ndarray,
+    mask: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """metric -> baseline -> bootstrap mean and 95 % interval over the test files in mask."""
+    return {
+        name: {
+            metric: bootstrap_mean(values[mask], files[mask], n_boot, seed)
+            for metric, values in metrics.items()
         }
-    beats = dist["model"] is not None and dist["model"] < dist["mean_parameters"]
-    verdict_msg = (
-        f"decoder log-mel distance {dist['model']:.3f} dB vs mean-parameter baseline "
-        f"{dist['mean_parameters']:.3f} dB, no effect {dist['no_effect']:.3f} dB; "
-        f"ablation without attention {dist['ablation']:.3f} dB"
-        if dist["model"] is not None
-        else "no validation sample rendered"
-    )
-    (log.info if beats else log.warning)(
-        "%s: %s",
-        "decoder beats the baseline" if beats else "DECODER NO BETTER THAN BASELINE",
-        verdict_msg,
-    )
+        for name, metrics in per_sample.items()
+    }
 
-    main, abl = results["attention"], results["concat"]
-    meta = dict(pairs_doc["meta"])
-    # What `delta-v2a apply` needs to load the same CLAP: id or path, dtype, normalisation.
-    audio_model = {**table.meta["model"], "normalize": bool(table.meta.get("normalize", True))}
-    windows_doc = {k: int(v) for k, v in table.meta["windows"].items()}
-    from delta_v2a.plots import decoder_prediction_figure, decoder_training_figure
 
-    decoder_training_figure(
-        {"cross-attention": main.history, "ablation (no attention)": abl.history},
-        param_mse["mean_parameters"],
-        {k: v for k, v in dist.items() if v is not None},
-        training_figure,
-        meta.get("note", ""),
+def _evaluate(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    candidates: Mapping[str, np.ndarray],
+    spectral: Mapping[str, np.ndarray],
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Test figures (seen templates and held-out paraphrases apart) and the verdict."""
+    data = ctx["data"]
+    truth = data.targets[test]
+    strength = _strength_errors(ctx, test, candidates)
+    per_sample = {
+        name: {
+            "param_mse": per_sample_mse(pred, truth),
+            "strength_error": strength[name],
+            "logmel_db": spectral[name],
+        }
+        for name, pred in candidates.items()
+    }
+    files = data.file_index[test]
+    seen = data.split[test] == "test"
+    figures = {
+        "test": _figures(per_sample, files, seen, n_boot, seed),
+        "paraphrase": _figures(per_sample, files, ~seen, n_boot, seed) if (~seen).any() else {},
+    }
+    text_name = min(
+        ("text_lookup", "text_mlp"), key=lambda k: figures["test"][k]["param_mse"]["mean"]
     )
-    decoder_prediction_figure(
-        val_frame, truth, candidates["model"], space.names, predictions_figure, meta.get("note", "")
+    mse = {k: v["param_mse"][seen] for k, v in per_sample.items()}
+    diff_text = bootstrap_difference(mse[text_name], mse["decoder"], files[seen], n_boot, seed)
+    diff_shuf = bootstrap_difference(
+        mse["shuffled_audio"], mse["decoder"], files[seen], n_boot, seed
     )
-    save_decoder(
-        model_out,
-        {
-            "status": "trained",
-            "arch": archs["attention"],
-            "state_dict": main.best_state,
-            "paramspace": space.to_dict(),
-            "level_words": list(pairs_doc["level_words"]),
-            "descriptions": dict(pairs_doc["descriptions"]),
-            "pairs": list(pairs_doc["chosen"]),
-            "audio_model": audio_model,
-            "windows": windows_doc,
-            "preroll": preroll,
-            "best_epoch": main.best_epoch,
-            "best_val_loss": main.best_val_loss,
-            "seed": int(seed),
-            "not_science": bool(meta.get("not_science", False)),
-            "note": meta.get("note", ""),
-        },
+    concl = verdict(figures["test"], diff_text, diff_shuf, text_name)
+    (log.info if concl["uses_audio"] else log.warning)("VERDICT: %s", concl["message"])
+    log.info(
+        "decoder beats %s; does not beat %s",
+        concl["beats"] or "none",
+        concl["does_not_beat"] or "none",
     )
-    eps = {k: _finite(r.epochs_per_s) for k, r in results.items()}
-    write_json(
-        log_out,
-        {
-            "meta": meta,
-            "status": "trained",
-            "verdict": {"beats_mean_baseline": beats, "message": verdict_msg},
-            "pairs": {k: pairs_doc[k] for k in ("threshold", "rows", "chosen")},
-            "seeds": {
-                "seed": int(seed),
-                "split_and_levels": "numpy default_rng([seed, 101]) / ([seed, 202])",
-                "init": "torch.manual_seed(seed)",
-                "shuffle": "torch.Generator().manual_seed(seed + 1)",
-                "spectral_subsample": "numpy default_rng([seed, 303])",
-            },
-            "data": {
-                "n_samples": len(frame),
-                "n_train": int((~data.is_val).sum()),
-                "n_val": int(data.is_val.sum()),
-                "n_files": int(frame["path"].nunique()),
-                "split": pairs_doc["split"],
-                "levels_per_pair": pairs_doc["levels_per_pair"],
-                "level_words": pairs_doc["level_words"],
-                "descriptions": pairs_doc["descriptions"],
-                "texts": pairs_doc["texts"],
-            },
-            "paramspace": space.to_dict(),
-            "windows": {**windows_doc, "hop_s": table.meta.get("hop_s")},
-            "architecture": archs["attention"],
-            "training": {
-                **asdict(settings),
-                "optimizer": "AdamW",
-                "loss": "MSE on the normalised parameter vector",
-                "device": str(dev),
-                "epochs_per_s": eps["attention"],
-                "train_seconds": main.train_seconds,
-                "epochs_this_run": main.epochs_run,
-                "resumed_from_epoch": main.resumed_from,
-            },
-            "history": _history(main),
-            "best_epoch": main.best_epoch,
-            "best_val_loss": main.best_val_loss,
-            "ablation": {
-                "description": "same head, no attention: text and mean window embedding "
-                "concatenated",
-                "architecture": archs["concat"],
-                "history": _history(abl),
-                "best_epoch": abl.best_epoch,
-                "best_val_loss": abl.best_val_loss,
-                "epochs_per_s": eps["concat"],
-                "resumed_from_epoch": abl.resumed_from,
-            },
-            "validation": {
-                "param_mse": param_mse,
-                "spectral_distance_db": dist,
-                "n_rendered": rendered,
-                "render_seconds": render_seconds,
-                "render_share_of_training_and_validation": render_seconds
-                / max(render_seconds + main.train_seconds + abl.train_seconds, 1e-9),
-                "per_pair": per_pair,
-                "mel": dict(mel),
-                "distance": "mean |log-mel(A) - log-mel(A_aug)| in dB over mels x frames",
-                "baselines": {
-                    "mean_parameters": "the mean training target vector for every sample",
-                    "no_effect": "A_raw itself (all parameters neutral)",
-                },
-            },
-        },
-    )
+    return {"figures": figures, "verdict": concl, "per_sample": per_sample}
 
 
 def _spectral_validation(
-    val_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
     truth: np.ndarray,
     candidates: Mapping[str, np.ndarray],
     space: ParamSpace,
@@ -638,16 +976,17 @@ def _spectral_validation(
     out_dir: Path,
     seed: int,
 ) -> tuple[dict[str, np.ndarray], int]:
-    """Render A_aug and every candidate from A_raw; log-mel distances (NaN where not rendered).
+    """Render A_aug and every candidate from A_raw; log-mel distances in dB re each clip's
+    peak with top_db (NaN where not rendered).
 
-    At most ``max_samples`` validation samples are rendered (a seeded subset); the first
+    At most ``max_samples`` test samples are rendered (a seeded subset); the first
     ``examples`` of them, one pair after another, are written as WAV files.
     """
     import soundfile as sf
 
     from delta_v2a.media import load_audio
 
-    n = len(val_frame)
+    n = len(test_frame)
     sr = spec.sample_rate
     pick = np.sort(np.random.default_rng([seed, 303]).permutation(n)[: min(n, max_samples)])
     dist = {k: np.full(n, np.nan) for k in candidates}
@@ -656,10 +995,10 @@ def _spectral_validation(
     # Examples: round robin over pairs, each pair's rendered samples taken across its levels.
     by_pair: dict[tuple[str, str], list[int]] = {}
     for i in pick:
-        key = (val_frame.at[i, "image_effect"], val_frame.at[i, "audio_effect"])
+        key = (test_frame.at[i, "image_effect"], test_frame.at[i, "audio_effect"])
         by_pair.setdefault(key, []).append(int(i))
     for lst in by_pair.values():  # strongest level first: the most audible examples
-        lst.sort(key=lambda i: -float(val_frame.at[i, "level"]))
+        lst.sort(key=lambda i: -float(test_frame.at[i, "level"]))
     chosen_examples: list[int] = []
     while len(chosen_examples) < min(examples, len(pick)):
         for lst in by_pair.values():
@@ -677,7 +1016,7 @@ def _spectral_validation(
 
     raw_path = None
     for done, i in enumerate(pick, 1):
-        path = val_frame.at[i, "path"]
+        path = test_frame.at[i, "path"]
         if path != raw_path:  # samples are grouped by file: one file in memory at a time
             raw, raw_path, mels = load_audio(path, sr, spec.window, preroll), path, {}
         target_db = log_mel_of(truth[i])
@@ -686,23 +1025,23 @@ def _spectral_validation(
         if i in chosen_examples:
             stem = Path(path).stem
             label = (
-                f"{chosen_examples.index(i):02d}_{stem}_{val_frame.at[i, 'image_effect']}-"
-                f"{val_frame.at[i, 'audio_effect']}_{val_frame.at[i, 'level_word']}"
+                f"{chosen_examples.index(i):02d}_{stem}_{test_frame.at[i, 'image_effect']}-"
+                f"{test_frame.at[i, 'audio_effect']}_{test_frame.at[i, 'level_word']}"
             )
             for kind, y in (
                 ("raw", raw[preroll:]),
                 ("target", space.render(raw, sr, truth[i], preroll)),
-                ("predicted", space.render(raw, sr, candidates["model"][i], preroll)),
+                ("predicted", space.render(raw, sr, candidates["decoder"][i], preroll)),
             ):
                 with atomic_path(ex_dir / f"{label}_{kind}.wav", ".wav") as tmp:
                     sf.write(tmp, y, sr, subtype="FLOAT", format="WAV")
         if done % 50 == 0 or done == len(pick):
-            log.info("rendered %d/%d validation samples", done, len(pick))
+            log.info("rendered %d/%d test samples", done, len(pick))
     return dist, len(pick)
 
 
 def _write_predictions(
-    val_frame: pd.DataFrame,
+    test_frame: pd.DataFrame,
     truth: np.ndarray,
     candidates: Mapping[str, np.ndarray],
     space: ParamSpace,
@@ -710,15 +1049,17 @@ def _write_predictions(
     out_dir: Path,
 ) -> None:
     cols = ["sample", "path", "category", "image_effect", "audio_effect", "level", "level_word"]
-    out = val_frame[cols + ["description"]].copy()
+    cols += ["split", "held_out", "template", "description", "target_strength", "u_star"]
+    out = test_frame[cols + ["unreachable"]].copy()
     for j, axis in enumerate(space.axes):
         out[f"true:{axis.name}"] = truth[:, j]
-        out[f"pred:{axis.name}"] = candidates["model"][:, j]
-        out[f"pred_ablation:{axis.name}"] = candidates["ablation"][:, j]
+        for name, pred in candidates.items():
+            if name != "oracle":
+                out[f"pred_{name}:{axis.name}"] = pred[:, j]
     for j, axis in enumerate(space.axes):
         # Physical values as rendered (a bypassed effect shows its neutral value).
         out[f"true_value:{axis.name}"] = [_phys(space, v, j) for v in truth]
-        out[f"pred_value:{axis.name}"] = [_phys(space, v, j) for v in candidates["model"]]
+        out[f"pred_value:{axis.name}"] = [_phys(space, v, j) for v in candidates["decoder"]]
     for name, d in spectral.items():
         out[f"logmel_db:{name}"] = d
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -730,3 +1071,418 @@ def _phys(space: ParamSpace, vec: np.ndarray, j: int) -> float:
     axis = space.axes[j]
     params = space.physical(vec)[axis.effect]
     return axis.neutral if params is None else float(params[axis.param])
+
+
+def _apply_calibration(ctx: Mapping[str, Any], text_emb: np.ndarray) -> dict[str, Any]:
+    """What ``delta-v2a apply`` accepts (section 6.7): the trained descriptions, and a cosine
+    threshold to the nearest one, calibrated on the held-out paraphrases (the lowest
+    nearest-trained similarity among them, so every held-out paraphrase would pass)."""
+    frame, texts = ctx["frame"], ctx["texts"]
+    trained = sorted(set(frame.loc[frame["split"] == "train", "description"]))
+    held = frame.loc[frame["held_out"]].drop_duplicates("description")
+    rows = {t: i for i, t in enumerate(texts)}
+    t_emb = text_emb[[rows[t] for t in trained]]
+    meaning = frame.drop_duplicates("description").set_index("description")
+    calib, correct = [], 0
+    for desc, effect, word in zip(
+        held["description"], held["image_effect"], held["level_word"], strict=True
+    ):
+        sims = t_emb @ text_emb[rows[desc]]
+        k = int(np.argmax(sims))
+        hit = (meaning.at[trained[k], "image_effect"], meaning.at[trained[k], "level_word"]) == (
+            effect,
+            word,
+        )
+        correct += bool(hit)
+        calib.append(
+            {
+                "paraphrase": desc,
+                "nearest": trained[k],
+                "cosine": float(sims[k]),
+                "same_meaning": bool(hit),
+            }
+        )
+    threshold = min((c["cosine"] for c in calib), default=1.0)
+    log.info(
+        "apply threshold: cosine >= %.4f to the nearest trained description (calibrated on "
+        "%d held-out paraphrases, %d of them nearest to a description of the same meaning)",
+        threshold,
+        len(calib),
+        correct,
+    )
+    return {
+        "threshold": float(threshold),
+        "trained_descriptions": trained,
+        "trained_embeddings": torch_tensor(t_emb),
+        "calibration": calib,
+        "n_same_meaning": int(correct),
+    }
+
+
+def torch_tensor(arr: np.ndarray) -> Any:
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def _portable_audio_model(table: EmbeddingTable, model_out: str) -> dict[str, Any]:
+    """The CLAP id or path for ``apply``: a local directory is stored relative to the model
+    file's folder (``apply`` resolves it from there), a hub id as it is."""
+    import os
+
+    info = {**table.meta["model"], "normalize": bool(table.meta.get("normalize", True))}
+    local = Path(info["name_or_path"])
+    if local.is_dir():
+        info["name_or_path"] = os.path.relpath(local.resolve(), Path(model_out).resolve().parent)
+        info["relative_to_model_file"] = True
+    else:
+        info["relative_to_model_file"] = False
+    return info
+
+
+def run_train(
+    *,
+    windows: str,
+    samples: str,
+    pairs: str,
+    texts: str,
+    targets: str,
+    curves: str,
+    dependence: str,
+    model_out: str,
+    log_out: str,
+    predictions_dir: str,
+    training_figure: str,
+    predictions_figure: str,
+    architecture: Mapping[str, Any],
+    training: Mapping[str, Any],
+    target: str,
+    seed: int,
+    mel: Mapping[str, Any],
+    spectral_max_samples: int,
+    examples: int,
+    bootstrap: int,
+    preroll_s: float,
+    checkpoint_dir: str,
+    checkpoint_interval_s: float = 0.0,
+    log_every: int = 10,
+    device: str = "cpu",
+    threads: int = 1,
+) -> None:
+    """Train on train files, choose the epoch on validation files, report every figure from
+    the test files once, with every baseline (sections 6.3-6.6)."""
+    import torch
+
+    from delta_v2a.models import resolve_device
+
+    torch.set_num_threads(max(1, threads))
+    pairs_doc = read_json(pairs)
+    if pairs_doc["status"] != "ok":
+        _write_untrained(
+            pairs_doc, model_out, log_out, predictions_dir, [training_figure, predictions_figure]
+        )
+        return
+    dev = resolve_device(device)
+    ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
+    data, space, table = ctx["data"], ctx["space"], ctx["table"]
+    settings = TrainSettings(
+        **{k: training[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}, seed=seed
+    )
+    base_arch = _base_arch(data, space, architecture)
+    counts = {k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")}
+    log.info(
+        "training on %s: samples %s, %d epochs, batch %d, lr %g",
+        dev,
+        counts,
+        settings.epochs,
+        settings.batch_size,
+        settings.lr,
+    )
+    dep = read_json(dependence)
+    (log.info if dep["can_matter"] else log.warning)("audio dependence: %s", dep["message"])
+    results = _train_models(
+        data, base_arch, settings, checkpoint_dir, checkpoint_interval_s, dev, log_every
+    )
+    test, candidates, timing = _test_predictions(ctx, results, base_arch, dev, seed)
+    spec = WindowSpec(**table.meta["windows"])
+    preroll = int(round(preroll_s * spec.sample_rate))
+    spectral, rendered, render_seconds = _render_test(
+        ctx,
+        test,
+        candidates,
+        spec,
+        preroll,
+        mel,
+        spectral_max_samples,
+        examples,
+        predictions_dir,
+        seed,
+    )
+    ev = _evaluate(ctx, test, candidates, spectral, bootstrap, seed)
+    cost = _cost(dep, spec, timing)
+    calibration = _apply_calibration(ctx, data.text)
+    doc = _training_log(
+        ctx,
+        results,
+        base_arch,
+        settings,
+        dep,
+        ev,
+        cost,
+        rendered,
+        render_seconds,
+        mel,
+        target,
+        seed,
+        str(dev),
+        timing,
+    )
+    _save_model(model_out, ctx, results, base_arch, ev, calibration, target, preroll, seed)
+    _figures_png(ctx, test, results, candidates, ev, training_figure, predictions_figure)
+    write_json(log_out, doc)
+
+
+def _base_arch(data: TrainData, space: ParamSpace, architecture: Mapping[str, Any]) -> dict:
+    """What every trained kind shares: input sizes from the data, widths from config."""
+    return {
+        "text_dim": int(data.text.shape[1]),
+        "audio_dim": int(data.audio.shape[2]),
+        "n_windows": int(data.audio.shape[1]),
+        "n_params": space.dim,
+        **{k: architecture[k] for k in ("d_model", "heads", "hidden", "dropout")},
+    }
+
+
+def _render_test(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    candidates: Mapping[str, np.ndarray],
+    spec: WindowSpec,
+    preroll: int,
+    mel: Mapping[str, Any],
+    max_samples: int,
+    examples: int,
+    predictions_dir: str,
+    seed: int,
+) -> tuple[dict[str, np.ndarray], int, float]:
+    """Log-mel distances of every baseline's render on (a seeded subset of) the test
+    samples, and predictions.tsv with every test sample."""
+    data, space = ctx["data"], ctx["space"]
+    test_frame = ctx["frame"].iloc[test].reset_index(drop=True)
+    t0 = time.perf_counter()
+    spectral, rendered = _spectral_validation(
+        test_frame,
+        data.targets[test],
+        candidates,
+        space,
+        spec,
+        preroll,
+        MelSettings(**mel),
+        max_samples,
+        examples,
+        Path(predictions_dir),
+        seed,
+    )
+    seconds = time.perf_counter() - t0
+    _write_predictions(
+        test_frame, data.targets[test], candidates, space, spectral, Path(predictions_dir)
+    )
+    return spectral, rendered, seconds
+
+
+def _figures_png(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    results: Mapping[str, TrainResult],
+    candidates: Mapping[str, np.ndarray],
+    ev: Mapping[str, Any],
+    training_figure: str,
+    predictions_figure: str,
+) -> None:
+    from delta_v2a.plots import decoder_prediction_figure, decoder_training_figure
+
+    note = ctx["pairs"]["meta"].get("note", "")
+    decoder_training_figure(
+        {k: r.history for k, r in results.items()}, ev["figures"]["test"], training_figure, note
+    )
+    seen = ctx["data"].split[test] == "test"
+    decoder_prediction_figure(
+        ctx["frame"].iloc[test][seen],
+        ctx["data"].targets[test][seen],
+        candidates["decoder"][seen],
+        ctx["space"].names,
+        predictions_figure,
+        note,
+    )
+
+
+def _cost(dep: Mapping[str, Any], spec: WindowSpec, timing: Mapping[str, float]) -> dict[str, Any]:
+    """CLAP calls and seconds per clip: the decoder (its windows + one text) against the
+    per-clip search (every grid u rendered and embedded + one text), from the per-clip costs
+    measured in the strength-curve job."""
+    c = dep["curve_cost"]["cost"]
+    embed, render = c.get("embed_seconds_per_clip"), c.get("render_seconds_per_clip")
+    g = int(dep["grid_size"])
+    known = embed is not None and render is not None
+    return {
+        "decoder": {
+            "clap_audio_calls_per_clip": spec.count,
+            "clap_text_calls": 1,
+            "seconds_per_clip": spec.count * embed + timing["decoder_forward_seconds_per_sample"]
+            if known
+            else None,
+        },
+        "text2fx_search": {
+            "clap_audio_calls_per_clip": g,
+            "clap_text_calls": 1,
+            "seconds_per_clip": g * (embed + render) + timing["text2fx_argmax_seconds_per_sample"]
+            if known
+            else None,
+        },
+        "per_clip_costs": dict(c),
+        "u_grid": {
+            k: dep["curve_cost"][k]
+            for k in ("clap_calls", "clap_calls_this_run", "seconds", "files", "effects")
+        },
+    }
+
+
+def _training_log(
+    ctx: Mapping[str, Any],
+    results: Mapping[str, TrainResult],
+    base_arch: Mapping[str, Any],
+    settings: TrainSettings,
+    dep: Mapping[str, Any],
+    ev: Mapping[str, Any],
+    cost: Mapping[str, Any],
+    rendered: int,
+    render_seconds: float,
+    mel: Mapping[str, Any],
+    target: str,
+    seed: int,
+    device: str,
+    timing: Mapping[str, Any],
+) -> dict[str, Any]:
+    """training_log.json: every figure from the test split, every baseline, the verdict."""
+    p, frame, data = ctx["pairs"], ctx["frame"], ctx["data"]
+    main = results["decoder"]
+    return {
+        "meta": p["meta"],
+        "status": "trained",
+        "target": target,
+        "verdict": ev["verdict"],
+        "audio_dependence": dict(dep),
+        "pairs": {k: p[k] for k in ("threshold", "significance", "rows", "chosen")},
+        "seeds": {
+            "seed": int(seed),
+            "split_and_levels": "numpy default_rng([seed, 101]) / ([seed, 202])",
+            "init": "torch.manual_seed(seed)",
+            "shuffle": "torch.Generator().manual_seed(seed + 1)",
+            "spectral_subsample": "numpy default_rng([seed, 303])",
+            "bootstrap": "numpy default_rng([seed, 404])",
+            "audio_shuffle": "numpy default_rng([seed, 505])",
+        },
+        "data": {
+            "n_samples": len(frame),
+            "samples_per_split": {
+                k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")
+            },
+            "n_files": int(frame["path"].nunique()),
+            "split": p["split"],
+            "levels_per_pair": p["levels_per_pair"],
+            "level_words": p["level_words"],
+            "templates": p["templates"],
+            "heldout_templates": p["heldout_templates"],
+            "n_unreachable_targets": int(frame["unreachable"].sum()),
+        },
+        "paramspace": ctx["space"].to_dict(),
+        "windows": {**ctx["table"].meta["windows"], "hop_s": ctx["table"].meta.get("hop_s")},
+        "architecture": {"kind": "attention", **base_arch},
+        "training": {
+            **asdict(settings),
+            "optimizer": "AdamW",
+            "loss": "MSE on the normalised parameter vector",
+            "device": device,
+            "epoch_chosen_on": "validation files",
+            "models": {
+                name: {
+                    "kind": TRAINED_KINDS[name],
+                    "best_epoch": r.best_epoch,
+                    "best_val_loss": r.best_val_loss,
+                    "train_seconds": r.train_seconds,
+                    "epochs_per_s": _finite(r.epochs_per_s),
+                    "epochs_this_run": r.epochs_run,
+                    "resumed_from_epoch": r.resumed_from,
+                    "history": _history(r),
+                }
+                for name, r in results.items()
+            },
+        },
+        "best_epoch": main.best_epoch,
+        "best_val_loss": main.best_val_loss,
+        "test": {
+            "figures": ev["figures"]["test"],
+            "paraphrase_figures": ev["figures"]["paraphrase"],
+            "interval": "95 % percentile bootstrap over test files",
+            "n_rendered": rendered,
+            "render_seconds": render_seconds,
+            "mel": dict(mel),
+            "metrics": {
+                "param_mse": "mean squared error of the normalised parameter vector",
+                "strength_error": "|g_f(u_hat) - target| / target, g_f the clip's strength curve",
+                "logmel_db": "mean |log-mel(A) - log-mel(A_aug)|, dB re each clip's peak, top_db",
+            },
+            "baselines": BASELINES,
+            "text_lookup_unseen_keys": timing["text_lookup_unseen_keys"],
+        },
+        "cost": dict(cost),
+    }
+
+
+def _compact(figures: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        name: {m: {k: v for k, v in f.items()} for m, f in metrics.items()}
+        for name, metrics in figures.items()
+    }
+
+
+def _save_model(
+    model_out: str,
+    ctx: Mapping[str, Any],
+    results: Mapping[str, TrainResult],
+    base_arch: Mapping[str, Any],
+    ev: Mapping[str, Any],
+    calibration: Mapping[str, Any],
+    target: str,
+    preroll: int,
+    seed: int,
+) -> None:
+    """decoder_model.pt: plain values and tensors only (weights_only=True); room is left for
+    an optional "transfer" key."""
+    p = ctx["pairs"]
+    meta = p["meta"]
+    save_decoder(
+        model_out,
+        {
+            "status": "trained",
+            "arch": {"kind": "attention", **base_arch},
+            "state_dict": results["decoder"].best_state,
+            "paramspace": ctx["space"].to_dict(),
+            "level_words": list(p["level_words"]),
+            "templates": dict(p["templates"]),
+            "heldout_templates": dict(p["heldout_templates"]),
+            "pairs": list(p["chosen"]),
+            "target": target,
+            "audio_model": _portable_audio_model(ctx["table"], model_out),
+            "windows": {k: int(v) for k, v in ctx["table"].meta["windows"].items()},
+            "preroll": preroll,
+            "best_epoch": results["decoder"].best_epoch,
+            "best_val_loss": results["decoder"].best_val_loss,
+            "test_figures": _compact(ev["figures"]["test"]),
+            "verdict": {k: ev["verdict"][k] for k in ("uses_audio", "message")},
+            "apply": dict(calibration),
+            "seed": int(seed),
+            "not_science": bool(meta.get("not_science", False)),
+            "note": meta.get("note", ""),
+        },
+    )

@@ -16,7 +16,6 @@ from delta_v2a.storage import (
 )
 
 WINDOWS_VERSION = 1
-BASELINES = ("mean_parameters", "no_effect")
 
 
 # --------------------------------------------------------------------------- summary
@@ -76,6 +75,38 @@ def _phase1_verdict(
     return _verdict("phase 1 discovery", bool(kept), lines)
 
 
+def _fig(f: Mapping[str, Any] | None, digits: int = 4) -> str:
+    if not f or f.get("mean") is None:
+        return "n/a"
+    return f"{f['mean']:.{digits}g} [{f['low']:.{digits}g}, {f['high']:.{digits}g}]"
+
+
+def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
+    """Phase 3: the audio-dependence figure, the verdict ("uses the audio" or not), which
+    baselines the decoder beats on test and which it does not, test MSE of each with its
+    95 % interval over test files (docs/methods.md section 6.5)."""
+    status = training_log.get("status")
+    if status != "trained":
+        return _verdict("phase 3 decoder", False, [training_log.get("message", str(status))])
+    v, dep = training_log["verdict"], training_log.get("audio_dependence", {})
+    lines = [
+        f"target: {training_log.get('target')}; audio dependence: {dep.get('message', 'n/a')}",
+        v["message"],
+        f"beats: {', '.join(v['beats']) or 'none'}; does not beat: "
+        f"{', '.join(v['does_not_beat']) or 'none'}",
+        f"text-only ({v['text_only_baseline']}) − decoder, test MSE: "
+        f"{_fig(v['difference_text_only_minus_decoder'], 3)}; shuffled − decoder: "
+        f"{_fig(v['difference_shuffled_minus_decoder'], 3)}",
+    ]
+    figures = training_log["test"]["figures"]
+    lines += [
+        f"test {name}: MSE {_fig(f['param_mse'], 3)}, strength error "
+        f"{_fig(f['strength_error'], 3)}, log-mel {_fig(f['logmel_db'], 3)} dB"
+        for name, f in figures.items()
+    ]
+    return _verdict("phase 3 decoder", bool(v["uses_audio"]), lines)
+
+
 def summarise(
     *,
     health: Sequence[Mapping[str, Any]],
@@ -123,22 +154,7 @@ def summarise(
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
     phases.append(_verdict("phase 0-b linearity", not inconsistent and not varying, lines))
     phases.append(_phase1_verdict(discovery, labels, threshold))
-    status = training_log.get("status")
-    if status == "trained":
-        verdict = training_log["verdict"]
-        phases.append(
-            _verdict(
-                "phase 3 decoder",
-                bool(verdict["beats_mean_baseline"]),
-                [
-                    ("beats" if verdict["beats_mean_baseline"] else "NO BETTER THAN")
-                    + " the mean-parameter baseline",
-                    verdict["message"],
-                ],
-            )
-        )
-    else:
-        phases.append(_verdict("phase 3 decoder", False, [training_log.get("message", status)]))
+    phases.append(_phase3_verdict(training_log))
     failed = [p["phase"] for p in phases if p["status"] == "FAILED"]
     return {
         "not_science": bool(sensitivity["meta"].get("not_science")),

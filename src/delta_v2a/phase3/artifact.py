@@ -21,19 +21,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "delta_v2a.decoder"
 FORMAT_VERSION = 1
-KINDS = ("attention", "concat")
-SAMPLE_COLUMNS = (
-    "sample",
-    "file_index",
-    "path",
-    "category",
-    "split",
-    "image_effect",
-    "audio_effect",
-    "level",
-    "level_word",
-    "description",
-)
 
 
 # --------------------------------------------------------------------------- decoder_model.pt
@@ -138,12 +125,19 @@ def load_whole(path: str | Path, sr: int) -> np.ndarray:
 
 
 def apply_decoder(
-    decoder: Decoder, embedder: Any, audio_path: str | Path, description: str
-) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, float] | None]]:
+    decoder: Decoder,
+    embedder: Any,
+    audio_path: str | Path,
+    description: str,
+    *,
+    force: bool = False,
+) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, float] | None], Acceptance]:
     """Predict parameters for ``description`` on this file and render the whole file with them.
 
-    Returns (rendered float32 mono audio at the space's rate, the normalised vector, the
-    physical parameters per effect, None where bypassed).
+    A description the decoder does not know (:func:`check_description`) is refused with a
+    ValueError naming what it knows, unless ``force``. Returns (rendered float32 mono audio
+    at the space's rate, the normalised vector, the physical parameters per effect, None
+    where bypassed, and the acceptance check).
     """
     spec = decoder.windows
     if embedder.sampling_rate != spec.sample_rate or embedder.window_samples != spec.window:
@@ -151,9 +145,70 @@ def apply_decoder(
             f"the audio model runs at {embedder.sampling_rate} Hz with {embedder.window_samples}-"
             f"sample windows; the decoder was trained on {spec.sample_rate} Hz / {spec.window}"
         )
-    windows = embed_windows(embedder, [str(audio_path)], spec)
     text = embedder.embed_texts([description])
+    acc = check_description(decoder, description, text[0])
+    if not acc.accepted and not force:
+        raise ValueError(
+            f"{description!r} is not a description this decoder knows: its nearest trained "
+            f"description {acc.nearest!r} has cosine {acc.cosine:.4f} < threshold "
+            f"{acc.threshold:.4f}. It knows {known_descriptions(decoder.doc)}. "
+            "Use --force to apply it anyway"
+        )
+    windows = embed_windows(embedder, [str(audio_path)], spec)
     vector = decoder.predict(text, windows)[0]
     audio = load_whole(audio_path, spec.sample_rate)
     rendered = decoder.space.render(audio, spec.sample_rate, vector)
-    return rendered, vector, decoder.space.physical(vector)
+    return rendered, vector, decoder.space.physical(vector), acc
+
+
+# --------------------------------------------------------------------------- what apply accepts
+
+
+def resolve_clap(doc: Mapping[str, Any], model_path: str | Path, override: str | None) -> str:
+    """The CLAP to load: ``--clap`` when given; else the stored path, resolved from the model
+    file's folder when it was stored relative to it; else the stored hub id."""
+    if override:
+        return override
+    stored = str(doc["audio_model"]["name_or_path"])
+    if doc["audio_model"].get("relative_to_model_file"):
+        local = (Path(model_path).resolve().parent / stored).resolve()
+        if not local.is_dir():
+            raise FileNotFoundError(
+                f"the decoder's CLAP model {stored!r} (stored relative to the model file) is not "
+                f"at {local}: pass --clap with the CLAP id or directory it was trained with"
+            )
+        return str(local)
+    return stored
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Whether a description is one the decoder can use (section 6.7 of docs/methods.md)."""
+
+    accepted: bool
+    exact: bool
+    nearest: str
+    cosine: float
+    threshold: float
+
+
+def check_description(decoder: Decoder, description: str, text_emb: np.ndarray) -> Acceptance:
+    """A trained description is accepted as is; another one when its CLAP text embedding's
+    nearest trained description has cosine >= the threshold stored in the model."""
+    app = decoder.doc["apply"]
+    trained = list(app["trained_descriptions"])
+    emb = np.asarray(app["trained_embeddings"], dtype=np.float64)
+    v = np.asarray(text_emb, dtype=np.float64).reshape(-1)
+    sims = emb @ v / np.maximum(np.linalg.norm(emb, axis=1) * np.linalg.norm(v), 1e-12)
+    k = int(np.argmax(sims))
+    exact = description in trained
+    threshold = float(app["threshold"])
+    return Acceptance(exact or sims[k] >= threshold, exact, trained[k], float(sims[k]), threshold)
+
+
+def known_descriptions(doc: Mapping[str, Any]) -> str:
+    """One paragraph naming the pairs, level words and templates a decoder was trained on."""
+    pairs = ", ".join(f"{p['image_effect']} -> {p['audio_effect']}" for p in doc["pairs"])
+    words = ", ".join(doc["level_words"])
+    tpl = "; ".join(f"{e}: {' | '.join(t)}" for e, t in doc["templates"].items())
+    return f"pairs: {pairs}; level words: {words}; templates: {tpl}"

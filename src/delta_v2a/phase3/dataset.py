@@ -1,4 +1,5 @@
-"""Phase 3 data set: pairs from the discovery matrix, descriptions, the sample list."""
+"""Phase 3 data set: pairs from the discovery matrix, descriptions, the split, the samples
+(docs/methods.md sections 6.1 and 6.3)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ from delta_v2a.phase3.paramspace import ParamSpace
 
 log = logging.getLogger(__name__)
 
-FORMAT = "delta_v2a.decoder"
-FORMAT_VERSION = 1
-KINDS = ("attention", "concat")
+SPLITS = ("train", "val", "test")
 SAMPLE_COLUMNS = (
     "sample",
     "file_index",
@@ -27,6 +26,8 @@ SAMPLE_COLUMNS = (
     "audio_effect",
     "level",
     "level_word",
+    "template",
+    "held_out",
     "description",
 )
 
@@ -39,40 +40,53 @@ def choose_pairs(
     image_effects: Sequence[str],
     audio_effects: Sequence[str],
     threshold: float,
+    p_adjusted: Sequence[Sequence[float | None]] | None = None,
+    alpha: float = 0.05,
 ) -> list[dict[str, Any]]:
-    """One row per image effect: its best audio effect, its score, and whether it passes.
+    """One row per image effect: its best eligible audio effect, and whether it passes.
 
-    A pair passes when its score is strictly above ``threshold``. NaN scores (no usable
-    prototype) never win. Two image effects may pick the same audio effect.
+    Eligible: a finite score and, when Phase 1's corrected p-values are given, ``p <= alpha``
+    (None = undefined = not significant). The best eligible one passes when its score is
+    strictly above ``threshold``. Two image effects may pick the same audio effect.
     """
     score = np.asarray(matrix, dtype=np.float64)
-    if score.shape != (len(image_effects), len(audio_effects)):
+    shape = (len(image_effects), len(audio_effects))
+    if score.shape != shape:
         raise ValueError(
             f"discovery matrix has shape {score.shape}, labels say "
             f"{len(image_effects)} image × {len(audio_effects)} audio effects"
         )
+    p = None
+    if p_adjusted is not None:
+        p = np.array(
+            [[np.nan if v is None else float(v) for v in row] for row in p_adjusted],
+            dtype=np.float64,
+        )
+        if p.shape != shape:
+            raise ValueError(f"discovery_labels p_adjusted has shape {p.shape}, expected {shape}")
     rows = []
     for i, image_effect in enumerate(image_effects):
         finite = np.isfinite(score[i])
-        if not finite.any():
-            rows.append(
-                {
-                    "image_effect": image_effect,
-                    "audio_effect": None,
-                    "score": None,
-                    "chosen": False,
-                    "reason": "no finite score in its row",
-                }
+        eligible = finite if p is None else finite & (np.nan_to_num(p[i], nan=2.0) <= alpha)
+        row: dict[str, Any] = {"image_effect": image_effect, "audio_effect": None, "score": None}
+        row["p_adjusted"] = None
+        if not eligible.any():
+            reason = (
+                "no finite score in its row"
+                if not finite.any()
+                else f"no audio effect significant at alpha = {alpha:g}"
             )
+            rows.append({**row, "chosen": False, "reason": reason})
             continue
-        j = int(np.argmax(np.where(finite, score[i], -np.inf)))
+        j = int(np.argmax(np.where(eligible, score[i], -np.inf)))
         best = float(score[i, j])
         chosen = best > threshold
         rows.append(
             {
-                "image_effect": image_effect,
+                **row,
                 "audio_effect": str(audio_effects[j]),
                 "score": best,
+                "p_adjusted": None if p is None else float(p[i, j]),
                 "chosen": chosen,
                 "reason": None if chosen else f"best score {best:.4g} <= threshold {threshold:g}",
             }
@@ -98,20 +112,34 @@ def describe(template: str, word: str) -> str:
 # --------------------------------------------------------------------------- data set
 
 
-def split_files(n_files: int, val_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of validation files: ``round(val_fraction * n)`` of them, at least one on
-    each side, chosen by a seeded permutation."""
-    if n_files < 2:
-        raise ValueError(
-            f"Phase 3 needs at least 2 audio files to hold one out for validation, got {n_files}"
-        )
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    n_val = min(max(1, round(val_fraction * n_files)), n_files - 1)
-    perm = np.random.default_rng([seed, 101]).permutation(n_files)
-    is_val = np.zeros(n_files, dtype=bool)
-    is_val[perm[:n_val]] = True
-    return is_val
+def split_files(categories: Sequence[str], fractions: Mapping[str, float], seed: int) -> np.ndarray:
+    """Each file's split ("train" / "val" / "test"), by file, seeded, stratified by genre.
+
+    Counts: ``round(fraction * n)`` validation and test files, at least one each, the rest
+    (at least one) train. Stratification: each genre's files are shuffled, then the genres are
+    interleaved (first file of every genre, then the second, ...) and the sequence is cut into
+    test, validation, train, so every split draws from as many genres as its size allows.
+    """
+    n = len(categories)
+    if n < 3:
+        raise ValueError(f"Phase 3 needs at least 3 audio files (train, val, test), got {n}")
+    n_test = min(max(1, round(fractions["test"] * n)), n - 2)
+    n_val = min(max(1, round(fractions["val"] * n)), n - 1 - n_test)
+    rng = np.random.default_rng([seed, 101])
+    by_genre: dict[str, list[int]] = {}
+    for f, c in enumerate(categories):
+        by_genre.setdefault(str(c), []).append(f)
+    genres = sorted(by_genre)
+    queues = [list(rng.permutation(by_genre[g])) for g in rng.permutation(genres)]
+    order: list[int] = []
+    while any(queues):
+        for q in queues:
+            if q:
+                order.append(int(q.pop(0)))
+    split = np.full(n, "train", dtype=object)
+    split[order[:n_test]] = "test"
+    split[order[n_test : n_test + n_val]] = "val"
+    return split.astype(str)
 
 
 def build_samples(
@@ -121,47 +149,59 @@ def build_samples(
     *,
     levels_per_pair: int,
     level_words: Sequence[str],
-    templates: Mapping[str, str],
-    val_fraction: float,
+    templates: Mapping[str, Sequence[str]],
+    heldout_templates: int,
+    fractions: Mapping[str, float],
     seed: int,
 ) -> pd.DataFrame:
-    """The sample list: file × pair × ``levels_per_pair`` levels.
+    """The sample list: file × pair × ``levels_per_pair`` image levels θ.
 
-    Levels are stratified: the k-th level of a (file, pair) is uniform in
-    ``[k / n, (k + 1) / n)``, so every level word is drawn equally often for every file.
+    Levels are stratified: the k-th θ of a (file, pair) is uniform in ``[k / n, (k + 1) / n)``.
+    The last ``heldout_templates`` templates of each image effect are held out: every sample
+    gets one of the other templates at random, and each test sample is repeated once with a
+    held-out template (same θ, ``held_out`` True) so paraphrases are scored on test only.
     """
-    is_val = split_files(len(paths), val_fraction, seed)
+    split = split_files(categories, fractions, seed)
     rng = np.random.default_rng([seed, 202])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for f, (path, category) in enumerate(zip(paths, categories, strict=True)):
         for pair in pairs:
-            levels = (np.arange(levels_per_pair) + rng.uniform(size=levels_per_pair)) / (
+            effect = pair["image_effect"]
+            tpl = list(templates[effect])
+            n_seen = len(tpl) - heldout_templates
+            thetas = (np.arange(levels_per_pair) + rng.uniform(size=levels_per_pair)) / (
                 levels_per_pair
             )
-            for u in levels:
-                word = level_word(float(u), level_words)
-                rows.append(
-                    {
-                        "sample": len(rows),
-                        "file_index": f,
-                        "path": str(path),
-                        "category": str(category),
-                        "split": "val" if is_val[f] else "train",
-                        "image_effect": pair["image_effect"],
-                        "audio_effect": pair["audio_effect"],
-                        "level": float(u),
-                        "level_word": word,
-                        "description": describe(templates[pair["image_effect"]], word),
-                    }
-                )
+            for theta in thetas:
+                word = level_word(float(theta), level_words)
+                seen = int(rng.integers(n_seen))
+                choices = [(seen, False)]
+                if split[f] == "test" and heldout_templates:
+                    choices.append((n_seen + int(rng.integers(heldout_templates)), True))
+                for t, held in choices:
+                    rows.append(
+                        {
+                            "sample": len(rows),
+                            "file_index": f,
+                            "path": str(path),
+                            "category": str(category),
+                            "split": str(split[f]),
+                            "image_effect": effect,
+                            "audio_effect": pair["audio_effect"],
+                            "level": float(theta),
+                            "level_word": word,
+                            "template": t,
+                            "held_out": held,
+                            "description": describe(tpl[t], word),
+                        }
+                    )
     return pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
 
 
-def targets_for(samples: pd.DataFrame, space: ParamSpace) -> np.ndarray:
-    """(N, dim) normalised target vectors of the sample list."""
+def targets_for(samples: pd.DataFrame, space: ParamSpace, column: str = "level") -> np.ndarray:
+    """(N, dim) normalised target vectors: each sample's audio effect at ``samples[column]``
+    (``level`` = θ itself for ``target: level``; ``u_star`` for ``target: matched``)."""
     out = np.zeros((len(samples), space.dim), dtype=np.float32)
-    for i, (effect, level) in enumerate(
-        zip(samples["audio_effect"], samples["level"], strict=True)
-    ):
-        out[i] = space.target(effect, float(level))
+    for i, (effect, u) in enumerate(zip(samples["audio_effect"], samples[column], strict=True)):
+        out[i] = space.target(effect, float(u))
     return out

@@ -12,21 +12,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-FORMAT = "delta_v2a.decoder"
-FORMAT_VERSION = 1
-KINDS = ("attention", "concat")
-SAMPLE_COLUMNS = (
-    "sample",
-    "file_index",
-    "path",
-    "category",
-    "split",
-    "image_effect",
-    "audio_effect",
-    "level",
-    "level_word",
-    "description",
-)
+KINDS = ("attention", "concat", "text")
 
 
 # --------------------------------------------------------------------------- model
@@ -39,7 +25,8 @@ class DecoderNet(nn.Module):
     cross-attention over the projected windows (plus a learned position per window); the
     attended vector is added to the query (residual), normalised, and fed to the MLP head.
     ``concat``: the ablation - text embedding and mean window embedding concatenated,
-    projected, normalised, same head.
+    projected, normalised, same head. ``text``: the text-only baseline - the text embedding
+    alone, projected, normalised, same head (the audio argument is ignored).
     """
 
     def __init__(
@@ -68,8 +55,10 @@ class DecoderNet(nn.Module):
             self.attention = nn.MultiheadAttention(
                 d_model, heads, dropout=dropout, batch_first=True
             )
-        else:
+        elif kind == "concat":
             self.project = nn.Linear(text_dim + audio_dim, d_model)
+        else:
+            self.project = nn.Linear(text_dim, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Sequential(
             nn.Linear(d_model, hidden),
@@ -84,8 +73,10 @@ class DecoderNet(nn.Module):
             kv = self.key_value(audio) + self.position
             attended, _ = self.attention(q, kv, kv, need_weights=False)
             h = self.norm(q + attended).squeeze(1)
-        else:
+        elif self.kind == "concat":
             h = self.norm(self.project(torch.cat([text, audio.mean(dim=1)], dim=-1)))
+        else:
+            h = self.norm(self.project(text))
         return self.head(h)
 
 

@@ -9,23 +9,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = "delta_v2a.decoder"
-FORMAT_VERSION = 1
-KINDS = ("attention", "concat")
-SAMPLE_COLUMNS = (
-    "sample",
-    "file_index",
-    "path",
-    "category",
-    "split",
-    "image_effect",
-    "audio_effect",
-    "level",
-    "level_word",
-    "description",
-)
-
-
 # --------------------------------------------------------------------------- spectrograms
 
 
@@ -34,11 +17,14 @@ class MelSettings:
     n_fft: int = 2048
     hop_length: int = 1024
     n_mels: int = 64
-    amin: float = 1e-10  # power floor before the log (librosa's default: -100 dB)
+    amin: float = 1e-10  # power floor before the log
+    top_db: float = 80.0  # dB below the clip's own peak where the spectrogram is floored
 
 
 def log_mel(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
-    """(n_mels, frames) log-mel power spectrogram in dB (absolute: ref = 1.0)."""
+    """(n_mels, frames) log-mel power spectrogram in dB relative to the clip's own peak,
+    floored at ``-top_db``: bins far below the peak (near silence, the rolled-off top of a
+    low-passed clip) would otherwise dominate the distance (docs/methods.md section 6.6)."""
     import librosa
 
     power = librosa.feature.melspectrogram(
@@ -49,7 +35,14 @@ def log_mel(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
         n_mels=mel.n_mels,
         power=2.0,
     )
-    return 10.0 * np.log10(np.maximum(power, mel.amin))
+    return to_db(power, mel.amin, mel.top_db)
+
+
+def to_db(power: np.ndarray, amin: float, top_db: float) -> np.ndarray:
+    """Power -> dB re the peak (0 dB at the peak), clipped below at ``-top_db``."""
+    db = 10.0 * np.log10(np.maximum(np.asarray(power, dtype=np.float64), amin))
+    db = db - db.max()
+    return np.maximum(db, -float(top_db))
 
 
 def spectral_distance(a_db: np.ndarray, b_db: np.ndarray) -> float:

@@ -21,23 +21,6 @@ from delta_v2a.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
-FORMAT = "delta_v2a.decoder"
-FORMAT_VERSION = 1
-KINDS = ("attention", "concat")
-SAMPLE_COLUMNS = (
-    "sample",
-    "file_index",
-    "path",
-    "category",
-    "split",
-    "image_effect",
-    "audio_effect",
-    "level",
-    "level_word",
-    "description",
-)
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -59,11 +42,11 @@ class TrainData:
     desc_index: np.ndarray  # (N,) into text
     file_index: np.ndarray  # (N,) into audio
     targets: np.ndarray  # (N, P) in [0, 1]
-    is_val: np.ndarray  # (N,) bool
+    split: np.ndarray  # (N,) "train" / "val" / "test": training never reads "test"
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
-        for name in ("text", "audio", "desc_index", "file_index", "targets", "is_val"):
+        for name in ("text", "audio", "desc_index", "file_index", "targets", "split"):
             arr = np.ascontiguousarray(getattr(self, name))
             digest.update(f"{name}{arr.dtype}{arr.shape}".encode())
             digest.update(arr.tobytes())
@@ -78,8 +61,7 @@ class TrainResult:
     best_val_loss: float
     best_state: dict[str, torch.Tensor]
     resumed_from: int | None
-    seconds: float  # spent in this call (a resumed run counts only its own epochs)
-    epochs_run: int  # epochs trained in this call
+    epochs_run: int  # epochs trained in this call (a resumed run counts only its own)
 
     @property
     def train_seconds(self) -> float:
@@ -119,6 +101,7 @@ def train_decoder(
     checkpoint_interval_s: float = 0.0,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    log_every: int = 1,
 ) -> TrainResult:
     """Train one decoder; resume from ``checkpoint`` when it was made with the same inputs and
     settings (a fingerprint of both is stored in it), else start afresh.
@@ -127,7 +110,8 @@ def train_decoder(
     history and the best epoch's weights, so an interrupted run resumed from it gives the same
     result as one that never stopped. It is written after the last epoch and after any epoch
     that ends at least ``checkpoint_interval_s`` after the previous write (0: every epoch).
-    ``on_epoch`` sees each epoch's record.
+    ``on_epoch`` sees each epoch's record; every ``log_every``-th epoch (and the last) is
+    logged here. The epoch is chosen on the "val" samples; "test" samples are never read.
     """
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:  # one definite GPU for the RNG states
@@ -135,10 +119,11 @@ def train_decoder(
     kind = arch["kind"]
     ckpt_path = Path(checkpoint) if checkpoint else None
     fp = _fingerprint(arch, settings, data)
-    train_idx = torch.as_tensor(np.flatnonzero(~data.is_val), dtype=torch.long)
-    val_idx = torch.as_tensor(np.flatnonzero(data.is_val), dtype=torch.long)
+    split = np.asarray(data.split).astype(str)
+    train_idx = torch.as_tensor(np.flatnonzero(split == "train"), dtype=torch.long)
+    val_idx = torch.as_tensor(np.flatnonzero(split == "val"), dtype=torch.long)
     if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ValueError("training needs samples on both sides of the split")
+        raise ValueError("training needs both train and validation samples")
     text, audio, desc, files, targets = (
         torch.tensor(np.array(a), dtype=t, device=device)
         for a, t in (
@@ -192,7 +177,7 @@ def train_decoder(
                 start - 1,
                 settings.epochs,
             )
-        t0 = last_write = time.perf_counter()
+        last_write = time.perf_counter()
         n_train = len(train_idx)
         for epoch in range(start, settings.epochs + 1):
             e0 = time.perf_counter()
@@ -217,17 +202,18 @@ def train_decoder(
             history.append(record)
             if val_loss < best_val:
                 best_epoch, best_val, best_state = epoch, val_loss, _cpu_state(model)
-            log.info(
-                "%s epoch %d/%d: train MSE %.5f, val MSE %.5f (best %.5f at epoch %d), %.2f s",
-                kind,
-                epoch,
-                settings.epochs,
-                train_loss,
-                val_loss,
-                best_val,
-                best_epoch,
-                record["seconds"],
-            )
+            if epoch % max(1, log_every) == 0 or epoch == settings.epochs:
+                log.info(
+                    "%s epoch %d/%d: train MSE %.5f, val MSE %.5f (best %.5f at epoch %d), %.2f s",
+                    kind,
+                    epoch,
+                    settings.epochs,
+                    train_loss,
+                    val_loss,
+                    best_val,
+                    best_epoch,
+                    record["seconds"],
+                )
             due = time.perf_counter() - last_write >= checkpoint_interval_s
             if ckpt_path is not None and (due or epoch == settings.epochs):
                 last_write = time.perf_counter()
@@ -251,7 +237,6 @@ def train_decoder(
                 )
             if on_epoch is not None:
                 on_epoch(record)
-        seconds = time.perf_counter() - t0
     return TrainResult(
         kind=kind,
         history=history,
@@ -259,7 +244,6 @@ def train_decoder(
         best_val_loss=best_val,
         best_state=best_state,
         resumed_from=resumed_from,
-        seconds=seconds,
         epochs_run=max(0, settings.epochs + 1 - start),
     )
 

@@ -14,23 +14,6 @@ from delta_v2a.media import load_audio
 
 log = logging.getLogger(__name__)
 
-FORMAT = "delta_v2a.decoder"
-FORMAT_VERSION = 1
-KINDS = ("attention", "concat")
-SAMPLE_COLUMNS = (
-    "sample",
-    "file_index",
-    "path",
-    "category",
-    "split",
-    "image_effect",
-    "audio_effect",
-    "level",
-    "level_word",
-    "description",
-)
-
-
 # --------------------------------------------------------------------------- audio windows
 
 

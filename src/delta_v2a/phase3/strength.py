@@ -1,0 +1,145 @@
+"""Matched-strength targets (docs/methods.md section 6.2): the image delta's size at a level,
+each clip's own strength curve, and the u* that makes the clip move by the matched amount.
+
+Pure functions, no I/O: the curves come from :func:`delta_v2a.jobs.phase3.run_strength`, which
+renders and embeds each (clip, effect, u) once and caches it by content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ImageStrength",
+    "SolvedTargets",
+    "audio_dependence",
+    "curve_norms",
+    "image_strength",
+    "solve_u",
+    "u_grid",
+]
+
+
+def u_grid(size: int) -> np.ndarray:
+    """``size`` equally spaced values of u in [0, 1], 0 (identity) and 1 (strongest) included."""
+    if size < 2:
+        raise ValueError(f"the u grid needs at least 2 points, got {size}")
+    return np.linspace(0.0, 1.0, int(size))
+
+
+@dataclass(frozen=True)
+class ImageStrength:
+    """``m_i(θ)``: Phase 0's mean image ‖Δe‖ of one effect, piecewise linear in θ.
+
+    θ = 0 is the neutral image (‖Δe‖ = 0) and θ = k / n the k-th of the n configured
+    intensities, so θ = 1 is the strongest configured level.
+    """
+
+    thetas: np.ndarray
+    norms: np.ndarray
+
+    def __call__(self, theta: np.ndarray | float) -> np.ndarray:
+        return np.interp(np.asarray(theta, dtype=np.float64), self.thetas, self.norms)
+
+    @property
+    def strongest(self) -> float:
+        return float(self.norms[-1])
+
+
+def image_strength(mean_norms: Sequence[float]) -> ImageStrength:
+    """From the mean ‖Δe‖ at each configured intensity (weakest first)."""
+    norms = np.asarray([0.0, *[float(v) for v in mean_norms]], dtype=np.float64)
+    if len(norms) < 2 or not np.isfinite(norms).all():
+        raise ValueError(f"image strengths need finite mean norms, got {list(mean_norms)}")
+    if norms[-1] <= 0:
+        raise ValueError("the strongest image level has zero mean ‖Δe‖: nothing to match")
+    return ImageStrength(np.linspace(0.0, 1.0, len(norms)), norms)
+
+
+def curve_norms(raw: np.ndarray, rendered: np.ndarray) -> np.ndarray:
+    """``g_f(u) = ‖CLAP(DSP(A_f, u)) − CLAP(A_f)‖`` from embeddings.
+
+    raw (F, D), rendered (F, G, D) -> (F, G).
+    """
+    return np.linalg.norm(rendered - raw[:, None, :], axis=-1)
+
+
+@dataclass(frozen=True)
+class SolvedTargets:
+    u: np.ndarray  # (N,) u* in [0, 1]
+    below: np.ndarray  # (N,) target <= the curve's start: u* = 0
+    above: np.ndarray  # (N,) target beyond the curve's maximum: u* = 1 (unreachable)
+
+    @property
+    def n_unreachable(self) -> int:
+        return int(self.above.sum())
+
+
+def solve_u(grid: np.ndarray, curves: np.ndarray, targets: np.ndarray) -> SolvedTargets:
+    """Solve ``g(u*) = target`` per row by monotone interpolation.
+
+    ``curves`` (N, G) on ``grid`` (G,), ``targets`` (N,). A curve is made monotone by its
+    running maximum (CLAP distances are noisy; the effect itself only grows), and u* is the
+    first u where that envelope reaches the target, linear within the grid cell. A target
+    beyond the curve's maximum is unreachable: u* = 1 and it is counted.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    env = np.maximum.accumulate(np.asarray(curves, dtype=np.float64), axis=1)
+    t = np.asarray(targets, dtype=np.float64)
+    out = np.empty(len(t))
+    below = t <= env[:, 0]
+    above = (t > env[:, -1]) & ~below
+    for n in range(len(t)):
+        if below[n]:
+            out[n] = grid[0]
+        elif above[n]:
+            out[n] = grid[-1]
+        else:
+            k = int(np.searchsorted(env[n], t[n], side="left"))  # env[k-1] < t <= env[k]
+            lo, hi = env[n, k - 1], env[n, k]
+            frac = (t[n] - lo) / (hi - lo)
+            out[n] = grid[k - 1] + frac * (grid[k] - grid[k - 1])
+    return SolvedTargets(out, below, above)
+
+
+def curve_at(grid: np.ndarray, curves: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Each row's strength at its own u (linear interpolation of the monotone envelope)."""
+    env = np.maximum.accumulate(np.asarray(curves, dtype=np.float64), axis=1)
+    return np.array([np.interp(float(x), grid, c) for x, c in zip(u, env, strict=True)])
+
+
+def audio_dependence(
+    u_star: Mapping[tuple[str, str], np.ndarray], min_sd: float
+) -> dict[str, object]:
+    """How much can the audio matter? Measured on u* before any training.
+
+    ``u_star`` maps (pair, level word) to the u* of every file at that word's bin centre
+    (one value per file, same θ): any spread among them comes from the audio alone. Reports
+    the mean across-file SD and the share of the variance of those u* that the description
+    explains (between-description variance over total). ``can_matter`` is False when the
+    across-file SD is below ``min_sd``: then no decoder can beat text-only on this data.
+    """
+    cells = {k: np.asarray(v, dtype=np.float64) for k, v in u_star.items() if len(v)}
+    if not cells:
+        return {
+            "sd_across_files": None,
+            "share_explained_by_description": None,
+            "can_matter": False,
+            "per_description": {},
+        }
+    everything = np.concatenate(list(cells.values()))
+    total = float(everything.var())
+    within = float(np.mean([v.var() for v in cells.values()]))
+    sds = {f"{p}|{w}": float(v.std()) for (p, w), v in cells.items()}
+    sd = float(np.mean([v.std() for v in cells.values()]))
+    share = None if total <= 0 else float(1.0 - within / total)
+    return {
+        "sd_across_files": sd,
+        "share_explained_by_description": share,
+        "can_matter": bool(sd >= min_sd),
+        "min_sd": float(min_sd),
+        "per_description": sds,
+    }
