@@ -15,6 +15,7 @@ include: "workflow/rules/phase0.smk"
 include: "workflow/rules/phase1.smk"
 include: "workflow/rules/phase3.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/transfer.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -27,3 +28,4 @@ rule all:
         PHASE1_RESULTS,
         PHASE3_RESULTS,
         SUMMARY_RESULTS,
+        TRANSFER_RESULTS,

@@ -304,3 +304,49 @@ def test_only_non_significant_pairs_are_refused_unless_forced(study, capsys):
         assert main([*_args(root, *photos, "--out", out, "--force", "--json")]) == 0
         doc = json.loads(capsys.readouterr().out)
         assert any("non-significant" in w for w in doc["saw"]["warnings"])
+
+
+def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
+    import pandas as pd
+
+    from delta_v2a.extract import write_manifest
+    from delta_v2a.jobs.transfer import run_examples
+
+    root, _ = study
+    manifest = tmp_path / "image.tsv"
+    write_manifest(manifest, [MediaFile(str(root / "before.png"), "scenes", "image")], ["h"])
+    samples = tmp_path / "samples.tsv"
+    pd.DataFrame(
+        {"path": [str(root / "s0.wav"), str(root / "song.wav")], "split": ["train", "test"]}
+    ).to_csv(samples, sep="\t", index=False)
+    out = tmp_path / "transfer"
+    levels = CONFIG["effects"]["image"]["blur"]["levels"]
+    run_examples(
+        model=str(root / "decoder_model.pt"),
+        image_manifest=str(manifest),
+        samples=str(samples),
+        pairs=str(root / "pairs.json"),
+        output_dir=str(out),
+        blur_levels={k: levels[k] for k in INTENSITIES},
+        n_examples=2,
+    )
+    doc = json.loads((out / "examples.json").read_text())
+    assert doc["status"] == "ok" and doc["split"] == "test" and doc["not_science"]
+    assert [e["blur_level"] for e in doc["examples"]] == INTENSITIES[-2:]
+    assert all(e["song"] == str(root / "song.wav") for e in doc["examples"])
+    for k in range(2):
+        for route in ("original", "decoder", "exact"):
+            assert (out / f"example{k}_{route}.wav").is_file()
+    page = (out / "index.html").read_text()
+    assert page.count("<audio controls") == 6 and "not science" in page
+    # a model file without a trained decoder gives a page that says why, not a crash
+    none = tmp_path / "none"
+    run_examples(
+        model=str(root / "old_model.pt"),
+        image_manifest=str(manifest),
+        samples=str(samples),
+        pairs=str(root / "pairs.json"),
+        output_dir=str(none),
+        blur_levels={},
+    )
+    assert json.loads((none / "examples.json").read_text())["status"] == "unavailable"

@@ -10,9 +10,8 @@ are read where present; a study without them gives pairs whose significance is `
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +198,157 @@ def transfer_payload_from_results(
         th["calibration"]["null_share_q95"],
     )
     return payload
+
+
+# --------------------------------------------------------------------------- demo examples
+
+
+def _test_songs(samples: str, pairs: str, n: int) -> tuple[list[str], str]:
+    """Songs of the held-out test split (Phase 3's ``split`` column); validation files where
+    the study has no test split yet. Returns (paths, the split used)."""
+    import pandas as pd
+
+    frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    split = frame["split"] if "split" in frame.columns else pd.Series([], dtype=str)
+    for name in ("test", "val"):
+        paths = sorted(set(frame.loc[split == name, "path"])) if len(split) else []
+        if paths:
+            return paths[:n], name
+    doc = read_json(pairs).get("split", {})
+    for name in ("test_files", "val_files"):
+        if doc.get(name):
+            return sorted(doc[name])[:n], name.removesuffix("_files")
+    raise PipelineError(f"{samples}: no test or validation file to take a demo song from")
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray((255 * np.clip(image, 0, 1)).round().astype(np.uint8)).save(path)
+
+
+def _one_example(setup: Any, out: Path, k: int, photos: tuple[str, str], song: str) -> dict:
+    """Both routes on one (photo pair, song); a refusal is recorded, then rendered --force."""
+    from delta_v2a.transfer_cli import Refused, transfer
+
+    record: dict[str, Any] = {"before": photos[0], "after": photos[1], "song": song}
+    for route, exact in (("decoder", False), ("exact", True)):
+        wav = out / f"example{k}_{route}.wav"
+        kw = {"audio": song, "out": str(wav), "before": photos[0], "after": photos[1]}
+        try:
+            result, refused = transfer(setup, exact=exact, **kw), None
+        except Refused as err:
+            refused = str(err)
+            log.warning("example %d (%s): refused: %s; rendered with --force", k, route, err)
+            result = transfer(setup, exact=exact, force=True, **kw)
+        record[route] = {"refused": refused, "wav": wav.name, **result}
+    return record
+
+
+def run_examples(
+    *,
+    model: str,
+    image_manifest: str,
+    samples: str,
+    pairs: str,
+    output_dir: str,
+    blur_levels: Mapping[str, Mapping[str, float]],
+    n_examples: int = 2,
+    device: str = "cpu",
+) -> None:
+    """A demo photo blurred by the workflow's own effect at each of its strongest levels,
+    transferred onto held-out songs by both routes, with an HTML page of audio players."""
+    from delta_v2a.effects import apply_image_effect
+    from delta_v2a.extract import read_manifest
+    from delta_v2a.media import load_image
+    from delta_v2a.phase3.artifact import load_whole
+    from delta_v2a.transfer_cli import format_report, load_setup
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    doc = torch.load(model, map_location="cpu", weights_only=True)
+    if not isinstance(doc, dict) or doc.get("status") != "trained" or "transfer" not in doc:
+        why = (
+            doc.get("message")
+            if isinstance(doc, dict) and doc.get("message")
+            else ("the model file holds no trained decoder with a 'transfer' entry")
+        )
+        write_json(out / "examples.json", {"status": "unavailable", "message": why})
+        (out / "README.md").write_text(f"No transfer examples: {why}\n", encoding="utf-8")
+        (out / "index.html").write_text(f"<p>No transfer examples: {why}</p>\n")
+        log.warning("transfer examples: none (%s)", why)
+        return
+    setup = load_setup(model, device)
+    songs, split = _test_songs(samples, pairs, n_examples)
+    photo = read_manifest(image_manifest)[0].path
+    image = load_image(photo, setup.clip.input_size)
+    _write_png(out / "before.png", image)
+    levels = list(blur_levels)[-n_examples:]
+    records = []
+    start = time.perf_counter()
+    for k, (level, song) in enumerate(zip(levels, songs * n_examples, strict=False)):
+        _write_png(out / f"after{k}.png", apply_image_effect("blur", image, blur_levels[level]))
+        photos = (str(out / "before.png"), str(out / f"after{k}.png"))
+        sf_write(
+            out / f"example{k}_original.wav",
+            load_whole(song, setup.decoder.space.sample_rate),
+            setup.decoder.space.sample_rate,
+        )
+        rec = _one_example(setup, out, k, photos, song)
+        rec |= {"blur_level": level, "blur_params": dict(blur_levels[level]), "split": split}
+        rec["report"] = {
+            r: format_report(rec[r], setup.decoder.space) for r in ("decoder", "exact")
+        }
+        records.append(rec)
+    doc = {
+        "status": "ok",
+        "not_science": setup.not_science,
+        "photo": photo,
+        "split": split,
+        "seconds": time.perf_counter() - start,
+        "examples": records,
+    }
+    write_json(out / "examples.json", doc)
+    _write_pages(out, doc)
+    log.info("transfer examples: %d written to %s (%.1f s)", len(records), out, doc["seconds"])
+
+
+def sf_write(path: Path, audio: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    sf.write(path, audio, sr, subtype="FLOAT", format="WAV")
+
+
+def _write_pages(out: Path, doc: Mapping[str, Any]) -> None:
+    """index.html (audio players, for the report) and README.md with the same account."""
+    import html
+
+    note = "Tiny random models: not science." if doc["not_science"] else ""
+    md = ["# Delta transfer examples", "", note, ""]
+    page = ["<html><body><h2>Delta transfer examples</h2>", f"<p><b>{note}</b></p>"]
+    for k, rec in enumerate(doc["examples"]):
+        title = (
+            f"Example {k}: {Path(rec['song']).name} ({rec['split']} split), photo blurred at "
+            f"{rec['blur_level']} {rec['blur_params']}"
+        )
+        md += [f"## {title}", ""]
+        page += [
+            f"<h3>{html.escape(title)}</h3>",
+            '<img src="before.png" width="160">',
+            f'<img src="after{k}.png" width="160">',
+            f'<p>original <audio controls src="example{k}_original.wav"></audio></p>',
+        ]
+        for route in ("decoder", "exact"):
+            r = rec[route]
+            head = f"{route} route" + (
+                f" (refused: {r['refused']}; forced)" if r["refused"] else ""
+            )
+            md += [f"### {head}", "", "```", *rec["report"][route], "```", ""]
+            page += [
+                f'<p>{html.escape(head)} <audio controls src="{r["wav"]}"></audio></p>',
+                "<pre>" + html.escape("\n".join(rec["report"][route])) + "</pre>",
+            ]
+    (out / "README.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    (out / "index.html").write_text("\n".join([*page, "</body></html>"]) + "\n", encoding="utf-8")
