@@ -28,4 +28,3 @@ rule all:
         PHASE1_RESULTS,
         PHASE3_RESULTS,
         SUMMARY_RESULTS,
-        TRANSFER_RESULTS,
