@@ -326,7 +326,7 @@ def format_report(result: dict[str, Any], space: Any) -> list[str]:
             )
     for skipped in seen.get("skipped", []):
         lines.append(f"  not used: {skipped}")
-    for step in result["steps"]:
+    for step in result["steps"] if result["route"] == "decoder" else []:
         if step["audio_effect"]:
             lines.append(
                 f"  decoder description for {step['audio_effect']}: {step['description']!r}"
