@@ -16,6 +16,7 @@ include: "workflow/rules/phase1.smk"
 include: "workflow/rules/phase3.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/transfer.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -1,0 +1,432 @@
+"""``delta-v2a transfer``: edit a photo, and the song follows (docs/methods.md §7).
+
+    delta-v2a transfer --before a.jpg --after b.jpg --audio song.wav --out song_edited.wav \
+        [--model results/decoder_model.pt] [--exact] [--force] [--json]
+    delta-v2a transfer --describe "a very blurry photo" --audio song.wav --out out.wav
+
+Both photos are embedded with the study's image model (id from the model file) exactly as
+extraction does; their delta is decomposed onto the study's unit image-effect prototypes; each
+recognised effect with a significant pair becomes that audio effect's level, by the decoder (one
+forward pass on the description of that strength) or, with ``--exact``, by the song's own
+strength curve; the chain is rendered over the whole file (mono float32 WAV at the model's rate).
+``--describe`` skips the photos (the ``apply`` route); everything after recognition is shared.
+Exit 0: written; 2: bad input; 3: refused (``--force`` goes on where something can be done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from delta_v2a import transfer as tr
+
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+
+
+class Refused(Exception):
+    """The inputs are valid but there is nothing (trustworthy) to transfer."""
+
+
+@dataclass
+class Setup:
+    """The loaded model file and the two towers."""
+
+    decoder: Any
+    payload: dict[str, Any]
+    clip: Any
+    clap: Any
+    model_path: str
+
+    @property
+    def not_science(self) -> bool:
+        names = [self.payload["image_model"].get("name_or_path") or ""]
+        names.append(self.decoder.audio_model.get("name_or_path") or "")
+        tiny_id = any("tiny" in Path(str(n)).name.lower() for n in names)
+        towers = any(getattr(m.info, "tiny", False) for m in (self.clip, self.clap) if m)
+        return bool(self.decoder.doc.get("not_science")) or tiny_id or towers
+
+
+@dataclass
+class Step:
+    """One audio effect to render: from which image effect (or description) and how."""
+
+    audio_effect: str | None  # None: the whole predicted vector (the --describe route)
+    description: str
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def load_setup(
+    model: str, device: str = "cpu", clip: str | None = None, clap: str | None = None
+) -> Setup:
+    """Load ``decoder_model.pt`` with its ``transfer`` entry and both towers it names."""
+    from delta_v2a.models import load_embedder
+    from delta_v2a.phase3.artifact import load_decoder
+
+    if not Path(model).is_file():
+        raise FileNotFoundError(f"--model {model}: no such file")
+    decoder = load_decoder(model, device=device)
+    payload = decoder.doc.get("transfer")
+    if not isinstance(payload, dict) or not payload.get("prototypes"):
+        raise ValueError(
+            f"{model}: the model file has no 'transfer' entry (image prototypes, strength "
+            "curves, pairs): it predates delta transfer; rerun phase3 to write it"
+        )
+    audio = decoder.audio_model
+    clap_e = load_embedder(
+        "audio",
+        clap or audio["name_or_path"],
+        device=device,
+        dtype=audio.get("dtype", "fp32"),
+        normalize=bool(audio.get("normalize", True)),
+    )
+    image = payload["image_model"]
+    clip_e = load_embedder(
+        "image",
+        clip or image["name_or_path"],
+        device=device,
+        dtype=image.get("dtype", "fp32"),
+        normalize=bool(image.get("normalize", True)),
+    )
+    if clip_e.dim != len(payload["prototypes"][0]):
+        raise ValueError(
+            f"{model}: the image prototypes are {len(payload['prototypes'][0])}-d but "
+            f"{image['name_or_path']} gives {clip_e.dim}-d embeddings"
+        )
+    return Setup(decoder, payload, clip_e, clap_e, str(model))
+
+
+# --------------------------------------------------------------------------- recognition
+
+
+def embed_photos(clip: Any, paths: list[str]) -> np.ndarray:
+    """Both photos through extraction's own path (resize short side, centre crop, no effect)."""
+    from delta_v2a.extract import Decoding, render
+    from delta_v2a.media import MediaFile
+
+    for flag, p in zip(("--before", "--after"), paths, strict=True):
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{flag} {p}: no such file")
+    decoding = Decoding("image", image_size=clip.input_size)
+    images = [render(MediaFile(str(p), "transfer", "image"), decoding, None, {}) for p in paths]
+    return clip.embed_images(images)
+
+
+def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict, list[Step]]:
+    """What the photo edit is, and the audio steps it asks for (raises Refused)."""
+    from delta_v2a.phase3.dataset import describe, level_word
+
+    pay = setup.payload
+    emb = embed_photos(setup.clip, [before, after])
+    effects = list(pay["effects"])
+    dec = tr.decompose(emb[1] - emb[0], np.asarray(pay["prototypes"]), effects)
+    th = pay["thresholds"]
+    seen = dec.to_dict() | {"threshold": th["explained_share_min"], "warnings": []}
+    why = tr.refusal(dec, th["explained_share_min"])
+    if why and (not force or dec.delta_norm <= tr.ZERO_DELTA):
+        raise Refused(why)
+    if why:
+        seen["warnings"].append(f"--force: {why}")
+    names = tr.recognise(dec, th["component_share_min"])
+    if not names:
+        raise Refused("no known effect carries a share of the image delta")
+    pairs = {p["image_effect"]: p for p in pay["pairs"]}
+    words = setup.decoder.doc["level_words"]
+    templates = setup.decoder.doc["descriptions"]
+    steps, skipped = [], []
+    for name in names:
+        info = seen["effects"][name]
+        theta, inside = pay_curve(pay, name).level(info["strength"])
+        info.update(theta=theta, theta_clipped=not inside, recognised=True)
+        pair = pairs.get(name)
+        if pair is None or name not in templates:
+            skipped.append(f"{name} (no pair)")
+            continue
+        info["pair"] = pair
+        if pair.get("significant") is not True:
+            p = pair.get("p_adjusted")
+            label = f"{name} -> {pair['audio_effect']} (p_adj = {p if p is None else f'{p:.3g}'})"
+            if not force:
+                skipped.append(label + " not significant")
+                continue
+            seen["warnings"].append(f"--force: using the non-significant pair {label}")
+        text = describe(templates[name], level_word(theta, words))
+        steps.append(Step(pair["audio_effect"], text, {"image_effect": name, **info}))
+    if not steps:
+        raise Refused(
+            "recognised " + ", ".join(names) + " but no usable pair: " + "; ".join(skipped)
+        )
+    seen["skipped"] = skipped
+    return seen, steps
+
+
+def pay_curve(payload: dict[str, Any], effect: str) -> tr.StrengthCurve:
+    c = payload["curves"][effect]
+    return tr.StrengthCurve(tuple(c["theta"]), tuple(c["norm"]))
+
+
+# --------------------------------------------------------------------------- audio levels
+
+
+def decoder_levels(setup: Setup, audio: str, steps: list[Step]) -> np.ndarray:
+    """One decoder forward pass per step's description (the ``apply`` computation), each step
+    keeping its own audio effect's axes; the stronger value wins where two steps share one."""
+    from delta_v2a.phase3.windows import embed_windows
+
+    dec = setup.decoder
+    windows = embed_windows(setup.clap, [str(audio)], dec.windows)
+    text = setup.clap.embed_texts([s.description for s in steps])
+    preds = dec.predict(text, np.repeat(windows, len(steps), axis=0))
+    vector = np.zeros(dec.space.dim, dtype=np.float64)
+    for step, pred in zip(steps, preds, strict=True):
+        idx = dec.space.axes_of(step.audio_effect) if step.audio_effect else range(dec.space.dim)
+        for k in idx:
+            vector[k] = max(vector[k], float(pred[k]))
+    return vector
+
+
+def song_curve(setup: Setup, audio: str, effect: str, grid: np.ndarray) -> np.ndarray:
+    """``g(u) = ‖CLAP(DSP_effect(A, u)) − CLAP(A)‖`` on the song's centred window (extraction's
+    window and pre-roll), every u rendered through the decoder's own parameter space."""
+    from delta_v2a.media import load_audio
+
+    dec, clap = setup.decoder, setup.clap
+    span = load_audio(audio, dec.space.sample_rate, clap.window_samples, dec.preroll)
+    clips = [
+        dec.space.render(
+            span, dec.space.sample_rate, dec.space.target(effect, float(u)), preroll=dec.preroll
+        )
+        for u in grid
+    ]
+    emb = clap.embed_audio(clips).astype(np.float64)
+    return np.linalg.norm(emb - emb[0], axis=1)
+
+
+def exact_levels(setup: Setup, audio: str, steps: list[Step]) -> tuple[np.ndarray, list[dict]]:
+    """Per step: the u whose rendered ‖Δ_audio‖ equals κ · m_i(θ) on this song's own curve."""
+    dec, pay = setup.decoder, setup.payload
+    grid = np.linspace(0.0, 1.0, int(pay.get("u_grid", 11)))
+    vector = np.zeros(dec.space.dim, dtype=np.float64)
+    notes = []
+    for step in steps:
+        src = step.source
+        target = src["pair"]["kappa"] * pay_curve(pay, src["image_effect"]).at(src["theta"])
+        g = song_curve(setup, audio, step.audio_effect, grid)
+        u, reached = tr.solve_monotone(grid, g, target)
+        for k in dec.space.axes_of(step.audio_effect):
+            vector[k] = max(vector[k], u)
+        notes.append(
+            {
+                "audio_effect": step.audio_effect,
+                "target_norm": float(target),
+                "u": u,
+                "reached": reached,
+                "grid": grid.tolist(),
+                "curve": g.tolist(),
+            }
+        )
+    return vector, notes
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def transfer(
+    setup: Setup,
+    *,
+    audio: str,
+    out: str,
+    before: str | None = None,
+    after: str | None = None,
+    describe: str | None = None,
+    exact: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Recognise (photos) or take the description, find the levels, render, return the report."""
+    import soundfile as sf
+
+    from delta_v2a.phase3.artifact import load_whole
+    from delta_v2a.storage import atomic_path
+
+    start = time.perf_counter()
+    if not Path(audio).is_file():
+        raise FileNotFoundError(f"--audio {audio}: no such file")
+    if describe is not None:
+        if exact:
+            raise ValueError("--exact needs photos: a description carries no measured strength")
+        seen, steps = {"description": describe, "warnings": []}, [Step(None, describe)]
+    else:
+        if before is None or after is None:
+            raise ValueError("give --before and --after (or --describe TEXT)")
+        seen, steps = recognise(setup, before, after, force)
+    space = setup.decoder.space
+    if exact:
+        vector, notes = exact_levels(setup, audio, steps)
+    else:
+        vector, notes = decoder_levels(setup, audio, steps), []
+    y = load_whole(audio, space.sample_rate)
+    rendered = space.render(y, space.sample_rate, vector)
+    with atomic_path(Path(out), Path(out).suffix) as tmp:
+        sf.write(tmp, rendered, space.sample_rate, subtype="FLOAT", format="WAV")
+    physical = space.physical(vector)
+    active = [e for e, p in physical.items() if p is not None]
+    return {
+        "route": "exact" if exact else ("describe" if describe is not None else "decoder"),
+        "saw": seen,
+        "steps": [{"audio_effect": s.audio_effect, "description": s.description} for s in steps],
+        "exact": notes,
+        "normalised": {n: float(v) for n, v in zip(space.names, vector, strict=True)},
+        "parameters": physical,
+        "chain": tr.chain_order(active, list(space.effects)),
+        "audio": str(audio),
+        "out": str(out),
+        "model": setup.model_path,
+        "not_science": setup.not_science,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def format_report(result: dict[str, Any], space: Any) -> list[str]:
+    """The human-readable account: what was seen, which pairs, what was rendered."""
+    lines = []
+    seen = result["saw"]
+    if "description" in seen:
+        lines.append(f"description {seen['description']!r} (text route, as `apply`)")
+    else:
+        lines.append(
+            f"saw: |Δ| = {seen['delta_norm']:.4g}, explained {_pct(seen['explained_share'])} "
+            f"(threshold {_pct(seen['threshold'])}), residual {seen['residual_norm']:.4g}, "
+            f"cosine of the explained part {seen['cosine_explained'] or float('nan'):.3f}"
+        )
+        for name, e in seen["effects"].items():
+            if not e.get("recognised"):
+                continue
+            pair = e.get("pair")
+            p = pair.get("p_adjusted") if pair else None
+            paired = (
+                f"pair {name} -> {pair['audio_effect']} (Phase 1 p_adj = "
+                f"{'untested' if p is None else f'{p:.3g}'})"
+                if pair
+                else "no pair"
+            )
+            lines.append(
+                f"  {name}: strength {e['strength']:.4g}, share {_pct(e['share'])}, level "
+                f"θ = {e['theta']:.3f}{' (clipped)' if e['theta_clipped'] else ''}; {paired}"
+            )
+    for skipped in seen.get("skipped", []):
+        lines.append(f"  not used: {skipped}")
+    for step in result["steps"] if result["route"] == "decoder" else []:
+        if step["audio_effect"]:
+            lines.append(
+                f"  decoder description for {step['audio_effect']}: {step['description']!r}"
+            )
+    for note in result["exact"]:
+        lines.append(
+            f"  exact: {note['audio_effect']} target |Δ_audio| = {note['target_norm']:.4g} -> "
+            f"u = {note['u']:.3f}{'' if note['reached'] else ' (not reachable: clipped)'}"
+        )
+    lines.append(f"did ({result['route']} route, chain {' -> '.join(result['chain']) or 'none'}):")
+    for effect, params in result["parameters"].items():
+        if params is None:
+            lines.append(f"  {effect}: bypassed")
+            continue
+        shown = ", ".join(
+            f"{a.param} = {params[a.param]:.4g}{(' ' + a.unit) if a.unit else ''} "
+            f"(u = {result['normalised'][a.name]:.3f})"
+            for a in space.axes
+            if a.effect == effect
+        )
+        lines.append(f"  {effect}: {shown}")
+    lines.append(f"-> {result['out']} ({result['seconds']:.2f} s)")
+    lines += [f"WARNING: {w}" for w in seen.get("warnings", [])]
+    if result["not_science"]:
+        lines.append("[tiny random models: the recognition and the levels are not science]")
+    return lines
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``transfer`` on the main parser's subparsers."""
+    p = subparsers.add_parser(
+        "transfer", help="edit a song the way a photo was edited (before/after photos)"
+    )
+    p.add_argument("--before", help="the photo before the edit")
+    p.add_argument("--after", help="the photo after the edit")
+    p.add_argument("--describe", help="skip the photos: a description, as `apply` takes")
+    p.add_argument("--audio", required=True, help="input audio file (wav, flac, mp3)")
+    p.add_argument("--out", required=True, help="output WAV (mono float32)")
+    p.add_argument("--model", default="results/decoder_model.pt", help="decoder_model.pt")
+    p.add_argument("--exact", action="store_true", help="per-song search on its strength curve")
+    p.add_argument("--force", action="store_true", help="go on (with a warning) where refused")
+    p.add_argument("--clip", help="CLIP id or directory instead of the one stored in the model")
+    p.add_argument("--clap", help="CLAP id or directory instead of the one stored in the model")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Every named file exists and the routes are consistent, before any model loads."""
+    photos = [(f, getattr(args, f[2:])) for f in ("--before", "--after")]
+    if args.describe is None and any(p is None for _, p in photos):
+        raise ValueError("give --before and --after (or --describe TEXT)")
+    if args.describe is not None and any(p is not None for _, p in photos):
+        raise ValueError("--describe replaces the photos: give one or the other")
+    if args.describe is not None and args.exact:
+        raise ValueError("--exact needs photos: a description carries no measured strength")
+    named = [("--audio", args.audio), ("--model", args.model)] + photos
+    for flag, path in named:
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``transfer``; a one-line message and a non-zero exit for bad input or a refusal."""
+    try:
+        check_inputs(args)
+        setup = load_setup(args.model, args.device, args.clip, args.clap)
+        result = transfer(
+            setup,
+            audio=args.audio,
+            out=args.out,
+            before=args.before,
+            after=args.after,
+            describe=args.describe,
+            exact=args.exact,
+            force=args.force,
+        )
+    except Refused as err:
+        print(f"delta-v2a transfer: refused: {err} (--force goes on anyway)", file=sys.stderr)
+        return EXIT_REFUSED
+    except (FileNotFoundError, ValueError) as err:
+        print(f"delta-v2a transfer: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(format_report(result, setup.decoder.space)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m delta_v2a.transfer_cli``) until cli.py hooks it in."""
+    parser = argparse.ArgumentParser(prog="delta-v2a")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Reading Phase 1's significance fields by key, in each shape they may take."""
+
+from __future__ import annotations
+
+import pytest
+
+from delta_v2a.jobs.transfer import _significance
+
+LABELS = {"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]}
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[0.01, 0.2], [0.5, 0.04]],
+        {"blur": {"lpf": 0.01, "reverb": 0.2}, "contrast": {"lpf": 0.5, "reverb": 0.04}},
+        [
+            {"image_effect": "blur", "audio_effect": "lpf", "p_adjusted": 0.01},
+            {"image_effect": "contrast", "audio_effect": "reverb", "p_adjusted": 0.04},
+        ],
+    ],
+)
+def test_p_adjusted_in_any_shape_against_alpha(table):
+    labels = LABELS | {"p_adjusted": table, "alpha": 0.05}
+    assert _significance(labels, "blur", "lpf") | {"alpha": None} == {
+        "p_value": None,
+        "p_adjusted": 0.01,
+        "alpha": None,
+        "significant": True,
+    }
+    assert _significance(labels, "contrast", "reverb")["significant"] is True
+    if isinstance(table, dict) or isinstance(table[0], list):
+        assert _significance(labels, "contrast", "lpf")["significant"] is False
+
+
+def test_chosen_pairs_decide_and_missing_fields_mean_untested():
+    chosen = LABELS | {"chosen_pairs": [{"image_effect": "blur", "audio_effect": "reverb"}]}
+    assert _significance(chosen, "blur", "reverb")["significant"] is True
+    assert _significance(chosen, "blur", "lpf")["significant"] is False
+    pairs_as_lists = LABELS | {"chosen_pairs": [["contrast", "lpf"]]}
+    assert _significance(pairs_as_lists, "contrast", "lpf")["significant"] is True
+    assert _significance(LABELS, "blur", "lpf") == {
+        "p_value": None,
+        "p_adjusted": None,
+        "alpha": None,
+        "significant": None,
+    }
+
+
+def test_a_missing_phase0_row_is_named():
+    import numpy as np
+
+    from delta_v2a.jobs.common import PipelineError
+    from delta_v2a.jobs.transfer import _level_norms
+    from delta_v2a.storage import DeltaStore
+
+    store = DeltaStore(
+        modality="image",
+        delta=np.ones((2, 4), np.float32),
+        file_index=np.zeros(2, np.int64),
+        effect_code=np.zeros(2, np.int16),
+        intensity_code=np.array([0, 1], np.int16),
+        files=np.array(["a.png"]),
+        file_category=np.array(["c"]),
+        original=np.ones((1, 4), np.float32),
+        effects=np.array(["blur"]),
+        intensities=np.array(["low", "high"]),
+    )
+    rows = [{"modality": "image", "effect_type": "blur", "intensity": "low", "mean": 0.1}]
+    with pytest.raises(PipelineError, match=r"sens\.json: .* blur/high"):
+        _level_norms({"results": rows}, "sens.json", store)
+    rows.append({"modality": "image", "effect_type": "blur", "intensity": "high", "mean": 0.3})
+    assert _level_norms({"results": rows}, "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)

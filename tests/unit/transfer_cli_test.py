@@ -1,0 +1,352 @@
+"""``delta-v2a transfer`` end to end on the tiny models: a small study (real extraction code,
+real Phase 0 table, the real payload builder), a decoder file in the current format, photos
+and a song (docs/methods.md §7). Tiny random models: the recognition is not science here."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from PIL import Image
+from workflow_utils import ROOT
+
+from delta_v2a import transfer as tr
+from delta_v2a.effects import apply_audio_effect, apply_image_effect
+from delta_v2a.extract import Decoding, embed_variant, gather, render
+from delta_v2a.jobs.transfer import transfer_payload_from_results
+from delta_v2a.media import MediaFile, load_image
+from delta_v2a.phase0 import sensitivity_table
+from delta_v2a.phase3 import artifact
+from delta_v2a.phase3 import model as net
+from delta_v2a.phase3.artifact import load_whole
+from delta_v2a.phase3.paramspace import audio_space_from_config
+from delta_v2a.storage import EmbeddingTable, write_json
+from delta_v2a.transfer_cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SR = 48_000
+CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+INTENSITIES = CONFIG["intensities"]
+IMAGE_EFFECTS = ["blur", "brightness"]
+AUDIO_EFFECTS = ["lpf", "highshelf"]
+
+
+def _photo(path, seed: int, size=(320, 256)) -> None:
+    """A textured photo (smoothed noise plus edges), so blur and brightness both change it."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = rng.random((h // 16, w // 16, 3))
+    img = np.kron(base, np.ones((16, 16, 1)))
+    img += 0.25 * rng.random((h, w, 3))
+    Image.fromarray((255 * np.clip(img / 1.25, 0, 1)).astype(np.uint8)).save(path)
+
+
+def _song(path, seed: int, seconds: float = 11.0, sr: int = 16_000) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * (180 + 20 * seed) * k * t) / k for k in range(1, 30))
+    x = 0.3 * x / np.abs(x).max() + 0.02 * rng.standard_normal(t.size)
+    sf.write(path, x.astype(np.float32), sr)
+
+
+def _store(embedder, files, decoding, modality, effects):
+    original = EmbeddingTable(
+        np.array([f.path for f in files]),
+        np.array([f.category for f in files]),
+        embed_variant(embedder, files, decoding, None, {}, batch_size=8),
+        {},
+    )
+    variants = []
+    for effect in effects:
+        for level in INTENSITIES:
+            params = CONFIG["effects"][modality][effect]["levels"][level]
+            params = {**CONFIG["effects"][modality][effect].get("fixed", {}), **params}
+            emb = embed_variant(embedder, files, decoding, effect, params, batch_size=8)
+            variants.append(
+                (effect, level, EmbeddingTable(original.paths, original.categories, emb))
+            )
+    meta = {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
+    return gather(modality, original, variants, effects, INTENSITIES, meta)[0]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_clap_dir):
+    """A decoder file with a transfer payload built from a tiny study by the project's code."""
+    root = tmp_path_factory.mktemp("study")
+    photos = []
+    for k in range(6):
+        _photo(root / f"p{k}.png", seed=k)
+        photos.append(MediaFile(str(root / f"p{k}.png"), "scenes", "image"))
+    songs = []
+    for k in range(2):
+        _song(root / f"s{k}.wav", seed=k)
+        songs.append(MediaFile(str(root / f"s{k}.wav"), "tones", "audio"))
+    image = _store(clip_embedder, photos, Decoding("image", 224), "image", IMAGE_EFFECTS)
+    audio = _store(clap_embedder, songs, Decoding("audio"), "audio", AUDIO_EFFECTS)
+    image.save(root / "image_deltas.npz")
+    audio.save(root / "audio_deltas.npz")
+    write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
+    write_json(
+        root / "labels.json",
+        {
+            "image_effects": IMAGE_EFFECTS,
+            "audio_effects": AUDIO_EFFECTS,
+            "p_adjusted": [[0.004, 0.5], [0.3, 0.2]],
+            "alpha": 0.05,
+        },
+    )
+    space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
+    write_json(
+        root / "pairs.json",
+        {
+            "status": "ok",
+            "chosen": [
+                {"image_effect": "blur", "audio_effect": "lpf", "score": 0.2},
+                {"image_effect": "brightness", "audio_effect": "highshelf", "score": 0.1},
+            ],
+            "paramspace": space.to_dict(),
+        },
+    )
+    payload = transfer_payload_from_results(
+        str(root / "image_deltas.npz"),
+        str(root / "sens.json"),
+        str(root / "labels.json"),
+        str(root / "pairs.json"),
+        audio_store=str(root / "audio_deltas.npz"),
+    )
+    arch = {"kind": "attention", "text_dim": 512, "audio_dim": 512, "n_windows": 2}
+    arch |= {"n_params": space.dim, "d_model": 16, "heads": 2, "hidden": 16, "dropout": 0.0}
+    torch.manual_seed(0)
+    state = net.build_decoder(arch).state_dict()
+    state["head.3.weight"][1] = 0.0  # highshelf always bypassed, lpf depends on text and audio
+    state["head.3.bias"][1] = -3.0
+    state["head.3.bias"][0] = 0.5
+    doc = {
+        "status": "trained",
+        "arch": arch,
+        "state_dict": state,
+        "paramspace": space.to_dict(),
+        "level_words": CONFIG["phase3"]["level_words"],
+        "descriptions": CONFIG["phase3"]["descriptions"],
+        "pairs": [],
+        "audio_model": {"name_or_path": str(tiny_clap_dir), "dtype": "fp32", "normalize": True},
+        "windows": {
+            "count": 2,
+            "hop": SR,
+            "window": clap_embedder.window_samples,
+            "sample_rate": SR,
+        },
+        "preroll": SR,
+        "not_science": True,
+    }
+    artifact.save_decoder(root / "decoder_model.pt", doc | {"transfer": payload})
+    artifact.save_decoder(root / "old_model.pt", doc)
+    # a held-out photo, and the same photo blurred by the workflow's own effect
+    _photo(root / "before.png", seed=99)
+    x = load_image(root / "before.png", 224)
+    blurred = apply_image_effect("blur", x, CONFIG["effects"]["image"]["blur"]["levels"]["high"])
+    Image.fromarray((255 * x).round().astype(np.uint8)).save(root / "b0.png")
+    Image.fromarray((255 * blurred).round().astype(np.uint8)).save(root / "b1.png")
+    Image.fromarray((255 * blurred).round().astype(np.uint8)).resize((448, 448)).save(
+        root / "b1_big.png"
+    )
+    _song(root / "song.wav", seed=5)
+    return root, payload
+
+
+def _args(root, *extra):
+    return [
+        "transfer",
+        "--model",
+        str(root / "decoder_model.pt"),
+        "--audio",
+        str(root / "song.wav"),
+        *extra,
+    ]
+
+
+def test_payload_is_plain_and_carries_the_study(study):
+    root, payload = study
+    raw = torch.load(root / "decoder_model.pt", weights_only=True)["transfer"]
+    assert raw["effects"] == IMAGE_EFFECTS and len(raw["prototypes"]) == 2
+    np.testing.assert_allclose(np.linalg.norm(raw["prototypes"], axis=1), 1.0, atol=1e-12)
+    assert [p["significant"] for p in raw["pairs"]] == [True, False]
+    assert raw["pairs"][0]["p_adjusted"] == 0.004 and raw["image_model"]["normalize"] is True
+    # κ maps blur's strongest mean image norm onto lpf's median audio norm at its strongest level
+    blur_top = raw["curves"]["blur"]["norm"][-1]
+    assert raw["pairs"][0]["kappa"] * blur_top == pytest.approx(
+        raw["pairs"][0]["audio_norm_strongest"]
+    )
+    assert raw["chain_order"] == AUDIO_EFFECTS
+
+
+def test_blurred_photo_transfers_with_the_decoder_and_equals_apply(study, capsys):
+    from delta_v2a.cli import main as cli_main
+
+    root, _ = study
+    out = root / "out.wav"
+    photos = ["--before", str(root / "b0.png"), "--after", str(root / "b1.png")]
+    assert main([*_args(root, *photos, "--out", str(out), "--json")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    blur = doc["saw"]["effects"]["blur"]
+    assert (
+        doc["route"] == "decoder" and blur["recognised"] and blur["pair"]["audio_effect"] == "lpf"
+    )
+    assert doc["saw"]["explained_share"] >= doc["saw"]["threshold"]
+    assert doc["parameters"]["highshelf"] is None and doc["not_science"] is True
+    # the decoder route is `apply` on the description of that strength
+    same = root / "apply.wav"
+    desc = doc["steps"][0]["description"]
+    apply = ["apply", "--model", str(root / "decoder_model.pt"), "--audio", str(root / "song.wav")]
+    assert cli_main([*apply, "--describe", desc, "--out", str(same)]) == 0
+    capsys.readouterr()
+    np.testing.assert_array_equal(sf.read(out)[0], sf.read(same)[0])
+    # the human report says what it saw and did, and that tiny models are not science
+    assert main([*_args(root, *photos, "--out", str(out))]) == 0
+    printed = capsys.readouterr().out
+    assert "blur: strength" in printed and "pair blur -> lpf (Phase 1 p_adj = 0.004)" in printed
+    assert "lpf: cutoff_hz = " in printed and "not science" in printed
+
+
+def test_exact_route_reproduces_the_per_clip_oracle(study, clap_embedder, capsys):
+    root, payload = study
+    out = root / "exact.wav"
+    photos = ["--before", str(root / "b0.png"), "--after", str(root / "b1.png")]
+    assert main([*_args(root, *photos, "--out", str(out), "--exact", "--json")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    note = doc["exact"][0]
+    # the oracle, recomputed through extraction's own rendering: g(u) on the centred window
+    space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
+    song = MediaFile(str(root / "song.wav"), "x", "audio")
+    grid = np.linspace(0, 1, payload["u_grid"])
+    clips = [render(song, Decoding("audio"), None, {})]
+    for u in grid[1:]:
+        params = space.physical(space.target("lpf", u))["lpf"]
+        clips.append(render(song, Decoding("audio"), "lpf", params))
+    emb = clap_embedder.embed_audio(clips).astype(np.float64)
+    g = np.linalg.norm(emb - emb[0], axis=1)
+    np.testing.assert_allclose(note["curve"], g, atol=1e-5)
+    blur = doc["saw"]["effects"]["blur"]
+    curve = tr.StrengthCurve(**payload["curves"]["blur"])
+    target = payload["pairs"][0]["kappa"] * curve.at(blur["theta"])
+    assert note["target_norm"] == pytest.approx(target)
+    u, _ = tr.solve_monotone(grid, g, target)
+    assert note["u"] == pytest.approx(u, abs=1e-4)
+    x = load_whole(root / "song.wav", SR)
+    expected = apply_audio_effect(
+        "lpf", x, SR, space.physical(space.target("lpf", note["u"]))["lpf"]
+    )
+    np.testing.assert_allclose(sf.read(out, dtype="float32")[0], expected, atol=1e-6)
+
+
+def test_describe_keeps_the_text_route(study, capsys):
+    root, _ = study
+    out = root / "d.wav"
+    assert main([*_args(root, "--describe", "a very blurry photo", "--out", str(out))]) == 0
+    assert "text route" in capsys.readouterr().out and out.is_file()
+
+
+def test_bad_inputs_fail_with_one_line(study, capsys):
+    root, _ = study
+    out = str(root / "bad.wav")
+    b0, b1 = str(root / "b0.png"), str(root / "b1.png")
+    cases = [
+        (["--before", str(root / "nope.jpg"), "--after", b1], EXIT_BAD_INPUT, "nope.jpg: no such"),
+        (["--before", b0, "--after", b0], EXIT_REFUSED, "no edit found"),
+        (["--before", b0], EXIT_BAD_INPUT, "give --before and --after"),
+        (["--before", b0, "--after", b1, "--describe", "x"], EXIT_BAD_INPUT, "one or the other"),
+    ]
+    for extra, code, message in cases:
+        assert main([*_args(root, *extra, "--out", out)]) == code
+        err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' bars
+        assert message in err and err.startswith("delta-v2a transfer: ")
+    # identical photos stay refused under --force: there is nothing to transfer
+    assert main([*_args(root, "--before", b0, "--after", b0, "--out", out, "--force")]) == 3
+    capsys.readouterr()
+    old = ["transfer", "--model", str(root / "old_model.pt"), "--audio", str(root / "song.wav")]
+    assert main([*old, "--before", b0, "--after", b1, "--out", out]) == EXIT_BAD_INPUT
+    assert "no 'transfer' entry" in capsys.readouterr().err
+
+
+def test_photos_of_different_sizes_are_resized_as_extraction(study, capsys):
+    root, _ = study
+    out = root / "big.wav"
+    big = ["--before", str(root / "b0.png"), "--after", str(root / "b1_big.png"), "--json"]
+    code = main([*_args(root, *big, "--out", str(out))])
+    captured = capsys.readouterr()
+    assert code in (0, EXIT_REFUSED) and "error" not in captured.err
+    if code == 0:
+        assert json.loads(captured.out)["saw"]["effects"]["blur"]["recognised"]
+
+
+def test_only_non_significant_pairs_are_refused_unless_forced(study, capsys):
+    """Brightness is paired with highshelf at p_adj = 0.2 > alpha: refused, --force warns."""
+    root, _ = study
+    x = load_image(root / "before.png", 224)
+    bright = apply_image_effect(
+        "brightness", x, CONFIG["effects"]["image"]["brightness"]["levels"]["high"]
+    )
+    Image.fromarray((255 * bright).round().astype(np.uint8)).save(root / "bright.png")
+    photos = ["--before", str(root / "b0.png"), "--after", str(root / "bright.png")]
+    out = str(root / "bright.wav")
+    code = main([*_args(root, *photos, "--out", out, "--json")])
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out) if code == 0 else None
+    if doc is not None:  # recognised as blur (tiny models): then brightness played no part
+        assert "highshelf" not in [s["audio_effect"] for s in doc["steps"]]
+        return
+    assert code == EXIT_REFUSED
+    if "not significant" in captured.err:
+        assert main([*_args(root, *photos, "--out", out, "--force", "--json")]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert any("non-significant" in w for w in doc["saw"]["warnings"])
+
+
+def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
+    import pandas as pd
+
+    from delta_v2a.extract import write_manifest
+    from delta_v2a.jobs.transfer import run_examples
+
+    root, _ = study
+    manifest = tmp_path / "image.tsv"
+    write_manifest(manifest, [MediaFile(str(root / "before.png"), "scenes", "image")], ["h"])
+    samples = tmp_path / "samples.tsv"
+    pd.DataFrame(
+        {"path": [str(root / "s0.wav"), str(root / "song.wav")], "split": ["train", "test"]}
+    ).to_csv(samples, sep="\t", index=False)
+    out = tmp_path / "transfer"
+    levels = CONFIG["effects"]["image"]["blur"]["levels"]
+    run_examples(
+        model=str(root / "decoder_model.pt"),
+        image_manifest=str(manifest),
+        samples=str(samples),
+        pairs=str(root / "pairs.json"),
+        output_dir=str(out),
+        blur_levels={k: levels[k] for k in INTENSITIES},
+        n_examples=2,
+    )
+    doc = json.loads((out / "examples.json").read_text())
+    assert doc["status"] == "ok" and doc["split"] == "test" and doc["not_science"]
+    assert [e["blur_level"] for e in doc["examples"]] == INTENSITIES[-2:]
+    assert all(e["song"] == str(root / "song.wav") for e in doc["examples"])
+    for k in range(2):
+        for route in ("original", "decoder", "exact"):
+            assert (out / f"example{k}_{route}.wav").is_file()
+    page = (out / "index.html").read_text()
+    assert page.count("<audio controls") == 6 and "not science" in page
+    # a model file without a trained decoder gives a page that says why, not a crash
+    none = tmp_path / "none"
+    run_examples(
+        model=str(root / "old_model.pt"),
+        image_manifest=str(manifest),
+        samples=str(samples),
+        pairs=str(root / "pairs.json"),
+        output_dir=str(none),
+        blur_levels={},
+    )
+    assert json.loads((none / "examples.json").read_text())["status"] == "unavailable"

@@ -1,0 +1,41 @@
+# Delta transfer: demo examples of `delta-v2a transfer` (docs/methods.md §7).
+
+TRANSFER_RESULTS = ["results/transfer"]
+
+
+rule transfer_examples:
+    """A demo photo blurred by the workflow's own effect, transferred onto held-out songs by
+    the decoder and the exact route; audio players and the printed reports in one page.
+    """
+    input:
+        model="results/decoder_model.pt",
+        image_manifest="results/manifest/image.tsv",
+        samples="results/phase3/samples.tsv",
+        pairs="results/phase3/pairs.json",
+    output:
+        report(
+            directory("results/transfer"),
+            htmlindex="index.html",
+            caption="../report/transfer.rst",
+            category="Transfer",
+        ),
+    log:
+        "logs/transfer/examples.log",
+    benchmark:
+        "results/benchmarks/transfer/examples.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=30,
+    params:
+        blur_levels={
+            i: config["effects"]["image"].get("blur", {}).get("levels", {}).get(i, {})
+            for i in INTENSITIES
+        },
+        n_examples=2,
+        device=config["models"]["device"],
+    script:
+        "../scripts/transfer_examples.py"
