@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", help="decoder_model.pt written by Phase 3")
     i.add_argument("--json", action="store_true", help="print as JSON")
     i.set_defaults(func=_info)
+    from delta_v2a import transfer_cli
+
+    transfer_cli.add_parser(sub)
     return parser
 
 

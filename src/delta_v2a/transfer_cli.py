@@ -139,7 +139,7 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
         raise Refused("no known effect carries a share of the image delta")
     pairs = {p["image_effect"]: p for p in pay["pairs"]}
     words = setup.decoder.doc["level_words"]
-    templates = setup.decoder.doc["descriptions"]
+    templates = setup.decoder.doc["templates"]
     steps, skipped = [], []
     for name in names:
         info = seen["effects"][name]
@@ -157,7 +157,9 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
                 skipped.append(label + " not significant")
                 continue
             seen["warnings"].append(f"--force: using the non-significant pair {label}")
-        text = describe(templates[name], level_word(theta, words))
+        # The first template of an effect is a training one (held-out paraphrases come last).
+        template = templates[name] if isinstance(templates[name], str) else templates[name][0]
+        text = describe(template, level_word(theta, words))
         steps.append(Step(pair["audio_effect"], text, {"image_effect": name, **info}))
     if not steps:
         raise Refused(

@@ -131,8 +131,14 @@ def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_cl
         "state_dict": state,
         "paramspace": space.to_dict(),
         "level_words": CONFIG["phase3"]["level_words"],
-        "descriptions": CONFIG["phase3"]["descriptions"],
+        "templates": CONFIG["phase3"]["descriptions"],
         "pairs": [],
+        # apply's acceptance is tested in cli_test.py; here every description is accepted
+        "apply": {
+            "threshold": -1.0,
+            "trained_descriptions": ["a slightly blurry photo"],
+            "trained_embeddings": torch.ones(1, 512) / 512**0.5,
+        },
         "audio_model": {"name_or_path": str(tiny_clap_dir), "dtype": "fp32", "normalize": True},
         "windows": {
             "count": 2,

@@ -135,6 +135,11 @@ rule phase3:
         targets="results/phase3/targets.tsv",
         curves="results/phase3/strength_curves.npz",
         dependence="results/phase3/audio_dependence.json",
+        # What `delta-v2a transfer` needs in the model file (docs/methods.md §7).
+        image_store="results/image_deltas.npz",
+        audio_store="results/audio_deltas.npz",
+        sensitivity="results/sensitivity_results.json",
+        labels="results/discovery_labels.json",
     output:
         model="results/decoder_model.pt",
         log="results/training_log.json",
@@ -177,5 +182,6 @@ rule phase3:
         checkpoint_dir="results/phase3/checkpoints",
         checkpoint_interval_s=P3["checkpoint_interval_s"],
         device=config["models"]["device"],
+        u_grid=P3["u_grid"],
     script:
         "../scripts/phase3_train.py"

@@ -30,4 +30,8 @@ run_job(
     checkpoint_interval_s=snakemake.params.checkpoint_interval_s,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    transfer_inputs={
+        k: snakemake.input[k] for k in ("image_store", "audio_store", "sensitivity", "labels")
+    },
+    u_grid=snakemake.params.u_grid,
 )

@@ -24,7 +24,13 @@ import pandas as pd
 from delta_v2a.extract import manifest_hashes, read_manifest
 from delta_v2a.jobs.common import PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.phase3.artifact import save_decoder
-from delta_v2a.phase3.dataset import SPLITS, build_samples, choose_pairs, targets_for
+from delta_v2a.phase3.dataset import (
+    CONTROL_DESCRIPTIONS,
+    SPLITS,
+    build_samples,
+    choose_pairs,
+    targets_for,
+)
 from delta_v2a.phase3.evaluate import (
     bootstrap_difference,
     bootstrap_mean,
@@ -310,6 +316,7 @@ def run_dataset(
     order = [e for e in effects_config["effects"]["audio"] if e in selected]
     space = audio_space_from_config(effects_config, order, embedder.sampling_rate, bypass_below)
     texts = list(dict.fromkeys(samples["description"]))
+    texts += [c for c in CONTROL_DESCRIPTIONS if c not in texts]  # apply's refusal floor
     text_emb = embedder.embed_texts(texts)
     meta = merge_model_meta([{"modality": "audio", "model": embedder.info.to_dict()}])
     by_split = {name: sorted(set(samples.loc[samples["split"] == name, "path"])) for name in SPLITS}
@@ -1102,7 +1109,24 @@ def _apply_calibration(ctx: Mapping[str, Any], text_emb: np.ndarray) -> dict[str
                 "same_meaning": bool(hit),
             }
         )
-    threshold = min((c["cosine"] for c in calib), default=1.0)
+    paraphrase_floor = min((c["cosine"] for c in calib), default=1.0)
+    controls = [t for t in CONTROL_DESCRIPTIONS if t in rows and t not in meaning.index]
+    control_sims = [float(np.max(t_emb @ text_emb[rows[t]])) for t in controls]
+    control_ceiling = max(control_sims, default=-1.0)
+    # Accept what the held-out paraphrases reach, but never what an unrelated description
+    # reaches: where the two overlap the text tower cannot separate them, and refusing wins.
+    threshold = max(paraphrase_floor, float(np.nextafter(control_ceiling, 2.0)))
+    separable = control_ceiling < paraphrase_floor
+    accepted = sum(c["cosine"] >= threshold for c in calib)
+    (log.info if separable else log.warning)(
+        "apply: unrelated control descriptions reach cosine %.4f, held-out paraphrases %.4f"
+        "%s; %d of %d paraphrases accepted",
+        control_ceiling,
+        paraphrase_floor,
+        "" if separable else " (NOT separable: the text tower cannot tell them apart)",
+        accepted,
+        len(calib),
+    )
     log.info(
         "apply threshold: cosine >= %.4f to the nearest trained description (calibrated on "
         "%d held-out paraphrases, %d of them nearest to a description of the same meaning)",
@@ -1116,6 +1140,11 @@ def _apply_calibration(ctx: Mapping[str, Any], text_emb: np.ndarray) -> dict[str
         "trained_embeddings": torch_tensor(t_emb),
         "calibration": calib,
         "n_same_meaning": int(correct),
+        "paraphrase_floor": float(paraphrase_floor),
+        "control_ceiling": float(control_ceiling),
+        "controls": [{"text": t, "cosine": c} for t, c in zip(controls, control_sims, strict=True)],
+        "separable": bool(separable),
+        "paraphrases_accepted": int(accepted),
     }
 
 
@@ -1168,9 +1197,14 @@ def run_train(
     log_every: int = 10,
     device: str = "cpu",
     threads: int = 1,
+    transfer_inputs: Mapping[str, str] | None = None,
+    u_grid: int = 11,
 ) -> None:
     """Train on train files, choose the epoch on validation files, report every figure from
-    the test files once, with every baseline (sections 6.3-6.6)."""
+    the test files once, with every baseline (sections 6.3-6.6).
+
+    ``transfer_inputs`` (image_store, audio_store, sensitivity, labels) adds what
+    ``delta-v2a transfer`` needs to the model file (docs/methods.md §7)."""
     import torch
 
     from delta_v2a.models import resolve_device
@@ -1237,7 +1271,22 @@ def run_train(
         str(dev),
         timing,
     )
-    _save_model(model_out, ctx, results, base_arch, ev, calibration, target, preroll, seed)
+    transfer = None
+    if transfer_inputs:
+        from delta_v2a.jobs.transfer import transfer_payload_from_results
+
+        transfer = transfer_payload_from_results(
+            transfer_inputs["image_store"],
+            transfer_inputs["sensitivity"],
+            transfer_inputs["labels"],
+            pairs,
+            audio_store=transfer_inputs["audio_store"],
+            u_grid=u_grid,
+            seed=seed,
+        )
+    _save_model(
+        model_out, ctx, results, base_arch, ev, calibration, target, preroll, seed, transfer
+    )
     _figures_png(ctx, test, results, candidates, ev, training_figure, predictions_figure)
     write_json(log_out, doc)
 
@@ -1456,9 +1505,10 @@ def _save_model(
     target: str,
     preroll: int,
     seed: int,
+    transfer: Mapping[str, Any] | None = None,
 ) -> None:
-    """decoder_model.pt: plain values and tensors only (weights_only=True); room is left for
-    an optional "transfer" key."""
+    """decoder_model.pt: plain values and tensors only (weights_only=True), with the optional
+    "transfer" entry (prototypes, strength curves, pairs) that ``delta-v2a transfer`` reads."""
     p = ctx["pairs"]
     meta = p["meta"]
     save_decoder(
@@ -1484,5 +1534,6 @@ def _save_model(
             "seed": int(seed),
             "not_science": bool(meta.get("not_science", False)),
             "note": meta.get("note", ""),
+            **({"transfer": dict(transfer)} if transfer else {}),
         },
     )

@@ -16,6 +16,19 @@ from delta_v2a.phase3.paramspace import ParamSpace
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+#: Descriptions no decoder is trained on: their similarity to the nearest trained description
+#: sets the floor of ``apply``'s acceptance threshold (docs/methods.md §6.7), so that a text
+#: tower that cannot tell descriptions apart refuses paraphrases rather than accepting anything.
+CONTROL_DESCRIPTIONS = (
+    "a cat playing piano",
+    "a bowl of soup on a wooden table",
+    "a crowded train station at rush hour",
+    "an old map of a harbour town",
+    "two dogs running on a beach",
+    "a spreadsheet of quarterly sales figures",
+    "a red bicycle leaning on a wall",
+    "a plate of sushi",
+)
 SAMPLE_COLUMNS = (
     "sample",
     "file_index",
