@@ -39,4 +39,5 @@ rule all:
         PHASE1_RESULTS,
         PHASE3_RESULTS,
         SUMMARY_RESULTS,
+        TRANSFER_RESULTS,
         TABLES_RESULTS,

@@ -99,7 +99,7 @@ def test_training_change_reruns_training_only_and_restart_resumes(project):
     changed = base / "more_epochs.yaml"
     changed.write_text(yaml.safe_dump(more))
     jobs = planned_jobs(snakemake(base, REPLACE, "--dry-run", config=changed))
-    assert jobs == {"phase3": 1, "summary": 1, "tables": 1, "all": 1}
+    assert jobs == {"phase3": 1, "summary": 1, "tables": 1, "transfer_examples": 1, "all": 1}
     # A restarted job with unchanged inputs and settings resumes from its last checkpoint.
     snakemake(base, REPLACE, "--forcerun", "phase3", config=config)
     log = (base / "logs/phase3/train.log").read_text()
