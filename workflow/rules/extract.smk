@@ -2,12 +2,15 @@
 # -> gather the deltas. Model jobs ask for one `gpu` each, so a profile that sets
 # `resources: gpu=1` never runs two of them on one GPU.
 
+from delta_v2a.media import tracked_inputs
+
 
 rule manifest:
     """Walk a data root once, decode every file, and stop (or skip) on bad ones before any model
     loads."""
     input:
-        lambda wc: MEDIA[wc.modality],
+        # Names are data: braces escaped, untrackable names left to vetting (which reports them).
+        lambda wc: tracked_inputs(MEDIA[wc.modality]),
     output:
         manifest="results/manifest/{modality}.tsv",
         skipped="results/manifest/{modality}_skipped.tsv",
@@ -26,6 +29,9 @@ rule manifest:
         key=lambda wc: DATA_KEY[wc.modality],
         on_bad_file=config["on_bad_file"],
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        # Phase 3's window sequence reaches this far before the centred window: vetted once here.
+        lead_s=(config["phase3"]["windows"]["count"] - 1)
+        * config["phase3"]["windows"]["hop_s"],
         # A new package version may change formats: everything downstream reruns (and the
         # embedding cache keeps that cheap unless preprocessing itself changed).
         version=VERSION,
