@@ -552,18 +552,20 @@ def _decode_16bit_colour_png(data: bytes, size: int) -> np.ndarray:
     factor = max(1, min(h, w) // (2 * size))
     stripe = factor * max(1, (32 << 20) // (factor * w * c * 4))
     parts = []
+    buffer = np.empty((min(stripe, h), w, c), dtype=np.float32)  # one stripe, reused
     for top in range(0, h, stripe):
-        block = raw[top : top + stripe].astype(np.float32) / 65535.0
-        rgb = block[..., 2::-1]  # BGR(A) -> RGB
+        rows = raw[top : top + stripe]
+        block = buffer[: len(rows)]
+        np.divide(rows, 65535.0, out=block)
         if c == 4:
-            alpha = block[..., 3:4]
-            rgb = np.concatenate([rgb * alpha, alpha], axis=-1)
-        parts.append(_box_reduce(rgb, factor))
+            block[..., :3] *= block[..., 3:4]  # premultiply in place
+        parts.append(_box_reduce(block, factor))
     del raw
     out = np.concatenate(parts)
+    rgb = out[..., 2::-1]  # BGR(A) -> RGB, on the reduced image
     if c == 4:
-        out = out[..., :3] + (1.0 - out[..., 3:4])  # premultiplied over white
-    return np.ascontiguousarray(out, dtype=np.float32)
+        rgb = rgb + (1.0 - out[..., 3:4])  # premultiplied over white
+    return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
 def _box_reduce(a: np.ndarray, f: int) -> np.ndarray:
