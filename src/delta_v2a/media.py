@@ -122,18 +122,34 @@ def name_problem(path: str) -> str | None:
     return None
 
 
-def tracked_inputs(paths: Sequence[str]) -> list[str]:
-    """The discovered paths Snakemake can track as rule inputs, braces escaped.
+def _trackable(path: str) -> bool:
+    # Snakemake reads any "{name}" in an input path as a wildcard and has no escape for it.
+    return "{" not in path and "}" not in path and name_problem(path) is None
 
-    Snakemake formats input strings (``{`` starts a wildcard) and stats/reads every input for
-    its metadata, so names that are not UTF-8 and files it cannot read are left out here;
-    vetting still sees them and reports (or, with ``on_bad_file: skip``, skips) each with its
-    reason.
+
+def tracked_inputs(paths: Sequence[str]) -> list[str]:
+    """The discovered paths Snakemake can track as rule inputs.
+
+    Snakemake reads ``{...}`` in an input path as a wildcard (there is no escape), and stats
+    and reads every input for its metadata, so names with braces, names that are not UTF-8
+    and files it cannot read are left out here; :func:`untracked_stamps` makes a change to
+    them rerun the rule all the same, and vetting still decodes (or reports) each of them.
     """
+    return [p for p in paths if _trackable(p) and os.access(p, os.R_OK)]
+
+
+def untracked_stamps(paths: Sequence[str]) -> list[str]:
+    """``name|size|mtime`` of each path :func:`tracked_inputs` leaves out, for a rule's params:
+    Snakemake reruns a rule whose params change, so those files still trigger a new vetting."""
     out = []
     for path in paths:
-        if name_problem(path) is None and os.access(path, os.R_OK):
-            out.append(path.replace("{", "{{").replace("}", "}}"))
+        if _trackable(path) and os.access(path, os.R_OK):
+            continue
+        try:
+            st = os.stat(path)
+            out.append(f"{shown_path(path)}|{st.st_size}|{st.st_mtime_ns}")
+        except OSError as exc:
+            out.append(f"{shown_path(path)}|{exc.strerror}")
     return out
 
 

@@ -718,7 +718,7 @@ def test_unreadable_folder_is_named(tmp_path, monkeypatch):
 
 
 def test_names_with_braces_and_undecodable_bytes(tmp_path, monkeypatch):
-    from delta_v2a.media import name_problem, shown_path, tracked_inputs
+    from delta_v2a.media import name_problem, shown_path, tracked_inputs, untracked_stamps
 
     root = tmp_path / "root"
     _save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "brace {x}.png")
@@ -734,11 +734,15 @@ def test_names_with_braces_and_undecodable_bytes(tmp_path, monkeypatch):
     )
     good = next(f for f in files if "{x}" in f.path)
     assert probe(good, image_size=16, sr=1, window=1, preroll=0) is None
-    assert tracked_inputs([f.path for f in files]) == [
-        good.path.replace("{", "{{").replace("}", "}}")
-    ]
+    plain = str(_save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "plain.png"))
+    paths = [f.path for f in files] + [plain]
+    assert tracked_inputs(paths) == [plain]
+    stamps = untracked_stamps(paths)
+    assert [s.split("|")[0] for s in stamps] == [bad.shown, good.path]
+    size, mtime = os.stat(good.path).st_size, os.stat(good.path).st_mtime_ns
+    assert stamps[1] == f"{good.path}|{size}|{mtime}"
     monkeypatch.setattr(os, "access", lambda p, mode: False)  # unreadable: not a rule input
-    assert tracked_inputs([good.path]) == []
+    assert tracked_inputs([plain]) == [] and len(untracked_stamps([plain])) == 1
     assert shown_path("plain/é.png") == "plain/é.png"
 
 
