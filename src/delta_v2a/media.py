@@ -426,23 +426,33 @@ def _check_declared(path_s: str, im: Image.Image) -> None:
 
 
 # Bytes per pixel of PIL's decoded buffer, by mode (anything else: 4).
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 4, "RGBA": 4, "CMYK": 4}
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "RGB": 4, "RGBA": 4, "CMYK": 4}
 
 
 def _decode_bytes(im: Image.Image, size: int) -> int:
     """Peak bytes our decode of ``im`` needs, from its (draft-reduced) declared size.
 
-    PIL's buffer, plus one full-size converted copy (RGBA premultiplied, 4 B/px) and one for
-    colour management (4 B/px); the float arrays after the integer reduction are small. For
-    16-bit colour PNGs (``size == 0``): OpenCV's uint16 buffer only (reduced before floats).
+    PIL's buffer, plus the full-size copies :func:`_pil_to_float` and :func:`_to_srgb` make
+    (alpha: RGBA then premultiplied RGBa, 4 + 4 B/px; grey: 1 or 4; colour: 4; an ICC
+    transform: 4 more); the float arrays after the integer reduction are small. For 16-bit
+    colour PNGs (``size == 0``): twice OpenCV's uint16 buffer (measured: imdecode holds two
+    while it decodes) plus one 32 MiB float stripe. Measured RSS: docs/methods.md section 8.
     """
     w, h = im.size
     if size == 0:
-        return w * h * len(im.getbands()) * 2
-    own = _MODE_BYTES.get(im.mode, 4)
+        return 2 * w * h * len(im.getbands()) * 2 + (32 << 20)
+    alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    if alpha:
+        copies = 8
+    elif im.mode in ("1", "L"):
+        copies = 1
+    else:
+        copies = 4
+    if im.info.get("icc_profile"):
+        copies += 4
     factor = max(1, min(w, h) // (2 * size))
     small = (w // factor) * (h // factor) * 3 * 4 * 3
-    return w * h * (own + 4 + 4) + small
+    return w * h * (_MODE_BYTES.get(im.mode, 4) + copies) + small
 
 
 def _check_budget(path_s: str, im: Image.Image, need: int) -> None:

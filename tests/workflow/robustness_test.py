@@ -8,6 +8,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -159,11 +160,17 @@ needs_root = pytest.mark.skipif(
 
 
 @needs_root
-def test_unreadable_file_skipped_and_unreadable_folder_named(tmp_path_factory, models):
+def test_unreadable_file_skipped_and_unreadable_folder_named(models):
     # Root reads everything: the run itself goes as `nobody` in a folder nobody owns.
-    base = Path(tmp_path_factory.mktemp("as_nobody", numbered=True))
-    os.chmod(base.parent, 0o755)
-    os.chmod(base, 0o777)
+    base = Path(tempfile.mkdtemp(prefix="dv2a-nobody-", dir="/tmp"))
+    try:
+        _unreadable_as_nobody(base, models)
+    finally:
+        shutil.rmtree(base)
+
+
+def _unreadable_as_nobody(base: Path, models: dict) -> None:
+    os.chmod(base, 0o755)
     shared = base / "models"
     for m in ("image", "audio"):
         shutil.copytree(models[m], shared / m)
@@ -176,6 +183,7 @@ def test_unreadable_file_skipped_and_unreadable_folder_named(tmp_path_factory, m
             os.chown(p, NOBODY, NOBODY)
     cfg = small_config({"image": shared / "image", "audio": shared / "audio"}, on_bad_file="skip")
     config = write_config(base, cfg)
+    os.chown(config, NOBODY, NOBODY)
     proc = _run(base, {}, *DELTAS, config=config, user=NOBODY)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     skipped = pd.read_csv(base / "results/skipped_files.tsv", sep="\t", dtype=str)
