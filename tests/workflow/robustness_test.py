@@ -8,7 +8,6 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -142,51 +141,60 @@ def test_workflow_runs_its_own_code_not_an_installed_copy(tmp_path, models):
     assert f"not the workflow's own {ROOT / 'src/delta_v2a'}" in text
 
 
-def _run(base: Path, extra_env: dict, *args: str, config: Path, user: int | None = None):
+def _run(base: Path, extra_env: dict, *args: str, config: Path):
     cmd = snakemake_cmd(base, REPLACE, *args, config=config)
     env = os.environ | {"HF_HUB_OFFLINE": "1", **extra_env}
     env["PATH"] = str(Path(cmd[0]).parent) + os.pathsep + env.get("PATH", "")
-    if user is not None:
-        env["HOME"] = str(base)
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
-NOBODY = 65534
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="runs snakemake as an unprivileged user via setpriv (needs root)",
-)
+# Tests run as root, who reads everything, and the interpreter may live where an unprivileged
+# user cannot run it; so the permission failures are injected into every process of the run
+# (Snakemake itself and each job) by a sitecustomize on PYTHONPATH: open() and os.access()
+# refuse paths containing "locked", os.scandir() refuses folders named "locked_dir".
+DENY = """
+import builtins, io, os
+_open, _access, _scandir = builtins.open, os.access, os.scandir
 
 
-@needs_root
-def test_unreadable_file_skipped_and_unreadable_folder_named(models):
-    # Root reads everything: the run itself goes as `nobody` in a folder nobody owns.
-    base = Path(tempfile.mkdtemp(prefix="dv2a-nobody-", dir="/tmp"))
+def _hit(path, word):
     try:
-        _unreadable_as_nobody(base, models)
-    finally:
-        shutil.rmtree(base)
+        return word in os.fsdecode(path)
+    except TypeError:
+        return False
 
 
-def _unreadable_as_nobody(base: Path, models: dict) -> None:
-    os.chmod(base, 0o755)
-    shared = base / "models"
-    for m in ("image", "audio"):
-        shutil.copytree(models[m], shared / m)
-    write_data(base, {"city": 2}, {"folk": 2})
-    locked = base / "data/images/city/locked.png"
-    shutil.copy(base / "data/images/city/img 0.png", locked)
-    os.chmod(locked, 0o000)
-    for p in [base, *base.rglob("*")]:
-        if p != locked:
-            os.chown(p, NOBODY, NOBODY)
-    cfg = small_config({"image": shared / "image", "audio": shared / "audio"}, on_bad_file="skip")
-    config = write_config(base, cfg)
-    os.chown(config, NOBODY, NOBODY)
-    proc = _run(base, {}, *DELTAS, config=config, user=NOBODY)
+def open(file, *args, **kwargs):
+    if not isinstance(file, int) and _hit(file, "locked"):
+        raise PermissionError(13, "Permission denied", os.fsdecode(file))
+    return _open(file, *args, **kwargs)
+
+
+def access(path, mode, **kwargs):
+    return False if _hit(path, "locked") else _access(path, mode, **kwargs)
+
+
+def scandir(path="."):
+    if _hit(path, "locked_dir"):
+        raise PermissionError(13, "Permission denied", os.fsdecode(path))
+    return _scandir(path)
+
+
+builtins.open = io.open = open
+os.access, os.scandir = access, scandir
+"""
+
+
+def test_unreadable_file_skipped_and_unreadable_folder_named(tmp_path, models):
+    write_data(tmp_path, {"city": 2}, {"folk": 2})
+    shutil.copy(tmp_path / "data/images/city/img 0.png", tmp_path / "data/images/city/locked.png")
+    (tmp_path / "deny").mkdir()
+    (tmp_path / "deny/sitecustomize.py").write_text(DENY)
+    env = {"PYTHONPATH": str(tmp_path / "deny")}
+    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    proc = _run(tmp_path, env, *DELTAS, config=config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    skipped = pd.read_csv(base / "results/skipped_files.tsv", sep="\t", dtype=str)
+    skipped = pd.read_csv(tmp_path / "results/skipped_files.tsv", sep="\t", dtype=str)
     assert skipped.to_dict("records") == [
         {
             "path": "data/images/city/locked.png",
@@ -195,9 +203,12 @@ def _unreadable_as_nobody(base: Path, models: dict) -> None:
             "reason": "cannot read file: Permission denied",
         }
     ]
-    hidden = base / "data/audio/folk"
-    os.chmod(hidden, 0o000)
-    os.chown(hidden, 0, 0)
-    proc = _run(base, {}, "--dry-run", *DELTAS, config=config, user=NOBODY)
+    image = json.loads((tmp_path / "results/image_deltas.json").read_text())
+    assert {Path(r["path"]).name for r in image} == {"img 0.png", "img 1.png"}
+    (tmp_path / "data/audio/folk").rename(tmp_path / "data/audio/locked_dir")
+    proc = _run(tmp_path, env, "--dry-run", *DELTAS, config=config)
     assert proc.returncode != 0
-    assert "cannot list folder 'data/audio/folk' (Permission denied)" in proc.stdout + proc.stderr
+    assert (
+        "cannot list folder 'data/audio/locked_dir' (Permission denied); give the workflow's "
+        "user read and execute permission on it" in proc.stdout + proc.stderr
+    )
