@@ -783,3 +783,11 @@ def test_audio_changed_during_its_decode_is_detected(tmp_path, monkeypatch):
     monkeypatch.setattr(media, "decode_audio", decode_then_rewrite)
     with pytest.raises(FileChangedError):
         media.load_audio_hashed(tmp_path / "a.wav", 16000, 16000)
+
+
+def test_multi_frame_camera_jpeg_mpo_is_a_photo_not_an_animation(tmp_path):
+    first, second = Image.new("RGB", (40, 40), (200, 0, 0)), Image.new("RGB", (40, 40), (0, 200, 0))
+    first.save(tmp_path / "stereo.jpg", "MPO", save_all=True, append_images=[second])
+    assert Image.open(tmp_path / "stereo.jpg").n_frames == 2
+    out = load_image(tmp_path / "stereo.jpg", SIZE)  # frame 0 is the photo
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), [200 / 255, 0, 0], atol=0.02)
