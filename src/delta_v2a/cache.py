@@ -6,6 +6,10 @@ embeddings of one (model, variant, preprocessing) key, indexed by the SHA-256 of
 bytes, so renaming or moving a file costs nothing and editing one re-embeds only that one.
 A job whose files are all cached does not even load the model.
 
+Every entry is written under the hash of the bytes that were actually decoded: a manifest
+file carries its vetted SHA-256 and the decoder refuses other bytes (media.FileChangedError),
+so a file edited during a run cannot put one photo's embedding under another's content.
+
 Bump PREPROCESSING_VERSION whenever decoding or an effect changes what a model sees.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,8 @@ import numpy as np
 
 from delta_v2a.storage import load_npz, save_npz
 
-PREPROCESSING_VERSION = 1
+# 2: ICC profiles colour-managed to sRGB; 16-bit PNGs box-reduced before float conversion.
+PREPROCESSING_VERSION = 2
 
 
 def model_fingerprint(name_or_path: str) -> str:
@@ -59,21 +64,73 @@ def variant_key(
     preroll_s: float,
 ) -> str:
     """Hash of everything an embedding depends on besides the file's bytes."""
-    parts = {
+    return shard_key(
+        model,
+        device_type,
+        modality=modality,
+        effect=effect,
+        params={k: float(v) for k, v in sorted(effect_params.items())},
+        preroll_s=float(preroll_s) if modality == "audio" else None,
+    )
+
+
+def shard_key(model: Mapping[str, Any], device_type: str, **parts: Any) -> str:
+    """Short hash naming a shard: the preprocessing version, the model and ``parts`` (what
+    else the embedding depends on: effect and parameters, a window sequence, ...), JSON-able."""
+    described = {
         "version": PREPROCESSING_VERSION,
-        "modality": modality,
         "model": model_fingerprint(model["name_or_path"]),
         "dtype": model["dtype"],
         "normalize": model["normalize"],
         "device_type": device_type,
-        "effect": effect,
-        "params": {k: float(v) for k, v in sorted(effect_params.items())},
-        "preroll_s": float(preroll_s) if modality == "audio" else None,
+        **parts,
     }
     if model.get("revision"):  # pinned hub commit; absent keeps unpinned keys unchanged
-        parts["revision"] = model["revision"]
-    blob = json.dumps(parts, sort_keys=True)
+        described["revision"] = model["revision"]
+    blob = json.dumps(described, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What :func:`fill` returns: all rows, which came from the cache, and the model meta."""
+
+    embeddings: np.ndarray
+    hit: np.ndarray
+    meta: dict
+
+
+def fill(
+    shard: str | Path | None,
+    hashes: Sequence[str],
+    embed_missing: Callable[[np.ndarray], tuple[np.ndarray, Mapping[str, Any]]],
+) -> Filled:
+    """The one cache cycle every embedding job runs: look up, embed the misses, merge, save.
+
+    ``embed_missing(indices)`` embeds the rows ``indices`` (positions in ``hashes``) and returns
+    ``(rows, meta)``; it is not called when everything is cached, so a fully cached job never
+    loads its model. ``shard=None`` (cache disabled) embeds everything. The new rows are saved
+    under ``hashes``, which must be the hashes of the bytes ``embed_missing`` decodes (it is
+    the decoder's job to refuse other bytes; see media.FileChangedError).
+    """
+    cache = EmbeddingCache.open(shard) if shard is not None else None
+    emb, hit = cache.lookup(hashes) if cache is not None else (None, np.zeros(len(hashes), bool))
+    misses = np.flatnonzero(~hit)
+    if not len(misses):
+        if cache is None or emb is None:
+            raise ValueError("nothing to embed and nothing cached: no files given")
+        return Filled(emb, hit, dict(cache.meta))
+    new, meta = embed_missing(misses)
+    new = np.asarray(new, dtype=np.float32)
+    if new.shape[0] != len(misses):
+        raise ValueError(f"embed_missing returned {new.shape[0]} rows for {len(misses)} misses")
+    if emb is None:
+        emb = np.zeros((len(hashes), *new.shape[1:]), dtype=np.float32)
+    emb[misses] = new
+    if cache is not None:
+        cache.add([hashes[i] for i in misses], new, meta)
+        cache.save()
+    return Filled(emb, hit, dict(meta))
 
 
 @dataclass
@@ -111,7 +168,11 @@ class EmbeddingCache:
 
     def add(self, hashes: Sequence[str], embeddings: np.ndarray, meta: Mapping[str, Any]) -> None:
         known = set(self.hashes)
-        new = [i for i, h in enumerate(hashes) if h not in known]
+        new = []
+        for i, h in enumerate(hashes):  # identical files in one batch: stored once
+            if h not in known:
+                known.add(h)
+                new.append(i)
         if not new:
             return
         rows = np.asarray(embeddings, dtype=np.float32)[new]

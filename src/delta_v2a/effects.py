@@ -46,7 +46,15 @@ __all__ = [
     "audio_saturation",
     "blur",
     "brightness",
+    "check_audio_saturation",
+    "check_blur",
+    "check_brightness",
+    "check_contrast",
+    "check_highshelf",
+    "check_image_saturation",
     "check_levels",
+    "check_lpf",
+    "check_reverb",
     "contrast",
     "effect_spec",
     "highshelf",
@@ -132,6 +140,92 @@ def _luma(image: FloatArray) -> NDArray[np.float64]:
 
 
 # --------------------------------------------------------------------------------------
+# Parameter rules: one function per effect, used by the effect itself AND by the start-up
+# config check (check_levels), so a value the effect would refuse is refused before any job.
+# Each returns the parameters as floats; a bad one raises ValueError/TypeError naming it.
+# --------------------------------------------------------------------------------------
+
+
+def _at_least(effect: str, name: str, value: float, low: float, *, strict: bool = False) -> float:
+    v = _finite(name, value)
+    if v < low or (strict and v == low):
+        raise ValueError(f"{effect}: {name} must be {'>' if strict else '>='} {low}, got {v}")
+    return v
+
+
+def check_blur(*, sigma: float) -> dict[str, float]:
+    return {"sigma": _at_least("blur", "sigma", sigma, 0.0)}
+
+
+def check_brightness(*, factor: float) -> dict[str, float]:
+    return {"factor": _at_least("brightness", "factor", factor, 0.0)}
+
+
+def check_contrast(*, factor: float) -> dict[str, float]:
+    return {"factor": _at_least("contrast", "factor", factor, 0.0)}
+
+
+def check_image_saturation(*, factor: float) -> dict[str, float]:
+    return {"factor": _at_least("saturation", "factor", factor, 0.0)}
+
+
+def check_lpf(sr: int, *, cutoff_hz: float, order: float = 4) -> dict[str, float]:
+    """cutoff in (0, sr/2] (sr/2 is bypass); order a whole number >= 1 (Butterworth)."""
+    c = _finite("cutoff_hz", cutoff_hz)
+    n = _finite("order", order)
+    nyquist = sr / 2
+    if c > nyquist:
+        raise ValueError(
+            f"lpf: cutoff_hz={c} Hz is above the Nyquist frequency {nyquist} Hz (sr={sr}); "
+            f"use a cutoff below it (exactly {nyquist} Hz means bypass)"
+        )
+    if c <= 0:
+        raise ValueError(f"lpf: cutoff_hz must be > 0 Hz, got {c}")
+    if n != int(n) or n < 1:
+        raise ValueError(f"lpf: order must be a positive whole number, got {order!r}")
+    return {"cutoff_hz": c, "order": n}
+
+
+def check_highshelf(
+    sr: int, *, gain_db: float, cutoff_hz: float = 4000.0, q: float = 0.707
+) -> dict[str, float]:
+    g = _finite("gain_db", gain_db)
+    c = _finite("cutoff_hz", cutoff_hz)
+    if not 0 < c < sr / 2:
+        raise ValueError(
+            f"highshelf: cutoff_hz={c} Hz must be in (0, {sr / 2}) Hz (Nyquist for sr={sr})"
+        )
+    return {"gain_db": g, "cutoff_hz": c, "q": _at_least("highshelf", "q", q, 0.0, strict=True)}
+
+
+def check_audio_saturation(sr: int, *, drive_db: float) -> dict[str, float]:
+    return {"drive_db": _finite("drive_db", drive_db)}
+
+
+def check_reverb(
+    sr: int,
+    *,
+    room_size: float,
+    wet_level: float,
+    damping: float = 0.5,
+    dry_level: float = 1.0,
+    width: float = 1.0,
+) -> dict[str, float]:
+    """room_size, wet_level, damping and width in [0, 1] (pedalboard's ranges); dry >= 0."""
+    vals = {
+        "room_size": _finite("room_size", room_size),
+        "wet_level": _finite("wet_level", wet_level),
+        "damping": _finite("damping", damping),
+        "width": _finite("width", width),
+    }
+    for key, v in vals.items():
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"reverb: {key} must be in [0, 1], got {v}")
+    vals["dry_level"] = _at_least("reverb", "dry_level", dry_level, 0.0)
+    return vals
+
+
+# --------------------------------------------------------------------------------------
 # Image effects
 # --------------------------------------------------------------------------------------
 
@@ -146,9 +240,7 @@ def blur(image: np.ndarray, *, sigma: float) -> FloatArray:
     identity and returns a copy.
     """
     x = _check_image(image)
-    s = _finite("sigma", sigma)
-    if s < 0:
-        raise ValueError(f"blur: sigma must be >= 0, got {s}")
+    s = check_blur(sigma=sigma)["sigma"]
     if s == 0:
         return x.copy()
     k = 2 * math.ceil(3 * s) + 1
@@ -164,9 +256,7 @@ def brightness(image: np.ndarray, *, factor: float) -> FloatArray:
     """Scale towards/away from black: ``f * img`` (PIL ``ImageEnhance.Brightness`` and
     torchvision ``adjust_brightness``, minus their 8-bit rounding)."""
     x = _check_image(image)
-    f = _finite("factor", factor)
-    if f < 0:
-        raise ValueError(f"brightness: factor must be >= 0, got {f}")
+    f = check_brightness(factor=factor)["factor"]
     return _clip01(f * x.astype(np.float64))
 
 
@@ -178,9 +268,7 @@ def contrast(image: np.ndarray, *, factor: float) -> FloatArray:
     differs from PIL's by at most half a level.
     """
     x = _check_image(image)
-    f = _finite("factor", factor)
-    if f < 0:
-        raise ValueError(f"contrast: factor must be >= 0, got {f}")
+    f = check_contrast(factor=factor)["factor"]
     x64 = x.astype(np.float64)
     mean = float(_luma(x).mean()) if x.size else 0.0
     return _clip01(mean + f * (x64 - mean))
@@ -193,9 +281,7 @@ def image_saturation(image: np.ndarray, *, factor: float) -> FloatArray:
     rounding of the grey image.
     """
     x = _check_image(image)
-    f = _finite("factor", factor)
-    if f < 0:
-        raise ValueError(f"saturation: factor must be >= 0, got {f}")
+    f = check_image_saturation(factor=factor)["factor"]
     luma = _luma(x)
     return _clip01(luma + f * (x.astype(np.float64) - luma))
 
@@ -217,19 +303,9 @@ def lpf(
     raises. Computed in float64, returned as float32.
     """
     x = _check_audio(audio, sr, preroll)
-    c = _finite("cutoff_hz", cutoff_hz)
-    n = _finite("order", order)
-    nyquist = sr / 2
-    if c > nyquist:
-        raise ValueError(
-            f"lpf: cutoff_hz={c} Hz is above the Nyquist frequency {nyquist} Hz (sr={sr}); "
-            f"use a cutoff below it (exactly {nyquist} Hz means bypass)"
-        )
-    if c <= 0:
-        raise ValueError(f"lpf: cutoff_hz must be > 0 Hz, got {c}")
-    if n != int(n) or n < 1:
-        raise ValueError(f"lpf: order must be a positive integer, got {order!r}")
-    if c == nyquist:
+    checked = check_lpf(sr, cutoff_hz=cutoff_hz, order=order)
+    c, n = checked["cutoff_hz"], checked["order"]
+    if c == sr / 2:
         return x[preroll:].copy()
     from scipy import signal
 
@@ -251,15 +327,8 @@ def highshelf(
     of the spectrum without touching the lows. ``gain_db == 0`` is short-circuited to a copy
     (pedalboard is an exact identity there too, but the copy makes it a guarantee)."""
     x = _check_audio(audio, sr, preroll)
-    g = _finite("gain_db", gain_db)
-    c = _finite("cutoff_hz", cutoff_hz)
-    qq = _finite("q", q)
-    if not 0 < c < sr / 2:
-        raise ValueError(
-            f"highshelf: cutoff_hz={c} Hz must be in (0, {sr / 2}) Hz (Nyquist for sr={sr})"
-        )
-    if qq <= 0:
-        raise ValueError(f"highshelf: q must be > 0, got {qq}")
+    checked = check_highshelf(sr, gain_db=gain_db, cutoff_hz=cutoff_hz, q=q)
+    g, c, qq = checked["gain_db"], checked["cutoff_hz"], checked["q"]
     if g == 0:
         return x[preroll:].copy()
     from pedalboard import HighShelfFilter
@@ -282,7 +351,7 @@ def audio_saturation(
     signature).
     """
     x = _check_audio(audio, sr, preroll)
-    d = _finite("drive_db", drive_db)
+    d = check_audio_saturation(sr, drive_db=drive_db)["drive_db"]
     kept = x[preroll:].astype(np.float64)
     y = np.tanh(10.0 ** (d / 20.0) * kept)
     rms_in = math.sqrt(float(np.mean(kept * kept)))
@@ -313,18 +382,15 @@ def reverb(
     wet signal by ``(1 + width) / 2``.
     """
     x = _check_audio(audio, sr, preroll)
-    vals = {
-        "room_size": _finite("room_size", room_size),
-        "wet_level": _finite("wet_level", wet_level),
-        "damping": _finite("damping", damping),
-        "width": _finite("width", width),
-    }
-    for key, v in vals.items():
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"reverb: {key} must be in [0, 1], got {v}")
-    dry = _finite("dry_level", dry_level)
-    if dry < 0:
-        raise ValueError(f"reverb: dry_level must be >= 0, got {dry}")
+    vals = check_reverb(
+        sr,
+        room_size=room_size,
+        wet_level=wet_level,
+        damping=damping,
+        dry_level=dry_level,
+        width=width,
+    )
+    dry = vals["dry_level"]
     from pedalboard import Reverb
 
     board = Reverb(
@@ -374,6 +440,9 @@ class EffectSpec:
     params: tuple[ParamSpec, ...]
     fixed_defaults: Mapping[str, float] = field(hash=False)
     fn: Callable[..., np.ndarray]
+    #: The effect's parameter rule (``check_<effect>``): ``check(**params)`` for images,
+    #: ``check(sr, **params)`` for audio; the effect calls the same function.
+    check: Callable[..., dict[str, float]] = field(hash=False)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -390,24 +459,37 @@ def _spec(
     params: tuple[ParamSpec, ...],
     fn: Callable[..., np.ndarray],
     fixed: Mapping[str, float] | None = None,
+    *,
+    check: Callable[..., dict[str, float]],
 ) -> EffectSpec:
-    return EffectSpec(name, modality, params, MappingProxyType(dict(fixed or {})), fn)
+    return EffectSpec(name, modality, params, MappingProxyType(dict(fixed or {})), fn, check)
 
 
 IMAGE_EFFECTS: dict[str, EffectSpec] = {
-    "blur": _spec("blur", "image", (ParamSpec("sigma", "px", 0.0, 0.0, 64.0, True),), blur),
+    "blur": _spec(
+        "blur", "image", (ParamSpec("sigma", "px", 0.0, 0.0, 64.0, True),), blur, check=check_blur
+    ),
     "brightness": _spec(
-        "brightness", "image", (ParamSpec("factor", "x", 1.0, 0.0, 10.0, True),), brightness
+        "brightness",
+        "image",
+        (ParamSpec("factor", "x", 1.0, 0.0, 10.0, True),),
+        brightness,
+        check=check_brightness,
     ),
     # Stronger = flatter: the factor goes down from 1 towards a uniform grey at 0.
     "contrast": _spec(
-        "contrast", "image", (ParamSpec("factor", "x", 1.0, 0.0, 10.0, False),), contrast
+        "contrast",
+        "image",
+        (ParamSpec("factor", "x", 1.0, 0.0, 10.0, False),),
+        contrast,
+        check=check_contrast,
     ),
     "saturation": _spec(
         "saturation",
         "image",
         (ParamSpec("factor", "x", 1.0, 0.0, 20.0, True),),
         image_saturation,
+        check=check_image_saturation,
     ),
 }
 
@@ -420,6 +502,7 @@ AUDIO_EFFECTS: dict[str, EffectSpec] = {
         (ParamSpec("cutoff_hz", "Hz", NOMINAL_SR / 2, 20.0, 96_000.0, False),),
         lpf,
         {"order": 4},
+        check=check_lpf,
     ),
     # Boost only: check_levels requires gain > 0 (increasing away from 0 dB). A cut shelf
     # (negative gain) runs fine in highshelf() but would be a separate effect with
@@ -430,6 +513,7 @@ AUDIO_EFFECTS: dict[str, EffectSpec] = {
         (ParamSpec("gain_db", "dB", 0.0, -24.0, 24.0, True),),
         highshelf,
         {"cutoff_hz": 4000.0, "q": 0.707},
+        check=check_highshelf,
     ),
     # 0 dB is the anchor, not an identity: see audio_saturation().
     "saturation": _spec(
@@ -437,6 +521,7 @@ AUDIO_EFFECTS: dict[str, EffectSpec] = {
         "audio",
         (ParamSpec("drive_db", "dB", 0.0, 0.0, 48.0, True),),
         audio_saturation,
+        check=check_audio_saturation,
     ),
     # The identity is wet_level = 0; room_size 0 is only the smallest room (RT60 ~0.5 s).
     "reverb": _spec(
@@ -448,6 +533,7 @@ AUDIO_EFFECTS: dict[str, EffectSpec] = {
         ),
         reverb,
         {"damping": 0.5, "dry_level": 1.0, "width": 1.0},
+        check=check_reverb,
     ),
 }
 
@@ -608,3 +694,13 @@ def check_levels(
                     f"{base}.{intensity}.cutoff_hz = {float(merged['cutoff_hz'])} must be below "
                     f"the Nyquist frequency {sr / 2} Hz (sr={sr})"
                 )
+
+    for intensity in order:  # the effect's own rule, on what the effect will be given
+        merged = {**spec.fixed_defaults, **levels[intensity]}
+        try:
+            if modality == "audio":
+                spec.check(sr if sr is not None else NOMINAL_SR, **merged)
+            else:
+                spec.check(**merged)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{base}.{intensity}: {err}") from None

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
-from delta_v2a.media import BadMediaError, MediaFile, content_hash, load_audio, load_image, probe
+from delta_v2a.media import BadMediaError, MediaFile, load_audio, load_image, vet_file
 from delta_v2a.storage import DeltaStore, EmbeddingTable, atomic_path
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ def _manifest_rows(path: str | Path) -> list[list[str]]:
 
 
 def read_manifest(path: str | Path) -> list[MediaFile]:
-    return [MediaFile(path=r[0], category=r[1], modality=r[2]) for r in _manifest_rows(path)]
+    """The manifest's files, each with the SHA-256 it was vetted with (checked at decode)."""
+    return [MediaFile(r[0], r[1], r[2], sha256=r[3]) for r in _manifest_rows(path)]
 
 
 def manifest_hashes(path: str | Path) -> list[str]:
@@ -62,7 +63,7 @@ def write_skipped(path: str | Path, bad: Sequence[tuple[MediaFile, str]]) -> Non
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow(("path", "category", "modality", "reason"))
-        writer.writerows((f.path, f.category, f.modality, reason) for f, reason in bad)
+        writer.writerows((f.shown, f.category, f.modality, reason) for f, reason in bad)
 
 
 @dataclass(frozen=True)
@@ -86,18 +87,20 @@ def vet(
 ) -> tuple[list[MediaFile], list[str], list[tuple[MediaFile, str]]]:
     """Decode every file once, before any model loads.
 
-    Returns (usable files, their SHA-256, [(bad file, reason)]).
+    Returns (usable files, the SHA-256 of the bytes each decode read, [(bad file, reason)]).
+    ``decoding.preroll`` must cover the longest lead-in any later phase reads (Phase 3's window
+    sequence included), so what passes here never fails later. A file that changes while it is
+    vetted raises :class:`~delta_v2a.media.FileChangedError`.
     """
 
     def check(f: MediaFile) -> tuple[str | None, str]:
-        reason = probe(
+        return vet_file(
             f,
             image_size=decoding.image_size,
             sr=decoding.sampling_rate,
             window=decoding.window,
             preroll=decoding.preroll,
         )
-        return reason, ("" if reason else content_hash(f.path))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         checked = list(pool.map(check, files))
@@ -112,11 +115,18 @@ def vet(
 def render(
     file: MediaFile, decoding: Decoding, effect: str | None, params: Mapping[str, float]
 ) -> np.ndarray:
-    """Decode one file and give it one effect (``effect=None``: the original)."""
+    """Decode one file and give it one effect (``effect=None``: the original).
+
+    A file from a manifest carries its vetted SHA-256; bytes that differ now raise
+    :class:`~delta_v2a.media.FileChangedError`, so a cache entry is always keyed by the bytes
+    actually decoded.
+    """
     if decoding.modality == "image":
-        image = load_image(file.path, decoding.image_size)
+        image = load_image(file.path, decoding.image_size, sha256=file.sha256)
         return image if effect is None else apply_image_effect(effect, image, params)
-    audio = load_audio(file.path, decoding.sampling_rate, decoding.window, decoding.preroll)
+    audio = load_audio(
+        file.path, decoding.sampling_rate, decoding.window, decoding.preroll, sha256=file.sha256
+    )
     if effect is None:
         return audio[decoding.preroll :]
     return apply_audio_effect(

@@ -18,26 +18,37 @@ Decisions a maintainer should know:
   and a preroll that reaches before the start of the file takes the file's own end. Zeros would
   add silence, which a model embeds as "silence", and change the level of short clips.
 * Audio shorter than :data:`MIN_AUDIO_SECONDS` is rejected; NaN/inf and silence checks look at the
-  decoded span (the only part that is used), so a 2-hour file is never read in full.
+  decoded span (the only part that is used), so a 2-hour file is never read in full. Vetting
+  decodes the longest span any later phase reads (docs/methods.md section 8).
+* Every decode is tied to the bytes it read: images are decoded from one in-memory read whose
+  SHA-256 is the cache key; audio is hashed before and after its decode. A file that no longer
+  matches the manifest raises :class:`FileChangedError` instead of feeding another file's
+  pixels into a content-addressed cache.
+* Truncated data is an error in every format (PIL's ``LOAD_TRUNCATED_IMAGES`` stays off, and a
+  PNG's image data is checked to hold every row); the memory a decode needs is estimated from
+  the declared size before decoding and refused above :data:`MAX_DECODE_BYTES`.
+* Embedded ICC profiles are honoured (converted to sRGB with littleCMS); animations are refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import os
 import stat
 import struct
 import warnings
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +65,13 @@ MIN_IMAGE_SIDE = 8
 MAX_IMAGE_PIXELS = 2**28
 # PIL raises its own DecompressionBombError at twice this; we reject above it ourselves.
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+#: Most memory one image decode may need (bytes), estimated from the declared size BEFORE any
+#: pixel is decoded. The manifest rule vets `threads: 2` files at once within `mem_mb=2000`
+#: (docs/methods.md section 8 has the measured RSS), so 2 x 640 MiB + the interpreter fit.
+MAX_DECODE_BYTES = 640 * 2**20
+# Truncated data must be an error, never grey or black pixels: keep PIL's switch off.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 # Formats PIL may try: the common raster formats only, so odd parsers never see our files.
 Image.init()
 _PIL_FORMATS = tuple(
@@ -82,6 +100,57 @@ class MediaFile:
     path: str  # as found (relative to cwd if root was relative), POSIX string
     category: str  # first folder under the root
     modality: str  # "image" | "audio"
+    sha256: str | None = None  # the vetted bytes' hash, once in a manifest (None: not vetted)
+
+    @property
+    def shown(self) -> str:
+        """The path as printable UTF-8 text (undecodable bytes as ``\\xNN``), for logs/tables."""
+        return shown_path(self.path)
+
+
+def shown_path(path: str) -> str:
+    """A file-system name as text: names need not be UTF-8, logs and TSV files must be."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def name_problem(path: str) -> str | None:
+    """Why a name cannot go into the UTF-8 manifest (None if it can): names are data."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (rename it)"
+    return None
+
+
+def _trackable(path: str) -> bool:
+    # Snakemake reads any "{name}" in an input path as a wildcard and has no escape for it.
+    return "{" not in path and "}" not in path and name_problem(path) is None
+
+
+def tracked_inputs(paths: Sequence[str]) -> list[str]:
+    """The discovered paths Snakemake can track as rule inputs.
+
+    Snakemake reads ``{...}`` in an input path as a wildcard (there is no escape), and stats
+    and reads every input for its metadata, so names with braces, names that are not UTF-8
+    and files it cannot read are left out here; :func:`untracked_stamps` makes a change to
+    them rerun the rule all the same, and vetting still decodes (or reports) each of them.
+    """
+    return [p for p in paths if _trackable(p) and os.access(p, os.R_OK)]
+
+
+def untracked_stamps(paths: Sequence[str]) -> list[str]:
+    """``name|size|mtime`` of each path :func:`tracked_inputs` leaves out, for a rule's params:
+    Snakemake reruns a rule whose params change, so those files still trigger a new vetting."""
+    out = []
+    for path in paths:
+        if _trackable(path) and os.access(path, os.R_OK):
+            continue
+        try:
+            st = os.stat(path)
+            out.append(f"{shown_path(path)}|{st.st_size}|{st.st_mtime_ns}")
+        except OSError as exc:
+            out.append(f"{shown_path(path)}|{exc.strerror}")
+    return out
 
 
 class BadMediaError(ValueError):
@@ -95,6 +164,25 @@ class BadMediaError(ValueError):
     def __reduce__(self) -> tuple[type[BadMediaError], tuple[str, str]]:
         # Survives pickling (process pools) with both fields intact.
         return (type(self), (self.path, self.reason))
+
+
+class FileChangedError(RuntimeError):
+    """A file's bytes are not the ones vetted (edited, replaced or still being written).
+
+    Not a bad file: the manifest is stale, so the job stops instead of caching an embedding of
+    other bytes under the vetted file's content hash.
+    """
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        self.path, self.expected, self.actual = path, expected, actual
+        super().__init__(
+            f"{path}: file changed while the workflow ran (vetted sha256 {expected[:12]}…, "
+            f"now {actual[:12]}…); rerun the workflow once the folder is no longer being "
+            "written (Snakemake re-vets changed files)"
+        )
+
+    def __reduce__(self) -> tuple[type[FileChangedError], tuple[str, str, str]]:
+        return (type(self), (self.path, self.expected, self.actual))
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,8 +234,16 @@ def _walk(
     directory: Path, parts: tuple[str, ...], ancestors: frozenset[tuple[int, int]]
 ) -> Iterator[tuple[Path, tuple[str, ...]]]:
     """Yield (file path, path parts below the root) depth-first in sorted name order."""
-    with os.scandir(directory) as it:
-        entries = sorted(it, key=lambda e: e.name)
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"cannot list folder '{shown_path(directory.as_posix())}' "
+            f"({exc.strerror or exc}); give the workflow's user read and execute permission "
+            "on it, or move it out of the data root",
+        ) from exc
     for entry in entries:
         if entry.name.startswith("."):
             continue
@@ -155,7 +251,7 @@ def _walk(
         try:
             st = os.stat(path)  # follows symlinks
         except OSError:
-            log.warning("skipping broken link or unreadable entry: %s", path.as_posix())
+            log.warning("skipping broken link or unreadable entry: %s", shown_path(str(path)))
             continue
         if stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
@@ -174,6 +270,9 @@ def _walk(
 def _checked_file(path: str | Path) -> str:
     """Return ``path`` as a string; missing files raise OSError, empty ones BadMediaError."""
     path_s = str(path)
+    problem = name_problem(path_s)
+    if problem:
+        raise BadMediaError(shown_path(path_s), problem)
     if os.stat(path_s).st_size == 0:
         raise BadMediaError(path_s, "empty file (0 bytes)")
     return path_s
@@ -188,67 +287,98 @@ def content_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _expect(path: str, expected: str | None, actual: str) -> str:
+    if expected is not None and expected != actual:
+        raise FileChangedError(path, expected, actual)
+    return actual
+
+
 def probe(file: MediaFile, *, image_size: int, sr: int, window: int, preroll: int) -> str | None:
     """Decode ``file`` exactly as the models will; None if it is usable, else the reason."""
+    return vet_file(file, image_size=image_size, sr=sr, window=window, preroll=preroll)[0]
+
+
+def vet_file(
+    file: MediaFile, *, image_size: int, sr: int, window: int, preroll: int
+) -> tuple[str | None, str]:
+    """Decode ``file`` exactly as the models will: (None, sha256) if usable, else (reason, "").
+
+    The SHA-256 is that of the very bytes decoded (see :func:`load_image_hashed`), so the
+    manifest's cache key always matches what was vetted.
+    """
     try:
         if file.modality == "image":
-            load_image(file.path, image_size)
+            _, sha = load_image_hashed(file.path, image_size)
         elif file.modality == "audio":
-            load_audio(file.path, sr, window, preroll)
+            _, sha = load_audio_hashed(file.path, sr, window, preroll)
         else:
             raise ValueError(f"unknown modality {file.modality!r} for {file.path}")
     except BadMediaError as exc:
-        return exc.reason
+        return exc.reason, ""
     except OSError as exc:
-        return f"cannot read file: {exc.strerror or exc}"
-    return None
+        return f"cannot read file: {exc.strerror or exc}", ""
+    return None, sha
 
 
 # --------------------------------------------------------------------------------------------
 # images
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
+def load_image(path: str | Path, size: int, *, sha256: str | None = None) -> np.ndarray:
     """Decode to float32 RGB in [0, 1], short side resized to ``size``, centre-cropped square.
 
-    Returns an array of shape (size, size, 3).
+    Returns an array of shape (size, size, 3). Given ``sha256`` (the manifest's), bytes that
+    differ raise :class:`FileChangedError`.
     """
+    arr, actual = load_image_hashed(path, size)
+    _expect(str(path), sha256, actual)
+    return arr
+
+
+def load_image_hashed(path: str | Path, size: int) -> tuple[np.ndarray, str]:
+    """:func:`load_image` and the SHA-256 of the one in-memory read it decoded."""
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
-    rgb = _decode_image(path, size)
-    return _resize_crop(rgb, size)
+    path_s = _checked_file(path)
+    with open(path_s, "rb") as fh:  # outside the decoder's try: PermissionError is not "corrupt"
+        data = fh.read()
+    sha = hashlib.sha256(data).hexdigest()
+    rgb = _decode_image(path_s, size, data)
+    return _resize_crop(rgb, size), sha
 
 
-def _decode_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode, orient and flatten alpha: float32 (h, w, 1 or 3) in [0, 1], not yet resized.
+def _decode_image(path: str | Path, size: int, data: bytes | None = None) -> np.ndarray:
+    """Decode, orient, colour-manage and flatten alpha: float32 (h, w, 1 or 3) in [0, 1].
 
     Large JPEGs decode reduced (draft mode) and other large images are box-reduced in the
-    integer domain first, keeping the short side >= 2*size, so memory stays bounded.
+    integer domain first, keeping the short side >= 2*size; the memory the decode needs is
+    checked against :data:`MAX_DECODE_BYTES` before any pixel is decoded.
     """
-    path_s = _checked_file(path)
+    path_s = str(path)
+    if data is None:
+        with open(_checked_file(path_s), "rb") as fh:
+            data = fh.read()
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is on: truncated images would decode as grey"
+        )
     fmt = "image"
     try:
-        with Image.open(path_s, formats=_PIL_FORMATS) as im:
+        with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as im:
             fmt = im.format or fmt
-            w, h = im.size
-            if min(w, h) < MIN_IMAGE_SIDE:
-                raise BadMediaError(
-                    path_s,
-                    f"image is {w}×{h} px; needs at least {MIN_IMAGE_SIDE} px on each side",
-                )
-            if w * h > MAX_IMAGE_PIXELS:
-                raise BadMediaError(
-                    path_s,
-                    f"image is {w}×{h} px, over the {MAX_IMAGE_PIXELS:,} px limit "
-                    "(decompression-bomb guard)",
-                )
+            _check_declared(path_s, im)
             if _is_16bit_colour_png(im):  # must be asked before load(), which drops the tiles
-                arr = _decode_16bit_colour_png(path_s)
+                _check_budget(path_s, im, _decode_bytes(im, 0))
+                _check_png_rows(path_s, data)
+                arr = _decode_16bit_colour_png(data, size)
             else:
                 # JPEG only: decode at 1/2, 1/4 or 1/8 scale while both sides stay >= 2*size.
                 im.draft("RGB", (2 * size, 2 * size))
+                _check_budget(path_s, im, _decode_bytes(im, size))
+                if im.format == "PNG":
+                    _check_png_rows(path_s, data)
                 im.load()
-                arr = _pil_to_float(im, size)
+                arr = _pil_to_float(_to_srgb(path_s, im), size)
             orientation = _exif_orientation(im)
     except BadMediaError:
         raise
@@ -256,12 +386,148 @@ def _decode_image(path: str | Path, size: int) -> np.ndarray:
         raise BadMediaError(path_s, "not an image file (cannot identify)") from exc
     except Image.DecompressionBombError as exc:
         raise BadMediaError(path_s, f"decompression-bomb guard: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError) as exc:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        struct.error,
+        IndexError,
+        zlib.error,
+    ) as exc:
         msg = str(exc) or type(exc).__name__
         if "truncat" in msg.lower():
             raise BadMediaError(path_s, f"truncated {fmt} ({msg})") from exc
         raise BadMediaError(path_s, f"corrupt {fmt} data ({msg})") from exc
     return _orient(arr, orientation)
+
+
+def _check_declared(path_s: str, im: Image.Image) -> None:
+    """Size and frame count from the header alone, before anything is decoded."""
+    w, h = im.size
+    if min(w, h) < MIN_IMAGE_SIDE:
+        raise BadMediaError(
+            path_s, f"image is {w}×{h} px; needs at least {MIN_IMAGE_SIDE} px on each side"
+        )
+    if w * h > MAX_IMAGE_PIXELS:
+        raise BadMediaError(
+            path_s,
+            f"image is {w}×{h} px, over the {MAX_IMAGE_PIXELS:,} px limit "
+            "(decompression-bomb guard)",
+        )
+    # MPO (camera JPEGs with a depth or preview frame) has frame 0 as the photo itself.
+    frames = getattr(im, "n_frames", 1) if im.format != "MPO" else 1
+    if frames > 1:
+        raise BadMediaError(
+            path_s,
+            f"animated {im.format} ({frames} frames): which frame is the picture is "
+            "ambiguous; save the frame you mean as a still image",
+        )
+
+
+# Bytes per pixel of PIL's decoded buffer, by mode (anything else: 4).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "I;16": 2, "RGB": 4, "RGBA": 4, "CMYK": 4}
+
+
+def _decode_bytes(im: Image.Image, size: int) -> int:
+    """Peak bytes our decode of ``im`` needs, from its (draft-reduced) declared size.
+
+    PIL's buffer, plus the full-size copies :func:`_pil_to_float` and :func:`_to_srgb` make
+    (alpha: RGBA then premultiplied RGBa, 4 + 4 B/px; grey: 1 or 4; colour: 4; an ICC
+    transform: 4 more); the float arrays after the integer reduction are small. For 16-bit
+    colour PNGs (``size == 0``): twice OpenCV's uint16 buffer (measured: imdecode holds two
+    while it decodes) plus one 32 MiB float stripe. Measured RSS: docs/methods.md section 8.
+    """
+    w, h = im.size
+    if size == 0:
+        return 2 * w * h * len(im.getbands()) * 2 + (32 << 20)
+    alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    if alpha:
+        copies = 8
+    elif im.mode in ("1", "L"):
+        copies = 1
+    else:
+        copies = 4
+    if im.info.get("icc_profile"):
+        copies += 4
+    factor = max(1, min(w, h) // (2 * size))
+    small = (w // factor) * (h // factor) * 3 * 4 * 3
+    return w * h * (_MODE_BYTES.get(im.mode, 4) + copies) + small
+
+
+def _check_budget(path_s: str, im: Image.Image, need: int) -> None:
+    if need > MAX_DECODE_BYTES:
+        w, h = im.size
+        raise BadMediaError(
+            path_s,
+            f"decoding this {im.format} ({w}×{h} px, mode {im.mode}) needs about "
+            f"{need / 2**20:,.0f} MiB, over the {MAX_DECODE_BYTES / 2**20:,.0f} MiB per-file "
+            "memory budget; downscale it (a JPEG this size would decode reduced)",
+        )
+
+
+def _check_png_rows(path_s: str, data: bytes) -> None:
+    """A PNG's image data must inflate to every row its header declares.
+
+    PIL (any LOAD_TRUNCATED_IMAGES setting) accepts a complete zlib stream that holds fewer
+    rows than the header declares and leaves the rest black; this inflates the IDAT stream
+    in bounded chunks and counts the bytes. APNG frames are refused before this runs.
+    """
+    pos, need, seen = 8, None, 0
+    inflater = zlib.decompressobj()
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR" and len(body) >= 13:
+            need = _png_raw_bytes(*struct.unpack(">IIBBBBB", body[:13]))
+        elif kind == b"IDAT":
+            while body and not inflater.eof:
+                seen += len(inflater.decompress(body, 1 << 20))
+                body = inflater.unconsumed_tail
+        elif kind == b"IEND":
+            break
+    if need is not None and (seen < need or not inflater.eof):
+        raise BadMediaError(
+            path_s,
+            f"truncated PNG: its image data holds {seen:,} of the {need:,} bytes the header "
+            "declares (the missing rows would decode as black)",
+        )
+
+
+def _png_raw_bytes(w: int, h: int, depth: int, colour: int, _c: int, _f: int, interlace: int):
+    """Inflated size of a PNG's image data: one filter byte per row of each (Adam7) pass."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1)
+    bits = depth * channels
+    if not interlace:
+        return h * (1 + (w * bits + 7) // 8)
+    total = 0
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4)) + (
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ):
+        pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        if pw and ph:
+            total += ph * (1 + (pw * bits + 7) // 8)
+    return total
+
+
+def _to_srgb(path_s: str, im: Image.Image) -> Image.Image:
+    """Apply an embedded ICC profile (CMYK print files, Display P3/Adobe RGB photos) -> sRGB.
+
+    Without it a CMYK JPEG's colours are a naive inversion and wide-gamut photos look dull.
+    A profile littleCMS cannot use is reported (the file is still decoded without it).
+    """
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return im
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(im, src, _SRGB, outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        log.warning("%s: embedded ICC profile unusable (%s); colours not managed", path_s, exc)
+        return im
 
 
 def _exif_orientation(im: Image.Image) -> int:
@@ -297,20 +563,46 @@ def _is_16bit_colour_png(im: Image.Image) -> bool:
     return any(";16" in str(tile.args) for tile in getattr(im, "tile", []) or [])
 
 
-def _decode_16bit_colour_png(path: str) -> np.ndarray:
-    """Full-precision decode of a 16-bit RGB(A) PNG via OpenCV (PIL would drop 8 bits)."""
+def _decode_16bit_colour_png(data: bytes, size: int) -> np.ndarray:
+    """Full-precision decode of a 16-bit RGB(A) PNG via OpenCV (PIL would drop 8 bits).
+
+    Only OpenCV's uint16 buffer is full size: it is box-reduced (alpha premultiplied, like
+    the 8-bit path) in row stripes of bounded size before the float result is assembled.
+    """
     import cv2  # rare path; keeps `import delta_v2a.media` (and workflow parsing) light
 
-    data = np.fromfile(path, dtype=np.uint8)
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    raw = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.dtype != np.uint16 or raw.ndim != 3:
         raise ValueError("OpenCV could not decode the 16-bit PNG")
-    arr = raw.astype(np.float32) / 65535.0
-    rgb = arr[..., 2::-1]  # BGR(A) -> RGB
-    if raw.shape[2] == 4:
-        alpha = arr[..., 3:4]
-        rgb = rgb * alpha + (1.0 - alpha)  # straight alpha over white
+    h, w, c = raw.shape
+    factor = max(1, min(h, w) // (2 * size))
+    stripe = factor * max(1, (32 << 20) // (factor * w * c * 4))
+    parts = []
+    buffer = np.empty((min(stripe, h), w, c), dtype=np.float32)  # one stripe, reused
+    for top in range(0, h, stripe):
+        rows = raw[top : top + stripe]
+        block = buffer[: len(rows)]
+        np.divide(rows, 65535.0, out=block)
+        if c == 4:
+            block[..., :3] *= block[..., 3:4]  # premultiply in place
+        parts.append(_box_reduce(block, factor))
+    del raw
+    out = np.concatenate(parts)
+    rgb = out[..., 2::-1]  # BGR(A) -> RGB, on the reduced image
+    if c == 4:
+        rgb = rgb + (1.0 - out[..., 3:4])  # premultiplied over white
     return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def _box_reduce(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean over f×f blocks (the last row/column blocks may be partial), as PIL's reduce()."""
+    if f < 2:
+        return a
+    h, w = a.shape[:2]
+    rows, cols = np.arange(0, h, f), np.arange(0, w, f)
+    sums = np.add.reduceat(np.add.reduceat(a, rows, axis=0), cols, axis=1)
+    counts = np.outer(np.diff(np.append(rows, h)), np.diff(np.append(cols, w)))
+    return (sums / counts[..., None]).astype(np.float32)
 
 
 def _pil_to_float(im: Image.Image, size: int) -> np.ndarray:
@@ -408,7 +700,33 @@ class _ArraySource(_Source):
         return self.data[a:b]
 
 
-def load_audio(path: str | Path, sr: int, window: int, preroll: int = 0) -> np.ndarray:
+def load_audio(
+    path: str | Path, sr: int, window: int, preroll: int = 0, *, sha256: str | None = None
+) -> np.ndarray:
+    """:func:`decode_audio`; given ``sha256`` (the manifest's), other bytes raise
+    :class:`FileChangedError`."""
+    audio, actual = load_audio_hashed(path, sr, window, preroll)
+    _expect(str(path), sha256, actual)
+    return audio
+
+
+def load_audio_hashed(
+    path: str | Path, sr: int, window: int, preroll: int = 0
+) -> tuple[np.ndarray, str]:
+    """:func:`decode_audio` and the file's SHA-256, hashed before and after the decode.
+
+    Audio is decoded from the file (a whole long file is never held in memory), so the two
+    hashes bracket the decode: if they differ the file changed while it was read.
+    """
+    before = content_hash(_checked_file(path))
+    audio = decode_audio(path, sr, window, preroll)
+    after = content_hash(path)
+    if after != before:
+        raise FileChangedError(str(path), before, after)
+    return audio, before
+
+
+def decode_audio(path: str | Path, sr: int, window: int, preroll: int = 0) -> np.ndarray:
     """Float32 mono, ``preroll + window`` samples at ``sr``: the centred window and its lead-in.
 
     The window is the ``window`` samples centred in the file; the ``preroll`` samples before it
@@ -423,7 +741,7 @@ def load_audio(path: str | Path, sr: int, window: int, preroll: int = 0) -> np.n
     try:
         handle = sf.SoundFile(path_s)
     except (sf.SoundFileError, TypeError) as exc:
-        reason = getattr(exc, "error_string", None) or str(exc)
+        reason = _sf_reason(path_s, exc)
         source = _fallback_source(path_s, reason)
         return _load_span(path_s, source, sr, window, preroll)
     with handle:
@@ -446,6 +764,42 @@ def load_audio(path: str | Path, sr: int, window: int, preroll: int = 0) -> np.n
         except sf.SoundFileError as exc:
             reason = getattr(exc, "error_string", None) or str(exc)
             raise BadMediaError(path_s, f"cannot decode audio ({reason})") from exc
+
+
+def _sf_reason(path: str, exc: Exception) -> str:
+    """libsndfile's reason, corrected where it misleads.
+
+    libsndfile answers "File does not exist or is not a regular file (possibly a pipe?)" for
+    an existing regular file in which it finds no stream it can decode, e.g. an MP3 that is
+    only an ID3 tag; the file was stat()ed already, so say what it really is.
+    """
+    reason = getattr(exc, "error_string", None) or str(exc)
+    if "does not exist" not in reason and "not a regular file" not in reason:
+        return reason
+    if _id3_only(path):
+        raise BadMediaError(path, "no audio frames: the file holds only an ID3 tag") from exc
+    return "no audio stream libsndfile can decode"
+
+
+def _id3_only(path: str) -> bool:
+    """True when nothing but ID3v2 (header) and ID3v1 ("TAG", last 128 bytes) is in the file."""
+    if os.stat(path).st_size > 1 << 22:
+        return False  # a tag that big would be cover art; not worth proving, say "undecodable"
+    with open(path, "rb") as fh:
+        data = fh.read()
+    size = len(data)
+    start = 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        s = data[6:10]
+        start = 10 + ((s[0] & 0x7F) << 21 | (s[1] & 0x7F) << 14 | (s[2] & 0x7F) << 7 | s[3] & 0x7F)
+    end = size - 128 if size >= 128 and data[-128:-125] == b"TAG" else size
+    if start == 0 and end == size:
+        return False  # no tag at all: some other undecodable file
+    if start >= end:
+        return True
+    body = data[start:end]
+    # An MPEG audio frame starts with 11 set sync bits; padding zeros are not audio.
+    return not any(body[i] == 0xFF and body[i + 1] & 0xE0 == 0xE0 for i in range(len(body) - 1))
 
 
 def _fallback_source(path: str, sf_reason: str) -> _ArraySource:

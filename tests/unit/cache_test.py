@@ -59,3 +59,100 @@ def test_regenerated_local_model_changes_fingerprint(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"123")
     assert model_fingerprint(str(tmp_path)) != first
     assert model_fingerprint("org/model").startswith("hub:org/model")
+
+
+def test_fill_embeds_only_misses_merges_and_saves(tmp_path):
+    from delta_v2a.cache import fill
+
+    shard = tmp_path / "s.npz"
+    calls = []
+
+    def embed(rows):
+        calls.append(list(rows))
+        return np.array([[float(i), 1.0] for i in rows], np.float32), {"model": {"m": 1}}
+
+    first = fill(shard, ["a", "b"], embed)
+    assert calls == [[0, 1]] and first.hit.tolist() == [False, False]
+    second = fill(shard, ["c", "b", "a"], embed)  # only c is new: row 0 of this call
+    assert calls[-1] == [0]
+    np.testing.assert_array_equal(second.embeddings, [[0, 1], [1, 1], [0, 1]])
+    assert second.hit.tolist() == [False, True, True] and second.meta == {"model": {"m": 1}}
+    n = len(calls)
+    third = fill(shard, ["a", "c"], embed)  # everything cached: the model is never asked
+    assert len(calls) == n and third.hit.all()
+    assert third.meta == {"model": {"m": 1}}
+
+
+def test_fill_without_a_cache_embeds_everything_and_checks_row_count(tmp_path):
+    import pytest
+
+    from delta_v2a.cache import fill
+
+    out = fill(None, ["a", "a"], lambda rows: (np.ones((len(rows), 3)), {"k": 1}))
+    assert out.embeddings.shape == (2, 3) and not out.hit.any()
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="returned 1 rows for 2 misses"):
+        fill(None, ["a", "b"], lambda rows: (np.ones((1, 3)), {}))
+
+
+def test_identical_files_in_one_batch_are_stored_once(tmp_path):
+    cache = EmbeddingCache.open(tmp_path / "s.npz")
+    cache.add(["x", "x", "y"], np.array([[1, 1], [1, 1], [2, 2]], np.float32), {})
+    assert cache.hashes == ["x", "y"]
+
+
+def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
+    """The issue's case: a photo's bytes replaced between vetting and embedding."""
+    import pytest
+    from PIL import Image
+
+    from delta_v2a.extract import read_manifest
+    from delta_v2a.jobs.extract import run_embed, run_manifest
+    from delta_v2a.media import FileChangedError
+    from delta_v2a.storage import EmbeddingTable
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "img"
+    for name in ("a", "b"):
+        (root / "cat").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(
+            root / "cat" / f"{name}.png"
+        )
+    out = tmp_path / "m"
+    run_manifest(
+        modality="image",
+        root=str(root),
+        key="data.images",
+        on_bad_file="error",
+        preroll_s=1.0,
+        manifest_out=str(out / "image.tsv"),
+        skipped_out=str(out / "skipped.tsv"),
+    )
+    original_a = (root / "cat/a.png").read_bytes()
+    (root / "cat/a.png").write_bytes((root / "cat/b.png").read_bytes())  # replaced mid-run
+    model = {"name_or_path": str(tiny_clip_dir), "device": "cpu", "dtype": "fp32"}
+    model |= {"normalize": True, "batch_size": 2, "dim": None}
+    kw = dict(
+        modality="image",
+        manifest=str(out / "image.tsv"),
+        model=model,
+        effect=None,
+        intensity=None,
+        effect_params={},
+        preroll_s=1.0,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    with pytest.raises(FileChangedError, match=r"cat/a\.png: file changed while the workflow"):
+        run_embed(output=str(tmp_path / "e1.npz"), **kw)
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npz"))
+    (root / "cat/a.png").write_bytes(original_a)  # restored: the same manifest is right again
+    run_embed(output=str(tmp_path / "e2.npz"), **kw)
+    cached = EmbeddingTable.load(tmp_path / "e2.npz")
+    fresh_kw = kw | {"cache_dir": None}
+    run_embed(output=str(tmp_path / "e3.npz"), **fresh_kw)
+    np.testing.assert_array_equal(
+        cached.embeddings, EmbeddingTable.load(tmp_path / "e3.npz").embeddings
+    )
+    assert [f.sha256 for f in read_manifest(out / "image.tsv")][0] == __import__("hashlib").sha256(
+        original_a
+    ).hexdigest()

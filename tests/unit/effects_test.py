@@ -546,3 +546,43 @@ def test_check_levels_nyquist_only_with_sr() -> None:
     fx.check_levels("audio", "lpf", levels, ORDER)  # fine at the nominal 48 kHz
     with pytest.raises(ValueError, match="Nyquist"):
         fx.check_levels("audio", "lpf", levels, ORDER, sr=16_000)
+
+
+@pytest.mark.parametrize(
+    "modality, name, bad, words",
+    [
+        ("audio", "lpf", {"order": 2.5}, "order must be a positive whole number"),
+        ("audio", "lpf", {"order": 0}, "order must be a positive whole number"),
+        ("audio", "reverb", {"damping": 2.0}, "damping must be in [0, 1]"),
+        ("audio", "reverb", {"width": -0.1}, "width must be in [0, 1]"),
+        ("audio", "reverb", {"dry_level": -1.0}, "dry_level must be >= 0"),
+        ("audio", "highshelf", {"q": 0.0}, "q must be > 0"),
+        ("audio", "highshelf", {"cutoff_hz": 0.0}, "cutoff_hz=0.0 Hz must be in (0, 24000.0)"),
+    ],
+)
+def test_every_parameter_is_checked_at_start_by_the_effects_own_rule(modality, name, bad, words):
+    """check_levels (the start-up check) and the effect refuse the same value, same words."""
+    from delta_v2a.effects import (
+        DEFAULT_INTENSITIES,
+        DEFAULT_LEVELS,
+        apply_audio_effect,
+        check_levels,
+    )
+
+    levels = {i: {**DEFAULT_LEVELS[modality][name][i], **bad} for i in DEFAULT_INTENSITIES}
+    with pytest.raises(ValueError) as at_start:
+        check_levels(modality, name, levels, DEFAULT_INTENSITIES, sr=48_000)
+    assert str(at_start.value).startswith(f"effects.{modality}.{name}.low: ")
+    assert words in str(at_start.value)
+    audio = np.full(4800, 0.1, np.float32)
+    with pytest.raises(ValueError) as in_effect:
+        apply_audio_effect(name, audio, 48_000, levels["low"])
+    assert str(in_effect.value) in str(at_start.value)
+
+
+def test_each_registered_effect_names_its_own_check():
+    from delta_v2a.effects import AUDIO_EFFECTS, IMAGE_EFFECTS
+
+    for spec in (*IMAGE_EFFECTS.values(), *AUDIO_EFFECTS.values()):
+        fn = spec.fn.__name__.replace("audio_", "").replace("image_", "")
+        assert spec.check.__name__.endswith(fn), (spec.name, spec.check.__name__)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import struct
 import time
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import cv2
@@ -510,3 +512,282 @@ def test_content_hash_streams_whole_file(tmp_path):
     assert content_hash(path) == hashlib.sha256(data).hexdigest()
     _touch(path, data[:-1] + b"\x00")
     assert content_hash(str(path)) != hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# robustness, second pass (docs/methods.md section 8)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _png_with_rows(w: int, h: int, rows: int, *, depth: int = 8, cut: int = 0) -> bytes:
+    """An RGB PNG whose header declares w×h but whose (complete) zlib stream holds ``rows``."""
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, 2, 0, 0, 0)
+    raw = b"".join(b"\x00" + bytes(3 * w * depth // 8) for _ in range(rows))
+    idat = zlib.compress(raw)
+    idat = idat[: len(idat) - cut] if cut else idat
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+def test_png_whose_data_holds_fewer_rows_than_declared_is_truncated(tmp_path):
+    # PIL decodes this as an image with black rows: the row count must be checked.
+    path = _touch(tmp_path / "short.png", _png_with_rows(1500, 1500, 10))
+    Image.open(path).load()  # the premise: PIL alone accepts it
+    with pytest.raises(BadMediaError, match=r"truncated PNG: its image data holds 45,010 of"):
+        load_image(path, SIZE)
+    # A stream cut mid-way (no zlib end) is truncated too, and a whole one passes.
+    cut = _touch(tmp_path / "cut.png", _png_with_rows(300, 300, 300, cut=40))
+    with pytest.raises(BadMediaError, match="truncated"):
+        load_image(cut, SIZE)
+    _check_out(load_image(_touch(tmp_path / "ok.png", _png_with_rows(300, 300, 300)), SIZE))
+    # Adam7 interlaced: the expected size counts every pass.
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (37, 53, 3), np.uint8)).save(tmp_path / "i.png")
+    _check_out(load_image(tmp_path / "i.png", SIZE))
+
+
+def test_15000px_png_with_truncated_data_is_refused_before_decoding(tmp_path):
+    # The issue's file: 15000×15000 declared, data truncated. Refused by the memory budget from
+    # the header alone, before a pixel is decoded (and the row check would catch it after).
+    path = _touch(tmp_path / "huge.png", _png_with_rows(15000, 15000, 4))
+    tracemalloc.start()
+    with pytest.raises(BadMediaError, match=r"needs about [\d,]+ MiB, over the 640 MiB"):
+        load_image(path, 224)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
+def test_truncated_data_is_an_error_in_every_format(tmp_path, fmt, keep):
+    rng = np.random.default_rng(3)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), np.uint8)).save(buf, fmt)
+    data = buf.getvalue()
+    path = _touch(tmp_path / "cut.png", data[: int(len(data) * keep)])  # any name: content decides
+    with pytest.raises(BadMediaError, match="truncated|corrupt"):
+        load_image(path, SIZE)
+
+
+def test_truncated_images_stay_errors_even_if_someone_turns_pil_switch_on(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "ok.png")
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(RuntimeError, match="LOAD_TRUNCATED_IMAGES is on"):
+        load_image(tmp_path / "ok.png", SIZE)
+
+
+def test_memory_budget_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
+    import delta_v2a.media as media
+
+    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
+    need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
+    assert need == 400 * 500 * (4 + 4) + (500 // 6) * (400 // 6) * 36  # RGB: buffer + copy
+    monkeypatch.setattr(media, "MAX_DECODE_BYTES", need - 1)
+    with pytest.raises(BadMediaError, match="per-file memory budget"):
+        load_image(tmp_path / "p.png", SIZE)
+    monkeypatch.setattr(media, "MAX_DECODE_BYTES", need)
+    _check_out(load_image(tmp_path / "p.png", SIZE))
+
+
+def test_16bit_colour_png_reduced_matches_full_float_reduction(tmp_path):
+    rng = np.random.default_rng(5)
+    rgba = rng.integers(0, 65536, (333, 401, 4), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "c16a.png"), rgba[..., [2, 1, 0, 3]])
+    decoded = _decode_image(tmp_path / "c16a.png", 16)  # factor 333 // 32 = 10
+    f = rgba.astype(np.float64) / 65535
+    premul = np.concatenate([f[..., :3] * f[..., 3:], f[..., 3:]], axis=-1)
+    rows, cols = np.arange(0, 333, 10), np.arange(0, 401, 10)
+    sums = np.add.reduceat(np.add.reduceat(premul, rows, 0), cols, 1)
+    counts = np.outer(np.diff(np.append(rows, 333)), np.diff(np.append(cols, 401)))
+    mean = sums / counts[..., None]
+    expected = mean[..., :3] + (1 - mean[..., 3:])
+    assert decoded.shape == (34, 41, 3)
+    np.testing.assert_allclose(decoded, expected, atol=1e-5)
+
+
+def test_16bit_png_decode_memory_stays_near_its_uint16_buffer(tmp_path):
+    # The issue's 843 kB 16-bit PNG reached 4.3 GB: float copies of the whole image. Now only
+    # OpenCV's uint16 buffer is full size (cv2 allocates outside tracemalloc; numpy inside).
+    arr = np.zeros((3000, 4000, 3), np.uint16)
+    arr[::7, ::5] = 40000
+    cv2.imwrite(str(tmp_path / "big16.png"), arr)
+    tracemalloc.start()
+    out = load_image(tmp_path / "big16.png", 224)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    _check_out(out, 224)
+    uint16_buffer = 3000 * 4000 * 3 * 2
+    assert peak < uint16_buffer + 48 * 2**20, peak  # + one 32 MiB float stripe and change
+
+
+def test_animated_images_are_refused_and_mpo_is_not(tmp_path):
+    frames = [Image.new("RGB", (32, 32), (40 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.png", "GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "apng.png", "PNG", save_all=True, append_images=frames[1:])
+    for name, fmt in (("anim.png", "GIF"), ("apng.png", "PNG")):
+        with pytest.raises(BadMediaError, match=f"animated {fmt} \\(3 frames\\)"):
+            load_image(tmp_path / name, SIZE)
+    frames[0].save(tmp_path / "still.gif.png", "GIF")
+    _check_out(load_image(tmp_path / "still.gif.png", SIZE))
+
+
+def _swapped_srgb_profile() -> bytes:
+    """sRGB with its red and blue primaries swapped: a valid RGB profile with a known effect."""
+    from PIL import ImageCms
+
+    icc = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", icc[128:132])[0]
+    entries = {bytes(icc[132 + 12 * i : 136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    r, b = entries[b"rXYZ"], entries[b"bXYZ"]
+    icc[r + 4 : r + 12], icc[b + 4 : b + 12] = icc[b + 4 : b + 12], icc[r + 4 : r + 12]
+    return bytes(icc)
+
+
+def test_embedded_icc_profile_is_applied(tmp_path):
+    rng = np.random.default_rng(2)
+    arr = rng.integers(30, 220, (40, 40, 3), np.uint8)
+    # Stored values mean (blue, green, red) under this profile: sRGB output swaps R and B.
+    Image.fromarray(arr).save(tmp_path / "swap.png", icc_profile=_swapped_srgb_profile())
+    managed = _decode_image(tmp_path / "swap.png", 20)
+    np.testing.assert_allclose(managed, arr[..., ::-1] / 255, atol=3 / 255)
+    assert np.abs(managed - arr / 255).mean() > 0.1  # not merely the unmanaged values
+
+
+def test_broken_icc_profile_is_named_in_a_warning(tmp_path, caplog):
+    Image.new("RGB", (20, 20), (10, 200, 30)).save(tmp_path / "b.jpg", icc_profile=b"junk" * 40)
+    _check_out(load_image(tmp_path / "b.jpg", SIZE))
+    assert "embedded ICC profile unusable" in caplog.text and "b.jpg" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"ID3\x04\x00\x00\x00\x00\x00\x14" + bytes(20),  # ID3v2 with padding only
+        b"TAG" + b"title".ljust(125, b"\x00"),  # ID3v1 only
+        b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"TAG" + bytes(125),  # both
+    ],
+)
+def test_id3_only_mp3_says_it_has_no_audio_frames(tmp_path, data):
+    path = _touch(tmp_path / "tag.mp3", data)
+    with pytest.raises(BadMediaError, match="no audio frames: the file holds only an ID3 tag"):
+        load_audio(path, 48000, 48000)
+
+
+def test_unreadable_file_is_not_called_corrupt(tmp_path, monkeypatch):
+    # Tests run as root (who reads anything), so the PermissionError is injected at open().
+    import builtins
+
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "locked.png")
+    sf.write(tmp_path / "locked.wav", _tones(8000, 8000), 8000)
+    real_open = builtins.open
+
+    def guarded(path, *a, **k):
+        if "locked" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    kw = {"image_size": 16, "sr": 16000, "window": 16000, "preroll": 0}
+    for name, modality in (("locked.png", "image"), ("locked.wav", "audio")):
+        reason = probe(MediaFile(str(tmp_path / name), "c", modality), **kw)
+        assert reason == "cannot read file: Permission denied", name
+
+
+def test_unreadable_folder_is_named(tmp_path, monkeypatch):
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "root/cat/a.png")
+    real = os.scandir
+
+    def guarded(path):
+        if str(path).endswith("cat"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", guarded)
+    with pytest.raises(OSError, match=r"cannot list folder '.*root/cat' \(Permission denied\)"):
+        discover(tmp_path / "root", "image")
+
+
+def test_names_with_braces_and_undecodable_bytes(tmp_path, monkeypatch):
+    from delta_v2a.media import name_problem, shown_path, tracked_inputs, untracked_stamps
+
+    root = tmp_path / "root"
+    _save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "brace {x}.png")
+    raw = os.fsencode(str(root / "cat")) + b"/bad\xff name.png"
+    with open(raw, "wb") as fh:
+        fh.write((root / "cat" / "brace {x}.png").read_bytes())
+    files = discover(root, "image")
+    assert len(files) == 2
+    bad = next(f for f in files if name_problem(f.path))
+    assert bad.shown.endswith("bad\\xff name.png")
+    assert probe(bad, image_size=16, sr=1, window=1, preroll=0) == (
+        "file name is not valid UTF-8 (rename it)"
+    )
+    good = next(f for f in files if "{x}" in f.path)
+    assert probe(good, image_size=16, sr=1, window=1, preroll=0) is None
+    plain = str(_save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "plain.png"))
+    paths = [f.path for f in files] + [plain]
+    assert tracked_inputs(paths) == [plain]
+    stamps = untracked_stamps(paths)
+    assert [s.split("|")[0] for s in stamps] == [bad.shown, good.path]
+    size, mtime = os.stat(good.path).st_size, os.stat(good.path).st_mtime_ns
+    assert stamps[1] == f"{good.path}|{size}|{mtime}"
+    monkeypatch.setattr(os, "access", lambda p, mode: False)  # unreadable: not a rule input
+    assert tracked_inputs([plain]) == [] and len(untracked_stamps([plain])) == 1
+    assert shown_path("plain/é.png") == "plain/é.png"
+
+
+def test_decode_refuses_bytes_other_than_the_vetted_ones(tmp_path):
+    from delta_v2a.media import FileChangedError, load_image_hashed, vet_file
+
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "a.png")
+    sf.write(tmp_path / "a.wav", _tones(8000, 8000), 8000)
+    kw = {"image_size": 16, "sr": 16000, "window": 16000, "preroll": 0}
+    img, aud = (
+        MediaFile(str(tmp_path / "a.png"), "c", "image"),
+        MediaFile(str(tmp_path / "a.wav"), "c", "audio"),
+    )
+    (_, h_img), (_, h_aud) = vet_file(img, **kw), vet_file(aud, **kw)
+    assert h_img == content_hash(img.path) and h_aud == content_hash(aud.path)
+    assert load_image_hashed(img.path, 16)[1] == h_img
+    load_image(img.path, 16, sha256=h_img)
+    load_audio(aud.path, 16000, 16000, sha256=h_aud)
+    _save(np.full((20, 20, 3), 9, np.uint8), tmp_path / "a.png")
+    sf.write(tmp_path / "a.wav", _tones(8000, 8000, amp=0.3), 8000)
+    with pytest.raises(FileChangedError, match=r"a\.png: file changed while the workflow ran"):
+        load_image(img.path, 16, sha256=h_img)
+    with pytest.raises(FileChangedError, match=r"a\.wav: file changed"):
+        load_audio(aud.path, 16000, 16000, sha256=h_aud)
+    assert pickle.loads(pickle.dumps(FileChangedError("p", "a" * 64, "b" * 64))).path == "p"
+
+
+def test_audio_changed_during_its_decode_is_detected(tmp_path, monkeypatch):
+    import delta_v2a.media as media
+    from delta_v2a.media import FileChangedError
+
+    sf.write(tmp_path / "a.wav", _tones(8000, 8000), 8000)
+    real = media.decode_audio
+
+    def decode_then_rewrite(path, *a, **k):
+        out = real(path, *a, **k)
+        sf.write(path, _tones(8000, 8000, amp=0.1), 8000)
+        return out
+
+    monkeypatch.setattr(media, "decode_audio", decode_then_rewrite)
+    with pytest.raises(FileChangedError):
+        media.load_audio_hashed(tmp_path / "a.wav", 16000, 16000)
+
+
+def test_multi_frame_camera_jpeg_mpo_is_a_photo_not_an_animation(tmp_path):
+    first, second = Image.new("RGB", (40, 40), (200, 0, 0)), Image.new("RGB", (40, 40), (0, 200, 0))
+    first.save(tmp_path / "stereo.jpg", "MPO", save_all=True, append_images=[second])
+    assert Image.open(tmp_path / "stereo.jpg").n_frames == 2
+    out = load_image(tmp_path / "stereo.jpg", SIZE)  # frame 0 is the photo
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), [200 / 255, 0, 0], atol=0.02)

@@ -170,6 +170,14 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
             },
             "effects.audio.lpf.low.cutoff_hz",
         ),
+        (
+            {"effects": {"audio": {"lpf": {"fixed": {"order": 2.5}}}}},
+            "effects.audio.lpf.low: lpf: order must be a positive whole number, got 2.5",
+        ),
+        (
+            {"effects": {"audio": {"reverb": {"fixed": {"damping": 2.0}}}}},
+            "effects.audio.reverb.low: reverb: damping must be in [0, 1], got 2.0",
+        ),
         ({"models": {"image": "resources/models/missing-clip"}}, "models.image: local model"),
         ({"models": {"device": "tpu"}}, "device"),
     ],
@@ -183,6 +191,8 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
         "non-monotone",
         "negative-sigma",
         "above-nyquist",
+        "fractional-lpf-order",
+        "reverb-damping-2",
         "missing-model-dir",
         "bad-device",
     ],

@@ -2,12 +2,15 @@
 # -> gather the deltas. Model jobs ask for one `gpu` each, so a profile that sets
 # `resources: gpu=1` never runs two of them on one GPU.
 
+from delta_v2a.media import tracked_inputs, untracked_stamps
+
 
 rule manifest:
     """Walk a data root once, decode every file, and stop (or skip) on bad ones before any model
     loads."""
     input:
-        lambda wc: MEDIA[wc.modality],
+        # Names are data: those Snakemake cannot track as inputs are stamped in params instead.
+        lambda wc: tracked_inputs(MEDIA[wc.modality]),
     output:
         manifest="results/manifest/{modality}.tsv",
         skipped="results/manifest/{modality}_skipped.tsv",
@@ -25,7 +28,11 @@ rule manifest:
         root=lambda wc: DATA_ROOT[wc.modality],
         key=lambda wc: DATA_KEY[wc.modality],
         on_bad_file=config["on_bad_file"],
+        untracked=lambda wc: untracked_stamps(MEDIA[wc.modality]),
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        # Phase 3's window sequence reaches this far before the centred window: vetted once here.
+        lead_s=(config["phase3"]["windows"]["count"] - 1)
+        * config["phase3"]["windows"]["hop_s"],
         # A new package version may change formats: everything downstream reruns (and the
         # embedding cache keeps that cheap unless preprocessing itself changed).
         version=VERSION,

@@ -12,4 +12,5 @@ run_job(
     manifest_out=snakemake.output.manifest,
     skipped_out=snakemake.output.skipped,
     threads=snakemake.threads,
+    lead_s=snakemake.params.lead_s,
 )

@@ -9,20 +9,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delta_v2a.cache import EmbeddingCache, variant_key
+from delta_v2a.cache import fill, variant_key
 from delta_v2a.extract import (
     Decoding,
     degenerate_rows,
     embed_variant,
     gather,
-    manifest_hashes,
     read_manifest,
     vet,
     write_manifest,
     write_skipped,
 )
 from delta_v2a.jobs.common import PipelineError, load_embedder_for_job, log
-from delta_v2a.media import discover
+from delta_v2a.media import FileChangedError, discover
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
 
@@ -42,15 +41,30 @@ def run_manifest(
     manifest_out: str,
     skipped_out: str,
     threads: int = 2,
+    lead_s: float = 0.0,
 ) -> None:
+    """Vet every file once, decoding what every later phase reads.
+
+    ``lead_s``: the longest lead-in before the centred window any later phase reads (Phase 3's
+    window sequence); audio is vetted over ``max(preroll_s, lead_s)`` before the window, so NaN
+    samples there are found here, not in a later job.
+    """
     if not Path(root).is_dir():
         raise PipelineError(f"{key}: data root '{root}' does not exist or is not a folder")
-    files = discover(root, modality)
-    good, hashes, bad = vet(files, default_decoding(modality, preroll_s), workers=threads)
+    try:
+        files = discover(root, modality)
+    except OSError as err:
+        raise PipelineError(f"{key}: {err.strerror or err}") from err
+    try:
+        good, hashes, bad = vet(
+            files, default_decoding(modality, max(preroll_s, lead_s)), workers=threads
+        )
+    except FileChangedError as err:
+        raise PipelineError(str(err)) from err
     for f, reason in bad:
-        log.warning("bad %s file %s: %s", modality, f.path, reason)
+        log.warning("bad %s file %s: %s", modality, f.shown, reason)
     if bad and on_bad_file == "error":
-        listing = "\n".join(f"  {f.path}: {reason}" for f, reason in bad)
+        listing = "\n".join(f"  {f.shown}: {reason}" for f, reason in bad)
         raise PipelineError(
             f"{len(bad)} unusable {modality} file(s) under {key} '{root}' (on_bad_file: error; "
             f"set on_bad_file: skip to leave them out and list them in "
@@ -100,10 +114,9 @@ def run_embed(
     from delta_v2a.models import resolve_device
 
     files = read_manifest(manifest)
-    hashes = manifest_hashes(manifest)
+    hashes = [f.sha256 for f in files]  # the vetted bytes; render() refuses any others
     label = f"{modality} {effect or 'original'}/{intensity or '-'}"
-    cache = None
-    emb, hit = None, np.zeros(len(files), dtype=bool)
+    shard = None
     if cache_dir:
         key = variant_key(
             modality=modality,
@@ -113,24 +126,22 @@ def run_embed(
             effect_params=effect_params,
             preroll_s=preroll_s,
         )
-        cache = EmbeddingCache.open(Path(cache_dir) / "embeddings" / modality / f"{key}.npz")
-        emb, hit = cache.lookup(hashes)
-    misses = [f for f, h in zip(files, hit, strict=True) if not h]
-    log.info("%s: %d files, %d cached, %d to embed", label, len(files), hit.sum(), len(misses))
-    if misses:
+        shard = Path(cache_dir) / "embeddings" / modality / f"{key}.npz"
+
+    def embed_missing(rows: np.ndarray) -> tuple[np.ndarray, dict]:
+        misses = [files[i] for i in rows]
+        log.info("%s: %d files, %d to embed", label, len(files), len(misses))
         embedder = load_embedder_for_job(modality, model, threads)
         decoding = job_decoding(modality, embedder, preroll_s)
         new = embed_variant(
             embedder, misses, decoding, effect, effect_params, model["batch_size"], workers=1
         )
-        emb = np.zeros((len(files), new.shape[1]), np.float32) if emb is None else emb
-        emb[~hit] = new
-        meta_model = {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
-        if cache is not None:
-            cache.add([h for h, k in zip(hashes, hit, strict=True) if not k], new, meta_model)
-            cache.save()
-    else:
-        meta_model = {k: cache.meta[k] for k in ("model", "decoding")}
+        return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
+
+    filled = fill(shard, hashes, embed_missing)
+    emb, hit = filled.embeddings, filled.hit
+    meta_model = {k: filled.meta[k] for k in ("model", "decoding")}
+    log.info("%s: %d of %d files from the cache", label, int(hit.sum()), len(files))
     meta = {
         "modality": modality,
         "effect": effect,

@@ -1,0 +1,214 @@
+"""Real folders through the real workflow: odd names, bad content, changed and unreadable files,
+and the import route (docs/methods.md section 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from PIL import Image
+from workflow_utils import ROOT, small_config, snakemake, snakemake_cmd, write_config, write_data
+
+pytestmark = pytest.mark.workflow
+REPLACE = "--replace-workflow-config"
+DELTAS = ["results/image_deltas.json", "results/audio_deltas.json", "results/skipped_files.tsv"]
+
+
+@pytest.fixture
+def models(tiny_clip_dir, tiny_clap_dir):
+    return {"image": tiny_clip_dir, "audio": tiny_clap_dir}
+
+
+def _short_png(w: int, h: int, rows: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    raw = b"".join(b"\x00" + bytes(3 * w) for _ in range(rows))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+
+
+def odd_folder(base: Path) -> dict[str, str]:
+    """Usable files with odd names, and unusable ones; returns shown path -> reason words."""
+    write_data(base, {"city": 2}, {"folk": 2}, stem="ok ")
+    img, aud = base / "data/images/city", base / "data/audio/folk"
+    shutil.copy(img / "ok 0.png", img / "brace {x}.png")
+    shutil.copy(img / "ok 1.png", img / "{genre}.png")
+    shutil.copy(aud / "ok 0.wav", aud / "{genre}.wav")
+    with open(os.fsencode(img) + b"/caf\xe9.png", "wb") as fh:  # Latin-1 name, not UTF-8
+        fh.write((img / "ok 0.png").read_bytes())
+    (img / "rows.png").write_bytes(_short_png(1500, 1500, 10))
+    (img / "huge.png").write_bytes(_short_png(15000, 15000, 4))
+    frames = [Image.new("RGB", (32, 32), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(img / "anim.png", "GIF", save_all=True, append_images=frames[1:])
+    (aud / "tag.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x14" + bytes(20))
+    sr = 16_000
+    x = (0.1 * np.sin(np.arange(40 * sr) * 0.05)).astype(np.float32)
+    x[3 * sr] = np.nan  # outside extraction's span (14-25 s), inside Phase 3's window sequence
+    sf.write(aud / "nan early.wav", x, sr, subtype="FLOAT")
+    return {
+        "data/images/city/caf\\xe9.png": "not valid UTF-8",
+        "data/images/city/rows.png": "truncated PNG",
+        "data/images/city/huge.png": "memory budget",
+        "data/images/city/anim.png": "animated GIF (3 frames)",
+        "data/audio/folk/tag.mp3": "no audio frames: the file holds only an ID3 tag",
+        "data/audio/folk/nan early.wav": "NaN",
+    }
+
+
+def test_odd_names_and_bad_content_work_or_are_skipped_with_reasons(tmp_path, models):
+    expected = odd_folder(tmp_path)
+    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    snakemake(tmp_path, REPLACE, *DELTAS, config=config)
+    skipped = pd.read_csv(tmp_path / "results/skipped_files.tsv", sep="\t", dtype=str)
+    reasons = dict(zip(skipped["path"], skipped["reason"], strict=True))
+    assert sorted(reasons) == sorted(expected)
+    for path, words in expected.items():
+        assert words in reasons[path], (path, reasons[path])
+    image = json.loads((tmp_path / "results/image_deltas.json").read_text())
+    audio = json.loads((tmp_path / "results/audio_deltas.json").read_text())
+    names = {Path(r["path"]).name for r in image + audio}
+    assert {"brace {x}.png", "{genre}.png", "{genre}.wav"} <= names
+    # on_bad_file: error names every one of them, before any model.
+    config = write_config(tmp_path, small_config(models, on_bad_file="error"), "strict.yaml")
+    proc = snakemake(
+        tmp_path, REPLACE, "--forceall", "--keep-going", *DELTAS, config=config, check=False
+    )
+    assert proc.returncode != 0
+    for path in expected:
+        assert path in proc.stdout + proc.stderr
+
+
+def test_file_changed_after_vetting_stops_the_embedding_job_naming_it(tmp_path, models):
+    write_data(tmp_path, {"city": 2}, {"folk": 1})
+    config = write_config(tmp_path, small_config(models))
+    snakemake(tmp_path, REPLACE, "results/manifest/image.tsv", config=config)
+    photo = tmp_path / "data/images/city/img 0.png"
+    st = photo.stat()
+    photo.write_bytes((tmp_path / "data/images/city/img 1.png").read_bytes())
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))  # Snakemake sees no change: we must
+    proc = snakemake(
+        tmp_path, REPLACE, "results/embeddings/image/original.npz", config=config, check=False
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "data/images/city/img 0.png: file changed while the workflow ran" in text
+    assert (
+        not list((tmp_path / ".cache").rglob("*.npz")) if (tmp_path / ".cache").exists() else True
+    )
+
+
+def _copy_of_package(where: Path, *, hijack: bool) -> Path:
+    """A second copy of delta_v2a, as an install from another checkout would be."""
+    shutil.copytree(ROOT / "src/delta_v2a", where / "delta_v2a")
+    (where / "delta_v2a/MARKER").write_text("the other copy")
+    if hijack:  # an environment whose import hooks put the installed copy first
+        (where / "sitecustomize.py").write_text(f"import sys\nsys.path.insert(0, {str(where)!r})\n")
+    return where
+
+
+def test_workflow_runs_its_own_code_not_an_installed_copy(tmp_path, models):
+    write_data(tmp_path, {"city": 1}, {"folk": 1})
+    config = write_config(tmp_path, small_config(models))
+    other = _copy_of_package(tmp_path / "site", hijack=False)
+    env = {"PYTHONPATH": str(other)}
+    proc = _run(tmp_path, env, "results/manifest/image.tsv", config=config)
+    assert proc.returncode == 0, proc.stderr
+    log = (tmp_path / "logs/manifest/image.log").read_text()
+    assert "imported delta_v2a from" not in log
+    # The copy wins only where something forces it first: the job refuses, naming both.
+    hijacked = _copy_of_package(tmp_path / "hijack", hijack=True)
+    proc = _run(
+        tmp_path,
+        {"PYTHONPATH": str(hijacked)},
+        "--forceall",
+        "results/manifest/image.tsv",
+        config=config,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"this job imported delta_v2a from {hijacked / 'delta_v2a'}" in text
+    assert f"not the workflow's own {ROOT / 'src/delta_v2a'}" in text
+
+
+def _run(base: Path, extra_env: dict, *args: str, config: Path):
+    cmd = snakemake_cmd(base, REPLACE, *args, config=config)
+    env = os.environ | {"HF_HUB_OFFLINE": "1", **extra_env}
+    env["PATH"] = str(Path(cmd[0]).parent) + os.pathsep + env.get("PATH", "")
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+
+
+# Tests run as root, who reads everything, and the interpreter may live where an unprivileged
+# user cannot run it; so the permission failures are injected into every process of the run
+# (Snakemake itself and each job) by a sitecustomize on PYTHONPATH: open() and os.access()
+# refuse paths containing "locked", os.scandir() refuses folders named "locked_dir".
+DENY = """
+import builtins, io, os
+_open, _access, _scandir = builtins.open, os.access, os.scandir
+
+
+def _hit(path, word):
+    try:
+        return word in os.fsdecode(path)
+    except TypeError:
+        return False
+
+
+def open(file, *args, **kwargs):
+    if not isinstance(file, int) and _hit(file, "locked"):
+        raise PermissionError(13, "Permission denied", os.fsdecode(file))
+    return _open(file, *args, **kwargs)
+
+
+def access(path, mode, **kwargs):
+    return False if _hit(path, "locked") else _access(path, mode, **kwargs)
+
+
+def scandir(path="."):
+    if _hit(path, "locked_dir"):
+        raise PermissionError(13, "Permission denied", os.fsdecode(path))
+    return _scandir(path)
+
+
+builtins.open = io.open = open
+os.access, os.scandir = access, scandir
+"""
+
+
+def test_unreadable_file_skipped_and_unreadable_folder_named(tmp_path, models):
+    write_data(tmp_path, {"city": 2}, {"folk": 2})
+    shutil.copy(tmp_path / "data/images/city/img 0.png", tmp_path / "data/images/city/locked.png")
+    (tmp_path / "deny").mkdir()
+    (tmp_path / "deny/sitecustomize.py").write_text(DENY)
+    env = {"PYTHONPATH": str(tmp_path / "deny")}
+    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    proc = _run(tmp_path, env, *DELTAS, config=config)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    skipped = pd.read_csv(tmp_path / "results/skipped_files.tsv", sep="\t", dtype=str)
+    assert skipped.to_dict("records") == [
+        {
+            "path": "data/images/city/locked.png",
+            "category": "city",
+            "modality": "image",
+            "reason": "cannot read file: Permission denied",
+        }
+    ]
+    image = json.loads((tmp_path / "results/image_deltas.json").read_text())
+    assert {Path(r["path"]).name for r in image} == {"img 0.png", "img 1.png"}
+    (tmp_path / "data/audio/folk").rename(tmp_path / "data/audio/locked_dir")
+    proc = _run(tmp_path, env, "--dry-run", *DELTAS, config=config)
+    assert proc.returncode != 0
+    assert (
+        "cannot list folder 'data/audio/locked_dir' (Permission denied); give the workflow's "
+        "user read and execute permission on it" in proc.stdout + proc.stderr
+    )
