@@ -193,7 +193,7 @@ def run_deltas(
         )
     store.meta["degenerate"] = bad
     store.save(store_out)
-    with atomic_path(json_out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(json_out) as tmp, open(tmp, "wb") as fh:
         n = write_deltas_json(fh, store, augmented)
     write_json(meta_out, store.meta | {"n_records": n})
     log.info(
