@@ -64,7 +64,8 @@ def model_params(modality):
         "device": models["device"],
         "dtype": models["dtype"],
         "normalize": models["normalize"],
-        "batch_size": models["batch_size"][modality],
+        # per device kind; the job picks the one it runs on (jobs.common.job_batch_size)
+        "batch_size": {k: models["batch_size"][k][modality] for k in ("cpu", "cuda")},
         "dim": models["dim"][modality],
     }
 

@@ -21,7 +21,13 @@ from delta_v2a.extract import (
     write_manifest,
     write_skipped,
 )
-from delta_v2a.jobs.common import PipelineError, load_embedder_for_job, log
+from delta_v2a.jobs.common import (
+    PipelineError,
+    Progress,
+    job_batch_size,
+    load_embedder_for_job,
+    log,
+)
 from delta_v2a.media import discover
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
@@ -101,7 +107,6 @@ def run_embed(
 
     files = read_manifest(manifest)
     hashes = manifest_hashes(manifest)
-    label = f"{modality} {effect or 'original'}/{intensity or '-'}"
     cache = None
     emb, hit = None, np.zeros(len(files), dtype=bool)
     if cache_dir:
@@ -116,12 +121,19 @@ def run_embed(
         cache = EmbeddingCache.open(Path(cache_dir) / "embeddings" / modality / f"{key}.npz")
         emb, hit = cache.lookup(hashes)
     misses = [f for f, h in zip(files, hit, strict=True) if not h]
-    log.info("%s: %d files, %d cached, %d to embed", label, len(files), hit.sum(), len(misses))
+    log.info("%d files, %d cached, %d to embed", len(files), hit.sum(), len(misses))
     if misses:
         embedder = load_embedder_for_job(modality, model, threads)
         decoding = job_decoding(modality, embedder, preroll_s)
         new = embed_variant(
-            embedder, misses, decoding, effect, effect_params, model["batch_size"], workers=1
+            embedder,
+            misses,
+            decoding,
+            effect,
+            effect_params,
+            job_batch_size(model, embedder),
+            workers=threads,
+            progress=Progress("embedded"),
         )
         emb = np.zeros((len(files), new.shape[1]), np.float32) if emb is None else emb
         emb[~hit] = new
