@@ -51,6 +51,23 @@ def write_json(path: str | Path, obj: Any) -> None:
         fh.write("\n")
 
 
+def write_if_changed(path: str | Path, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds exactly it; True if written.
+
+    Why: Snakemake compares modification times, so a file rewritten with the same content would
+    make everything downstream stale.
+    """
+    path = Path(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return True
+
+
 def read_json(path: str | Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:

@@ -128,7 +128,7 @@ def test_parallel_embedding_is_bit_identical_to_one_worker(tmp_path, clip_embedd
             params,
             2,
             workers=3,
-            progress=lambda d, t: seen.append((d, t)),
+            progress=lambda d, t, seen=seen: seen.append((d, t)),
         )
         assert one.shape == (5, embedder.dim)
         assert one.tobytes() == many.tobytes(), decoding.modality

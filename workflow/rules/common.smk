@@ -24,7 +24,9 @@ from delta_v2a.config import (
     effect_params,
 )
 from delta_v2a import __version__ as VERSION
+from delta_v2a.extract import media_inventory
 from delta_v2a.media import discover
+from delta_v2a.storage import write_if_changed
 
 validate(config, "../schemas/config.schema.yaml")
 check_config(config)
@@ -35,15 +37,17 @@ EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
 DATA_ROOT = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
 DATA_KEY = {"image": "data.images", "audio": "data.audio"}
 
-# One walk of each data root per Snakemake invocation: the manifest rule's inputs.
-MEDIA = {
-    m: (
-        [f.path for f in discover(DATA_ROOT[m], m)]
-        if Path(DATA_ROOT[m]).is_dir()
-        else []
+# One walk of each data root per Snakemake invocation, summarised (path, size, mtime) in an
+# inventory file rewritten only when it changes: the manifest rule's one input, so an added,
+# removed or changed file reruns the manifest and a console line stays short at 10^4 files.
+INVENTORY = {m: f"results/manifest/{m}.inventory.tsv" for m in MODALITIES}
+for _m in MODALITIES:
+    write_if_changed(
+        INVENTORY[_m],
+        media_inventory(
+            discover(DATA_ROOT[_m], _m) if Path(DATA_ROOT[_m]).is_dir() else []
+        ),
     )
-    for m in MODALITIES
-}
 
 ENV = "../../envs/delta_v2a.yaml"
 # Content-addressed embedding cache (outside Snakemake's bookkeeping: a rerun job reuses it).

@@ -1,13 +1,13 @@
 # Extraction: vet files -> embed originals once -> one job per (modality, effect, intensity)
-# -> gather the deltas. Model jobs ask for one `gpu` each, so a profile that sets
-# `resources: gpu=1` never runs two of them on one GPU.
+# -> gather the deltas. Model jobs ask for one `gpu` each: a profile's `resources: gpu=N` is the
+# number of GPU slots (model jobs at once); each job leases its device (delta_v2a.devices).
 
 
 rule manifest:
     """Walk a data root once, decode every file, and stop (or skip) on bad ones before any model
     loads."""
     input:
-        lambda wc: MEDIA[wc.modality],
+        inventory=lambda wc: INVENTORY[wc.modality],
     output:
         manifest="results/manifest/{modality}.tsv",
         skipped="results/manifest/{modality}_skipped.tsv",

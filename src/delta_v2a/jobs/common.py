@@ -198,12 +198,11 @@ class Progress:
         log.info("%s", self.line(done, total, now - self._start))
 
     def line(self, done: int, total: int, elapsed: float) -> str:
-        rate = done / elapsed if elapsed > 0 else float("inf")
+        rate = done / elapsed if elapsed > 0 and done else float("nan")
         pct = 100.0 * done / total if total else 100.0
-        eta = (total - done) / rate if done and rate > 0 else float("nan")
-        return (
-            f"{self.what} {done}/{total} {self.unit} ({pct:.0f}%) {rate:.1f}/s ETA {_duration(eta)}"
-        )
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        speed = "?" if rate != rate else f"{rate:.1f}"
+        return f"{self.what} {done}/{total} {self.unit} ({pct:.0f}%) {speed}/s ETA {_duration(eta)}"
 
 
 def _duration(seconds: float) -> str:
