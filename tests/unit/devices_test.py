@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from delta_v2a import devices
 from delta_v2a.devices import pick_device
 from delta_v2a.jobs import common
+
+# the child processes import this checkout's package, not an installed one
+ENV = os.environ | {"PYTHONPATH": str(Path(devices.__file__).resolve().parents[1])}
 
 
 def test_jobs_spread_over_devices_least_busy_first(tmp_path):
@@ -31,7 +36,9 @@ def test_a_killed_job_frees_its_device(tmp_path):
         "import os, sys; from delta_v2a.devices import pick_device; "
         f"l = pick_device(2, {str(tmp_path)!r}); print(l.index, flush=True); os._exit(0)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV
+    )
     assert out.stdout.strip() == "0"
     assert pick_device(2, tmp_path).index == 0  # its lock went with it
 
@@ -42,7 +49,11 @@ def test_held_by_another_process_is_skipped(tmp_path):
         f"l = pick_device(2, {str(tmp_path)!r}); print(l.index, flush=True); sys.stdin.read()"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
     )
     try:
         assert proc.stdout.readline().strip() == "0"
