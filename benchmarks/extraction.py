@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from delta_v2a.config import effect_names, effect_params  # noqa: E402
 from delta_v2a.extract import Decoding, embed_variant, gather, render, vet  # noqa: E402
+from delta_v2a.jobs.common import quiet_hugging_face  # noqa: E402
 from delta_v2a.media import MediaFile, discover  # noqa: E402
 from delta_v2a.models import load_embedder  # noqa: E402
 from delta_v2a.prefetch import prefetched_batches  # noqa: E402
@@ -115,14 +116,15 @@ def prep_scaling(embedder, files, decoding, effect, params, batch, threads, repe
     many = partial(embed_variant, embedder, files, decoding, effect, params, batch, threads)
     render_one = partial(render, decoding=decoding, effect=effect, params=params)
 
-    def pool(kind: str) -> None:
-        for _ in prefetched_batches(files, render_one, batch, threads, kind=kind):
+    def pool(kind: str, workers: int = threads) -> None:
+        for _ in prefetched_batches(files, render_one, batch, workers, kind=kind):
             pass
 
-    t1, tn, tt, tp = (float("inf"),) * 4
+    t1, tn, r1, tt, tp = (float("inf"),) * 5
     for _ in range(repeat):  # interleaved, so load swings hit all alike
         t1 = min(t1, best(one, 1))
         tn = min(tn, best(many, 1))
+        r1 = min(r1, best(lambda: pool("thread", 1), 1))
         tt = min(tt, best(lambda: pool("thread"), 1))
         tp = min(tp, best(lambda: pool("process"), 1))
     n = len(files)
@@ -131,6 +133,8 @@ def prep_scaling(embedder, files, decoding, effect, params, batch, threads, repe
         "one_worker_files_per_s": n / t1,
         "workers_files_per_s": n / tn,
         "scaling": t1 / tn,
+        "render_one_worker_files_per_s": n / r1,
+        "render_scaling": r1 / tt,
         "render_threads_files_per_s": n / tt,
         "render_processes_files_per_s": n / tp,
         "threads_over_processes": tp / tt,
@@ -264,6 +268,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="print one JSON line last")
     args = p.parse_args()
     out: dict = {"threads": args.threads, "cpu_count": os.cpu_count()}
+    quiet_hugging_face()
+    out["load_average_start"] = os.getloadavg()[0]  # a shared machine: say how busy it was
     with tempfile.TemporaryDirectory(prefix="delta_v2a_bench_") as tmp:
         work = Path(tmp)
         models, demo = ensure_models_and_demo(work, args.models, args.demo)
@@ -288,7 +294,9 @@ def main() -> None:
             print(
                 f"(i) {name}: 1 worker {r['one_worker_files_per_s']:.1f} files/s, "
                 f"{args.threads} workers {r['workers_files_per_s']:.1f} files/s -> "
-                f"x{r['scaling']:.2f}; decode+effect threads {r['render_threads_files_per_s']:.1f}"
+                f"x{r['scaling']:.2f}; decode+effect alone x{r['render_scaling']:.2f} "
+                f"({r['render_one_worker_files_per_s']:.1f} files/s with 1 worker), "
+                f"threads {r['render_threads_files_per_s']:.1f}"
                 f" vs processes {r['render_processes_files_per_s']:.1f} files/s "
                 f"(threads/processes speed x{r['threads_over_processes']:.2f})"
             )
@@ -314,6 +322,7 @@ def main() -> None:
         wall_rate, cpu_rate = max(json_rate() for _ in range(args.repeat))
         out |= {"json_records_per_s": wall_rate, "json_records_per_cpu_s": cpu_rate}
         print(f"(iii) seed JSON, 768-d: {wall_rate:,.0f} records/s wall, {cpu_rate:,.0f} per CPU s")
+    out["load_average_end"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(out))
 
