@@ -31,6 +31,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 import soundfile as sf
 import torch
@@ -42,7 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from delta_v2a.config import effect_names, effect_params  # noqa: E402
 from delta_v2a.extract import Decoding, embed_variant, gather, render, vet  # noqa: E402
-from delta_v2a.jobs.common import quiet_hugging_face  # noqa: E402
+from delta_v2a.jobs.common import prefer_item_parallelism, quiet_hugging_face  # noqa: E402
 from delta_v2a.media import MediaFile, discover  # noqa: E402
 from delta_v2a.models import load_embedder  # noqa: E402
 from delta_v2a.prefetch import prefetched_batches  # noqa: E402
@@ -112,8 +113,19 @@ def best(fn, repeat: int) -> float:
 
 def prep_scaling(embedder, files, decoding, effect, params, batch, threads, repeat) -> dict:
     """Throughput of the job's CPU pipeline with 1 worker vs ``threads``; threads vs processes."""
-    one = partial(embed_variant, embedder, files, decoding, effect, params, batch, 1)
-    many = partial(embed_variant, embedder, files, decoding, effect, params, batch, threads)
+    one_job = partial(embed_variant, embedder, files, decoding, effect, params, batch, 1)
+    many_job = partial(embed_variant, embedder, files, decoding, effect, params, batch, threads)
+    cv_default = cv2.getNumThreads()
+
+    def one() -> None:  # what a job did before: one worker, OpenCV on every core
+        cv2.setNumThreads(cv_default)
+        one_job()
+
+    def many() -> None:  # what a job does now (jobs.common.prefer_item_parallelism)
+        prefer_item_parallelism(threads)
+        many_job()
+        cv2.setNumThreads(cv_default)
+
     render_one = partial(render, decoding=decoding, effect=effect, params=params)
 
     def pool(kind: str, workers: int = threads) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 import soundfile as sf
 from PIL import Image
 
 from delta_v2a.extract import Decoding, embed_variant
+from delta_v2a.jobs.common import prefer_item_parallelism
 from delta_v2a.media import MediaFile
 from delta_v2a.prefetch import ordered_map, prefetched_batches
 
@@ -120,6 +122,8 @@ def test_parallel_embedding_is_bit_identical_to_one_worker(tmp_path, clip_embedd
         files = _media(tmp_path, decoding.modality, 5)
         one = embed_variant(embedder, files, decoding, effect, params, batch_size=2, workers=1)
         seen = []
+        cv_threads = cv2.getNumThreads()
+        prefer_item_parallelism(3)  # what the job does: OpenCV on one thread per item
         many = embed_variant(
             embedder,
             files,
@@ -130,6 +134,7 @@ def test_parallel_embedding_is_bit_identical_to_one_worker(tmp_path, clip_embedd
             workers=3,
             progress=lambda d, t, seen=seen: seen.append((d, t)),
         )
+        cv2.setNumThreads(cv_threads)
         assert one.shape == (5, embedder.dim)
         assert one.tobytes() == many.tobytes(), decoding.modality
         assert seen == [(2, 5), (4, 5), (5, 5)]

@@ -140,6 +140,20 @@ def job_device(device: str) -> str:
     return f"cuda:{lease.index}"
 
 
+def prefer_item_parallelism(workers: int) -> None:
+    """With a pool of ``workers`` preparing items, OpenCV runs each item on one thread.
+
+    Why: OpenCV parallelises one blur over every core by default, so a pool of workers, each
+    asking for all cores, oversubscribes them: measured here, 2 workers were no faster than 1
+    until OpenCV ran single-threaded, then 1.9x (benchmarks/README.md). Results do not depend
+    on OpenCV's thread count (a test compares the bits).
+    """
+    if workers > 1:
+        import cv2
+
+        cv2.setNumThreads(1)
+
+
 def job_batch_size(model: Mapping[str, Any], embedder: Any) -> int:
     """Media batch size for the device kind the model runs on (models.batch_size.<kind>)."""
     sizes = model["batch_size"]

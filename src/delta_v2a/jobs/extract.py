@@ -27,6 +27,7 @@ from delta_v2a.jobs.common import (
     job_batch_size,
     load_embedder_for_job,
     log,
+    prefer_item_parallelism,
 )
 from delta_v2a.media import discover
 from delta_v2a.provenance import merge_model_meta
@@ -125,6 +126,7 @@ def run_embed(
     if misses:
         embedder = load_embedder_for_job(modality, model, threads)
         decoding = job_decoding(modality, embedder, preroll_s)
+        prefer_item_parallelism(threads)
         new = embed_variant(
             embedder,
             misses,
