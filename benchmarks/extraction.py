@@ -129,8 +129,10 @@ def prep_scaling(embedder, files, decoding, effect, params, batch, threads, repe
     render_one = partial(render, decoding=decoding, effect=effect, params=params)
 
     def pool(kind: str, workers: int = threads) -> None:
+        prefer_item_parallelism(workers)  # as a job does
         for _ in prefetched_batches(files, render_one, batch, workers, kind=kind):
             pass
+        cv2.setNumThreads(cv_default)
 
     t1, tn, r1, tt, tp = (float("inf"),) * 5
     for _ in range(repeat):  # interleaved, so load swings hit all alike
@@ -292,9 +294,9 @@ def main() -> None:
         jpegs = make_jpegs(work / "media", args.jpegs)
         mp3s = make_mp3s(work / "media", args.mp3s)
         print(f"generated {len(jpegs)} JPEGs, {len(mp3s)} MP3s in {time.perf_counter() - t0:.0f} s")
-        img = prep_scaling(
-            clip, jpegs, Decoding("image", image_size=clip.input_size), "blur", {"sigma": 2.0},
-            16, args.threads, args.repeat,
+        img = prep_scaling(  # each file 3x, batches of 8: several batches, so the pool overlaps
+            clip, jpegs * 3, Decoding("image", image_size=clip.input_size), "blur",
+            {"sigma": 2.0}, 8, args.threads, args.repeat,
         )  # fmt: skip
         sr = clap.sampling_rate
         aud_dec = Decoding("audio", sampling_rate=sr, window=clap.window_samples, preroll=sr)
