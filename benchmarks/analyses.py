@@ -55,7 +55,7 @@ def one(n_records: int, with_json: bool) -> dict:
         out[f"gather_{modality}_s"] = time.perf_counter() - t0
         if with_json:
             t0 = time.perf_counter()
-            buf = io.StringIO()
+            buf = io.BytesIO()
             write_deltas_json(buf, store, aug)
             out[f"json_{modality}_s"] = time.perf_counter() - t0
             out[f"json_{modality}_MB"] = len(buf.getvalue()) / 1e6

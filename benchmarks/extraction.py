@@ -1,116 +1,344 @@
-"""Benchmark: batched vs naive (one file per forward pass) extraction, same run, same files.
+"""Benchmark: does every model job keep its accelerator fed? Ratios measured in one run.
 
-    .venv/bin/python benchmarks/extraction.py                # demo media + tiny models
-    .venv/bin/python benchmarks/extraction.py --rules        # also summarise results/benchmarks
+    .venv/bin/python benchmarks/extraction.py            # everything, human-readable
+    .venv/bin/python benchmarks/extraction.py --json     # ... and one JSON line last
+    .venv/bin/python benchmarks/extraction.py --skip-workflow   # (i) and (iii) only
 
-Cost model: time = model load + files × (decode + effect + forward). Batching amortises the
-per-call overhead of the forward pass; the decode/effect work is overlapped by a prefetch
-thread. Figures are ratios measured side by side in one process, because this machine is
-shared and absolute times swing 2-10x.
+(i) preparation throughput (decode + effect + the model's preprocessing + a tiny model's
+    forward pass, i.e. the CPU pipeline of a model job) with 1 worker and with ``--threads``
+    workers, on generated 12 MP JPEGs and 5-minute MP3s; also threads against processes for
+    decode + effect alone;
+(ii) the whole extraction (manifests, 2 + 24 model jobs, deltas) through the real Snakemake on
+    the demo data, against the single-process bound (one process, each model loaded once, the
+    same vetting, rendering, embedding, gathering and JSON), with GPU slots off
+    (``--resources gpu=1``: model jobs one at a time) and on (``gpu=2``);
+(iii) seed JSON records/s for 768-d records (wall clock and CPU time).
+
+Figures are ratios of runs made side by side (best of ``--repeat``), because this machine is
+shared and absolute times swing 2-10x. Cost model and figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import glob
+import io
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
+import cv2
+import numpy as np
+import soundfile as sf
 import torch
+import yaml
+from PIL import Image
 
-from delta_v2a.extract import Decoding, embed_variant, render
-from delta_v2a.media import discover
-from delta_v2a.models import load_embedder
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from delta_v2a.config import effect_names, effect_params  # noqa: E402
+from delta_v2a.extract import Decoding, embed_variant, gather, render, vet  # noqa: E402
+from delta_v2a.jobs.common import prefer_item_parallelism, quiet_hugging_face  # noqa: E402
+from delta_v2a.media import MediaFile, discover  # noqa: E402
+from delta_v2a.models import load_embedder  # noqa: E402
+from delta_v2a.prefetch import prefetched_batches  # noqa: E402
+from delta_v2a.storage import DeltaStore, EmbeddingTable, write_deltas_json  # noqa: E402
+
+PY = str(Path(sys.executable))
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def timed(fn, repeat: int) -> float:
-    best = float("inf")
+# --------------------------------------------------------------------------- inputs
+
+
+def make_jpegs(folder: Path, n: int) -> list[MediaFile]:
+    """12 MP (4000 x 3000) photo-like JPEGs: smooth colour fields with grain, quality 90."""
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(n):
+        small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(small).resize((4000, 3000), Image.Resampling.BICUBIC))
+        img = np.clip(img + rng.integers(-8, 9, img.shape), 0, 255).astype(np.uint8)
+        path = folder / "photos" / f"photo_{i:03d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(path, quality=90)
+        files.append(MediaFile(str(path), "photos", "image"))
+    return files
+
+
+def make_mp3s(folder: Path, n: int, seconds: float = 300.0, sr: int = 44_100) -> list[MediaFile]:
+    """5-minute stereo MP3s at 44.1 kHz: harmonic tones with noise (libsndfile's encoder)."""
+    rng = np.random.default_rng(1)
+    files = []
+    t = np.arange(int(seconds * sr)) / sr
+    for i in range(n):
+        f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+        x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+        x = 0.2 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)
+        path = folder / "music" / f"track_{i:03d}.mp3"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.stack([x, x[::-1]], axis=1).astype(np.float32), sr, format="MP3")
+        files.append(MediaFile(str(path), "music", "audio"))
+    return files
+
+
+def ensure_models_and_demo(work: Path, models: Path | None, demo: Path | None) -> tuple[Path, Path]:
+    """Use the given tiny models / demo media, or write fresh ones (offline, seeded)."""
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src")}
+    if models is None or not (models / "tiny-clip").is_dir():
+        models = work / "models"
+        subprocess.run([PY, "-m", "delta_v2a.tiny_models", str(models)], check=True, env=env)
+    if demo is None or not (demo / "images").is_dir():
+        demo = work / "demo"
+        subprocess.run([PY, "-m", "delta_v2a.demo", str(demo)], check=True, env=env)
+    return models, demo
+
+
+def best(fn, repeat: int) -> float:
+    times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
-def bench_modality(modality: str, model: str, root: str, batch: int, repeat: int) -> None:
-    t0 = time.perf_counter()
-    embedder = load_embedder(modality, model, device="cpu", dtype="fp32")
-    load_s = time.perf_counter() - t0
-    files = discover(root, modality)
-    if modality == "image":
-        dec = Decoding("image", image_size=embedder.input_size)
-        effect, params = "blur", {"sigma": 2.0}
-    else:
-        sr = embedder.sampling_rate
-        dec = Decoding("audio", sampling_rate=sr, window=embedder.window_samples, preroll=sr)
-        effect, params = "lpf", {"cutoff_hz": 2000.0, "order": 4}
-    inputs = [render(f, dec, effect, params) for f in files]
-    embed = embedder.embed_images if modality == "image" else embedder.embed_audio
+# --------------------------------------------------------------------------- (i) preparation
 
-    def forward_only():
-        embed(inputs, batch_size=batch)
 
-    def project():
-        embed_variant(embedder, files, dec, effect, params, batch_size=batch, workers=1)
+def prep_scaling(embedder, files, decoding, effect, params, batch, threads, repeat) -> dict:
+    """Throughput of the job's CPU pipeline with 1 worker vs ``threads``; threads vs processes."""
+    one_job = partial(embed_variant, embedder, files, decoding, effect, params, batch, 1)
+    many_job = partial(embed_variant, embedder, files, decoding, effect, params, batch, threads)
+    cv_default = cv2.getNumThreads()
 
-    def naive():
-        for f in files:
-            embed([render(f, dec, effect, params)], batch_size=1)
+    def one() -> None:  # what a job did before: one worker, OpenCV on every core
+        cv2.setNumThreads(cv_default)
+        one_job()
 
-    a = timed(forward_only, repeat)
-    b = timed(project, repeat)
-    c = timed(naive, repeat)
+    def many() -> None:  # what a job does now (jobs.common.prefer_item_parallelism)
+        prefer_item_parallelism(threads)
+        many_job()
+        cv2.setNumThreads(cv_default)
+
+    render_one = partial(render, decoding=decoding, effect=effect, params=params)
+
+    def pool(kind: str, workers: int = threads) -> None:
+        prefer_item_parallelism(workers)  # as a job does
+        for _ in prefetched_batches(files, render_one, batch, workers, kind=kind):
+            pass
+        cv2.setNumThreads(cv_default)
+
+    t1, tn, r1, tt, tp = (float("inf"),) * 5
+    for _ in range(repeat):  # interleaved, so load swings hit all alike
+        t1 = min(t1, best(one, 1))
+        tn = min(tn, best(many, 1))
+        r1 = min(r1, best(lambda: pool("thread", 1), 1))
+        tt = min(tt, best(lambda: pool("thread"), 1))
+        tp = min(tp, best(lambda: pool("process"), 1))
     n = len(files)
-    print(
-        f"\n{modality}: {n} files, model {model} (load {load_s:.2f} s), batch {batch}, "
-        f"{torch.get_num_threads()} threads, best of {repeat}"
-    )
-    print(f"  (a) forward passes on pre-made tensors : {a:7.3f} s  {n / a:8.1f} files/s")
-    print(f"  (b) project path (decode+effect+embed) : {b:7.3f} s  {n / b:8.1f} files/s")
-    print(f"  (c) naive, one file per forward pass   : {c:7.3f} s  {n / c:8.1f} files/s")
-    print(
-        f"  ratios: (b)/(a) = {b / a:.2f}   (c)/(b) = {c / b:.2f}  (naive is "
-        f"{c / b:.2f}x slower than the project path)"
-    )
+    return {
+        "files": n,
+        "one_worker_files_per_s": n / t1,
+        "workers_files_per_s": n / tn,
+        "scaling": t1 / tn,
+        "render_one_worker_files_per_s": n / r1,
+        "render_scaling": r1 / tt,
+        "render_threads_files_per_s": n / tt,
+        "render_processes_files_per_s": n / tp,
+        "threads_over_processes": tp / tt,
+    }
 
 
-def rule_figures(root: str = "results/benchmarks") -> None:
-    rows = []
-    for path in sorted(glob.glob(f"{root}/**/*.tsv", recursive=True)):
-        with open(path) as fh:
-            rec = next(csv.DictReader(fh, delimiter="\t"))
-        rows.append((os.path.relpath(path, root), float(rec["s"]), rec.get("max_rss", "NA")))
-    if not rows:
-        print(f"\nno Snakemake benchmark files under {root}: run `make demo` first")
-        return
-    print(f"\nper-job figures from Snakemake `benchmark:` files ({root}):")
-    for name, s, rss in rows:
-        print(f"  {name:45s} {s:8.2f} s   max_rss {rss} MB")
-    print(f"  total job time {sum(r[1] for r in rows):.1f} s over {len(rows)} jobs")
+# --------------------------------------------------------------------------- (ii) workflow
+
+
+def subset(n_effects: int, n_intensities: int) -> dict:
+    """The default config cut to the first effects / intensities (for a loaded machine)."""
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["intensities"] = cfg["intensities"][:n_intensities]
+    for m in ("image", "audio"):
+        cfg["run_effects"][m] = effect_names(cfg, m)[:n_effects]
+    return cfg
+
+
+def workflow_config(demo: Path, models: Path, out: Path, cut: dict) -> Path:
+    cfg = {
+        "intensities": cut["intensities"],
+        "run_effects": cut["run_effects"],
+        "data": {"images": str(demo / "images"), "audio": str(demo / "audio")},
+        "models": {
+            "image": str(models / "tiny-clip"),
+            "audio": str(models / "tiny-clap"),
+            "device": "cpu",
+            "health": {"allow_unhealthy": True},
+        },
+        "cache": {"enabled": False},
+    }
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def run_workflow(config: Path, work: Path, cores: int, slots: int) -> float:
+    """Wall time of the extraction through the real Snakemake in a fresh directory."""
+    if work.exists():
+        subprocess.run(["rm", "-rf", str(work)], check=True)
+    work.mkdir(parents=True)
+    cmd = [SNAKEMAKE, "results/image_deltas.json", "results/audio_deltas.json"]
+    cmd += ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)]
+    cmd += ["--cores", str(cores), "--resources", f"gpu={slots}", "--configfile", str(config)]
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def single_process_bound(demo: Path, models: Path, threads: int, cfg: dict) -> float:
+    """The same work in one process, each model loaded once: the floor a workflow can reach."""
+    intensities = list(cfg["intensities"])
+    t0 = time.perf_counter()
+    torch.set_num_threads(threads)
+    for modality, root, name in (
+        ("image", demo / "images", "tiny-clip"),
+        ("audio", demo / "audio", "tiny-clap"),
+    ):
+        files = discover(str(root), modality)
+        vet_dec = Decoding(modality, preroll=48_000)
+        good, _, _ = vet(files, vet_dec, workers=threads)
+        embedder = load_embedder(modality, str(models / name), device="cpu", dtype="fp32")
+        if modality == "image":
+            dec = Decoding("image", image_size=embedder.input_size)
+        else:
+            sr = embedder.sampling_rate
+            dec = Decoding("audio", sampling_rate=sr, window=embedder.window_samples, preroll=sr)
+        batch = cfg["models"]["batch_size"]["cpu"][modality]
+        orig = embed_variant(embedder, good, dec, None, {}, batch, threads)
+        paths = np.array([f.path for f in good])
+        cats = np.array([f.category for f in good])
+        table = EmbeddingTable(paths, cats, orig)
+        effects = effect_names(cfg, modality)
+        variants = [
+            (e, i, EmbeddingTable(paths, cats, embed_variant(
+                embedder, good, dec, e, effect_params(cfg, modality, e, i), batch, threads
+            )))
+            for e in effects
+            for i in intensities
+        ]  # fmt: skip
+        store, aug = gather(modality, table, variants, effects, intensities, {})
+        write_deltas_json(io.BytesIO(), store, aug)
+    return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- (iii) JSON
+
+
+def json_rate(n_files: int = 200, dim: int = 768) -> tuple[float, float]:
+    """Seed JSON records/s (wall, CPU) for 12 variants x ``n_files`` records of ``dim``-d."""
+    rng = np.random.default_rng(0)
+    n = n_files * 12
+    store = DeltaStore(
+        modality="image",
+        delta=rng.standard_normal((n, dim)).astype(np.float32) * 0.01,
+        file_index=np.tile(np.arange(n_files), 12),
+        effect_code=np.repeat(np.arange(4), 3 * n_files).astype(np.int16),
+        intensity_code=np.tile(np.repeat(np.arange(3), n_files), 4).astype(np.int16),
+        files=np.array([f"data/images/cat/photo_{i:05d}.jpg" for i in range(n_files)]),
+        file_category=np.array(["cat"] * n_files),
+        original=rng.standard_normal((n_files, dim)).astype(np.float32) * 0.036,
+        effects=np.array(["blur", "brightness", "saturation", "contrast"]),
+        intensities=np.array(["low", "mid", "high"]),
+    )
+    aug = store.original[store.file_index] + store.delta
+    with open(os.devnull, "wb") as fh:
+        c0, t0 = time.process_time(), time.perf_counter()
+        write_deltas_json(fh, store, aug)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, n / cpu
+
+
+# --------------------------------------------------------------------------- main
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--images", default="resources/demo/images")
-    p.add_argument("--audio", default="resources/demo/audio")
-    p.add_argument("--image-model", default="resources/models/tiny-clip")
-    p.add_argument("--audio-model", default="resources/models/tiny-clap")
-    p.add_argument("--image-batch", type=int, default=16)
-    p.add_argument("--audio-batch", type=int, default=8)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--rules", action="store_true", help="summarise results/benchmarks too")
+    p.add_argument("--models", type=Path, default=ROOT / "resources/models")
+    p.add_argument("--demo", type=Path, default=ROOT / "resources/demo")
+    p.add_argument("--threads", type=int, default=2, help="workers of a job (rule threads)")
+    p.add_argument("--jpegs", type=int, default=16)
+    p.add_argument("--mp3s", type=int, default=4)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--skip-workflow", action="store_true")
+    p.add_argument("--wf-effects", type=int, default=4, help="effects per modality in (ii)")
+    p.add_argument("--wf-intensities", type=int, default=3, help="intensities in (ii)")
+    p.add_argument("--json", action="store_true", help="print one JSON line last")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    for path in (args.images, args.audio, args.image_model, args.audio_model):
-        if not Path(path).exists():
-            raise SystemExit(f"{path} is missing: run `make demo` first")
-    bench_modality("image", args.image_model, args.images, args.image_batch, args.repeat)
-    bench_modality("audio", args.audio_model, args.audio, args.audio_batch, args.repeat)
-    if args.rules:
-        rule_figures()
+    out: dict = {"threads": args.threads, "cpu_count": os.cpu_count()}
+    quiet_hugging_face()
+    out["load_average_start"] = os.getloadavg()[0]  # a shared machine: say how busy it was
+    with tempfile.TemporaryDirectory(prefix="delta_v2a_bench_") as tmp:
+        work = Path(tmp)
+        models, demo = ensure_models_and_demo(work, args.models, args.demo)
+        torch.set_num_threads(args.threads)
+        clip = load_embedder("image", str(models / "tiny-clip"), device="cpu")
+        clap = load_embedder("audio", str(models / "tiny-clap"), device="cpu")
+        t0 = time.perf_counter()
+        jpegs = make_jpegs(work / "media", args.jpegs)
+        mp3s = make_mp3s(work / "media", args.mp3s)
+        print(f"generated {len(jpegs)} JPEGs, {len(mp3s)} MP3s in {time.perf_counter() - t0:.0f} s")
+        img = prep_scaling(  # each file 3x, batches of 8: several batches, so the pool overlaps
+            clip, jpegs * 3, Decoding("image", image_size=clip.input_size), "blur",
+            {"sigma": 2.0}, 8, args.threads, args.repeat,
+        )  # fmt: skip
+        sr = clap.sampling_rate
+        aud_dec = Decoding("audio", sampling_rate=sr, window=clap.window_samples, preroll=sr)
+        aud = prep_scaling(
+            clap, mp3s * 2, aud_dec, "lpf", {"cutoff_hz": 2000.0, "order": 4},
+            8, args.threads, args.repeat,
+        )  # fmt: skip
+        for name, r in (("image (12 MP JPEG)", img), ("audio (5 min MP3)", aud)):
+            print(
+                f"(i) {name}: 1 worker {r['one_worker_files_per_s']:.1f} files/s, "
+                f"{args.threads} workers {r['workers_files_per_s']:.1f} files/s -> "
+                f"x{r['scaling']:.2f}; decode+effect alone x{r['render_scaling']:.2f} "
+                f"({r['render_one_worker_files_per_s']:.1f} files/s with 1 worker), "
+                f"threads {r['render_threads_files_per_s']:.1f}"
+                f" vs processes {r['render_processes_files_per_s']:.1f} files/s "
+                f"(threads/processes speed x{r['threads_over_processes']:.2f})"
+            )
+        out |= {"prep_scaling_image": img["scaling"], "prep_scaling_audio": aud["scaling"]}
+        out |= {"prep_image": img, "prep_audio": aud}
+        if not args.skip_workflow:
+            cut = subset(args.wf_effects, args.wf_intensities)
+            config = workflow_config(demo, models, work / "bench.yaml", cut)
+            bound = single_process_bound(demo, models, args.threads, cut)
+            off = run_workflow(config, work / "wf", args.cores, 1)
+            on = run_workflow(config, work / "wf", args.cores, 2)
+            bound = min(bound, single_process_bound(demo, models, args.threads, cut))
+            n_jobs = 2 * (1 + len(cut["intensities"]) * len(cut["run_effects"]["image"]))
+            out |= {"bound_s": bound, "workflow_s": off, "workflow_slots_s": on}
+            out |= {"workflow_model_jobs": n_jobs}
+            out |= {"workflow_over_bound": off / bound, "workflow_over_bound_slots": on / bound}
+            print(
+                f"(ii) extraction on the demo data ({n_jobs} model jobs): "
+                f"single-process bound {bound:.1f} s; "
+                f"Snakemake gpu=1 {off:.1f} s (x{off / bound:.2f}), "
+                f"gpu=2 slots {on:.1f} s (x{on / bound:.2f})"
+            )
+        wall_rate, cpu_rate = max(json_rate() for _ in range(args.repeat))
+        out |= {"json_records_per_s": wall_rate, "json_records_per_cpu_s": cpu_rate}
+        print(f"(iii) seed JSON, 768-d: {wall_rate:,.0f} records/s wall, {cpu_rate:,.0f} per CPU s")
+    out["load_average_end"] = os.getloadavg()[0]
+    if args.json:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Extraction: vet the files, render each variant, embed in batches, gather the deltas.
 
-Cost model: per job, one model load plus one decode + effect + forward pass per file. Decoding
-and effects run in a small thread pool that stays at most two batches ahead of the model, so
-they overlap with the forward passes instead of adding to them. The originals are embedded once
+Cost model: per job, one model load plus one decode + effect + forward pass per file. Decoding,
+effects and the model's preprocessing run in a pool of the job's threads that stays at most two
+batches ahead of the model (delta_v2a.prefetch), so they overlap with the forward passes
+instead of adding to them. The originals are embedded once
 per modality (their own job) and never again per effect.
 """
 
@@ -10,22 +11,20 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
 from delta_v2a.media import BadMediaError, MediaFile, load_audio, load_image, vet_file
+from delta_v2a.prefetch import prefetched_batches
 from delta_v2a.storage import DeltaStore, EmbeddingTable, atomic_path
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-R = TypeVar("R")
 MANIFEST_FIELDS = ("path", "category", "modality", "sha256")
 
 
@@ -134,29 +133,6 @@ def render(
     )
 
 
-def prefetched_batches(
-    items: Sequence[T], fn: Callable[[T], R], batch_size: int, workers: int
-) -> Iterator[list[R]]:
-    """Yield ``[fn(x) for x in batch]`` in order, computing up to two batches ahead in threads.
-
-    Bounded look-ahead keeps memory at O(batch) however many files there are.
-    """
-    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-    if workers <= 0:
-        for batch in batches:
-            yield [fn(x) for x in batch]
-        return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[list] = deque()
-        it: Iterable[Sequence[T]] = iter(batches)
-        for batch in it:
-            pending.append([pool.submit(fn, x) for x in batch])
-            if len(pending) >= 2:
-                yield [fut.result() for fut in pending.popleft()]
-        while pending:
-            yield [fut.result() for fut in pending.popleft()]
-
-
 def embed_variant(
     embedder: Any,
     files: Sequence[MediaFile],
@@ -165,17 +141,25 @@ def embed_variant(
     params: Mapping[str, float],
     batch_size: int,
     workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Embeddings (F, D) of every file under one variant, in manifest order."""
-    embed = embedder.embed_images if decoding.modality == "image" else embedder.embed_audio
+    """Embeddings (F, D) of every file under one variant, in manifest order.
+
+    Decode, effect and the model's preprocessing (``embedder.prepare``) run in ``workers``
+    threads, up to two batches ahead of the forward pass; one worker gives the same bits.
+    ``progress(done, total)`` is called after each batch (the job logs it with its tag).
+    """
+
+    def prepare(f: MediaFile) -> Any:
+        return embedder.prepare(render(f, decoding, effect, params))
+
     out: list[np.ndarray] = []
     done = 0
-    for batch in prefetched_batches(
-        list(files), lambda f: render(f, decoding, effect, params), batch_size, workers
-    ):
-        out.append(embed(batch, batch_size=batch_size))
+    for batch in prefetched_batches(list(files), prepare, batch_size, workers):
+        out.append(embedder.embed_prepared(batch))
         done += len(batch)
-        log.info("embedded %d/%d", done, len(files))
+        if progress is not None:
+            progress(done, len(files))
     if not out:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
@@ -245,12 +229,31 @@ def degenerate_rows(store: DeltaStore) -> list[dict]:
     ]
 
 
+# --- inventory (the manifest rule's one input) -------------------------------------------------
+
+
+def media_inventory(files: Sequence[MediaFile]) -> str:
+    """One line per file: path, size and modification time (ns), tab-separated.
+
+    Why: the manifest rule needs to rerun when a file is added, removed or changed, but listing
+    10^4 files as its ``input:`` makes a console line of hundreds of kilobytes. The workflow
+    writes this text at parse time only when it differs (storage.write_if_changed), so its
+    modification time moves exactly when the data folder changed.
+    """
+    lines = ["path\tsize\tmtime_ns"]
+    for f in files:
+        st = Path(f.path).stat()
+        lines.append(f"{f.shown}\t{st.st_size}\t{st.st_mtime_ns}")  # names need not be UTF-8
+    return "\n".join(lines) + "\n"
+
+
 __all__ = [
     "BadMediaError",
     "Decoding",
     "degenerate_rows",
     "embed_variant",
     "gather",
+    "media_inventory",
     "manifest_hashes",
     "prefetched_batches",
     "read_manifest",

@@ -50,6 +50,7 @@ __all__ = [
     "mean_pairwise_cosine",
     "resolve_device",
     "resolve_dtype",
+    "to_device",
 ]
 
 _DTYPES: dict[str, torch.dtype] = {
@@ -258,20 +259,136 @@ def _text_max_length(tokenizer: Any, limit_from_config: int) -> int:
     return int(min(tok_max, limit_from_config))
 
 
-# --------------------------------------------------------------------------- CLIP
+def to_device(
+    tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Host batch -> model device; on CUDA through pinned memory with a non-blocking copy.
+
+    Why: a pageable host tensor makes the copy synchronous (the GPU waits for the CPU);
+    pinned, the copy is a DMA the caching host allocator keeps alive until it is done, and the
+    cast to the model's dtype happens on the device. On the CPU this is a plain ``.to``.
+    """
+    if device.type == "cuda":
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+        return tensor if dtype is None else tensor.to(dtype)
+    return tensor.to(device) if dtype is None else tensor.to(device, dtype=dtype)
 
 
-class ClipEmbedder:
-    """CLIP image and text embeddings for preprocessed images (see module docstring)."""
+# --------------------------------------------------------------------------- shared base
 
-    def __init__(self, model: CLIPModel, processor: Any, info: ModelInfo, normalize: bool) -> None:
+
+class _Embedder:
+    """What CLIP and CLAP embedders share: loading, device and dtype, text and batch loops.
+
+    Media embedding is split in two so callers can parallelise the CPU half: ``prepare`` (one
+    item -> the exact tensor the model receives; pure, thread-safe, run in a worker pool) and
+    ``forward`` (a list of prepared items -> features on the device). ``embed`` is both in one
+    loop; per-item preparation gives the same bits as batched preparation (a test checks).
+    """
+
+    model_cls: type
+    model_type: str
+    processor_kw: dict[str, Any] = {}
+
+    def __init__(self, model: Any, processor: Any, info: ModelInfo, normalize: bool) -> None:
         self.model = model
         self.processor = processor
-        self.image_processor = processor.image_processor
         self.tokenizer = processor.tokenizer
         self.info = info
         self.normalize = normalize
         self.dim = info.dim
+
+    @classmethod
+    def load(
+        cls,
+        name_or_path: str,
+        *,
+        device: str = "auto",
+        dtype: str = "fp32",
+        normalize: bool = True,
+        revision: str | None = None,
+    ) -> Any:
+        """Load a checkpoint (hub id or local dir, at a pinned hub ``revision`` if given);
+        extra loading options belong in ``_load``."""
+        model, processor, info = _load(
+            name_or_path,
+            cls.model_cls,
+            cls.model_type,
+            device,
+            dtype,
+            revision,
+            **cls.processor_kw,
+        )
+        return cls(model, processor, info, normalize)
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def prepare(self, item: np.ndarray, index: int = 0) -> Any:
+        raise NotImplementedError
+
+    def forward(self, prepared: Sequence[Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embed(self, items: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+        """(n, dim) float32 embeddings of media items, ``batch_size`` per forward pass."""
+        _check_batch_size(batch_size)
+        chunks: list[torch.Tensor] = []
+        with torch.inference_mode():
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
+                chunks.append(
+                    self.forward([self.prepare(x, start + i) for i, x in enumerate(batch)])
+                )
+        return _finish(chunks, self.dim, self.normalize)
+
+    def embed_prepared(self, prepared: Sequence[Any]) -> np.ndarray:
+        """One forward pass over items already ``prepare``d (in a worker pool, say)."""
+        with torch.inference_mode():
+            chunks = [self.forward(prepared)] if len(prepared) else []
+        return _finish(chunks, self.dim, self.normalize)
+
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(n, dim) float32 text embeddings; padded to the longest prompt of each batch."""
+        _check_batch_size(batch_size)
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not a single string")
+        chunks: list[torch.Tensor] = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                tok = self.tokenizer(
+                    list(texts[start : start + batch_size]),
+                    padding="longest",
+                    truncation=True,
+                    max_length=self._text_max_length,
+                    return_tensors="pt",
+                )
+                out = self.model.get_text_features(
+                    input_ids=to_device(tok["input_ids"], self._device),
+                    attention_mask=to_device(tok["attention_mask"], self._device),
+                )
+                chunks.append(out.pooler_output)
+        return _finish(chunks, self.dim, self.normalize)
+
+
+# --------------------------------------------------------------------------- CLIP
+
+
+class ClipEmbedder(_Embedder):
+    """CLIP image and text embeddings for preprocessed images (see module docstring)."""
+
+    model_cls = CLIPModel
+    model_type = "clip"
+    processor_kw = {"backend": "pil"}
+
+    def __init__(self, model: CLIPModel, processor: Any, info: ModelInfo, normalize: bool) -> None:
+        super().__init__(model, processor, info, normalize)
+        self.image_processor = processor.image_processor
         crop = self.image_processor.crop_size
         # a SizeDict in transformers 5 (attribute access), a plain dict in older versions
         height = getattr(crop, "height", None) or crop["height"]
@@ -284,30 +401,6 @@ class ClipEmbedder:
         self.input_size: int = int(height)
         text_cfg = model.config.text_config
         self._text_max_length = _text_max_length(self.tokenizer, text_cfg.max_position_embeddings)
-
-    @classmethod
-    def load(
-        cls,
-        name_or_path: str,
-        *,
-        device: str = "auto",
-        dtype: str = "fp32",
-        normalize: bool = True,
-        revision: str | None = None,
-    ) -> ClipEmbedder:
-        """Load a CLIP checkpoint (hub id or local dir) with the PIL image-processor backend."""
-        model, processor, info = _load(
-            name_or_path, CLIPModel, "clip", device, dtype, revision, backend="pil"
-        )
-        return cls(model, processor, info, normalize)
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     def _check_image(self, i: int, img: np.ndarray) -> np.ndarray:
         arr = np.asarray(img)
@@ -344,64 +437,38 @@ class ClipEmbedder:
         )
         return out["pixel_values"]
 
+    def prepare(self, item: np.ndarray, index: int = 0) -> torch.Tensor:
+        """One image's pixel_values (3, H, W); errors name the image by ``index``."""
+        self._check_image(index, item)
+        return self.preprocess([item])[0]
+
+    def forward(self, prepared: Sequence[torch.Tensor]) -> torch.Tensor:
+        pixels = to_device(torch.stack(list(prepared)), self._device, self._dtype)
+        return self.model.get_image_features(pixel_values=pixels).pooler_output
+
     def embed_images(self, images: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """(n, dim) float32 image embeddings; unit-norm rows when `normalize`."""
-        _check_batch_size(batch_size)
-        chunks: list[torch.Tensor] = []
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                pixels = self.preprocess(images[start : start + batch_size])
-                pixels = pixels.to(self._device, dtype=self._dtype)
-                chunks.append(self.model.get_image_features(pixel_values=pixels).pooler_output)
-        return _finish(chunks, self.dim, self.normalize)
-
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(n, dim) float32 text embeddings; padded to the longest prompt of each batch."""
-        return _embed_texts(self, texts, batch_size)
+        return self.embed(images, batch_size)
 
 
 # --------------------------------------------------------------------------- CLAP
 
 
-class ClapEmbedder:
+class ClapEmbedder(_Embedder):
     """CLAP audio and text embeddings for clips of exactly one model window."""
 
+    model_cls = ClapModel
+    model_type = "clap"
+
     def __init__(self, model: ClapModel, processor: Any, info: ModelInfo, normalize: bool) -> None:
-        self.model = model
-        self.processor = processor
+        super().__init__(model, processor, info, normalize)
         self.feature_extractor = processor.feature_extractor
-        self.tokenizer = processor.tokenizer
-        self.info = info
-        self.normalize = normalize
-        self.dim = info.dim
         self.sampling_rate: int = int(self.feature_extractor.sampling_rate)
         self.window_samples: int = int(self.feature_extractor.nb_max_samples)
         text_cfg = model.config.text_config
         # RoBERTa positions start after the padding index.
         positions = text_cfg.max_position_embeddings - (text_cfg.pad_token_id or 0) - 1
         self._text_max_length = _text_max_length(self.tokenizer, positions)
-
-    @classmethod
-    def load(
-        cls,
-        name_or_path: str,
-        *,
-        device: str = "auto",
-        dtype: str = "fp32",
-        normalize: bool = True,
-        revision: str | None = None,
-    ) -> ClapEmbedder:
-        """Load a CLAP checkpoint (hub id or local dir)."""
-        model, processor, info = _load(name_or_path, ClapModel, "clap", device, dtype, revision)
-        return cls(model, processor, info, normalize)
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     def _check_clip(self, i: int, clip: np.ndarray) -> np.ndarray:
         arr = np.asarray(clip)
@@ -432,48 +499,24 @@ class ClapEmbedder:
         )
         return {"input_features": out["input_features"], "is_longer": out["is_longer"]}
 
+    def prepare(self, item: np.ndarray, index: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One clip's (input_features, is_longer); errors name the clip by ``index``."""
+        self._check_clip(index, item)
+        feats = self.preprocess([item])
+        return feats["input_features"][0], feats["is_longer"][0]
+
+    def forward(self, prepared: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        features = torch.stack([p[0] for p in prepared])
+        is_longer = torch.stack([p[1] for p in prepared])
+        out = self.model.get_audio_features(
+            input_features=to_device(features, self._device, self._dtype),
+            is_longer=to_device(is_longer, self._device),
+        )
+        return out.pooler_output
+
     def embed_audio(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         """(n, dim) float32 audio embeddings of exactly-one-window clips."""
-        _check_batch_size(batch_size)
-        chunks: list[torch.Tensor] = []
-        with torch.inference_mode():
-            for start in range(0, len(clips), batch_size):
-                feats = self.preprocess(clips[start : start + batch_size])
-                out = self.model.get_audio_features(
-                    input_features=feats["input_features"].to(self._device, dtype=self._dtype),
-                    is_longer=feats["is_longer"].to(self._device),
-                )
-                chunks.append(out.pooler_output)
-        return _finish(chunks, self.dim, self.normalize)
-
-    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(n, dim) float32 text embeddings; padded to the longest prompt of each batch."""
-        return _embed_texts(self, texts, batch_size)
-
-
-def _embed_texts(
-    embedder: ClipEmbedder | ClapEmbedder, texts: Sequence[str], batch_size: int
-) -> np.ndarray:
-    """Shared text path: tokenise per batch (longest padding), project, optionally normalise."""
-    _check_batch_size(batch_size)
-    if isinstance(texts, str):
-        raise TypeError("texts must be a sequence of strings, not a single string")
-    chunks: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            tok = embedder.tokenizer(
-                list(texts[start : start + batch_size]),
-                padding="longest",
-                truncation=True,
-                max_length=embedder._text_max_length,
-                return_tensors="pt",
-            )
-            out = embedder.model.get_text_features(
-                input_ids=tok["input_ids"].to(embedder._device),
-                attention_mask=tok["attention_mask"].to(embedder._device),
-            )
-            chunks.append(out.pooler_output)
-    return _finish(chunks, embedder.dim, embedder.normalize)
+        return self.embed(clips, batch_size)
 
 
 def load_embedder(modality: str, name_or_path: str, **kw: Any) -> ClipEmbedder | ClapEmbedder:

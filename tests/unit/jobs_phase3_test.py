@@ -49,7 +49,7 @@ def upstream(tmp_path_factory, tiny_clap_dir):
         "device": "cpu",
         "dtype": "fp32",
         "normalize": True,
-        "batch_size": 8,
+        "batch_size": {"cpu": 8, "cuda": 8},
     }
     run_manifest(
         modality="audio",

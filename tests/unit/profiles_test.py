@@ -144,7 +144,7 @@ def test_slurm_dry_run_lists_submissions_without_a_cluster(project):
             assert resource(line, "slurm_account") == "EDIT-ME-account", (rule, line)
 
 
-def test_workstation_dry_run_serialises_model_jobs_on_one_gpu(project):
+def test_workstation_dry_run_shares_the_gpu_in_two_slots(project):
     base, config = project
     proc = dry_run(base, config, "--profile", str(PROFILES / "workstation"))
     out = proc.stdout + proc.stderr
@@ -152,7 +152,7 @@ def test_workstation_dry_run_serialises_model_jobs_on_one_gpu(project):
     jobs = planned_jobs(proc)
     assert jobs["embed_variant"] == 24
     profile = load("workstation")
-    assert profile["cores"] == 8 and profile["resources"] == {"gpu": 1}
+    assert profile["cores"] == 8 and profile["resources"] == {"gpu": 2}
     resources = job_resources(proc)
     model_rules = {r for r, lines in resources.items() if any(resource(x, "gpu") for x in lines)}
     assert {"embed_original", "embed_variant", "health"} <= model_rules

@@ -14,6 +14,7 @@ from delta_v2a.storage import (
     StoreError,
     atomic_path,
     write_deltas_json,
+    write_if_changed,
 )
 
 
@@ -95,7 +96,7 @@ def test_json_records_are_the_seeds_and_float32_exact():
     store = make_store(rng)
     aug = store.original[store.file_index] + store.delta
     store.delta[1, 2] = np.nan
-    fh = io.StringIO()
+    fh = io.BytesIO()
     n = write_deltas_json(fh, store, aug)
     records = json.loads(fh.getvalue())
     assert n == len(records) == 12
@@ -121,3 +122,55 @@ def test_json_records_are_the_seeds_and_float32_exact():
     np.testing.assert_array_equal(np.float32(records[5]["augmented_embedding"]), aug[5])
     assert records[1]["delta"][2] is None  # NaN is written as null, never as invalid JSON
     assert records[4]["path"] == "b/ü.jpg"
+
+
+def test_json_float32_round_trip_is_bit_exact_at_768d():
+    """Parse the seed JSON back and compare bits: extremes, subnormals, -0.0 and random rows."""
+    rng = np.random.default_rng(7)
+    store = make_store(rng, n_files=3, dim=768)
+    special = np.array(
+        [np.finfo(np.float32).max, np.finfo(np.float32).tiny, 1e-45, -0.0, 1 / 3, -2.5e-38],
+        dtype=np.float32,
+    )
+    store.delta[0, : len(special)] = special
+    store.delta[1:] = rng.standard_normal(store.delta[1:].shape).astype(np.float32) * 1e-3
+    aug = (store.original[store.file_index] + store.delta).astype(np.float32)
+    fh = io.BytesIO()
+    write_deltas_json(fh, store, aug, chunk=5)  # chunks that do not divide the record count
+    records = json.loads(fh.getvalue())
+    assert len(records) == len(store)
+    for row, rec in enumerate(records):
+        for key, want in (
+            ("delta", store.delta[row]),
+            ("original_embedding", store.original[store.file_index[row]]),
+            ("augmented_embedding", aug[row]),
+        ):
+            got = np.asarray(rec[key], dtype=np.float64).astype(np.float32)
+            assert got.view(np.uint32).tolist() == want.view(np.uint32).tolist(), (row, key)
+
+
+def test_write_if_changed_keeps_the_mtime_of_identical_content(tmp_path):
+    path = tmp_path / "inv" / "image.inventory.tsv"
+    assert write_if_changed(path, "a\n") is True
+    stamp = path.stat().st_mtime_ns
+    assert write_if_changed(path, "a\n") is False
+    assert path.stat().st_mtime_ns == stamp
+    assert write_if_changed(path, "b\n") is True and path.read_text() == "b\n"
+
+
+def test_media_inventory_changes_with_added_or_changed_files(tmp_path):
+    from delta_v2a.extract import media_inventory
+    from delta_v2a.media import MediaFile
+
+    a = tmp_path / "a.png"
+    a.write_bytes(b"x")
+    files = [MediaFile(str(a), "c", "image")]
+    first = media_inventory(files)
+    assert first.splitlines()[0] == "path\tsize\tmtime_ns"
+    assert first.splitlines()[1].startswith(f"{a}\t1\t")
+    assert media_inventory(files) == first
+    a.write_bytes(b"xy")  # changed content (size and mtime)
+    assert media_inventory(files) != first
+    b = tmp_path / "b.png"
+    b.write_bytes(b"x")
+    assert len(media_inventory([*files, MediaFile(str(b), "c", "image")]).splitlines()) == 3

@@ -131,7 +131,7 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
     [
         ({"seed": "zero"}, "seed"),
         ({"on_bad_file": "ignore"}, "on_bad_file"),
-        ({"models": {"batch_size": {"image": 0}}}, "batch_size"),
+        ({"models": {"batch_size": {"cpu": {"image": 0}}}}, "batch_size"),
         (
             {
                 "effects": {

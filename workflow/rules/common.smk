@@ -28,6 +28,8 @@ from delta_v2a.config import (
     effect_params,
 )
 from delta_v2a import __version__ as VERSION
+from delta_v2a.extract import media_inventory
+from delta_v2a.storage import write_if_changed
 
 # A typo gets one line with the closest valid key before validate() prints the whole schema.
 SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
@@ -41,9 +43,16 @@ EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
 DATA_ROOT = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
 DATA_KEY = {"image": "data.images", "audio": "data.audio"}
 
-# One walk of each data root per Snakemake invocation: the manifest rule's inputs. A missing or
-# empty root stops here, at parse time, naming the key (not when the manifest job runs).
-MEDIA = {m: [f.path for f in files] for m, files in check_data_roots(config).items()}
+# One walk of each data root per Snakemake invocation; a missing or empty root stops here, at
+# parse time, naming the key (not when the manifest job runs). The walk is summarised (path,
+# size, mtime) in an inventory file rewritten only when it changes: the manifest rule's one
+# input, so an added, removed or changed file reruns the manifest, a console line stays short at
+# 10^4 files, and names Snakemake cannot track as paths ({ }, not UTF-8) are data like any other.
+DISCOVERED = check_data_roots(config)
+MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
+INVENTORY = {m: f"results/manifest/{m}.inventory.tsv" for m in MODALITIES}
+for _m in MODALITIES:
+    write_if_changed(INVENTORY[_m], media_inventory(DISCOVERED[_m]))
 
 ENV = "../../envs/delta_v2a.yaml"
 # Content-addressed embedding cache (outside Snakemake's bookkeeping: a rerun job reuses it).
@@ -65,7 +74,8 @@ def model_params(modality):
         "device": models["device"],
         "dtype": models["dtype"],
         "normalize": models["normalize"],
-        "batch_size": models["batch_size"][modality],
+        # per device kind; the job picks the one it runs on (jobs.common.job_batch_size)
+        "batch_size": {k: models["batch_size"][k][modality] for k in ("cpu", "cuda")},
         "dim": models["dim"][modality],
     }
 

@@ -1,16 +1,13 @@
 # Extraction: vet files -> embed originals once -> one job per (modality, effect, intensity)
-# -> gather the deltas. Model jobs ask for one `gpu` each, so a profile that sets
-# `resources: gpu=1` never runs two of them on one GPU.
-
-from delta_v2a.media import tracked_inputs, untracked_stamps
+# -> gather the deltas. Model jobs ask for one `gpu` each: a profile's `resources: gpu=N` is the
+# number of GPU slots (model jobs at once); each job leases its device (delta_v2a.devices).
 
 
 rule manifest:
     """Walk a data root once, decode every file, and stop (or skip) on bad ones before any model
     loads."""
     input:
-        # Names are data: those Snakemake cannot track as inputs are stamped in params instead.
-        lambda wc: tracked_inputs(MEDIA[wc.modality]),
+        inventory=lambda wc: INVENTORY[wc.modality],
     output:
         manifest="results/manifest/{modality}.tsv",
         skipped="results/manifest/{modality}_skipped.tsv",
@@ -28,7 +25,6 @@ rule manifest:
         root=lambda wc: DATA_ROOT[wc.modality],
         key=lambda wc: DATA_KEY[wc.modality],
         on_bad_file=config["on_bad_file"],
-        untracked=lambda wc: untracked_stamps(MEDIA[wc.modality]),
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
         # Phase 3's window sequence reaches this far before the centred window: vetted once here.
         lead_s=(config["phase3"]["windows"]["count"] - 1)

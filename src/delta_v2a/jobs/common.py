@@ -23,15 +23,33 @@ class PipelineError(RuntimeError):
     """A job cannot go on; the message says what to change."""
 
 
-def setup_logging(logfile: str | Path | None) -> None:
-    """Log to the rule's log file and to stderr (Snakemake shows stderr of failed jobs)."""
+def job_tag(logfile: str | Path | None, fallback: str = "job") -> str:
+    """The job's name for the console, from its log path: ``logs/embed/image/blur/low.log`` ->
+    ``embed image/blur/low`` (rule family, then modality / effect / intensity or phase)."""
+    if not logfile:
+        return fallback
+    parts = list(Path(logfile).with_suffix("").parts)
+    if "logs" in parts:
+        parts = parts[len(parts) - parts[::-1].index("logs") :]
+    if not parts:
+        return fallback
+    return parts[0] if len(parts) == 1 else f"{parts[0]} {'/'.join(parts[1:])}"
+
+
+def setup_logging(logfile: str | Path | None, tag: str | None = None) -> None:
+    """Log to the rule's log file and to stderr (Snakemake shows stderr of failed jobs).
+
+    Every line carries the job's tag, so lines of concurrent jobs on one console can be told
+    apart.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if logfile:
         Path(logfile).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(logfile, mode="w", encoding="utf-8"))
+    tag = tag or job_tag(logfile)
     logging.basicConfig(
         level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
+        format=f"%(asctime)s %(levelname)s [{tag.replace('%', '%%')}] %(message)s",
         handlers=handlers,
         force=True,
     )
@@ -74,7 +92,8 @@ def check_code_origin() -> None:
 
 def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
     """Run one job with logging; a failure is logged (message first) and re-raised."""
-    setup_logging(logfile)
+    setup_logging(logfile, job_tag(logfile, job.__name__))
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before huggingface_hub loads
     check_code_origin()
     log.info(
         "%s on %s, SLURM_JOB_ID=%s",
@@ -89,17 +108,71 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
         raise
 
 
+_LEASES: list[Any] = []  # device leases held until the job's process ends
+
+
+def quiet_hugging_face() -> None:
+    """No Hugging Face progress bars or info chatter inside jobs (one console for many jobs)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def job_device(device: str) -> str:
+    """The device this job uses: ``auto``/``cuda`` on a box with several GPUs get a leased one.
+
+    An explicit ``cuda:N`` or ``cpu`` is honoured as given; see delta_v2a.devices.
+    """
+    import torch
+
+    name = device.strip().lower()
+    if name not in ("auto", "cuda") or not torch.cuda.is_available():
+        return device
+    count = torch.cuda.device_count()
+    if count <= 1:
+        return "cuda" if name == "cuda" else device
+    from delta_v2a.devices import pick_device
+
+    lease = pick_device(count)
+    _LEASES.append(lease)
+    log.info("using cuda:%d of %d visible GPUs (slot %d)", lease.index, count, lease.slot)
+    return f"cuda:{lease.index}"
+
+
+def prefer_item_parallelism(workers: int) -> None:
+    """With a pool of ``workers`` preparing items, OpenCV runs each item on one thread.
+
+    Why: OpenCV parallelises one blur over every core by default, so a pool of workers, each
+    asking for all cores, oversubscribes them: measured here, 2 workers were no faster than 1
+    until OpenCV ran single-threaded, then 1.9x (benchmarks/README.md). Results do not depend
+    on OpenCV's thread count (a test compares the bits).
+    """
+    if workers > 1:
+        import cv2
+
+        cv2.setNumThreads(1)
+
+
+def job_batch_size(model: Mapping[str, Any], embedder: Any) -> int:
+    """Media batch size for the device kind the model runs on (models.batch_size.<kind>)."""
+    sizes = model["batch_size"]
+    kind = embedder.info.device.split(":")[0]
+    return int(sizes["cuda" if kind == "cuda" else "cpu"])
+
+
 def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int):
     import torch
 
     from delta_v2a.models import load_embedder
 
     torch.set_num_threads(max(1, threads))
+    quiet_hugging_face()
     try:
         embedder = load_embedder(
             modality,
             model["name_or_path"],
-            device=model["device"],
+            device=job_device(model["device"]),
             dtype=model["dtype"],
             normalize=model["normalize"],
             revision=model.get("revision"),
@@ -114,6 +187,46 @@ def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int)
             f"{embedder.dim} if this is the model you mean"
         )
     return embedder
+
+
+class Progress:
+    """Progress lines with count, rate and ETA: ``embedded 64/3000 files (2%) 31.2/s ETA 1m34s``.
+
+    The job's tag comes first on every line (see :func:`setup_logging`), so concurrent jobs
+    stay readable. Logs at most every ``every_s`` seconds (and always the last step), so a long
+    job writes a few dozen lines, not one per batch.
+    """
+
+    def __init__(self, what: str, unit: str = "files", every_s: float = 10.0) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.what, self.unit, self.every_s = what, unit, every_s
+        self._start = self._clock()
+        self._last = -float("inf")
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if done < total and now - self._last < self.every_s:
+            return
+        self._last = now
+        log.info("%s", self.line(done, total, now - self._start))
+
+    def line(self, done: int, total: int, elapsed: float) -> str:
+        rate = done / elapsed if elapsed > 0 and done else float("nan")
+        pct = 100.0 * done / total if total else 100.0
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        speed = "?" if rate != rate else f"{rate:.1f}"
+        return f"{self.what} {done}/{total} {self.unit} ({pct:.0f}%) {speed}/s ETA {_duration(eta)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):  # NaN or inf: not known yet
+        return "?"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:

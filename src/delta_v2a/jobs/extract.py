@@ -20,7 +20,14 @@ from delta_v2a.extract import (
     write_manifest,
     write_skipped,
 )
-from delta_v2a.jobs.common import PipelineError, load_embedder_for_job, log
+from delta_v2a.jobs.common import (
+    PipelineError,
+    Progress,
+    job_batch_size,
+    load_embedder_for_job,
+    log,
+    prefer_item_parallelism,
+)
 from delta_v2a.media import FileChangedError, discover
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
@@ -133,8 +140,16 @@ def run_embed(
         log.info("%s: %d files, %d to embed", label, len(files), len(misses))
         embedder = load_embedder_for_job(modality, model, threads)
         decoding = job_decoding(modality, embedder, preroll_s)
+        prefer_item_parallelism(threads)
         new = embed_variant(
-            embedder, misses, decoding, effect, effect_params, model["batch_size"], workers=1
+            embedder,
+            misses,
+            decoding,
+            effect,
+            effect_params,
+            job_batch_size(model, embedder),
+            workers=threads,
+            progress=Progress("embedded"),
         )
         return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
 
@@ -204,7 +219,7 @@ def run_deltas(
         )
     store.meta["degenerate"] = bad
     store.save(store_out)
-    with atomic_path(json_out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_path(json_out) as tmp, open(tmp, "wb") as fh:
         n = write_deltas_json(fh, store, augmented)
     write_json(meta_out, store.meta | {"n_records": n})
     log.info(

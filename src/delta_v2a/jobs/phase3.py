@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.extract import manifest_hashes, read_manifest
-from delta_v2a.jobs.common import PipelineError, gate_health, load_embedder_for_job, log
+from delta_v2a.jobs.common import (
+    PipelineError,
+    gate_health,
+    job_batch_size,
+    load_embedder_for_job,
+    log,
+)
 from delta_v2a.phase3.artifact import save_decoder
 from delta_v2a.phase3.dataset import (
     CONTROL_DESCRIPTIONS,
@@ -153,7 +159,7 @@ def run_windows(
             [paths[i] for i in misses],
             spec,
             last=last,
-            batch_size=model["batch_size"],
+            batch_size=job_batch_size(model, embedder),
         )
         dim = new.shape[2]
         emb = np.zeros((len(files), count * dim), np.float32) if emb is None else emb

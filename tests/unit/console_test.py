@@ -1,0 +1,90 @@
+"""Console lines: job tags from log paths, progress with count / rate / ETA, throttling."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from delta_v2a.jobs import common
+from delta_v2a.jobs.common import Progress, job_tag, setup_logging
+from delta_v2a.models import to_device
+
+
+def test_job_tag_names_rule_and_wildcards():
+    assert job_tag("logs/embed/image/blur/low.log") == "embed image/blur/low"
+    assert job_tag("/abs/run/logs/manifest/audio.log") == "manifest audio"
+    assert job_tag("logs/phase3/train.log") == "phase3 train"
+    assert job_tag(None, "run_embed") == "run_embed"
+
+
+def test_every_line_carries_the_tag(tmp_path, capsys):
+    setup_logging(tmp_path / "logs" / "embed" / "audio" / "lpf" / "high.log")
+    logging.getLogger("delta_v2a").info("hello %d%%", 5)
+    line = capsys.readouterr().err.strip()
+    assert "[embed audio/lpf/high] hello 5%" in line
+    text = (tmp_path / "logs" / "embed" / "audio" / "lpf" / "high.log").read_text()
+    assert "[embed audio/lpf/high] hello 5%" in text
+
+
+def test_progress_line_count_rate_eta():
+    p = Progress("embedded")
+    assert p.line(64, 3000, 2.0) == "embedded 64/3000 files (2%) 32.0/s ETA 1m32s"
+    assert p.line(0, 10, 0.0) == "embedded 0/10 files (0%) ?/s ETA ?"
+    assert p.line(10, 10, 5.0).endswith("(100%) 2.0/s ETA 0s")
+    assert Progress("x").line(1, 7201, 1.0).endswith("ETA 2h00m")
+
+
+def test_progress_is_throttled_but_always_logs_the_end(monkeypatch, caplog):
+    now = [0.0]
+    p = Progress("embedded", every_s=10.0)
+    monkeypatch.setattr(p, "_clock", lambda: now[0])
+    p._start = 0.0
+    with caplog.at_level(logging.INFO, logger="delta_v2a"):
+        for i in range(1, 101):
+            now[0] = i * 0.5  # a batch every 0.5 s for 50 s
+            p(i, 100)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 6  # at 0.5 s, then every 10 s, and the last
+    assert lines[-1].startswith("embedded 100/100 files (100%)")
+
+
+class _FakeTensor:
+    """Records what to_device does, standing in for a CUDA copy on a machine without a GPU."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def pin_memory(self):
+        self.calls.append("pin")
+        return self
+
+    def to(self, *args, **kw):
+        self.calls.append(("to", args, kw))
+        return self
+
+
+def test_cuda_copies_are_pinned_and_non_blocking_cpu_copies_are_plain():
+    calls: list = []
+    to_device(_FakeTensor(calls), torch.device("cuda", 1), torch.float16)
+    assert calls == [
+        "pin",
+        ("to", (torch.device("cuda", 1),), {"non_blocking": True}),
+        ("to", (torch.float16,), {}),
+    ]
+    calls.clear()
+    to_device(_FakeTensor(calls), torch.device("cpu"), torch.float32)
+    assert calls == [("to", (torch.device("cpu"),), {"dtype": torch.float32})]
+
+
+def test_hugging_face_progress_bars_are_off_in_jobs(monkeypatch):
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    hf_logging.enable_progress_bar()
+    common.quiet_hugging_face()
+    assert not hf_logging.is_progress_bar_enabled()
+    import os
+
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    hf_logging.enable_progress_bar()
