@@ -57,3 +57,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def space():
+    """The parameter space of every default audio effect at 48 kHz (Phase 3 tests)."""
+    from phase3_utils import ALL_AUDIO, CONFIG, SR
+
+    from delta_v2a.phase3.paramspace import audio_space_from_config
+
+    return audio_space_from_config(CONFIG, ALL_AUDIO, SR, bypass_below=0.02)

@@ -2,23 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-import yaml
-from workflow_utils import ROOT
-
-SR = 48_000
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-ALL_AUDIO = list(CONFIG["effects"]["audio"])
-WORDS = CONFIG["phase3"]["level_words"]
-TEMPLATES = CONFIG["phase3"]["descriptions"]
-
-
-def _music(seconds: float = 1.5, sr: int = SR, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 20))
-    return (0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
 
 def test_cli_runs_as_a_module():
     import subprocess

@@ -8,30 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from workflow_utils import ROOT
+from phase3_utils import CONFIG, TEMPLATES, WORDS
 
 from delta_v2a.phase3 import artifact
-from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SR = 48_000
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-ALL_AUDIO = list(CONFIG["effects"]["audio"])
-WORDS = CONFIG["phase3"]["level_words"]
-TEMPLATES = CONFIG["phase3"]["descriptions"]
-
-
-def _music(seconds: float = 1.5, sr: int = SR, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 20))
-    return (0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def space() -> ParamSpace:
-    return audio_space_from_config(CONFIG, ALL_AUDIO, SR, bypass_below=0.02)
 
 
 @pytest.fixture(scope="module")

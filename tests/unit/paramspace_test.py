@@ -7,30 +7,12 @@ import math
 
 import numpy as np
 import pytest
-import yaml
-from workflow_utils import ROOT
+from phase3_utils import ALL_AUDIO, SR, music
 
 from delta_v2a.effects import apply_audio_effect
-from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
+from delta_v2a.phase3.paramspace import ParamSpace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SR = 48_000
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-ALL_AUDIO = list(CONFIG["effects"]["audio"])
-WORDS = CONFIG["phase3"]["level_words"]
-TEMPLATES = CONFIG["phase3"]["descriptions"]
-
-
-def _music(seconds: float = 1.5, sr: int = SR, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 20))
-    return (0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def space() -> ParamSpace:
-    return audio_space_from_config(CONFIG, ALL_AUDIO, SR, bypass_below=0.02)
 
 
 def test_space_runs_from_neutral_to_the_strongest_configured_level(space):
@@ -55,7 +37,7 @@ def test_space_runs_from_neutral_to_the_strongest_configured_level(space):
 
 
 def test_neutral_vector_is_the_identity_even_for_saturation(space):
-    x = _music()
+    x = music()
     preroll = 4800
     out = space.render(x, SR, np.zeros(space.dim), preroll)
     np.testing.assert_array_equal(out, x[preroll:])
@@ -67,7 +49,7 @@ def test_neutral_vector_is_the_identity_even_for_saturation(space):
 
 @pytest.mark.parametrize("effect", ALL_AUDIO)
 def test_one_active_effect_renders_exactly_like_extraction(space, effect):
-    x = _music()
+    x = music()
     preroll = 4800
     vec = space.target(effect, 0.7)
     params = space.physical(vec)[effect]
@@ -80,7 +62,7 @@ def test_space_serialises_to_plain_values(space):
     data = json.loads(json.dumps(space.to_dict()))
     assert ParamSpace.from_dict(data) == space
     with pytest.raises(ValueError, match="built for 48000 Hz"):
-        space.render(_music(sr=16_000, seconds=0.5), 16_000, np.zeros(space.dim))
+        space.render(music(sr=16_000, seconds=0.5), 16_000, np.zeros(space.dim))
 
 
 # --------------------------------------------------------------------------- pairs, samples

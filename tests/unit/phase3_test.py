@@ -9,32 +9,14 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-import yaml
-from workflow_utils import ROOT
+from phase3_utils import ALL_AUDIO, CONFIG, SR, TEMPLATES, WORDS, music
 
 from delta_v2a.effects import apply_audio_effect
 from delta_v2a.phase3 import artifact, dataset, evaluate, spectral, strength, train, windows
 from delta_v2a.phase3 import model as net
-from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
+from delta_v2a.phase3.paramspace import audio_space_from_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-SR = 48_000
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-ALL_AUDIO = list(CONFIG["effects"]["audio"])
-WORDS = CONFIG["phase3"]["level_words"]
-TEMPLATES = CONFIG["phase3"]["descriptions"]
-
-
-def _music(seconds: float = 1.5, sr: int = SR, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    x = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 20))
-    return (0.3 * x / np.abs(x).max() + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def space() -> ParamSpace:
-    return audio_space_from_config(CONFIG, ALL_AUDIO, SR, bypass_below=0.02)
 
 
 def test_pairs_take_each_image_effects_best_audio_effect_above_threshold():
@@ -444,7 +426,7 @@ def test_window_sequence_ends_with_the_extraction_window(tmp_path, clap_embedder
     from delta_v2a.media import MediaFile
 
     path = tmp_path / "song.wav"
-    sf.write(path, _music(seconds=12.0, seed=3), SR)
+    sf.write(path, music(seconds=12.0, seed=3), SR)
     spec = windows.WindowSpec(count=3, hop=SR, window=clap_embedder.window_samples, sample_rate=SR)
     clips = windows.window_clips(path, spec)
     centred = render(MediaFile(str(path), "g", "audio"), Decoding("audio", preroll=SR), None, {})
@@ -502,7 +484,7 @@ def test_apply_command_renders_a_file_and_prints_parameters(
 
     model = _apply_model(tmp_path, tiny_clap_dir, clap_embedder, relative=True)
     audio = tmp_path / "in.wav"
-    sf.write(audio, _music(seconds=11.0, sr=16_000, seed=5), 16_000)
+    sf.write(audio, music(seconds=11.0, sr=16_000, seed=5), 16_000)
     out = tmp_path / "out.wav"
     monkeypatch.chdir(tmp_path / "models")  # the stored CLAP path resolves from the model's folder
     args = ["apply", "--model", str(model), "--audio", str(audio), "--out", str(out)]
@@ -533,7 +515,7 @@ def test_apply_refuses_unknown_descriptions_unless_forced(
 
     model = _apply_model(tmp_path, tiny_clap_dir, clap_embedder)
     audio = tmp_path / "in.wav"
-    sf.write(audio, _music(seconds=11.0, seed=5), SR)
+    sf.write(audio, music(seconds=11.0, seed=5), SR)
     out = tmp_path / "out.wav"
     args = ["apply", "--model", str(model), "--audio", str(audio), "--out", str(out)]
     assert main([*args, "--describe", "a cat playing piano"]) == 2
@@ -557,7 +539,7 @@ def test_apply_names_clap_when_the_stored_model_path_is_gone(
     model = _apply_model(tmp_path, clap, clap_embedder, relative=True)
     shutil.rmtree(clap)
     audio = tmp_path / "in.wav"
-    sf.write(audio, _music(seconds=11.0, seed=5), SR)
+    sf.write(audio, music(seconds=11.0, seed=5), SR)
     args = ["apply", "--model", str(model), "--audio", str(audio), "--out", str(tmp_path / "o.wav")]
     assert main([*args, "--describe", "a very blurry photo"]) == 2
     assert "pass --clap" in capsys.readouterr().err

@@ -465,7 +465,12 @@ def _embed_curves(
     if len(misses):
         embedder = load_embedder_for_job("audio", model, threads)
         new, cost = _render_and_embed(
-            embedder, paths, [jobs[m] for m in misses], space, preroll_s, model["batch_size"]
+            embedder,
+            paths,
+            [jobs[m] for m in misses],
+            space,
+            preroll_s,
+            job_batch_size(model, embedder),
         )
         emb = np.zeros((len(keys), embedder.dim), np.float32) if emb is None else emb
         emb[misses] = new
