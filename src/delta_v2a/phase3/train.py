@@ -8,7 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,107 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
 
 
+@dataclass
+class _Run:
+    """The mutable state of one training run: exactly what a checkpoint saves and restores."""
+
+    model: nn.Module
+    optimiser: torch.optim.Optimizer
+    shuffle: torch.Generator
+    device: torch.device
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: float = math.inf
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    epoch: int = 0  # the last finished epoch
+
+    def snapshot(self, fingerprint: str) -> dict[str, Any]:
+        cuda = self.device.type == "cuda"
+        return {
+            "fingerprint": fingerprint,
+            "epoch": self.epoch,
+            "model": _cpu_state(self.model),
+            "optimizer": self.optimiser.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(),
+            "cpu_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if cuda else None,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val,
+            "best_state": self.best_state,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimiser.load_state_dict(state["optimizer"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["cpu_rng"])
+        if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.history = list(state["history"])
+        self.best_epoch, self.best_val = int(state["best_epoch"]), float(state["best_val_loss"])
+        self.best_state = state["best_state"]
+        self.epoch = int(state["epoch"])
+
+
+def _batcher(data: TrainData, device: torch.device) -> Callable:
+    """All arrays on the device once; a batch is an index gather (no per-batch copies)."""
+    text, audio, desc, files, targets = (
+        torch.tensor(np.array(a), dtype=t, device=device)
+        for a, t in (
+            (data.text, torch.float32),
+            (data.audio, torch.float32),
+            (data.desc_index, torch.long),
+            (data.file_index, torch.long),
+            (data.targets, torch.float32),
+        )
+    )
+
+    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = idx.to(device)
+        return text[desc[idx]], audio[files[idx]], targets[idx]
+
+    return batch
+
+
+def _resumable_state(ckpt_path: Path | None, fingerprint: str, kind: str) -> dict[str, Any] | None:
+    """The checkpoint's state when it was made with the same inputs and settings, else None."""
+    state = _load_checkpoint(ckpt_path) if ckpt_path else None
+    if state is not None and state.get("fingerprint") != fingerprint:
+        log.info(
+            "%s: checkpoint %s was made with other inputs or settings; starting afresh",
+            kind,
+            ckpt_path,
+        )
+        return None
+    return state
+
+
+def _train_epoch(run: _Run, batch: Callable, train_idx: torch.Tensor, batch_size: int) -> float:
+    """One pass over the training samples in a seeded order; the mean training MSE."""
+    run.model.train()
+    n_train = len(train_idx)
+    order = train_idx[torch.randperm(n_train, generator=run.shuffle)]
+    total = 0.0
+    for b in range(0, n_train, batch_size):
+        x_text, x_audio, y = batch(order[b : b + batch_size])
+        loss = nn.functional.mse_loss(run.model(x_text, x_audio), y)
+        run.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimiser.step()
+        total += float(loss.detach()) * len(y)
+    return total / n_train
+
+
+def _split_indices(data: TrainData) -> tuple[torch.Tensor, torch.Tensor]:
+    split = np.asarray(data.split).astype(str)
+    train_idx = torch.as_tensor(np.flatnonzero(split == "train"), dtype=torch.long)
+    val_idx = torch.as_tensor(np.flatnonzero(split == "val"), dtype=torch.long)
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise ValueError("training needs both train and validation samples")
+    return train_idx, val_idx
+
+
 def train_decoder(
     arch: Mapping[str, Any],
     data: TrainData,
@@ -119,132 +220,75 @@ def train_decoder(
     kind = arch["kind"]
     ckpt_path = Path(checkpoint) if checkpoint else None
     fp = _fingerprint(arch, settings, data)
-    split = np.asarray(data.split).astype(str)
-    train_idx = torch.as_tensor(np.flatnonzero(split == "train"), dtype=torch.long)
-    val_idx = torch.as_tensor(np.flatnonzero(split == "val"), dtype=torch.long)
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise ValueError("training needs both train and validation samples")
-    text, audio, desc, files, targets = (
-        torch.tensor(np.array(a), dtype=t, device=device)
-        for a, t in (
-            (data.text, torch.float32),
-            (data.audio, torch.float32),
-            (data.desc_index, torch.long),
-            (data.file_index, torch.long),
-            (data.targets, torch.float32),
-        )
-    )
-
-    def batch(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = idx.to(device)
-        return text[desc[idx]], audio[files[idx]], targets[idx]
-
+    train_idx, val_idx = _split_indices(data)
+    batch = _batcher(data, device)
     # Seeded inside fork_rng: the caller's global RNG state is left as it was.
-    rng_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(settings.seed)
         model = build_decoder(arch).to(device)
         optimiser = torch.optim.AdamW(
             model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
         )
         shuffle = torch.Generator().manual_seed(settings.seed + 1)
-        history: list[dict[str, float]] = []
-        best_epoch, best_val, best_state = 0, math.inf, _cpu_state(model)
-        start, resumed_from = 1, None
-        state = _load_checkpoint(ckpt_path) if ckpt_path else None
-        if state is not None and state.get("fingerprint") != fp:
-            log.info(
-                "%s: checkpoint %s was made with other inputs or settings; starting afresh",
-                kind,
-                ckpt_path,
-            )
-            state = None
+        run = _Run(model, optimiser, shuffle, device, best_state=_cpu_state(model))
+        resumed_from = None
+        state = _resumable_state(ckpt_path, fp, kind)
         if state is not None:
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimizer"])
-            shuffle.set_state(state["shuffle_rng"])
-            torch.set_rng_state(state["cpu_rng"])
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            history = list(state["history"])
-            best_epoch, best_val = int(state["best_epoch"]), float(state["best_val_loss"])
-            best_state = state["best_state"]
-            start = resumed_from = int(state["epoch"]) + 1
+            run.restore(state)
+            resumed_from = run.epoch + 1
             log.info(
                 "%s: resuming from checkpoint %s after epoch %d of %d",
                 kind,
                 ckpt_path,
-                start - 1,
+                run.epoch,
                 settings.epochs,
             )
-        last_write = time.perf_counter()
-        n_train = len(train_idx)
+        start, last_write = run.epoch + 1, time.perf_counter()
         for epoch in range(start, settings.epochs + 1):
             e0 = time.perf_counter()
-            model.train()
-            order = train_idx[torch.randperm(n_train, generator=shuffle)]
-            total = 0.0
-            for b in range(0, n_train, settings.batch_size):
-                x_text, x_audio, y = batch(order[b : b + settings.batch_size])
-                loss = nn.functional.mse_loss(model(x_text, x_audio), y)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(y)
-            train_loss = total / n_train
-            val_loss = _mse(model, batch, val_idx)
+            train_loss = _train_epoch(run, batch, train_idx, settings.batch_size)
+            val_loss = _mse(run.model, batch, val_idx)
             record = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
                 "seconds": time.perf_counter() - e0,
             }
-            history.append(record)
-            if val_loss < best_val:
-                best_epoch, best_val, best_state = epoch, val_loss, _cpu_state(model)
+            run.history.append(record)
+            run.epoch = epoch
+            if val_loss < run.best_val:
+                run.best_epoch, run.best_val = epoch, val_loss
+                run.best_state = _cpu_state(run.model)
             if epoch % max(1, log_every) == 0 or epoch == settings.epochs:
-                log.info(
-                    "%s epoch %d/%d: train MSE %.5f, val MSE %.5f (best %.5f at epoch %d), %.2f s",
-                    kind,
-                    epoch,
-                    settings.epochs,
-                    train_loss,
-                    val_loss,
-                    best_val,
-                    best_epoch,
-                    record["seconds"],
-                )
+                _log_epoch(kind, record, settings.epochs, run)
             due = time.perf_counter() - last_write >= checkpoint_interval_s
             if ckpt_path is not None and (due or epoch == settings.epochs):
                 last_write = time.perf_counter()
-                _save_checkpoint(
-                    ckpt_path,
-                    {
-                        "fingerprint": fp,
-                        "epoch": epoch,
-                        "model": _cpu_state(model),
-                        "optimizer": optimiser.state_dict(),
-                        "shuffle_rng": shuffle.get_state(),
-                        "cpu_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(device)
-                        if device.type == "cuda"
-                        else None,
-                        "history": history,
-                        "best_epoch": best_epoch,
-                        "best_val_loss": best_val,
-                        "best_state": best_state,
-                    },
-                )
+                _save_checkpoint(ckpt_path, run.snapshot(fp))
             if on_epoch is not None:
                 on_epoch(record)
     return TrainResult(
         kind=kind,
-        history=history,
-        best_epoch=best_epoch,
-        best_val_loss=best_val,
-        best_state=best_state,
+        history=run.history,
+        best_epoch=run.best_epoch,
+        best_val_loss=run.best_val,
+        best_state=run.best_state,
         resumed_from=resumed_from,
         epochs_run=max(0, settings.epochs + 1 - start),
+    )
+
+
+def _log_epoch(kind: str, record: Mapping[str, float], epochs: int, run: _Run) -> None:
+    log.info(
+        "%s epoch %d/%d: train MSE %.5f, val MSE %.5f (best %.5f at epoch %d), %.2f s",
+        kind,
+        record["epoch"],
+        epochs,
+        record["train_loss"],
+        record["val_loss"],
+        run.best_val,
+        run.best_epoch,
+        record["seconds"],
     )
 
 
