@@ -70,7 +70,7 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     return base, model
 
 
-def _dataset(base, model, threshold=0.05, out="ds", p_adjusted=None):
+def _dataset(base, model, threshold=0.05, out="ds", p_adjusted=None, require_significant=True):
     from delta_v2a.jobs.phase3 import run_dataset
 
     (base / out).mkdir(exist_ok=True)
@@ -89,6 +89,7 @@ def _dataset(base, model, threshold=0.05, out="ds", p_adjusted=None):
         effects_config={"intensities": CONFIG["intensities"], "effects": CONFIG["effects"]},
         threshold=threshold,
         alpha=0.05,
+        require_significant=require_significant,
         level_words=WORDS,
         descriptions=TEMPLATES,
         heldout_templates=1,
@@ -273,6 +274,19 @@ def test_no_significant_pair_is_said_loudly(upstream, caplog):
     pairs = json.loads((ds / "pairs.json").read_text())
     assert pairs["status"] == "no_pairs" and pairs["significance"]["available"] is True
     assert pairs["rows"][0]["reason"] == "no audio effect significant at alpha = 0.05"
+
+
+def test_pairs_on_score_alone_only_when_asked_and_then_said(upstream, caplog):
+    """phase3.require_significant_pairs: false (the demo) pairs on score, keeps each pair's
+    p-value and says the pairs are not evidence."""
+    base, model = upstream
+    p = [[0.5, 0.5], [0.5, 0.5], [None, None]]
+    with caplog.at_level("INFO"):
+        ds = _dataset(base, model, out="scoreonly", p_adjusted=p, require_significant=False)
+    pairs = json.loads((ds / "pairs.json").read_text())
+    assert pairs["status"] == "ok" and pairs["significance"]["required"] is False
+    assert all(r["p_adjusted"] == 0.5 for r in pairs["chosen"])
+    assert "NOT REQUIRED" in caplog.text and "not evidence" in pairs["significance"]["note"]
 
 
 def test_summary_phase3_section_reports_verdict_baselines_and_intervals():

@@ -75,6 +75,7 @@ rule phase3_dataset:
         effects_config=AUDIO_EFFECTS_CONFIG,
         threshold=P3["pair_threshold"],
         alpha=config["phase1"]["alpha"],
+        require_significant=P3["require_significant_pairs"],
         level_words=P3["level_words"],
         descriptions=P3["descriptions"],
         heldout_templates=P3["heldout_templates"],

@@ -13,6 +13,7 @@ run_job(
     effects_config=snakemake.params.effects_config,
     threshold=snakemake.params.threshold,
     alpha=snakemake.params.alpha,
+    require_significant=snakemake.params.require_significant,
     level_words=list(snakemake.params.level_words),
     descriptions=dict(snakemake.params.descriptions),
     heldout_templates=snakemake.params.heldout_templates,

@@ -206,19 +206,40 @@ def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping)
 
 
 def _pick_pairs(
-    matrix: str, lab: Mapping[str, Any], threshold: float, alpha: float
+    matrix: str,
+    lab: Mapping[str, Any],
+    threshold: float,
+    alpha: float,
+    require_significant: bool = True,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows of :func:`choose_pairs` and what significance they used (section 6.1)."""
+    """Rows of :func:`choose_pairs` and what significance they used (section 6.1).
+
+    ``require_significant=False`` (phase3.require_significant_pairs) chooses on score alone so
+    that Phase 3 can be exercised where Phase 1 found nothing (the tiny demo models); each
+    row keeps its p-value and every output says the pairs are not evidence."""
     p_adj = lab.get("p_adjusted")
     rows = choose_pairs(
         np.load(matrix, allow_pickle=False),
         list(lab["image_effects"]),
         list(lab["audio_effects"]),
         threshold,
-        p_adjusted=p_adj,
+        p_adjusted=p_adj if require_significant else None,
         alpha=alpha,
     )
-    if p_adj is None:
+    if p_adj is not None and not require_significant:
+        audio = list(lab["audio_effects"])
+        for i, r in enumerate(rows):
+            if r["audio_effect"] is not None:
+                r["p_adjusted"] = p_adj[i][audio.index(r["audio_effect"])]
+        significance = {
+            "available": True,
+            "required": False,
+            "alpha": alpha,
+            "note": "NOT REQUIRED (phase3.require_significant_pairs: false): pairs chosen on "
+            "score alone; they are not evidence of a correspondence, whatever the decoder does",
+        }
+        log.warning("%s", significance["note"])
+    elif p_adj is None:
         significance = {
             "available": False,
             "alpha": alpha,
@@ -227,7 +248,12 @@ def _pick_pairs(
         }
         log.warning("%s", significance["note"])
     else:
-        significance = {"available": True, "alpha": alpha, "note": "p_adjusted <= alpha"}
+        significance = {
+            "available": True,
+            "required": True,
+            "alpha": alpha,
+            "note": "p_adjusted <= alpha",
+        }
     for r in rows:
         if r["chosen"]:
             log.info(
@@ -250,7 +276,7 @@ def _write_no_pairs(
     sig = doc["significance"]
     message = (
         f"NO PAIR passes phase3.pair_threshold = {doc['threshold']:g}"
-        + (f" with p_adjusted <= {sig['alpha']:g}" if sig["available"] else "")
+        + (f" with p_adjusted <= {sig['alpha']:g}" if sig.get("required", sig["available"]) else "")
         + f" (best eligible score {'none' if best is None else f'{best:.4g}'}): Phase 3 has "
         "nothing to learn and trains no decoder. Lower the threshold knowingly, or check Phase 1."
     )
@@ -273,6 +299,7 @@ def run_dataset(
     effects_config: Mapping[str, Any],
     threshold: float,
     alpha: float,
+    require_significant: bool = True,
     level_words: Sequence[str],
     descriptions: Mapping[str, Sequence[str]],
     heldout_templates: int,
@@ -287,7 +314,9 @@ def run_dataset(
 ) -> None:
     """Choose the pairs, split the files, draw the sample list, embed each distinct
     description (trained and held-out templates) once."""
-    rows, significance = _pick_pairs(matrix, read_json(labels), threshold, alpha)
+    rows, significance = _pick_pairs(
+        matrix, read_json(labels), threshold, alpha, require_significant
+    )
     chosen = [r for r in rows if r["chosen"]]
     templates = {k: [v] if isinstance(v, str) else list(v) for k, v in descriptions.items()}
     doc: dict[str, Any] = {

@@ -92,6 +92,13 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
     lines = [
         f"target: {training_log.get('target')}; audio dependence: {dep.get('message', 'n/a')}",
         v["message"],
+        *(
+            [f"!!! pairs: {sig['note']} !!!"]
+            if not (sig := training_log.get("pairs", {}).get("significance", {})).get(
+                "required", True
+            )
+            else []
+        ),
         f"beats: {', '.join(v['beats']) or 'none'}; does not beat: "
         f"{', '.join(v['does_not_beat']) or 'none'}",
         f"text-only ({v['text_only_baseline']}) − decoder, test MSE: "
