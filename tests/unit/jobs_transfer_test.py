@@ -71,3 +71,15 @@ def test_a_missing_phase0_row_is_named():
         _level_norms({"results": rows}, "sens.json", store)
     rows.append({"modality": "image", "effect_type": "blur", "intensity": "high", "mean": 0.3})
     assert _level_norms({"results": rows}, "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)
+
+
+def test_reads_phase1s_own_keys_p_matrix_and_p_value_description():
+    """Phase 1 writes the uncorrected matrix as "p" and describes the test in "p_value"."""
+    labels = LABELS | {
+        "p": [[0.001, 0.3], [0.2, 0.01]],
+        "p_value": "max(p_sim1, p_sim2, p_sim3) (intersection-union)",
+        "p_adjusted": [[0.004, 1.0], [0.6, 0.03]],
+        "alpha": 0.05,
+    }
+    sig = _significance(labels, "contrast", "reverb")
+    assert sig["p_value"] == 0.01 and sig["p_adjusted"] == 0.03 and sig["significant"] is True

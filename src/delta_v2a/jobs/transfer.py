@@ -70,7 +70,7 @@ def _cell(table: Any, labels: Mapping[str, Any], image: str, audio: str) -> floa
 
 def _significance(labels: Mapping[str, Any], image: str, audio: str) -> dict[str, Any]:
     p_adj = _cell(labels.get("p_adjusted"), labels, image, audio)
-    p_raw = _cell(labels.get("p_values", labels.get("p_value")), labels, image, audio)
+    p_raw = _cell(labels.get("p"), labels, image, audio)  # Phase 1: "p" matrix, uncorrected
     alpha = labels.get("alpha")
     chosen = labels.get("chosen_pairs")
     if chosen is not None:
