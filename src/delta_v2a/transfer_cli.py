@@ -68,7 +68,7 @@ def load_setup(
 ) -> Setup:
     """Load ``decoder_model.pt`` with its ``transfer`` entry and both towers it names."""
     from delta_v2a.models import load_embedder
-    from delta_v2a.phase3.artifact import load_decoder
+    from delta_v2a.phase3.artifact import load_decoder, resolve_clap, resolve_model
 
     if not Path(model).is_file():
         raise FileNotFoundError(f"--model {model}: no such file")
@@ -82,7 +82,7 @@ def load_setup(
     audio = decoder.audio_model
     clap_e = load_embedder(
         "audio",
-        clap or audio["name_or_path"],
+        resolve_clap(decoder.doc, model, clap),
         device=device,
         dtype=audio.get("dtype", "fp32"),
         normalize=bool(audio.get("normalize", True)),
@@ -90,7 +90,7 @@ def load_setup(
     image = payload["image_model"]
     clip_e = load_embedder(
         "image",
-        clip or image["name_or_path"],
+        resolve_model(image, model, clip, "CLIP", "--clip"),
         device=device,
         dtype=image.get("dtype", "fp32"),
         normalize=bool(image.get("normalize", True)),

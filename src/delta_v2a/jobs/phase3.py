@@ -29,7 +29,7 @@ from delta_v2a.jobs.common import (
     load_embedder_for_job,
     log,
 )
-from delta_v2a.phase3.artifact import save_decoder
+from delta_v2a.phase3.artifact import portable_model, save_decoder
 from delta_v2a.phase3.dataset import (
     CONTROL_DESCRIPTIONS,
     SPLITS,
@@ -1195,18 +1195,9 @@ def torch_tensor(arr: np.ndarray) -> Any:
 
 
 def _portable_audio_model(table: EmbeddingTable, model_out: str) -> dict[str, Any]:
-    """The CLAP id or path for ``apply``: a local directory is stored relative to the model
-    file's folder (``apply`` resolves it from there), a hub id as it is."""
-    import os
-
+    """The CLAP id or path for ``apply`` (:func:`~delta_v2a.phase3.artifact.portable_model`)."""
     info = {**table.meta["model"], "normalize": bool(table.meta.get("normalize", True))}
-    local = Path(info["name_or_path"])
-    if local.is_dir():
-        info["name_or_path"] = os.path.relpath(local.resolve(), Path(model_out).resolve().parent)
-        info["relative_to_model_file"] = True
-    else:
-        info["relative_to_model_file"] = False
-    return info
+    return portable_model(info, model_out)
 
 
 def run_train(
@@ -1324,6 +1315,7 @@ def run_train(
             u_grid=u_grid,
             seed=seed,
         )
+        transfer["image_model"] = portable_model(transfer["image_model"], model_out)
     _save_model(
         model_out, ctx, results, base_arch, ev, calibration, target, preroll, seed, transfer
     )

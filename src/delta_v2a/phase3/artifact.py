@@ -164,21 +164,45 @@ def apply_decoder(
 # --------------------------------------------------------------------------- what apply accepts
 
 
-def resolve_clap(doc: Mapping[str, Any], model_path: str | Path, override: str | None) -> str:
-    """The CLAP to load: ``--clap`` when given; else the stored path, resolved from the model
-    file's folder when it was stored relative to it; else the stored hub id."""
+def portable_model(info: Mapping[str, Any], model_out: str | Path) -> dict[str, Any]:
+    """A model entry for the model file: a local directory is stored relative to the model
+    file's folder (so the file works from any working directory), a hub id as it is."""
+    import os
+
+    out = dict(info)
+    local = Path(str(out["name_or_path"]))
+    out["relative_to_model_file"] = local.is_dir()
+    if local.is_dir():
+        out["name_or_path"] = os.path.relpath(local.resolve(), Path(model_out).resolve().parent)
+    return out
+
+
+def resolve_model(
+    entry: Mapping[str, Any],
+    model_path: str | Path,
+    override: str | None,
+    what: str = "CLAP",
+    option: str = "--clap",
+) -> str:
+    """The model to load: ``override`` when given; else the stored path, resolved from the
+    model file's folder when it was stored relative to it; else the stored hub id."""
     if override:
         return override
-    stored = str(doc["audio_model"]["name_or_path"])
-    if doc["audio_model"].get("relative_to_model_file"):
+    stored = str(entry["name_or_path"])
+    if entry.get("relative_to_model_file"):
         local = (Path(model_path).resolve().parent / stored).resolve()
         if not local.is_dir():
             raise FileNotFoundError(
-                f"the decoder's CLAP model {stored!r} (stored relative to the model file) is not "
-                f"at {local}: pass --clap with the CLAP id or directory it was trained with"
+                f"the decoder's {what} model {stored!r} (stored relative to the model file) is "
+                f"not at {local}: pass {option} with the {what} id or directory it was made with"
             )
         return str(local)
     return stored
+
+
+def resolve_clap(doc: Mapping[str, Any], model_path: str | Path, override: str | None) -> str:
+    """The CLAP the decoder was trained with (see :func:`resolve_model`)."""
+    return resolve_model(doc["audio_model"], model_path, override)
 
 
 @dataclass(frozen=True)
