@@ -333,12 +333,13 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
         samples=str(samples),
         pairs=str(root / "pairs.json"),
         output_dir=str(out),
-        blur_levels={k: levels[k] for k in INTENSITIES},
+        edit_levels={"blur": {k: levels[k] for k in INTENSITIES}},
         n_examples=2,
     )
     doc = json.loads((out / "examples.json").read_text())
     assert doc["status"] == "ok" and doc["split"] == "test" and doc["not_science"]
-    assert [e["blur_level"] for e in doc["examples"]] == INTENSITIES[-2:]
+    assert [e["edit_level"] for e in doc["examples"]] == INTENSITIES[-2:]
+    assert {e["edit_effect"] for e in doc["examples"]} == {"blur"}
     assert all(e["song"] == str(root / "song.wav") for e in doc["examples"])
     for k in range(2):
         for route in ("original", "decoder", "exact"):
@@ -353,6 +354,6 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
         samples=str(samples),
         pairs=str(root / "pairs.json"),
         output_dir=str(none),
-        blur_levels={},
+        edit_levels={},
     )
     assert json.loads((none / "examples.json").read_text())["status"] == "unavailable"

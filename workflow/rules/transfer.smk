@@ -4,7 +4,7 @@ TRANSFER_RESULTS = ["results/transfer"]
 
 
 rule transfer_examples:
-    """A demo photo blurred by the workflow's own effect, transferred onto held-out songs by
+    """A demo photo edited by the workflow's own effect, transferred onto held-out songs by
     the decoder and the exact route; audio players and the printed reports in one page.
     """
     input:
@@ -31,9 +31,9 @@ rule transfer_examples:
         mem_mb=8000,
         runtime=30,
     params:
-        blur_levels={
-            i: config["effects"]["image"].get("blur", {}).get("levels", {}).get(i, {})
-            for i in INTENSITIES
+        edit_levels={
+            e: {i: effect_params(config, "image", e, i) for i in INTENSITIES}
+            for e in EFFECTS["image"]
         },
         n_examples=2,
         device=config["models"]["device"],

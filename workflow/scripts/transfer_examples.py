@@ -9,7 +9,10 @@ run_job(
     samples=snakemake.input.samples,
     pairs=snakemake.input.pairs,
     output_dir=snakemake.output[0],
-    blur_levels={k: dict(v) for k, v in dict(snakemake.params.blur_levels).items()},
+    edit_levels={
+        e: {k: dict(v) for k, v in dict(levels).items()}
+        for e, levels in dict(snakemake.params.edit_levels).items()
+    },
     n_examples=snakemake.params.n_examples,
     device=snakemake.params.device,
 )

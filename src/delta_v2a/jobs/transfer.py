@@ -239,8 +239,13 @@ def _one_example(setup: Any, out: Path, k: int, photos: tuple[str, str], song: s
             result, refused = transfer(setup, exact=exact, **kw), None
         except Refused as err:
             refused = str(err)
-            log.warning("example %d (%s): refused: %s; rendered with --force", k, route, err)
-            result = transfer(setup, exact=exact, force=True, **kw)
+            log.warning("example %d (%s): refused: %s; rendering with --force", k, route, err)
+            try:
+                result = transfer(setup, exact=exact, force=True, **kw)
+            except Refused as still:  # nothing to render even when forced: a result too
+                log.warning("example %d (%s): refused even with --force: %s", k, route, still)
+                record[route] = {"refused": f"{refused}; even with --force", "wav": None}
+                continue
         record[route] = {"refused": refused, "wav": wav.name, **result}
     return record
 
@@ -252,12 +257,13 @@ def run_examples(
     samples: str,
     pairs: str,
     output_dir: str,
-    blur_levels: Mapping[str, Mapping[str, float]],
+    edit_levels: Mapping[str, Mapping[str, Mapping[str, float]]],
     n_examples: int = 2,
     device: str = "cpu",
 ) -> None:
-    """A demo photo blurred by the workflow's own effect at each of its strongest levels,
-    transferred onto held-out songs by both routes, with an HTML page of audio players."""
+    """A demo photo edited by the workflow's own effect (the image effect of the decoder's
+    first pair, else the first configured one) at each of its strongest levels, transferred
+    onto held-out songs by both routes, with an HTML page of audio players."""
     from delta_v2a.effects import apply_image_effect
     from delta_v2a.extract import read_manifest
     from delta_v2a.media import load_image
@@ -285,11 +291,14 @@ def run_examples(
     photo = read_manifest(image_manifest)[0].path
     image = load_image(photo, setup.clip.input_size)
     _write_png(out / "before.png", image)
-    levels = list(blur_levels)[-n_examples:]
+    paired = [p["image_effect"] for p in doc.get("pairs", []) if p["image_effect"] in edit_levels]
+    effect = paired[0] if paired else next(iter(edit_levels))
+    levels = list(edit_levels[effect])[-n_examples:]
     records = []
     start = time.perf_counter()
     for k, (level, song) in enumerate(zip(levels, songs * n_examples, strict=False)):
-        _write_png(out / f"after{k}.png", apply_image_effect("blur", image, blur_levels[level]))
+        params = dict(edit_levels[effect][level])
+        _write_png(out / f"after{k}.png", apply_image_effect(effect, image, params))
         photos = (str(out / "before.png"), str(out / f"after{k}.png"))
         sf_write(
             out / f"example{k}_original.wav",
@@ -297,9 +306,10 @@ def run_examples(
             setup.decoder.space.sample_rate,
         )
         rec = _one_example(setup, out, k, photos, song)
-        rec |= {"blur_level": level, "blur_params": dict(blur_levels[level]), "split": split}
+        rec |= {"edit_effect": effect, "edit_level": level, "edit_params": params, "split": split}
         rec["report"] = {
-            r: format_report(rec[r], setup.decoder.space) for r in ("decoder", "exact")
+            r: format_report(rec[r], setup.decoder.space) if rec[r]["wav"] else [rec[r]["refused"]]
+            for r in ("decoder", "exact")
         }
         records.append(rec)
     doc = {
@@ -330,8 +340,8 @@ def _write_pages(out: Path, doc: Mapping[str, Any]) -> None:
     page = ["<html><body><h2>Delta transfer examples</h2>", f"<p><b>{note}</b></p>"]
     for k, rec in enumerate(doc["examples"]):
         title = (
-            f"Example {k}: {Path(rec['song']).name} ({rec['split']} split), photo blurred at "
-            f"{rec['blur_level']} {rec['blur_params']}"
+            f"Example {k}: {Path(rec['song']).name} ({rec['split']} split), photo edited by "
+            f"{rec['edit_effect']} at {rec['edit_level']} {rec['edit_params']}"
         )
         md += [f"## {title}", ""]
         page += [
@@ -346,8 +356,9 @@ def _write_pages(out: Path, doc: Mapping[str, Any]) -> None:
                 f" (refused: {r['refused']}; forced)" if r["refused"] else ""
             )
             md += [f"### {head}", "", "```", *rec["report"][route], "```", ""]
+            player = f' <audio controls src="{r["wav"]}"></audio>' if r["wav"] else ""
             page += [
-                f'<p>{html.escape(head)} <audio controls src="{r["wav"]}"></audio></p>',
+                f"<p>{html.escape(head)}{player}</p>",
                 "<pre>" + html.escape("\n".join(rec["report"][route])) + "</pre>",
             ]
     (out / "README.md").write_text("\n".join(md) + "\n", encoding="utf-8")
