@@ -131,7 +131,7 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     original_a = (root / "cat/a.png").read_bytes()
     (root / "cat/a.png").write_bytes((root / "cat/b.png").read_bytes())  # replaced mid-run
     model = {"name_or_path": str(tiny_clip_dir), "device": "cpu", "dtype": "fp32"}
-    model |= {"normalize": True, "batch_size": 2, "dim": None}
+    model |= {"normalize": True, "batch_size": {"cpu": 2, "cuda": 2}, "dim": None}
     kw = dict(
         modality="image",
         manifest=str(out / "image.tsv"),
