@@ -283,6 +283,8 @@ def _artifact_digests(base: Path) -> dict[str, str]:
         rel = str(path.relative_to(base))
         if any(s in rel for s in ("cache", "benchmarks", "embeddings")) or not path.is_file():
             continue
+        if rel.endswith(".inventory.tsv"):  # parse-time record of file sizes and mtimes
+            continue
         if path.suffix in (".json", ".tsv"):
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
         elif path.suffix in (".npz", ".npy"):
