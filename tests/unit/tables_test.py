@@ -54,21 +54,23 @@ def test_phase1_keys_are_used_when_present():
     assert html.count("★ ") == 2 and "p<sub>adj</sub> = 0.01" in html
 
 
-def test_phase3_rows_read_every_split_present():
+def test_phase3_rows_copy_every_test_figure_with_its_interval():
+    fig = {"mean": 0.1, "low": 0.05, "high": 0.2, "n_files": 3}
     log = {
         "status": "trained",
-        "validation": {"param_mse": {"model": 0.1, "no_effect": 0.3}, "n": 4},
-        "test": {"spectral_distance_db": {"model": 1.5, "mean_parameters": None}},
+        "test": {
+            "figures": {
+                "decoder": {"param_mse": fig},
+                "no_effect": {"param_mse": {**fig, "mean": 0.3}},
+            },
+            "paraphrase_figures": {"decoder": {"strength_error": {**fig, "mean": 0.5}}},
+        },
     }
-    frame = phase3_rows(log)
-    got = [tuple(r.values()) for r in frame.to_dict("records")]
-    assert np.isnan(got[3][3])  # a None figure is a missing value (an empty TSV cell)
-    got[3] = got[3][:3] + (None,) + got[3][4:]
+    got = [tuple(r.values()) for r in phase3_rows(log).to_dict("records")]
     assert got == [
-        ("validation", "param_mse", "model", 0.1, "trained"),
-        ("validation", "param_mse", "no_effect", 0.3, "trained"),
-        ("test", "spectral_distance_db", "model", 1.5, "trained"),
-        ("test", "spectral_distance_db", "mean_parameters", None, "trained"),
+        ("test", "decoder", "param_mse", 0.1, 0.05, 0.2, 3, "trained"),
+        ("test", "no_effect", "param_mse", 0.3, 0.05, 0.2, 3, "trained"),
+        ("paraphrases", "decoder", "strength_error", 0.5, 0.05, 0.2, 3, "trained"),
     ]
     assert phase3_rows({"status": "no_pairs"}).empty
     assert isinstance(phase3_rows({}), pd.DataFrame)

@@ -99,10 +99,12 @@ def test_tables_open_with_one_read_csv_and_have_one_row_per_unit(small_run):
     marked = set(map(tuple, disc.loc[disc["chosen"], ["image_effect", "audio_effect"]].values))
     assert marked == chosen and chosen  # .test/ keeps every best match (pair_threshold -1)
     p3 = tables["phase3_results"]
-    assert set(p3["candidate"]) >= {"model", "mean_parameters", "no_effect"}
-    val = log["validation"]["spectral_distance_db"]
-    got = p3.query("split == 'validation' and metric == 'spectral_distance_db'")
-    assert dict(zip(got["candidate"], got["value"], strict=True)) == pytest.approx(val)
+    assert set(p3["candidate"]) >= {"decoder", "text_lookup", "shuffled_audio", "no_effect"}
+    test = log["test"]["figures"]
+    got = p3.query("split == 'test' and metric == 'param_mse'")
+    assert dict(zip(got["candidate"], got["mean"], strict=True)) == pytest.approx(
+        {c: f["param_mse"]["mean"] for c, f in test.items()}
+    )
 
 
 def test_the_pinned_revisions_are_in_every_artifact(small_run):

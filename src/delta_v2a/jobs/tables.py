@@ -171,22 +171,25 @@ def discovery_rows(
 
 
 def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per (split, metric, candidate): every figure the Phase 3 log reports for the
-    held-out splits (``validation`` today; ``test`` when the log has it)."""
-    cols = ["split", "metric", "candidate", "value", "status"]
+    """One row per (split, candidate, metric) of the Phase 3 test figures: the decoder and
+    every baseline on the test files (``test``) and on the held-out paraphrases
+    (``paraphrases``), each a mean with its bootstrap interval over test files."""
+    cols = ["split", "candidate", "metric", "mean", "low", "high", "n_files", "status"]
     rows = []
-    for split in ("validation", "test"):
-        block = training_log.get(split)
-        if not isinstance(block, Mapping):
-            continue
-        for metric, values in block.items():
-            if not isinstance(values, Mapping):
-                continue
-            for candidate, value in values.items():
-                if value is None or isinstance(value, int | float):
+    test = training_log.get("test")
+    blocks = (
+        {"test": test.get("figures", {}), "paraphrases": test.get("paraphrase_figures", {})}
+        if isinstance(test, Mapping)
+        else {}
+    )
+    for split, figures in blocks.items():
+        for candidate, metrics in (figures or {}).items():
+            for metric, fig in metrics.items():
+                if isinstance(fig, Mapping):
                     rows.append(
-                        {"split": split, "metric": metric, "candidate": candidate,
-                         "value": value, "status": training_log.get("status")}
+                        {"split": split, "candidate": candidate, "metric": metric,
+                         **{k: fig.get(k) for k in ("mean", "low", "high", "n_files")},
+                         "status": training_log.get("status")}
                     )  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
 
@@ -334,9 +337,22 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
     parts.append("<h2>Phase 3: held-out figures</h2>")
     p3 = frames["phase3_results"]
     if len(p3):
-        wide = p3.pivot_table(index=["split", "metric"], columns="candidate", values="value",
-                              sort=False).reset_index()  # fmt: skip
-        parts.append(html_table(wide, "Decoder vs baselines (lower is better)", "phase3-results"))
+        shown = p3.assign(
+            figure=[
+                f"{m:.4g} [{lo:.4g}, {hi:.4g}]" if pd.notna(m) else ""
+                for m, lo, hi in zip(p3["mean"], p3["low"], p3["high"], strict=True)
+            ]
+        )
+        wide = shown.pivot_table(index=["split", "metric"], columns="candidate", values="figure",
+                                 aggfunc="first", sort=False).reset_index()  # fmt: skip
+        parts.append(
+            html_table(
+                wide,
+                "Decoder vs baselines on the test files: mean [95 % bootstrap interval over "
+                "files]; lower is better",
+                "phase3-results",
+            )
+        )
     else:
         parts.append('<p id="phase3-results">Phase 3 trained nothing (see the verdicts).</p>')
     parts.append("<h2>Listening examples</h2>")
