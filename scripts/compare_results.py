@@ -1,0 +1,62 @@
+"""Compare two results/ trees: JSON (minus time, provenance and path fields), .npy and .npz
+contents. A refactor must change none: `python scripts/compare_results.py OLD/results NEW/results`.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+VOLATILE = ("time", "second", "created", "host", "provenance", "elapsed", "version", "_s")
+VOLATILE += ("per_s", "rate", "resolved_path")
+
+
+def clean(x):
+    """Drop the fields that legitimately differ between two runs (clocks, hosts, paths)."""
+    if isinstance(x, dict):
+        keep = (k for k in sorted(x) if not any(s in k.lower() for s in VOLATILE))
+        return {k: clean(x[k]) for k in keep}
+    if isinstance(x, list):
+        return [clean(v) for v in x]
+    return x
+
+
+def digest(p: Path) -> str:
+    h = hashlib.sha256()
+    if p.suffix == ".json":
+        h.update(json.dumps(clean(json.loads(p.read_text())), sort_keys=True).encode())
+        return h.hexdigest()[:16]
+    data = np.load(p, allow_pickle=False)
+    arrays = {"": data} if isinstance(data, np.ndarray) else {k: data[k] for k in data.files}
+    for k in sorted(arrays):
+        a = arrays[k]
+        if a.dtype.kind in "US" and a.ndim == 0:  # a JSON meta string
+            try:
+                a = np.array(json.dumps(clean(json.loads(str(a))), sort_keys=True))
+            except ValueError:
+                pass
+        h.update(k.encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def main(old: Path, new: Path) -> int:
+    files = sorted(
+        p.relative_to(old)
+        for p in old.rglob("*")
+        if p.suffix in (".json", ".npy", ".npz") and not {"cache", "benchmarks"} & set(p.parts)
+    )
+    bad = 0
+    for rel in files:
+        da = digest(old / rel)
+        db = digest(new / rel) if (new / rel).exists() else "MISSING"
+        bad += da != db
+        print(f"{'same' if da == db else 'DIFF'}  {da}  {db}  {rel}")
+    print(f"{len(files)} files, {bad} differ")
+    return int(bad > 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
