@@ -67,3 +67,16 @@ def space():
     from delta_v2a.phase3.paramspace import audio_space_from_config
 
     return audio_space_from_config(CONFIG, ALL_AUDIO, SR, bypass_below=0.02)
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handlers_left_behind():
+    """Job functions configure the root logger (as a job process should); in one pytest process
+    a handler left on a captured, closed stream would print "--- Logging error ---" later."""
+    import logging
+
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()

@@ -71,7 +71,7 @@ def test_decoder_artifacts(project):
     assert all(len(m["history"]) == PHASE3["epochs"] for m in log["training"]["models"].values())
     assert log["meta"]["not_science"] is True
     assert len(log["pairs"]["chosen"]) == 2  # one per image effect
-    assert log["pairs"]["significance"]["available"] is False  # no p_adjusted in these labels
+    assert log["pairs"]["significance"]["required"] is False  # tiny models: none significant
     assert {"decoder", "text_lookup", "text_mlp", "shuffled_audio", "text2fx_search"} <= set(
         log["test"]["figures"]
     )

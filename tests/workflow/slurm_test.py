@@ -172,6 +172,7 @@ def artifact_files(base: Path) -> list[str]:
         and not str(p.relative_to(base / "results")).startswith(skip)
         and p.suffix != ".png"
         and not p.name.startswith(".")  # Snakemake's directory() timestamps
+        and not p.name.endswith(".inventory.tsv")  # parse-time record of sizes and mtimes
     )
 
 
