@@ -97,7 +97,10 @@ def test_tables_open_with_one_read_csv_and_have_one_row_per_unit(small_run):
     log = json.loads((small_run / "results/training_log.json").read_text())
     chosen = {(r["image_effect"], r["audio_effect"]) for r in log["pairs"]["rows"] if r["chosen"]}
     marked = set(map(tuple, disc.loc[disc["chosen"], ["image_effect", "audio_effect"]].values))
-    assert marked == chosen and chosen  # .test/ keeps every best match (pair_threshold -1)
+    assert chosen  # .test/ keeps every best match (pair_threshold -1, score-only pairs)
+    labels = json.loads((small_run / "results/discovery_labels.json").read_text())
+    significant = {(c["image_effect"], c["audio_effect"]) for c in labels["chosen_pairs"]}
+    assert marked == significant  # the table marks Phase 1's significant pairs only
     p3 = tables["phase3_results"]
     assert set(p3["candidate"]) >= {"decoder", "text_lookup", "shuffled_audio", "no_effect"}
     test = log["test"]["figures"]
