@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 
 import pytest
@@ -40,7 +41,10 @@ def test_report_first_page_has_verdicts_tables_and_audio(report, small_run, tmp_
                      "discovery-matrix", "phase3-results", "examples"):  # fmt: skip
         assert f'id="{table_id}"' in dom, table_id
     matrix = re.search(r'id="discovery-matrix".*?</table>', dom, re.S).group(0)
-    assert 'class="chosen' in matrix and "★" in matrix
+    labels = json.loads((small_run / "results/discovery_labels.json").read_text())
+    # Phase 1's significant pairs are starred; tiny models have none, and then none is
+    assert ('class="chosen' in matrix) == bool(labels["chosen_pairs"])
+    assert "p<sub>adj</sub>" in matrix
     audio = re.findall(r'<audio[^>]*src="data:audio/wav;base64,', dom)
     assert len(audio) == 3  # one (raw, target, predicted) triple in .test/
     assert 'id="not-science"' in dom  # tiny models: the page says so
