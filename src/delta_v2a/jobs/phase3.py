@@ -79,19 +79,18 @@ CURVES_VERSION = 1
 
 
 def _windows_key(model: Mapping[str, Any], device_type: str, count: int, hop_s: float) -> str:
-    from delta_v2a.cache import PREPROCESSING_VERSION, model_fingerprint
+    """The cache shard of window sequences (one mechanism with extraction's: cache.shard_key,
+    so a pinned model revision is part of the key here too)."""
+    from delta_v2a.cache import shard_key
 
-    parts = {
-        "kind": "phase3-windows",
-        "version": [PREPROCESSING_VERSION, WINDOWS_VERSION],
-        "model": model_fingerprint(model["name_or_path"]),
-        "dtype": model["dtype"],
-        "normalize": model["normalize"],
-        "device_type": device_type,
-        "count": int(count),
-        "hop_s": float(hop_s),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    return shard_key(
+        model,
+        device_type,
+        kind="phase3-windows",
+        windows_version=WINDOWS_VERSION,
+        count=int(count),
+        hop_s=float(hop_s),
+    )
 
 
 def _reusable_centre(original: EmbeddingTable, paths: Sequence[str], embedder: Any) -> bool:
@@ -387,18 +386,16 @@ def run_dataset(
 
 
 def _curve_shard_key(model: Mapping[str, Any], device_type: str, preroll_s: float) -> str:
-    from delta_v2a.cache import PREPROCESSING_VERSION, model_fingerprint
+    """The cache shard of strength-curve renders (cache.shard_key, as every embedding job)."""
+    from delta_v2a.cache import shard_key
 
-    parts = {
-        "kind": "phase3-curves",
-        "version": [PREPROCESSING_VERSION, CURVES_VERSION],
-        "model": model_fingerprint(model["name_or_path"]),
-        "dtype": model["dtype"],
-        "normalize": model["normalize"],
-        "device_type": device_type,
-        "preroll_s": float(preroll_s),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    return shard_key(
+        model,
+        device_type,
+        kind="phase3-curves",
+        curves_version=CURVES_VERSION,
+        preroll_s=float(preroll_s),
+    )
 
 
 def _clip_key(file_hash: str, effect: str, params: Mapping | None) -> str:
@@ -1254,17 +1251,7 @@ def run_train(
         **{k: training[k] for k in ("epochs", "batch_size", "lr", "weight_decay")}, seed=seed
     )
     base_arch = _base_arch(data, space, architecture)
-    counts = {k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")}
-    log.info(
-        "training on %s: samples %s, %d epochs, batch %d, lr %g",
-        dev,
-        counts,
-        settings.epochs,
-        settings.batch_size,
-        settings.lr,
-    )
-    dep = read_json(dependence)
-    (log.info if dep["can_matter"] else log.warning)("audio dependence: %s", dep["message"])
+    dep = _announce(data, settings, dev, dependence)
     results = _train_models(
         data, base_arch, settings, checkpoint_dir, checkpoint_interval_s, dev, log_every
     )
@@ -1302,25 +1289,51 @@ def run_train(
         str(dev),
         timing,
     )
-    transfer = None
-    if transfer_inputs:
-        from delta_v2a.jobs.transfer import transfer_payload_from_results
-
-        transfer = transfer_payload_from_results(
-            transfer_inputs["image_store"],
-            transfer_inputs["sensitivity"],
-            transfer_inputs["labels"],
-            pairs,
-            audio_store=transfer_inputs["audio_store"],
-            u_grid=u_grid,
-            seed=seed,
-        )
-        transfer["image_model"] = portable_model(transfer["image_model"], model_out)
+    transfer = _transfer_entry(transfer_inputs, pairs, model_out, u_grid, seed)
     _save_model(
         model_out, ctx, results, base_arch, ev, calibration, target, preroll, seed, transfer
     )
     _figures_png(ctx, test, results, candidates, ev, training_figure, predictions_figure)
     write_json(log_out, doc)
+
+
+def _announce(data: TrainData, settings: TrainSettings, dev: Any, dependence: str) -> dict:
+    """Log what is about to be trained, and the audio-dependence figure measured before it
+    (a warning when no decoder can beat text-only on this data); returns that figure."""
+    counts = {k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")}
+    log.info(
+        "training on %s: samples %s, %d epochs, batch %d, lr %g",
+        dev,
+        counts,
+        settings.epochs,
+        settings.batch_size,
+        settings.lr,
+    )
+    dep = read_json(dependence)
+    (log.info if dep["can_matter"] else log.warning)("audio dependence: %s", dep["message"])
+    return dep
+
+
+def _transfer_entry(
+    inputs: Mapping[str, str] | None, pairs: str, model_out: str, u_grid: int, seed: int
+) -> dict[str, Any] | None:
+    """What ``delta-v2a transfer`` needs in the model file (docs/methods.md §7), with the
+    image model's path portable like the CLAP's; None when the rule passes no inputs."""
+    if not inputs:
+        return None
+    from delta_v2a.jobs.transfer import transfer_payload_from_results
+
+    entry = transfer_payload_from_results(
+        inputs["image_store"],
+        inputs["sensitivity"],
+        inputs["labels"],
+        pairs,
+        audio_store=inputs["audio_store"],
+        u_grid=u_grid,
+        seed=seed,
+    )
+    entry["image_model"] = portable_model(entry["image_model"], model_out)
+    return entry
 
 
 def _base_arch(data: TrainData, space: ParamSpace, architecture: Mapping[str, Any]) -> dict:
