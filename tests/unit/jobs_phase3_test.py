@@ -146,9 +146,11 @@ def _train(base, ds, out="train", epochs=3):
         training={"epochs": epochs, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.01},
         target="matched",
         seed=0,
-        mel={"n_fft": 2048, "hop_length": 1024, "n_mels": 64, "top_db": 80.0},
-        spectral_max_samples=6,
-        examples=2,
+        validation={
+            "mel": {"n_fft": 2048, "hop_length": 1024, "n_mels": 64, "top_db": 80.0},
+            "max_samples": 6,
+            "examples": 2,
+        },
         bootstrap=200,
         log_every=2,
         preroll_s=1.0,
@@ -326,7 +328,7 @@ def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
 def _calibration(control_cosine: float):
     """Two trained descriptions on orthogonal axes, one held-out paraphrase at cosine 0.8 to
     its trained description, every control description at ``control_cosine`` to one of them."""
-    from delta_v2a.jobs.phase3 import _apply_calibration
+    from delta_v2a.phase3.calibrate import apply_calibration
     from delta_v2a.phase3.dataset import CONTROL_DESCRIPTIONS
 
     frame = pd.DataFrame(
@@ -343,7 +345,7 @@ def _calibration(control_cosine: float):
     emb[0, 0] = emb[1, 1] = 1.0
     emb[2, :2] = [0.8, 0.6]
     emb[3:, :] = [control_cosine, 0.0, np.sqrt(1 - control_cosine**2)]
-    return _apply_calibration({"frame": frame, "texts": texts}, emb.astype(np.float32))
+    return apply_calibration(frame, texts, emb.astype(np.float32))
 
 
 def test_apply_threshold_accepts_paraphrases_when_controls_are_far():

@@ -12,7 +12,16 @@ import torch
 from phase3_utils import ALL_AUDIO, CONFIG, SR, TEMPLATES, WORDS, music
 
 from delta_v2a.effects import apply_audio_effect
-from delta_v2a.phase3 import artifact, dataset, evaluate, spectral, strength, train, windows
+from delta_v2a.phase3 import (
+    artifact,
+    baselines,
+    dataset,
+    evaluate,
+    spectral,
+    strength,
+    train,
+    windows,
+)
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.paramspace import audio_space_from_config
 
@@ -188,16 +197,16 @@ def test_bootstrap_over_files_and_baseline_helpers():
     assert same["low"] == same["high"] == 0.5
     d = evaluate.bootstrap_difference(values + 1.0, values, files, 500, 0)
     assert d["mean"] == d["low"] == d["high"] == pytest.approx(1.0)
-    perm = evaluate.derangement(5, 0)
+    perm = baselines.derangement(5, 0)
     assert sorted(perm) == list(range(5)) and not (perm == np.arange(5)).any()
-    pred, unseen = evaluate.text_lookup(
+    pred, unseen = baselines.text_lookup(
         ["a", "a", "b"], np.array([[0.0], [1.0], [3.0]]), ["a", "c"]
     )
     assert pred[:, 0].tolist() == [0.5, 4.0 / 3.0] and unseen == 1
     grid = np.array([0.0, 0.5, 1.0])
     rendered = np.array([[[1.0, 0.0], [0.7, 0.7], [0.0, 1.0]]])
-    assert evaluate.text2fx_search(grid, rendered, np.array([[0.1, 1.0]]))[0] == 1.0
-    assert evaluate.text2fx_search(grid, rendered, np.array([[1.0, 0.9]]))[0] == 0.5
+    assert baselines.text2fx_search(grid, rendered, np.array([[0.1, 1.0]]))[0] == 1.0
+    assert baselines.text2fx_search(grid, rendered, np.array([[1.0, 0.9]]))[0] == 0.5
     err = evaluate.strength_error(np.array([1.5, 0.5, 1.0]), np.array([1.0, 1.0, 0.0]))
     assert err[:2].tolist() == [0.5, 0.5] and np.isnan(err[2])
 
@@ -270,10 +279,10 @@ def _test_figures(target):
     model = net.model_with_state(arch, dec.best_state)
     pred = np.clip(net.predict(model, text, data.audio[files]), 0, 1)
     uniq = np.unique(files)
-    shuffled = uniq[evaluate.derangement(len(uniq), 0)][np.searchsorted(uniq, files)]
+    shuffled = uniq[baselines.derangement(len(uniq), 0)][np.searchsorted(uniq, files)]
     pred_shuf = np.clip(net.predict(model, text, data.audio[shuffled]), 0, 1)
     keys = list(zip(frame.image_effect, frame.level_word, strict=True))
-    lookup, _ = evaluate.text_lookup(
+    lookup, _ = baselines.text_lookup(
         [k for k, t in zip(keys, train_rows, strict=True) if t],
         data.targets[train_rows],
         [k for k, t in zip(keys, test, strict=True) if t],

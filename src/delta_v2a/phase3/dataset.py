@@ -107,6 +107,52 @@ def choose_pairs(
     return rows
 
 
+def pair_significance(
+    rows: list[dict[str, Any]],
+    audio_effects: Sequence[str],
+    p_adjusted: Sequence[Sequence[float | None]] | None,
+    alpha: float,
+    required: bool,
+) -> dict[str, Any]:
+    """What significance the chosen pairs rest on (docs/methods.md §6.1), said in every
+    output. Where it was not required, each row with an audio effect gets its p-value back
+    so that the log shows how far from significant the score-only pair is."""
+    if p_adjusted is None:
+        return {
+            "available": False,
+            "alpha": alpha,
+            "note": "discovery_labels.json has no p_adjusted: pairs chosen on score alone, "
+            "WITHOUT a significance test",
+        }
+    if required:
+        return {"available": True, "required": True, "alpha": alpha, "note": "p_adjusted <= alpha"}
+    audio = list(audio_effects)
+    for i, r in enumerate(rows):
+        if r["audio_effect"] is not None:
+            r["p_adjusted"] = p_adjusted[i][audio.index(r["audio_effect"])]
+    return {
+        "available": True,
+        "required": False,
+        "alpha": alpha,
+        "note": "NOT REQUIRED (phase3.require_significant_pairs: false): pairs chosen on "
+        "score alone; they are not evidence of a correspondence, whatever the decoder does",
+    }
+
+
+def no_pairs_message(
+    threshold: float, significance: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+) -> str:
+    """Why Phase 3 trains nothing, with the best score that was eligible."""
+    best = max((r["score"] for r in rows if r["score"] is not None), default=None)
+    required = significance.get("required", significance["available"])
+    return (
+        f"NO PAIR passes phase3.pair_threshold = {threshold:g}"
+        + (f" with p_adjusted <= {significance['alpha']:g}" if required else "")
+        + f" (best eligible score {'none' if best is None else f'{best:.4g}'}): Phase 3 has "
+        "nothing to learn and trains no decoder. Lower the threshold knowingly, or check Phase 1."
+    )
+
+
 # --------------------------------------------------------------------------- descriptions
 
 

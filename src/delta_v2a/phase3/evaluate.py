@@ -1,5 +1,6 @@
-"""Phase 3 evaluation on the test split: baselines, bootstrap intervals over test files and
-the verdict (docs/methods.md sections 6.4-6.6). Pure functions on arrays, no I/O."""
+"""Phase 3 evaluation on the test split: the metrics, bootstrap intervals over test files,
+the verdict and the cost comparison (docs/methods.md sections 6.4-6.6). The baselines'
+predictions come from :mod:`delta_v2a.phase3.baselines`. Pure functions on arrays, no I/O."""
 
 from __future__ import annotations
 
@@ -9,15 +10,24 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "METRICS",
     "bootstrap_mean",
     "bootstrap_difference",
-    "derangement",
+    "cost_comparison",
+    "evaluate_test",
+    "figures_over_files",
     "per_sample_mse",
     "strength_error",
-    "text_lookup",
-    "text2fx_search",
+    "strength_errors",
     "verdict",
 ]
+
+#: Every test figure, lower is better (docs/methods.md §6.5).
+METRICS = {
+    "param_mse": "mean squared error of the normalised parameter vector",
+    "strength_error": "|g_f(u_hat) - target| / target, g_f the clip's strength curve",
+    "logmel_db": "mean |log-mel(A) - log-mel(A_aug)|, dB re each clip's peak, top_db",
+}
 
 
 def per_sample_mse(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -58,49 +68,6 @@ def bootstrap_difference(
 ) -> dict[str, Any]:
     """``a − b`` per sample, then :func:`bootstrap_mean` over files (paired by sample)."""
     return bootstrap_mean(np.asarray(a) - np.asarray(b), files, n_boot, seed)
-
-
-def text_lookup(
-    train_keys: Sequence[Any], train_targets: np.ndarray, keys: Sequence[Any]
-) -> tuple[np.ndarray, int]:
-    """The best prediction without audio: the mean training target of each key (a
-    description's meaning: image effect and level word). Unseen keys get the global training
-    mean; their count is returned."""
-    train_targets = np.asarray(train_targets, dtype=np.float64)
-    table: dict[Any, list[int]] = {}
-    for i, k in enumerate(train_keys):
-        table.setdefault(k, []).append(i)
-    means = {k: train_targets[v].mean(axis=0) for k, v in table.items()}
-    glob = train_targets.mean(axis=0)
-    out = np.array([means.get(k, glob) for k in keys], dtype=np.float64).reshape(
-        len(keys), train_targets.shape[1]
-    )
-    return out, sum(k not in means for k in keys)
-
-
-def text2fx_search(grid: np.ndarray, rendered: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """Text2FX-style per-clip search on the u grid: for each sample, the u whose rendered
-    audio's CLAP embedding has the highest cosine with the CLAP text embedding of ``E_cond``.
-
-    rendered (N, G, D): each sample's clip rendered by its audio effect at every grid u;
-    text (N, D). Returns (N,) u.
-    """
-    r = rendered / np.maximum(np.linalg.norm(rendered, axis=-1, keepdims=True), 1e-12)
-    t = text / np.maximum(np.linalg.norm(text, axis=-1, keepdims=True), 1e-12)
-    sims = np.einsum("ngd,nd->ng", r, t)
-    return np.asarray(grid, dtype=np.float64)[np.argmax(sims, axis=1)]
-
-
-def derangement(n: int, seed: int) -> np.ndarray:
-    """A seeded permutation of range(n) with no fixed point (n >= 2): every test file gets
-    another test file's audio."""
-    if n < 2:
-        raise ValueError("shuffling the audio needs at least 2 test files")
-    rng = np.random.default_rng([seed, 505])
-    while True:
-        perm = rng.permutation(n)
-        if not (perm == np.arange(n)).any():
-            return perm
 
 
 def strength_error(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -150,4 +117,105 @@ def verdict(
             + (" and " if not beats_text and not shuffle_hurts else "")
             + ("shuffling the audio does not hurt it" if not shuffle_hurts else "")
         ),
+    }
+
+
+def strength_errors(
+    candidates: Mapping[str, np.ndarray],
+    axes: Sequence[Sequence[int]],
+    grid: np.ndarray,
+    curves: np.ndarray,
+    target: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per sample and baseline: |g_f(û) − target| / target, with g_f the sample's strength
+    curve (row of ``curves``, sampled at ``grid``) and û the mean predicted value over the
+    parameter axes of the sample's audio effect (``axes[n]``)."""
+    from delta_v2a.phase3.strength import curve_at
+
+    out = {}
+    for name, pred in candidates.items():
+        u = np.array([pred[n, list(ax)].mean() for n, ax in enumerate(axes)])
+        out[name] = strength_error(curve_at(grid, curves, u), target)
+    return out
+
+
+def figures_over_files(
+    per_sample: Mapping[str, Mapping[str, np.ndarray]],
+    files: np.ndarray,
+    mask: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict[str, dict[str, Any]]:
+    """baseline -> metric -> bootstrap mean and 95 % interval over the test files in mask."""
+    return {
+        name: {
+            metric: bootstrap_mean(values[mask], files[mask], n_boot, seed)
+            for metric, values in metrics.items()
+        }
+        for name, metrics in per_sample.items()
+    }
+
+
+def evaluate_test(
+    per_sample: Mapping[str, Mapping[str, np.ndarray]],
+    files: np.ndarray,
+    seen: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Test figures, seen templates (``seen``) and held-out paraphrases apart, and the
+    verdict from the seen ones: the decoder against the better text-only baseline and
+    against itself on shuffled audio, paired by sample, intervals over files (§6.6)."""
+    figures = {
+        "test": figures_over_files(per_sample, files, seen, n_boot, seed),
+        "paraphrase": figures_over_files(per_sample, files, ~seen, n_boot, seed)
+        if (~seen).any()
+        else {},
+    }
+    text_name = min(
+        ("text_lookup", "text_mlp"), key=lambda k: figures["test"][k]["param_mse"]["mean"]
+    )
+    mse = {k: v["param_mse"][seen] for k, v in per_sample.items()}
+    diff_text = bootstrap_difference(mse[text_name], mse["decoder"], files[seen], n_boot, seed)
+    diff_shuf = bootstrap_difference(
+        mse["shuffled_audio"], mse["decoder"], files[seen], n_boot, seed
+    )
+    return {
+        "figures": figures,
+        "verdict": verdict(figures["test"], diff_text, diff_shuf, text_name),
+        "per_sample": per_sample,
+    }
+
+
+def cost_comparison(
+    curve_cost: Mapping[str, Any], grid_size: int, n_windows: int, timing: Mapping[str, float]
+) -> dict[str, Any]:
+    """CLAP calls and seconds per clip: the decoder (its windows + one text) against the
+    per-clip search (every grid u rendered and embedded + one text), from the per-clip costs
+    measured where the strength curves were embedded (``curve_cost``)."""
+    c = curve_cost["cost"]
+    embed, render = c.get("embed_seconds_per_clip"), c.get("render_seconds_per_clip")
+    known = embed is not None and render is not None
+    decoder_s = n_windows * embed + timing["decoder_forward_seconds_per_sample"] if known else None
+    search_s = (
+        grid_size * (embed + render) + timing["text2fx_argmax_seconds_per_sample"]
+        if known
+        else None
+    )
+    return {
+        "decoder": {
+            "clap_audio_calls_per_clip": n_windows,
+            "clap_text_calls": 1,
+            "seconds_per_clip": decoder_s,
+        },
+        "text2fx_search": {
+            "clap_audio_calls_per_clip": int(grid_size),
+            "clap_text_calls": 1,
+            "seconds_per_clip": search_s,
+        },
+        "per_clip_costs": dict(c),
+        "u_grid": {
+            k: curve_cost[k]
+            for k in ("clap_calls", "clap_calls_this_run", "seconds", "files", "effects")
+        },
     }

@@ -1,4 +1,5 @@
-"""Phase 3 validation on spectrograms: log-mel of renders and their distance."""
+"""Phase 3 validation on spectrograms: log-mel of renders, their distance, and which test
+samples are rendered and listened to (docs/methods.md §6.5)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +52,29 @@ def spectral_distance(a_db: np.ndarray, b_db: np.ndarray) -> float:
     if a_db.shape != b_db.shape:
         raise ValueError(f"spectrogram shapes differ: {a_db.shape} vs {b_db.shape}")
     return float(np.mean(np.abs(a_db - b_db)))
+
+
+# --------------------------------------------------------------------------- which samples
+
+
+def rendered_subset(n: int, max_samples: int, seed: int) -> np.ndarray:
+    """Sorted positions of the at most ``max_samples`` test samples that are rendered (a
+    seeded subset; sorted keeps one file's samples together)."""
+    return np.sort(np.random.default_rng([seed, 303]).permutation(n)[: min(n, max_samples)])
+
+
+def example_order(frame: pd.DataFrame, pick: np.ndarray, examples: int) -> list[int]:
+    """The rendered samples written as WAV examples: round robin over (image, audio) pairs,
+    strongest level first within each pair (the most audible examples)."""
+    by_pair: dict[tuple[str, str], list[int]] = {}
+    for i in pick:
+        key = (frame.at[i, "image_effect"], frame.at[i, "audio_effect"])
+        by_pair.setdefault(key, []).append(int(i))
+    for lst in by_pair.values():
+        lst.sort(key=lambda i: -float(frame.at[i, "level"]))
+    chosen: list[int] = []
+    while len(chosen) < min(examples, len(pick)):
+        for lst in by_pair.values():
+            if lst and len(chosen) < examples:
+                chosen.append(lst.pop(0))
+    return chosen

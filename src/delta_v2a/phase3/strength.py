@@ -1,23 +1,29 @@
 """Matched-strength targets (docs/methods.md section 6.2): the image delta's size at a level,
 each clip's own strength curve, and the u* that makes the clip move by the matched amount.
 
-Pure functions, no I/O: the curves come from :func:`delta_v2a.jobs.phase3.run_strength`, which
-renders and embeds each (clip, effect, u) once and caches it by content.
+Pure functions, no I/O: the curves come from
+:func:`delta_v2a.jobs.phase3.strength.run_strength`, which renders and embeds each
+(clip, effect, u) once and caches it by content.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "ImageStrength",
     "SolvedTargets",
     "audio_dependence",
     "curve_norms",
+    "dependence_message",
     "image_strength",
+    "matched_dependence",
+    "solve_targets",
     "solve_u",
     "u_grid",
 ]
@@ -143,3 +149,91 @@ def audio_dependence(
         "min_sd": float(min_sd),
         "per_description": sds,
     }
+
+
+def solve_targets(
+    frame: pd.DataFrame,
+    grid: np.ndarray,
+    curves: np.ndarray,
+    effects: Sequence[str],
+    strengths: Mapping[str, ImageStrength],
+    train_files: np.ndarray,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per sample: m_i(θ), the target strength κ_ij m_i(θ) and u* (section 6.2). κ_ij maps
+    the strongest image level onto the median over training files of g_f(1), which is the
+    audio delta norm of j at its strongest configured level on the same window."""
+    j_of = {e: k for k, e in enumerate(effects)}
+    kappa = {}
+    for img, aud in (
+        frame[["image_effect", "audio_effect"]].drop_duplicates().itertuples(index=False)
+    ):
+        median_audio = float(np.median(curves[train_files, j_of[aud], -1]))
+        kappa[f"{img}->{aud}"] = median_audio / strengths[img].strongest
+    j = frame["audio_effect"].map(j_of).to_numpy()
+    m = np.array(
+        [float(strengths[i](t)) for i, t in zip(frame["image_effect"], frame["level"], strict=True)]
+    )
+    k = np.array(
+        [
+            kappa[f"{i}->{a}"]
+            for i, a in zip(frame["image_effect"], frame["audio_effect"], strict=True)
+        ]
+    )
+    rows = curves[frame["file_index"].to_numpy(), j]
+    solved = solve_u(grid, rows, k * m)
+    out = frame[["sample"]].copy()
+    out["image_strength"] = m
+    out["kappa"] = k
+    out["target_strength"] = k * m
+    out["u_star"] = solved.u
+    out["unreachable"] = solved.above
+    return out, kappa
+
+
+def matched_dependence(
+    frame: pd.DataFrame,
+    grid: np.ndarray,
+    curves: np.ndarray,
+    effects: Sequence[str],
+    strengths: Mapping[str, ImageStrength],
+    kappa: Mapping[str, float],
+    level_words: Sequence[str],
+    target: str,
+    min_sd: float,
+) -> dict[str, Any]:
+    """Section 6.2's audio-dependence figure: u* of every file at each level word's bin
+    centre θ (same description, same θ), before any training. In ``level`` mode the target
+    is θ itself: no spread by construction."""
+    n_files = curves.shape[0]
+    cells = {}
+    for img, aud in (
+        frame[["image_effect", "audio_effect"]].drop_duplicates().itertuples(index=False)
+    ):
+        j = list(effects).index(aud)
+        for w, word in enumerate(level_words):
+            theta = (w + 0.5) / len(level_words)
+            s = kappa[f"{img}->{aud}"] * float(strengths[img](theta))
+            u = (
+                solve_u(grid, curves[:, j], np.full(n_files, s)).u
+                if target == "matched"
+                else np.full(n_files, theta)
+            )
+            cells[(f"{img}->{aud}", word)] = u
+    dep = audio_dependence(cells, min_sd)
+    dep["target"] = target
+    return dep
+
+
+def dependence_message(dep: Mapping[str, Any], min_sd: float) -> str:
+    """One line for the log and the summary: the spread, and the share the text explains."""
+    share = dep["share_explained_by_description"]
+    return (
+        f"u* spread across files for one description: SD {dep['sd_across_files']:.4f}; the "
+        f"description alone explains {'n/a' if share is None else f'{share:.1%}'} of the "
+        "variance of u*"
+        + (
+            ""
+            if dep["can_matter"]
+            else f" -- below {min_sd:g}: NO DECODER CAN BEAT TEXT-ONLY ON THIS DATA"
+        )
+    )

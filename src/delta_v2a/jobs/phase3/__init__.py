@@ -1,0 +1,14 @@
+"""Phase 3 jobs, one module per rule of ``workflow/rules/phase3.smk``.
+
+``windows`` (rule phase3_windows), ``dataset`` (phase3_dataset), ``strength``
+(phase3_strength) and ``train`` (phase3) each rerun only when what they read changes; the
+phase3 job's rendering and written records are its own modules, ``renders`` and ``records``.
+The science they call is :mod:`delta_v2a.phase3`.
+"""
+
+from delta_v2a.jobs.phase3.dataset import run_dataset
+from delta_v2a.jobs.phase3.strength import run_strength
+from delta_v2a.jobs.phase3.train import run_train
+from delta_v2a.jobs.phase3.windows import run_windows
+
+__all__ = ["run_dataset", "run_strength", "run_train", "run_windows"]

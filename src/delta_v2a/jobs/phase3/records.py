@@ -1,0 +1,244 @@
+"""What the phase3 job writes besides renders: training_log.json (every figure from the test
+split, every baseline, the verdict), decoder_model.pt (what ``apply`` and ``transfer`` read,
+weights_only-safe) and the two figures (docs/methods.md §6.6-6.7)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from delta_v2a.jobs.common import (
+    log,
+)
+from delta_v2a.phase3.artifact import portable_model, save_decoder
+from delta_v2a.phase3.baselines import (
+    BASELINES,
+    TRAINED_KINDS,
+)
+from delta_v2a.phase3.calibrate import apply_calibration
+from delta_v2a.phase3.evaluate import (
+    METRICS,
+)
+from delta_v2a.phase3.train import TrainResult, TrainSettings
+from delta_v2a.storage import (
+    EmbeddingTable,
+)
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _history(result: TrainResult) -> list[dict[str, float]]:
+    return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in result.history]
+
+
+def calibrate_apply(ctx: Mapping[str, Any], text_emb: np.ndarray) -> dict[str, Any]:
+    """:func:`~delta_v2a.phase3.calibrate.apply_calibration`, logged, with a tensor for the
+    model file."""
+    cal = apply_calibration(ctx["frame"], ctx["texts"], text_emb)
+    (log.info if cal["separable"] else log.warning)(
+        "apply: unrelated control descriptions reach cosine %.4f, held-out paraphrases %.4f"
+        "%s; %d of %d paraphrases accepted",
+        cal["control_ceiling"],
+        cal["paraphrase_floor"],
+        "" if cal["separable"] else " (NOT separable: the text tower cannot tell them apart)",
+        cal["paraphrases_accepted"],
+        len(cal["calibration"]),
+    )
+    log.info(
+        "apply threshold: cosine >= %.4f to the nearest trained description (calibrated on "
+        "%d held-out paraphrases, %d of them nearest to a description of the same meaning)",
+        cal["threshold"],
+        len(cal["calibration"]),
+        cal["n_same_meaning"],
+    )
+    return {**cal, "trained_embeddings": torch_tensor(cal["trained_embeddings"])}
+
+
+def torch_tensor(arr: np.ndarray) -> Any:
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+def _portable_audio_model(table: EmbeddingTable, model_out: str) -> dict[str, Any]:
+    """The CLAP id or path for ``apply`` (:func:`~delta_v2a.phase3.artifact.portable_model`)."""
+    info = {**table.meta["model"], "normalize": bool(table.meta.get("normalize", True))}
+    return portable_model(info, model_out)
+
+
+def write_figures(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    run: TrainRun,
+    candidates: Mapping[str, np.ndarray],
+    training_figure: str,
+    predictions_figure: str,
+) -> None:
+    """Learning curves with the test figures, and the decoder's test predictions (seen
+    templates) against the targets."""
+    from delta_v2a.plots import decoder_prediction_figure, decoder_training_figure
+
+    note = ctx["pairs"]["meta"].get("note", "")
+    histories = {k: r.history for k, r in run.results.items()}
+    figures = run.evaluation["figures"]["test"]
+    decoder_training_figure(histories, figures, training_figure, note)
+    seen = ctx["data"].split[test] == "test"
+    decoder_prediction_figure(
+        ctx["frame"].iloc[test][seen],
+        ctx["data"].targets[test][seen],
+        candidates["decoder"][seen],
+        ctx["space"].names,
+        predictions_figure,
+        note,
+    )
+
+
+#: Where each random stream starts (docs/methods.md §6.3), written into every training log.
+SEED_STREAMS = {
+    "split_and_levels": "numpy default_rng([seed, 101]) / ([seed, 202])",
+    "init": "torch.manual_seed(seed)",
+    "shuffle": "torch.Generator().manual_seed(seed + 1)",
+    "spectral_subsample": "numpy default_rng([seed, 303])",
+    "bootstrap": "numpy default_rng([seed, 404])",
+    "audio_shuffle": "numpy default_rng([seed, 505])",
+}
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """What one phase3 job measured, for the records it writes."""
+
+    results: Mapping[str, TrainResult]
+    base_arch: Mapping[str, Any]
+    settings: TrainSettings
+    dependence: Mapping[str, Any]
+    evaluation: Mapping[str, Any]
+    renders: Mapping[str, Any]
+    cost: Mapping[str, Any]
+    timing: Mapping[str, Any]
+    calibration: Mapping[str, Any]
+    target: str
+    device: str
+    preroll: int
+    transfer: Mapping[str, Any] | None = None
+
+
+def _data_section(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    p, frame, data = ctx["pairs"], ctx["frame"], ctx["data"]
+    return {
+        "n_samples": len(frame),
+        "samples_per_split": {
+            k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")
+        },
+        "n_files": int(frame["path"].nunique()),
+        **{k: p[k] for k in ("split", "levels_per_pair", "level_words", "templates")},
+        "heldout_templates": p["heldout_templates"],
+        "n_unreachable_targets": int(frame["unreachable"].sum()),
+    }
+
+
+def _training_section(run: TrainRun) -> dict[str, Any]:
+    return {
+        **asdict(run.settings),
+        "optimizer": "AdamW",
+        "loss": "MSE on the normalised parameter vector",
+        "device": run.device,
+        "epoch_chosen_on": "validation files",
+        "models": {
+            name: {
+                "kind": TRAINED_KINDS[name],
+                "best_epoch": r.best_epoch,
+                "best_val_loss": r.best_val_loss,
+                "train_seconds": r.train_seconds,
+                "epochs_per_s": _finite(r.epochs_per_s),
+                "epochs_this_run": r.epochs_run,
+                "resumed_from_epoch": r.resumed_from,
+                "history": _history(r),
+            }
+            for name, r in run.results.items()
+        },
+    }
+
+
+def _test_section(run: TrainRun) -> dict[str, Any]:
+    figures = run.evaluation["figures"]
+    return {
+        "figures": figures["test"],
+        "paraphrase_figures": figures["paraphrase"],
+        "interval": "95 % percentile bootstrap over test files",
+        "n_rendered": run.renders["n_rendered"],
+        "render_seconds": run.renders["seconds"],
+        "mel": dict(run.renders["mel"]),
+        "metrics": METRICS,
+        "baselines": BASELINES,
+        "text_lookup_unseen_keys": run.timing["text_lookup_unseen_keys"],
+    }
+
+
+def training_log(ctx: Mapping[str, Any], run: TrainRun) -> dict[str, Any]:
+    """training_log.json: every figure from the test split, every baseline, the verdict."""
+    p, main = ctx["pairs"], run.results["decoder"]
+    return {
+        "meta": p["meta"],
+        "status": "trained",
+        "target": run.target,
+        "verdict": run.evaluation["verdict"],
+        "audio_dependence": dict(run.dependence),
+        "pairs": {k: p[k] for k in ("threshold", "significance", "rows", "chosen")},
+        "seeds": {"seed": int(run.settings.seed), **SEED_STREAMS},
+        "data": _data_section(ctx),
+        "paramspace": ctx["space"].to_dict(),
+        "windows": {**ctx["table"].meta["windows"], "hop_s": ctx["table"].meta.get("hop_s")},
+        "architecture": {"kind": "attention", **run.base_arch},
+        "training": _training_section(run),
+        "best_epoch": main.best_epoch,
+        "best_val_loss": main.best_val_loss,
+        "test": _test_section(run),
+        "cost": dict(run.cost),
+    }
+
+
+def _compact(figures: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {
+        name: {m: {k: v for k, v in f.items()} for m, f in metrics.items()}
+        for name, metrics in figures.items()
+    }
+
+
+def save_model(model_out: str, ctx: Mapping[str, Any], run: TrainRun) -> None:
+    """decoder_model.pt: plain values and tensors only (weights_only=True), with the optional
+    "transfer" entry (prototypes, strength curves, pairs) that ``delta-v2a transfer`` reads."""
+    p, main, ev = ctx["pairs"], run.results["decoder"], run.evaluation
+    meta = p["meta"]
+    save_decoder(
+        model_out,
+        {
+            "status": "trained",
+            "arch": {"kind": "attention", **run.base_arch},
+            "state_dict": main.best_state,
+            "paramspace": ctx["space"].to_dict(),
+            "level_words": list(p["level_words"]),
+            "templates": dict(p["templates"]),
+            "heldout_templates": dict(p["heldout_templates"]),
+            "pairs": list(p["chosen"]),
+            "target": run.target,
+            "audio_model": _portable_audio_model(ctx["table"], model_out),
+            "windows": {k: int(v) for k, v in ctx["table"].meta["windows"].items()},
+            "preroll": run.preroll,
+            "best_epoch": main.best_epoch,
+            "best_val_loss": main.best_val_loss,
+            "test_figures": _compact(ev["figures"]["test"]),
+            "verdict": {k: ev["verdict"][k] for k in ("uses_audio", "message")},
+            "apply": dict(run.calibration),
+            "seed": int(run.settings.seed),
+            "not_science": bool(meta.get("not_science", False)),
+            "note": meta.get("note", ""),
+            **({"transfer": dict(run.transfer)} if run.transfer else {}),
+        },
+    )

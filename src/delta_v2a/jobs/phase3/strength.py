@@ -1,0 +1,284 @@
+"""Rule ``phase3_strength``: every clip's strength curve g_f(u), the matched targets u* and
+the audio-dependence figure, all before any training (docs/methods.md §6.2, §6.4). Each
+(clip, effect, u) is rendered and embedded once and cached by content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from delta_v2a.extract import manifest_hashes, read_manifest
+from delta_v2a.jobs.common import (
+    PipelineError,
+    job_batch_size,
+    load_embedder_for_job,
+    log,
+)
+from delta_v2a.phase3.paramspace import ParamSpace
+from delta_v2a.phase3.strength import (
+    ImageStrength,
+    curve_norms,
+    dependence_message,
+    image_strength,
+    matched_dependence,
+    solve_targets,
+    u_grid,
+)
+from delta_v2a.storage import (
+    atomic_path,
+    read_json,
+    save_npz,
+    write_json,
+)
+
+CURVES_VERSION = 1
+
+
+def _curve_shard_key(model: Mapping[str, Any], device_type: str, preroll_s: float) -> str:
+    """The cache shard of strength-curve renders (cache.shard_key, as every embedding job)."""
+    from delta_v2a.cache import shard_key
+
+    return shard_key(
+        model,
+        device_type,
+        kind="phase3-curves",
+        curves_version=CURVES_VERSION,
+        preroll_s=float(preroll_s),
+    )
+
+
+def _clip_key(file_hash: str, effect: str, params: Mapping | None) -> str:
+    """Content key of one rendered clip: the file's bytes, the effect and its exact
+    physical parameters (None = the raw clip)."""
+    blob = json.dumps([file_hash, effect, params], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _render_and_embed(
+    embedder: Any,
+    paths: Sequence[str],
+    jobs: Sequence[tuple[int, str | None, float]],
+    space: ParamSpace,
+    preroll_s: float,
+    batch_size: int,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Render (file, effect, u) clips exactly as extraction does (centred window, pre-roll
+    dropped; effect None = the raw clip) and embed them, one file in memory at a time; the
+    per-clip render and CLAP seconds are measured for the cost report."""
+    from delta_v2a.media import load_audio
+
+    sr, window = embedder.sampling_rate, embedder.window_samples
+    preroll = int(round(preroll_s * sr))
+    render_s = embed_s = 0.0
+    new = np.zeros((len(jobs), embedder.dim), np.float32)
+    by_file: dict[int, list[int]] = {}
+    for n, (f, _, _) in enumerate(jobs):
+        by_file.setdefault(f, []).append(n)
+    for f, ns in by_file.items():
+        raw = load_audio(paths[f], sr, window, preroll)
+        t0 = time.perf_counter()
+        clips = [
+            raw[preroll:]
+            if jobs[n][1] is None
+            else space.render(raw, sr, space.target(jobs[n][1], jobs[n][2]), preroll)
+            for n in ns
+        ]
+        t1 = time.perf_counter()
+        new[ns] = embedder.embed_audio(clips, batch_size=batch_size)
+        render_s, embed_s = render_s + t1 - t0, embed_s + time.perf_counter() - t1
+    cost = {
+        "clips_embedded": int(len(jobs)),
+        "render_seconds_per_clip": render_s / len(jobs),
+        "embed_seconds_per_clip": embed_s / len(jobs),
+    }
+    log.info(
+        "rendered and embedded %d clips: %.3f s render + %.3f s CLAP per clip",
+        len(jobs),
+        cost["render_seconds_per_clip"],
+        cost["embed_seconds_per_clip"],
+    )
+    return new, cost
+
+
+def _embed_curves(
+    paths: Sequence[str],
+    hashes: Sequence[str],
+    space: ParamSpace,
+    grid: np.ndarray,
+    model: Mapping[str, Any],
+    preroll_s: float,
+    cache_dir: str | None,
+    threads: int,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """raw (F, D) and rendered (F, J, G, D) CLAP embeddings; each clip × u embedded once and
+    cached by content (:func:`delta_v2a.cache.fill`); the model loads only for misses."""
+    from delta_v2a.cache import fill
+    from delta_v2a.models import resolve_device
+
+    jobs = [(f, None, 0.0) for f in range(len(paths))]
+    jobs += [(f, e, float(u)) for f in range(len(paths)) for e in space.effects for u in grid]
+    keys = []
+    for f, e, u in jobs:
+        params = None if e is None else space.physical(space.target(e, u))[e]
+        keys.append(_clip_key(hashes[f], e or "raw", params))
+    shard = None
+    if cache_dir:
+        key = _curve_shard_key(model, resolve_device(model["device"]).type, preroll_s)
+        shard = Path(cache_dir) / "embeddings" / "phase3_curves" / f"{key}.npz"
+
+    def embed_missing(misses: np.ndarray) -> tuple[np.ndarray, dict]:
+        log.info("strength curves: %d of %d clips to render and embed", len(misses), len(keys))
+        embedder = load_embedder_for_job("audio", model, threads)
+        new, cost = _render_and_embed(
+            embedder,
+            paths,
+            [jobs[m] for m in misses],
+            space,
+            preroll_s,
+            job_batch_size(model, embedder),
+        )
+        return new, {"model": embedder.info.to_dict(), "cost": cost}
+
+    filled = fill(shard, keys, embed_missing)
+    n_new = int((~filled.hit).sum())
+    log.info("strength curves: %d clips, %d from the cache", len(keys), len(keys) - n_new)
+    n_f = len(paths)
+    rendered = filled.embeddings[n_f:].reshape(n_f, len(space.effects), len(grid), -1)
+    info = {
+        "clap_calls": int(len(keys)),
+        "clap_calls_this_run": n_new,
+        "cost": dict(filled.meta.get("cost", {})),
+    }
+    return filled.embeddings[:n_f], rendered, info
+
+
+def _image_strengths(
+    sensitivity: Mapping[str, Any], effects: Sequence[str], intensities: Sequence[str]
+) -> dict[str, ImageStrength]:
+    """m_i(θ) per image effect from Phase 0's mean image ‖Δe‖ (section 6.2)."""
+    means = {
+        (r["effect_type"], r["intensity"]): r["mean"]
+        for r in sensitivity["results"]
+        if r["modality"] == "image"
+    }
+    out = {}
+    for e in effects:
+        missing = [i for i in intensities if means.get((e, i)) is None]
+        if missing:
+            raise PipelineError(
+                f"sensitivity_results.json: no mean image ‖Δe‖ for {e} at {missing}: "
+                "Phase 3's matched targets need every configured intensity"
+            )
+        out[e] = image_strength([means[(e, i)] for i in intensities])
+    return out
+
+
+def _write_no_strength(
+    doc: Mapping[str, Any], curves_out: str, targets_out: str, dependence_out: str
+) -> None:
+    """No pair: the declared outputs, each saying why."""
+    save_npz(curves_out, {"grid": np.zeros(0)}, {"status": doc["status"]})
+    with atomic_path(targets_out) as tmp:
+        pd.DataFrame(columns=["sample"]).to_csv(tmp, sep="\t", index=False)
+    write_json(dependence_out, {"status": doc["status"], "message": doc["message"]})
+    log.warning("%s", doc["message"])
+
+
+def _log_dependence(dep: Mapping[str, Any], target: str) -> None:
+    (log.info if dep["can_matter"] else log.warning)(
+        "AUDIO DEPENDENCE (%s targets): %s", target, dep["message"]
+    )
+    log.info(
+        "%d of %d matched targets unreachable (clipped to u = 1); %d non-monotone curves",
+        dep["n_unreachable"],
+        dep["n_samples"],
+        dep["n_non_monotone_curves"],
+    )
+
+
+def run_strength(
+    *,
+    manifest: str,
+    pairs: str,
+    samples: str,
+    sensitivity: str,
+    model: Mapping[str, Any],
+    intensities: Sequence[str],
+    grid_size: int,
+    preroll_s: float,
+    target: str,
+    min_sd: float,
+    cache_dir: str | None,
+    curves_out: str,
+    targets_out: str,
+    dependence_out: str,
+    threads: int = 1,
+) -> None:
+    """Per-clip strength curves g_f(u), the matched targets u* and how much the audio can
+    matter, all before training (sections 6.2, 6.4)."""
+    doc = read_json(pairs)
+    if doc["status"] != "ok":
+        _write_no_strength(doc, curves_out, targets_out, dependence_out)
+        return
+    files = read_manifest(manifest)
+    paths = [f.path for f in files]
+    space = ParamSpace.from_dict(doc["paramspace"])
+    grid = u_grid(grid_size)
+    t0 = time.perf_counter()
+    raw, rendered, info = _embed_curves(
+        paths, manifest_hashes(manifest), space, grid, model, preroll_s, cache_dir, threads
+    )
+    seconds = time.perf_counter() - t0
+    curves = curve_norms(raw, rendered.reshape(len(paths), -1, raw.shape[1])).reshape(
+        rendered.shape[:3]
+    )
+    frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    train_files = np.array([p in set(doc["split"]["train_files"]) for p in paths])
+    strengths = _image_strengths(
+        read_json(sensitivity), sorted(set(frame["image_effect"])), intensities
+    )
+    targets, kappa = solve_targets(frame, grid, curves, space.effects, strengths, train_files)
+    if target == "level":
+        targets["u_star"] = frame["level"].to_numpy()
+        targets["unreachable"] = False
+    dep = matched_dependence(
+        frame, grid, curves, space.effects, strengths, kappa, doc["level_words"], target, min_sd
+    )
+    dep.update(
+        status="ok",
+        kappa=kappa,
+        n_unreachable=int(targets["unreachable"].sum()),
+        n_samples=len(targets),
+        n_non_monotone_curves=int((np.diff(curves, axis=2) < 0).any(axis=2).sum()),
+        grid_size=int(grid_size),
+        curve_cost={
+            **info,
+            "seconds": seconds,
+            "files": len(paths),
+            "effects": list(space.effects),
+        },
+        message=dependence_message(dep, min_sd),
+    )
+    _log_dependence(dep, target)
+    save_npz(
+        curves_out,
+        {
+            "grid": grid,
+            "paths": np.asarray(paths, dtype=str),
+            "effects": np.asarray(space.effects, dtype=str),
+            "curves": curves.astype(np.float32),
+            "raw": raw,
+            "rendered": rendered,
+        },
+        {"status": "ok", "cost": dep["curve_cost"]},
+    )
+    with atomic_path(targets_out) as tmp:
+        targets.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+    write_json(dependence_out, dep)
