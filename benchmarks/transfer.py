@@ -22,14 +22,14 @@ import torch
 import yaml
 from PIL import Image
 
-from delta_v2a.extract import Decoding, embed_variant, gather
+from delta_v2a.extract import Decoding, study_store
 from delta_v2a.jobs.transfer import transfer_payload_from_results
 from delta_v2a.media import MediaFile
 from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.paramspace import audio_space_from_config
-from delta_v2a.storage import EmbeddingTable, write_json
+from delta_v2a.storage import write_json
 from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
 from delta_v2a.transfer_cli import load_setup, transfer
 
@@ -56,23 +56,6 @@ def _media(root: Path, n_photos: int, n_songs: int) -> tuple[list[MediaFile], li
     return photos, songs
 
 
-def _store(embedder, files, decoding, modality, effects):
-    intensities = CONFIG["intensities"]
-    orig = embed_variant(embedder, files, decoding, None, {}, batch_size=8)
-    table = EmbeddingTable(
-        np.array([f.path for f in files]), np.array([f.category for f in files]), orig
-    )
-    variants = []
-    for effect in effects:
-        conf = CONFIG["effects"][modality][effect]
-        for level in intensities:
-            params = {**conf.get("fixed", {}), **conf["levels"][level]}
-            emb = embed_variant(embedder, files, decoding, effect, params, batch_size=8)
-            variants.append((effect, level, EmbeddingTable(table.paths, table.categories, emb)))
-    meta = {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
-    return gather(modality, table, variants, effects, intensities, meta)[0]
-
-
 def build(root: Path, full_size: bool, device: str) -> Path:
     """Models, a 3-photo / 2-song study and a decoder file with its transfer payload."""
     from delta_v2a.models import load_embedder
@@ -83,10 +66,9 @@ def build(root: Path, full_size: bool, device: str) -> Path:
     clip = load_embedder("image", str(clip_dir), device=device)
     clap = load_embedder("audio", str(clap_dir), device=device)
     photos, songs = _media(root, 3, 2)
-    image = _store(
-        clip, photos, Decoding("image", clip.input_size), "image", ["blur", "brightness"]
-    )
-    audio = _store(clap, songs, Decoding("audio"), "audio", ["lpf", "highshelf"])
+    image_decoding = Decoding("image", clip.input_size)
+    image = study_store(clip, photos, image_decoding, "image", ["blur", "brightness"], CONFIG)
+    audio = study_store(clap, songs, Decoding("audio"), "audio", ["lpf", "highshelf"], CONFIG)
     image.save(root / "image.npz")
     audio.save(root / "audio.npz")
     write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
@@ -110,13 +92,8 @@ def build(root: Path, full_size: bool, device: str) -> Path:
             ],
         },
     )
-    payload = transfer_payload_from_results(
-        str(root / "image.npz"),
-        str(root / "sens.json"),
-        str(root / "labels.json"),
-        str(root / "pairs.json"),
-        audio_store=str(root / "audio.npz"),
-    )
+    inputs = [str(root / n) for n in ("image.npz", "sens.json", "labels.json", "pairs.json")]
+    payload = transfer_payload_from_results(*inputs, audio_store=str(root / "audio.npz"))
     p3 = CONFIG["phase3"]
     arch = {
         "kind": "attention",

@@ -32,6 +32,15 @@ PEAK_LIMIT = 0.9
 MARKER = "# Delta V2A demo media"
 
 
+def _catalogue(name: str) -> list[dict[str, str]]:
+    """Rows of a tab-separated catalogue shipped beside this module (data, not code)."""
+    import csv
+    from importlib.resources import files
+
+    text = (files("delta_v2a") / name).read_text(encoding="utf-8")
+    return list(csv.DictReader(text.splitlines(), delimiter="\t"))
+
+
 # --------------------------------------------------------------------------------------------
 # images
 
@@ -71,60 +80,20 @@ class _Photo:
 
 # Only items shipped inside the wheels (skimage's other data sets need a download via pooch).
 # stereo_motorcycle (Middlebury 2014) is left out: its docstring states no licence.
-PHOTOS = (
-    _Photo(
-        "living", "chelsea_cat", "jpg", _skimage("chelsea"),
-        "scikit-image `skimage.data.chelsea()`", "CC0, photographer Stefan van der Walt",
-    ),
-    _Photo(
-        "living", "flower", "png", _sklearn("flower.jpg"),
-        "scikit-learn `load_sample_image('flower.jpg')`",
-        "CC BY 2.0, flickr user vultilion, https://www.flickr.com/photos/vultilion/6056698931",
-    ),
-    _Photo(
-        "living", "astronaut_eileen_collins", "jpg", _skimage("astronaut"),
-        "scikit-image `skimage.data.astronaut()`", "public domain, NASA",
-    ),
-    _Photo(
-        "living", "cameraman_grey", "png", _skimage("camera"),
-        "scikit-image `skimage.data.camera()`", "CC0, photographer Lav Varshney",
-    ),
-    _Photo(
-        "objects", "coffee_cup", "png", _skimage("coffee"),
-        "scikit-image `skimage.data.coffee()`", "CC0, photographer Rachel Michetti",
-    ),
-    _Photo(
-        "objects", "falcon9_rocket", "jpg", _skimage("rocket"),
-        "scikit-image `skimage.data.rocket()`", "public domain, SpaceX",
-    ),
-    _Photo(
-        "objects", "wall_clock_grey", "jpg", _skimage("clock"),
-        "scikit-image `skimage.data.clock()`",
-        "public domain, photographer Stefan van der Walt",
-    ),
-    _Photo(
-        "objects", "greek_coins_grey", "png", _skimage("coins"),
-        "scikit-image `skimage.data.coins()`",
-        "no known copyright restrictions, Brooklyn Museum collection",
-    ),
-    _Photo(
-        "scientific", "hubble_deep_field", "jpg", _skimage("hubble_deep_field"),
-        "scikit-image `skimage.data.hubble_deep_field()`", "public domain, NASA",
-    ),
-    _Photo(
-        "scientific", "retina_fundus", "png", _skimage("retina"),
-        "scikit-image `skimage.data.retina()`", "CC0, Mikael Häggström",
-    ),
-    _Photo(
-        "scientific", "immunohistochemistry", "jpg", _skimage("immunohistochemistry"),
-        "scikit-image `skimage.data.immunohistochemistry()`",
-        "no known copyright restrictions, CMMI",
-    ),
-    _Photo(
-        "scientific", "cell_phase_image_grey", "png", _skimage("cell"),
-        "scikit-image `skimage.data.cell()`", "CC0, Paul Müller et al.",
-    ),
-)  # fmt: skip
+# The catalogue is demo_photos.tsv: category, file name, extension, origin (a skimage.data
+# function, or sklearn:<file> for scikit-learn's sample images) and licence.
+
+
+def _photo(category: str, name: str, ext: str, origin: str, licence: str) -> _Photo:
+    if origin.startswith("sklearn:"):
+        filename = origin.removeprefix("sklearn:")
+        source = f"scikit-learn `load_sample_image('{filename}')`"
+        return _Photo(category, name, ext, _sklearn(filename), source, licence)
+    source = f"scikit-image `skimage.data.{origin}()`"
+    return _Photo(category, name, ext, _skimage(origin), source, licence)
+
+
+PHOTOS = tuple(_photo(**row) for row in _catalogue("demo_photos.tsv"))
 
 
 def _write_photo(photo: _Photo, path: Path) -> None:
@@ -152,24 +121,16 @@ class _Piece:
     seconds: float = CLIP_SECONDS
 
 
-PIECES = (
-    _Piece("chorale", "bach_bwv66-6", "wav", "bach/bwv66.6", 84),
-    _Piece("chorale", "bach_bwv269", "flac", "bach/bwv269", 84),
-    _Piece("chorale", "bach_bwv347", "mp3", "bach/bwv347", 80),
-    _Piece("chorale", "bach_bwv153-1", "wav", "bach/bwv153.1", 76),
-    _Piece("chorale", "bach_bwv26-6", "flac", "bach/bwv26.6", 88),
-    _Piece("quartet", "mozart_k80_mvt1", "wav", "mozart/k80/movement1", 66),
-    _Piece("quartet", "mozart_k155_mvt2", "flac", "mozart/k155/movement2", 80),
-    _Piece("quartet", "mozart_k156_mvt1", "mp3", "mozart/k156/movement1", 176),
-    _Piece("quartet", "mozart_k156_mvt2", "wav", "mozart/k156/movement2", 60),
-    _Piece("quartet", "haydn_op1no1_mvt1", "flac", "haydn/opus1no1/movement1", 168),
-    _Piece("folk", "acacia_reel", "wav", "ryansMammoth/AcaciaReel", 104),
-    _Piece("folk", "arkansas_traveller_reel", "flac", "ryansMammoth/ArkansasTravellerReel", 100),
-    _Piece("folk", "american_hornpipe", "mp3", "ryansMammoth/AmericanHornpipe", 88),
-    # Shorter than a 10 s window on purpose: exercises repeat-padding.
-    _Piece("folk", "banish_misfortune_jig", "wav", "ryansMammoth/BanishMisfortune", 168, 8.0),
-    _Piece("folk", "alhambra_reel", "flac", "ryansMammoth/AlhambraReel", 200),
-)
+# The catalogue is demo_pieces.tsv: genre, file name, extension, music21 corpus work, tempo
+# and length (empty = CLIP_SECONDS). banish_misfortune_jig is 8 s on purpose: shorter than a
+# 10 s window, it exercises repeat-padding.
+PIECES = tuple(
+    _Piece(
+        r["genre"], r["name"], r["ext"], r["work"], float(r["qpm"]),
+        float(r["seconds"]) if r["seconds"] else CLIP_SECONDS,
+    )
+    for r in _catalogue("demo_pieces.tsv")
+)  # fmt: skip
 
 
 @dataclass

@@ -203,15 +203,10 @@ def check_audio_saturation(sr: int, *, drive_db: float) -> dict[str, float]:
 
 
 def check_reverb(
-    sr: int,
-    *,
-    room_size: float,
-    wet_level: float,
-    damping: float = 0.5,
-    dry_level: float = 1.0,
-    width: float = 1.0,
+    sr: int, *, room_size: float, wet_level: float, damping: float, dry_level: float, width: float
 ) -> dict[str, float]:
-    """room_size, wet_level, damping and width in [0, 1] (pedalboard's ranges); dry >= 0."""
+    """room_size, wet_level, damping and width in [0, 1] (pedalboard's ranges); dry >= 0.
+    Every parameter is required: the defaults live in :func:`reverb` and the registry."""
     vals = {
         "room_size": _finite("room_size", room_size),
         "wet_level": _finite("wet_level", wet_level),
@@ -453,89 +448,44 @@ class EffectSpec:
         return self.param_names + tuple(k for k in self.fixed_defaults if k not in self.param_names)
 
 
-def _spec(
-    name: str,
-    modality: str,
-    params: tuple[ParamSpec, ...],
-    fn: Callable[..., np.ndarray],
-    fixed: Mapping[str, float] | None = None,
-    *,
-    check: Callable[..., dict[str, float]],
-) -> EffectSpec:
-    return EffectSpec(name, modality, params, MappingProxyType(dict(fixed or {})), fn, check)
+def _registry(modality: str, *rows: tuple) -> dict[str, EffectSpec]:
+    """name -> EffectSpec from rows of (name, varying params, fn, fixed defaults, check)."""
+    return {
+        name: EffectSpec(name, modality, params, MappingProxyType(dict(fixed)), fn, check)
+        for name, params, fn, fixed, check in rows
+    }
 
 
-IMAGE_EFFECTS: dict[str, EffectSpec] = {
-    "blur": _spec(
-        "blur", "image", (ParamSpec("sigma", "px", 0.0, 0.0, 64.0, True),), blur, check=check_blur
-    ),
-    "brightness": _spec(
-        "brightness",
-        "image",
-        (ParamSpec("factor", "x", 1.0, 0.0, 10.0, True),),
-        brightness,
-        check=check_brightness,
-    ),
+_P = ParamSpec
+IMAGE_EFFECTS: dict[str, EffectSpec] = _registry(
+    "image",
+    ("blur", (_P("sigma", "px", 0.0, 0.0, 64.0, True),), blur, {}, check_blur),
+    ("brightness", (_P("factor", "x", 1.0, 0.0, 10.0, True),), brightness, {}, check_brightness),
     # Stronger = flatter: the factor goes down from 1 towards a uniform grey at 0.
-    "contrast": _spec(
-        "contrast",
-        "image",
-        (ParamSpec("factor", "x", 1.0, 0.0, 10.0, False),),
-        contrast,
-        check=check_contrast,
-    ),
-    "saturation": _spec(
-        "saturation",
-        "image",
-        (ParamSpec("factor", "x", 1.0, 0.0, 20.0, True),),
-        image_saturation,
-        check=check_image_saturation,
-    ),
-}
+    ("contrast", (_P("factor", "x", 1.0, 0.0, 10.0, False),), contrast, {}, check_contrast),
+    ("saturation", (_P("factor", "x", 1.0, 0.0, 20.0, True),), image_saturation, {},
+     check_image_saturation),
+)  # fmt: skip
 
-AUDIO_EFFECTS: dict[str, EffectSpec] = {
+AUDIO_EFFECTS: dict[str, EffectSpec] = _registry(
+    "audio",
     # Neutral = Nyquist at NOMINAL_SR (bypass there); at another rate it is sr / 2, which
     # check_levels enforces when given sr. The maximum allows up to 192 kHz material.
-    "lpf": _spec(
-        "lpf",
-        "audio",
-        (ParamSpec("cutoff_hz", "Hz", NOMINAL_SR / 2, 20.0, 96_000.0, False),),
-        lpf,
-        {"order": 4},
-        check=check_lpf,
-    ),
+    ("lpf", (_P("cutoff_hz", "Hz", NOMINAL_SR / 2, 20.0, 96_000.0, False),), lpf,
+     {"order": 4}, check_lpf),
     # Boost only: check_levels requires gain > 0 (increasing away from 0 dB). A cut shelf
     # (negative gain) runs fine in highshelf() but would be a separate effect with
     # increasing=False.
-    "highshelf": _spec(
-        "highshelf",
-        "audio",
-        (ParamSpec("gain_db", "dB", 0.0, -24.0, 24.0, True),),
-        highshelf,
-        {"cutoff_hz": 4000.0, "q": 0.707},
-        check=check_highshelf,
-    ),
+    ("highshelf", (_P("gain_db", "dB", 0.0, -24.0, 24.0, True),), highshelf,
+     {"cutoff_hz": 4000.0, "q": 0.707}, check_highshelf),
     # 0 dB is the anchor, not an identity: see audio_saturation().
-    "saturation": _spec(
-        "saturation",
-        "audio",
-        (ParamSpec("drive_db", "dB", 0.0, 0.0, 48.0, True),),
-        audio_saturation,
-        check=check_audio_saturation,
-    ),
+    ("saturation", (_P("drive_db", "dB", 0.0, 0.0, 48.0, True),), audio_saturation, {},
+     check_audio_saturation),
     # The identity is wet_level = 0; room_size 0 is only the smallest room (RT60 ~0.5 s).
-    "reverb": _spec(
-        "reverb",
-        "audio",
-        (
-            ParamSpec("room_size", "", 0.0, 0.0, 1.0, True),
-            ParamSpec("wet_level", "", 0.0, 0.0, 1.0, True, strict=False),
-        ),
-        reverb,
-        {"damping": 0.5, "dry_level": 1.0, "width": 1.0},
-        check=check_reverb,
-    ),
-}
+    ("reverb", (_P("room_size", "", 0.0, 0.0, 1.0, True),
+                _P("wet_level", "", 0.0, 0.0, 1.0, True, strict=False)), reverb,
+     {"damping": 0.5, "dry_level": 1.0, "width": 1.0}, check_reverb),
+)  # fmt: skip
 
 _REGISTRY: dict[str, dict[str, EffectSpec]] = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
 
@@ -647,60 +597,75 @@ def check_levels(
             f"{base}: intensities must be exactly {list(order)}; missing {missing}, "
             f"unexpected {extra}"
         )
-    allowed = spec.allowed_params
     for intensity in order:
-        level = levels[intensity]
-        for key in level:
-            if key not in allowed:
-                raise ValueError(
-                    f"{base}.{intensity}.{key}: unknown parameter for {modality} effect "
-                    f"{name!r}; allowed: {list(allowed)}"
-                )
-        for p in spec.param_names:
-            if p not in level:
-                raise ValueError(f"{base}.{intensity}.{p}: missing (required: {spec.param_names})")
-        for key, value in level.items():
-            try:
-                _finite(key, value)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{base}.{intensity}.{key}: must be a finite number, got {value!r}"
-                ) from None
-
+        _check_level_keys(spec, f"{base}.{intensity}", levels[intensity])
     for p in spec.params:
-        prev_value, prev_name = p.neutral, "neutral value, where the effect is the identity"
-        for i, intensity in enumerate(order):
-            key = f"{base}.{intensity}.{p.name}"
-            v = float(levels[intensity][p.name])
-            if not p.minimum <= v <= p.maximum:
-                raise ValueError(
-                    f"{key} = {v} is outside the allowed range [{p.minimum}, {p.maximum}]"
-                )
-            step = v - prev_value if p.increasing else prev_value - v
-            strict = p.strict or i == 0
-            if step < 0 or (strict and step == 0):
-                op = (">" if p.increasing else "<") + ("" if strict else "=")
-                raise ValueError(
-                    f"{key} = {v} must be {op} {prev_value} ({prev_name}): "
-                    f"{name}.{p.name} gets stronger as it {'in' if p.increasing else 'de'}creases"
-                )
-            prev_value, prev_name = v, f"value at {intensity!r}"
+        _check_monotone(spec, p, base, levels, order)
+    for intensity in order:
+        _check_effect_rule(spec, f"{base}.{intensity}", levels[intensity], sr)
 
-    if sr is not None and modality == "audio":
-        for intensity in order:
-            merged = {**spec.fixed_defaults, **levels[intensity]}
-            if "cutoff_hz" in merged and not float(merged["cutoff_hz"]) < sr / 2:
-                raise ValueError(
-                    f"{base}.{intensity}.cutoff_hz = {float(merged['cutoff_hz'])} must be below "
-                    f"the Nyquist frequency {sr / 2} Hz (sr={sr})"
-                )
 
-    for intensity in order:  # the effect's own rule, on what the effect will be given
-        merged = {**spec.fixed_defaults, **levels[intensity]}
+def _check_level_keys(spec: EffectSpec, where: str, level: Mapping[str, float]) -> None:
+    """Only known parameters, every varying one present, each a finite number."""
+    allowed = spec.allowed_params
+    for key in level:
+        if key not in allowed:
+            raise ValueError(
+                f"{where}.{key}: unknown parameter for {spec.modality} effect "
+                f"{spec.name!r}; allowed: {list(allowed)}"
+            )
+    for p in spec.param_names:
+        if p not in level:
+            raise ValueError(f"{where}.{p}: missing (required: {spec.param_names})")
+    for key, value in level.items():
         try:
-            if modality == "audio":
-                spec.check(sr if sr is not None else NOMINAL_SR, **merged)
-            else:
-                spec.check(**merged)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"{base}.{intensity}: {err}") from None
+            _finite(key, value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}.{key}: must be a finite number, got {value!r}") from None
+
+
+def _check_monotone(
+    spec: EffectSpec,
+    p: ParamSpec,
+    base: str,
+    levels: Mapping[str, Mapping[str, float]],
+    order: Sequence[str],
+) -> None:
+    """One varying parameter: in range, and stronger at each level than at the one before
+    (the first level stronger than neutral)."""
+    prev_value, prev_name = p.neutral, "neutral value, where the effect is the identity"
+    for i, intensity in enumerate(order):
+        key = f"{base}.{intensity}.{p.name}"
+        v = float(levels[intensity][p.name])
+        if not p.minimum <= v <= p.maximum:
+            raise ValueError(f"{key} = {v} is outside the allowed range [{p.minimum}, {p.maximum}]")
+        step = v - prev_value if p.increasing else prev_value - v
+        strict = p.strict or i == 0
+        if step < 0 or (strict and step == 0):
+            op = (">" if p.increasing else "<") + ("" if strict else "=")
+            raise ValueError(
+                f"{key} = {v} must be {op} {prev_value} ({prev_name}): "
+                f"{spec.name}.{p.name} gets stronger as it {'in' if p.increasing else 'de'}creases"
+            )
+        prev_value, prev_name = v, f"value at {intensity!r}"
+
+
+def _check_effect_rule(
+    spec: EffectSpec, where: str, level: Mapping[str, float], sr: int | None
+) -> None:
+    """The Nyquist limit on any cutoff (given ``sr``), then the effect's own rule, on what
+    the effect will be given (the level merged over the fixed defaults)."""
+    merged = {**spec.fixed_defaults, **level}
+    if sr is not None and spec.modality == "audio":
+        if "cutoff_hz" in merged and not float(merged["cutoff_hz"]) < sr / 2:
+            raise ValueError(
+                f"{where}.cutoff_hz = {float(merged['cutoff_hz'])} must be below "
+                f"the Nyquist frequency {sr / 2} Hz (sr={sr})"
+            )
+    try:
+        if spec.modality == "audio":
+            spec.check(sr if sr is not None else NOMINAL_SR, **merged)
+        else:
+            spec.check(**merged)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None

@@ -262,3 +262,31 @@ __all__ = [
     "write_manifest",
     "write_skipped",
 ]
+
+
+def study_store(
+    embedder: Any,
+    files: Sequence[MediaFile],
+    decoding: Decoding,
+    modality: str,
+    effects: Sequence[str],
+    config: Mapping[str, Any],
+    batch_size: int = 8,
+) -> DeltaStore:
+    """Every variant of ``files`` in one process, as the workflow's extract jobs make it
+    (original, then each effect × ``config["intensities"]`` level with its fixed params),
+    joined by :func:`gather`: for tests and benchmarks that need a store without a run."""
+    intensities = list(config["intensities"])
+    orig = embed_variant(embedder, files, decoding, None, {}, batch_size=batch_size)
+    table = EmbeddingTable(
+        np.array([f.path for f in files]), np.array([f.category for f in files]), orig
+    )
+    variants = []
+    for effect in effects:
+        conf = config["effects"][modality][effect]
+        for level in intensities:
+            params = {**conf.get("fixed", {}), **conf["levels"][level]}
+            emb = embed_variant(embedder, files, decoding, effect, params, batch_size=batch_size)
+            variants.append((effect, level, EmbeddingTable(table.paths, table.categories, emb)))
+    meta = {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
+    return gather(modality, table, variants, effects, intensities, meta)[0]

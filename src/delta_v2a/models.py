@@ -376,6 +376,28 @@ class _Embedder:
         return _finish(chunks, self.dim, self.normalize)
 
 
+#: The CLIP image processor's work that is left to it: mean/std normalisation only, on float
+#: RGB in [0, 1], channels last. Geometry (resize, crop) and rescaling belong to the callers.
+_NORMALISE_ONLY = {
+    "do_resize": False,
+    "do_center_crop": False,
+    "do_rescale": False,
+    "do_normalize": True,
+    "input_data_format": "channels_last",
+    "return_tensors": "pt",
+}
+
+
+def _finite_float32(label: str, arr: np.ndarray, expected: str) -> np.ndarray:
+    """``arr`` as float32, refusing integer input (its scale is ambiguous) and NaN or inf."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ValueError(f"{label}: expected {expected}, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{label}: contains NaN or inf")
+    return arr
+
+
 # --------------------------------------------------------------------------- CLIP
 
 
@@ -410,11 +432,7 @@ class ClipEmbedder(_Embedder):
                 f"image {i}: expected shape ({size}, {size}, 3) (already resized and cropped), "
                 f"got {arr.shape}"
             )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"image {i}: expected float RGB in [0, 1], got dtype {arr.dtype}")
-        arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"image {i}: contains NaN or inf")
+        arr = _finite_float32(f"image {i}", arr, "float RGB in [0, 1]")
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(f"image {i}: values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
@@ -426,15 +444,7 @@ class ClipEmbedder(_Embedder):
         Resizing, cropping and rescaling are switched off: callers own geometry.
         """
         arrays = [self._check_image(i, img) for i, img in enumerate(images)]
-        out = self.image_processor(
-            images=arrays,
-            do_resize=False,
-            do_center_crop=False,
-            do_rescale=False,
-            do_normalize=True,
-            input_data_format="channels_last",
-            return_tensors="pt",
-        )
+        out = self.image_processor(images=arrays, **_NORMALISE_ONLY)
         return out["pixel_values"]
 
     def prepare(self, item: np.ndarray, index: int = 0) -> torch.Tensor:
@@ -480,12 +490,7 @@ class ClapEmbedder(_Embedder):
                 f"({self.window_samples / self.sampling_rate:g} s at {self.sampling_rate} Hz), "
                 f"got {arr.shape[0]}"
             )
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"clip {i}: expected a float waveform, got dtype {arr.dtype}")
-        arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"clip {i}: contains NaN or inf")
-        return arr
+        return _finite_float32(f"clip {i}", arr, "a float waveform")
 
     def preprocess(self, clips: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
         """Log-mel features and is_longer flags, without random cropping or fusion."""

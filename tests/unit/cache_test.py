@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from seed_spec import ORIGINAL_VARIANT
 
 from delta_v2a.cache import EmbeddingCache, model_fingerprint, variant_key
 
@@ -136,9 +137,7 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
         modality="image",
         manifest=str(out / "image.tsv"),
         model=model,
-        effect=None,
-        intensity=None,
-        effect_params={},
+        **ORIGINAL_VARIANT,
         preroll_s=1.0,
         cache_dir=str(tmp_path / "cache"),
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from phase3_utils import CONFIG, TEMPLATES, WORDS
+from seed_spec import ORIGINAL_VARIANT
 
 from delta_v2a.phase3 import artifact
 
@@ -46,9 +47,7 @@ def upstream(tmp_path_factory, tiny_clap_dir):
         manifest=str(base / "audio.tsv"),
         output=str(base / "original.npz"),
         model=model,
-        effect=None,
-        intensity=None,
-        effect_params={},
+        **ORIGINAL_VARIANT,
         preroll_s=1.0,
     )
     np.save(base / "matrix.npy", np.array([[0.3, 0.1], [0.0, 0.2], [0.0, 0.0]]))
@@ -129,18 +128,14 @@ def _train(base, ds, out="train", epochs=3):
     from delta_v2a.jobs.phase3 import run_train
 
     o = base / out
+    inputs = {"samples": "samples.tsv", "pairs": "pairs.json", "texts": "texts.npz"}
+    inputs |= {"targets": "targets.tsv", "curves": "curves.npz", "dependence": "dependence.json"}
+    outputs = {"model_out": "decoder_model.pt", "log_out": "training_log.json"}
+    outputs |= {"predictions_dir": "parameter_predictions", "training_figure": "training.png"}
     run_train(
         windows=str(base / "windows.npz"),
-        samples=str(ds / "samples.tsv"),
-        pairs=str(ds / "pairs.json"),
-        texts=str(ds / "texts.npz"),
-        targets=str(ds / "targets.tsv"),
-        curves=str(ds / "curves.npz"),
-        dependence=str(ds / "dependence.json"),
-        model_out=str(o / "decoder_model.pt"),
-        log_out=str(o / "training_log.json"),
-        predictions_dir=str(o / "parameter_predictions"),
-        training_figure=str(o / "training.png"),
+        **{k: str(ds / name) for k, name in inputs.items()},
+        **{k: str(o / name) for k, name in outputs.items()},
         predictions_figure=str(o / "predictions.png"),
         architecture={"d_model": 32, "heads": 4, "hidden": 32, "dropout": 0.1},
         training={"epochs": epochs, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.01},

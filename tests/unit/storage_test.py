@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from seed_spec import SEED_RECORD_KEYS
 
 from delta_v2a.storage import (
     DeltaStore,
@@ -100,17 +101,7 @@ def test_json_records_are_the_seeds_and_float32_exact():
     n = write_deltas_json(fh, store, aug)
     records = json.loads(fh.getvalue())
     assert n == len(records) == 12
-    seed_keys = {
-        "modality",
-        "effect_type",
-        "intensity",
-        "category",
-        "delta",
-        "original_embedding",
-        "augmented_embedding",
-        "path",
-    }
-    assert all(set(r) == seed_keys for r in records)
+    assert all(set(r) == SEED_RECORD_KEYS for r in records)
     r0 = records[0]
     assert (r0["effect_type"], r0["intensity"], r0["category"], r0["path"]) == (
         "blur",

@@ -16,7 +16,7 @@ from workflow_utils import ROOT
 
 from delta_v2a import transfer as tr
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
-from delta_v2a.extract import Decoding, embed_variant, gather, render
+from delta_v2a.extract import Decoding, render, study_store
 from delta_v2a.jobs.transfer import transfer_payload_from_results
 from delta_v2a.media import MediaFile, load_image
 from delta_v2a.phase0 import sensitivity_table
@@ -24,7 +24,7 @@ from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.artifact import load_whole
 from delta_v2a.phase3.paramspace import audio_space_from_config
-from delta_v2a.storage import EmbeddingTable, write_json
+from delta_v2a.storage import write_json
 from delta_v2a.transfer_cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,26 +53,6 @@ def _song(path, seed: int, seconds: float = 11.0, sr: int = 16_000) -> None:
     sf.write(path, x.astype(np.float32), sr)
 
 
-def _store(embedder, files, decoding, modality, effects):
-    original = EmbeddingTable(
-        np.array([f.path for f in files]),
-        np.array([f.category for f in files]),
-        embed_variant(embedder, files, decoding, None, {}, batch_size=8),
-        {},
-    )
-    variants = []
-    for effect in effects:
-        for level in INTENSITIES:
-            params = CONFIG["effects"][modality][effect]["levels"][level]
-            params = {**CONFIG["effects"][modality][effect].get("fixed", {}), **params}
-            emb = embed_variant(embedder, files, decoding, effect, params, batch_size=8)
-            variants.append(
-                (effect, level, EmbeddingTable(original.paths, original.categories, emb))
-            )
-    meta = {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
-    return gather(modality, original, variants, effects, INTENSITIES, meta)[0]
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_clap_dir):
     """A decoder file with a transfer payload built from a tiny study by the project's code."""
@@ -85,8 +65,10 @@ def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_cl
     for k in range(2):
         _song(root / f"s{k}.wav", seed=k)
         songs.append(MediaFile(str(root / f"s{k}.wav"), "tones", "audio"))
-    image = _store(clip_embedder, photos, Decoding("image", 224), "image", IMAGE_EFFECTS)
-    audio = _store(clap_embedder, songs, Decoding("audio"), "audio", AUDIO_EFFECTS)
+    image = study_store(
+        clip_embedder, photos, Decoding("image", 224), "image", IMAGE_EFFECTS, CONFIG
+    )
+    audio = study_store(clap_embedder, songs, Decoding("audio"), "audio", AUDIO_EFFECTS, CONFIG)
     image.save(root / "image_deltas.npz")
     audio.save(root / "audio_deltas.npz")
     write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
@@ -327,11 +309,11 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
     ).to_csv(samples, sep="\t", index=False)
     out = tmp_path / "transfer"
     levels = CONFIG["effects"]["image"]["blur"]["levels"]
+    study_inputs = {"image_manifest": str(manifest), "samples": str(samples)}
+    study_inputs["pairs"] = str(root / "pairs.json")
     run_examples(
         model=str(root / "decoder_model.pt"),
-        image_manifest=str(manifest),
-        samples=str(samples),
-        pairs=str(root / "pairs.json"),
+        **study_inputs,
         output_dir=str(out),
         edit_levels={"blur": {k: levels[k] for k in INTENSITIES}},
         n_examples=2,
@@ -350,9 +332,7 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
     none = tmp_path / "none"
     run_examples(
         model=str(root / "old_model.pt"),
-        image_manifest=str(manifest),
-        samples=str(samples),
-        pairs=str(root / "pairs.json"),
+        **study_inputs,
         output_dir=str(none),
         edit_levels={},
     )

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from seed_spec import SEED_RECORD_KEYS
 from workflow_utils import make_project, planned_jobs, snakemake, write_image
 
 from delta_v2a.storage import DeltaStore, EmbeddingTable
@@ -14,16 +15,6 @@ pytestmark = pytest.mark.workflow
 IMAGES = {"city": 2, "forest": 2, "sea": 1}
 AUDIO = {"folk": 2, "jazz": 2}
 N_VARIANTS = 4 * 3
-SEED_KEYS = {
-    "modality",
-    "effect_type",
-    "intensity",
-    "category",
-    "delta",
-    "original_embedding",
-    "augmented_embedding",
-    "path",
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,7 @@ def test_full_run_writes_seed_artifacts(project):
     for modality, n_files in (("image", sum(IMAGES.values())), ("audio", sum(AUDIO.values()))):
         records = json.loads((base / f"results/{modality}_deltas.json").read_text())
         assert len(records) == n_files * N_VARIANTS
-        assert all(set(r) == SEED_KEYS for r in records)
+        assert all(set(r) == SEED_RECORD_KEYS for r in records)
         dim = 768 if modality == "image" else 512
         assert {len(r["delta"]) for r in records} == {dim}
         r = records[0]

@@ -67,9 +67,7 @@ rule linearity:
         mem_mb=4000,
         runtime=30,
     params:
-        min_cosine=config["linearity"]["min_cosine"],
-        max_cv=config["linearity"]["max_cv"],
-        max_variance=config["linearity"]["max_variance"],
+        thresholds=config["linearity"],
         allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
     script:
         "../scripts/linearity.py"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,21 +75,22 @@ def run_linearity(
     *,
     stores: Sequence[str],
     health: Sequence[str],
-    min_cosine: float,
-    max_cv: float,
-    max_variance: float,
+    thresholds: Mapping[str, float],
     allow_unhealthy: bool,
     json_out: str,
     cross_out: str,
     figure_out: str,
 ) -> None:
+    """Within-category consistency and cross-category invariance (docs/methods.md §4);
+    ``thresholds`` is the config's linearity section (min_cosine, max_cv, max_variance)."""
     docs = gate_health(health, allow_unhealthy, "media")
     loaded = [DeltaStore.load(p) for p in stores]
-    within = phase0.within_category_table(loaded, min_cosine, max_cv)
+    thresholds = {k: thresholds[k] for k in ("min_cosine", "max_cv", "max_variance")}
+    min_cosine, max_variance = thresholds["min_cosine"], thresholds["max_variance"]
+    within = phase0.within_category_table(loaded, min_cosine, thresholds["max_cv"])
     cross = phase0.cross_category_table(loaded, max_variance)
     summary = phase0.summarise_consistency(within)
     meta = _phase_meta(loaded, docs)
-    thresholds = {"min_cosine": min_cosine, "max_cv": max_cv, "max_variance": max_variance}
     _warn_failed(
         summary,
         "consistent",

@@ -15,7 +15,7 @@ import base64
 import html
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +50,41 @@ def verdict_rows(summary: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["phase", "status", "detail"])
 
 
+def _gate_rows(
+    records: Sequence[Mapping[str, Any]],
+    cols: Sequence[str],
+    copy: Sequence[str],
+    thresholds: Mapping[str, Any],
+    renamed: Mapping[str, str] | None = None,
+    derived: Mapping[str, Callable[[Mapping[str, Any]], Any]] | None = None,
+) -> pd.DataFrame:
+    """One row per record of a Phase 0 gate: the variant, the record's own values (``copy``
+    as they are, ``renamed`` table name <- record key), the gate's thresholds and any
+    ``derived`` columns. Values are copied, never recomputed."""
+    rows = [
+        {
+            **_variant(r),
+            **{k: r.get(k) for k in copy},
+            **{new: r.get(old) for new, old in (renamed or {}).items()},
+            **thresholds,
+            **{k: f(r) for k, f in (derived or {}).items()},
+        }
+        for r in records
+    ]
+    return pd.DataFrame(rows, columns=list(cols))
+
+
 def sensitivity_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
     """One row per (modality, effect, intensity): statistics of ‖Δe‖ and the verdict."""
     cols = ["modality", "effect", "intensity", "n", "n_zero_norm", "n_nonfinite", "mean_norm",
             "std_norm", "min_norm", "max_norm", "min_distance", "sensitive", "reason"]  # fmt: skip
-    rows = [
-        {
-            **_variant(r),
-            **{k: r.get(k) for k in ("n", "n_zero_norm", "n_nonfinite")},
-            **{f"{k}_norm": r.get(k) for k in ("mean", "std", "min", "max")},
-            "min_distance": doc.get("min_distance"),
-            "sensitive": r.get("sensitive"),
-            "reason": r.get("reason"),
-        }
-        for r in doc.get("results", [])
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return _gate_rows(
+        doc.get("results", []),
+        cols,
+        copy=("n", "n_zero_norm", "n_nonfinite", "sensitive", "reason"),
+        thresholds={"min_distance": doc.get("min_distance")},
+        renamed={f"{k}_norm": k for k in ("mean", "std", "min", "max")},
+    )
 
 
 def consistency_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
@@ -74,21 +93,12 @@ def consistency_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
     th = doc.get("thresholds", {})
     cols = ["modality", "effect", "intensity", "category", "n", "mean_cosine", "cv",
             "min_cosine", "max_cv", "consistent", "reason"]  # fmt: skip
-    rows = [
-        {
-            **_variant(r),
-            "category": r.get("category"),
-            "n": r.get("n"),
-            "mean_cosine": r.get("mean_cosine"),
-            "cv": r.get("cv"),
-            "min_cosine": th.get("min_cosine"),
-            "max_cv": th.get("max_cv"),
-            "consistent": r.get("consistent"),
-            "reason": r.get("reason"),
-        }
-        for r in doc.get("within_category", [])
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return _gate_rows(
+        doc.get("within_category", []),
+        cols,
+        copy=("category", "n", "mean_cosine", "cv", "consistent", "reason"),
+        thresholds={k: th.get(k) for k in ("min_cosine", "max_cv")},
+    )
 
 
 def invariance_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
@@ -96,20 +106,16 @@ def invariance_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
     pairwise cosines (cross-category invariance) and the gate's verdict."""
     cols = ["modality", "effect", "intensity", "n_categories", "n_pairs", "mean_cosine",
             "variance", "max_variance", "invariant", "reason"]  # fmt: skip
-    rows = [
-        {
-            **_variant(r),
-            "n_categories": len(r.get("categories", [])),
-            "n_pairs": len(r.get("pairs", [])),
-            "mean_cosine": r.get("mean_cosine"),
-            "variance": r.get("variance"),
-            "max_variance": doc.get("thresholds", {}).get("max_variance"),
-            "invariant": r.get("invariant"),
-            "reason": r.get("reason"),
-        }
-        for r in doc.get("results", [])
-    ]
-    return pd.DataFrame(rows, columns=cols)
+    return _gate_rows(
+        doc.get("results", []),
+        cols,
+        copy=("mean_cosine", "variance", "invariant", "reason"),
+        thresholds={"max_variance": doc.get("thresholds", {}).get("max_variance")},
+        derived={
+            "n_categories": lambda r: len(r.get("categories", [])),
+            "n_pairs": lambda r: len(r.get("pairs", [])),
+        },
+    )
 
 
 def _variant(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -112,6 +112,63 @@ def _audio_top(audio_store: DeltaStore | None, effect: str, pair: Mapping, where
     return float(np.median(norms))
 
 
+def _pairs(
+    pairs_doc: Mapping[str, Any],
+    pairs_json: str,
+    image_store: str,
+    curves: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    audio: DeltaStore | None,
+) -> list[dict[str, Any]]:
+    """Phase 3's chosen pairs with their significance and κ (from the pair when Phase 3
+    matched strengths, else from the image curve's top and the audio's strongest norm)."""
+    pairs = []
+    for row in pairs_doc.get("chosen", []):
+        i, j = row["image_effect"], row["audio_effect"]
+        if i not in curves:
+            raise PipelineError(f"{pairs_json}: pair {i} -> {j}: {i} is not in {image_store}")
+        top = _audio_top(audio, j, row, pairs_json)
+        pairs.append(
+            {
+                "image_effect": i,
+                "audio_effect": j,
+                "score": row.get("score"),
+                **_significance(labels, i, j),
+                "audio_norm_strongest": top,
+                "kappa": float(row["kappa"]) if "kappa" in row else tr.kappa(curves[i].at(1), top),
+            }
+        )
+    return pairs
+
+
+def _calibration_shares(
+    store: DeltaStore, units: np.ndarray, max_calibration: int, seed: int
+) -> np.ndarray:
+    """Explained shares of (a seeded subset of at most ``max_calibration``) known edits."""
+    rows = np.arange(len(store))
+    if rows.size > max_calibration:
+        rng = np.random.default_rng([seed, 17])
+        rows = np.sort(rng.choice(rows, max_calibration, replace=False))
+    return tr.explained_shares(store.delta[rows], units)
+
+
+def _image_model(store: DeltaStore, image_store: str) -> dict[str, Any]:
+    """How ``transfer`` must embed a new photo pair: the model and decoding of the store."""
+    model = dict(store.meta.get("model", {}))
+    image_model = {
+        "name_or_path": model.get("name_or_path"),
+        "revision": model.get("revision"),
+        "dtype": model.get("dtype", "fp32"),
+        "normalize": _normalised(store),
+        "image_size": store.meta.get("decoding", {}).get("image_size"),
+        "dim": int(store.delta.shape[1]),
+        "tiny": bool(model.get("tiny", False)),
+    }
+    if image_model["name_or_path"] is None:
+        raise PipelineError(f"{image_store}: meta.model.name_or_path is missing")
+    return image_model
+
+
 def transfer_payload_from_results(
     image_store: str,
     sensitivity_json: str,
@@ -136,49 +193,18 @@ def transfer_payload_from_results(
     labels = read_json(labels_json)
     pairs_doc = read_json(pairs_json)
     audio = DeltaStore.load(audio_store) if audio_store else None
-    pairs = []
-    for row in pairs_doc.get("chosen", []):
-        i, j = row["image_effect"], row["audio_effect"]
-        if i not in curves:
-            raise PipelineError(f"{pairs_json}: pair {i} -> {j}: {i} is not in {image_store}")
-        top = _audio_top(audio, j, row, pairs_json)
-        pairs.append(
-            {
-                "image_effect": i,
-                "audio_effect": j,
-                "score": row.get("score"),
-                **_significance(labels, i, j),
-                "audio_norm_strongest": top,
-                "kappa": float(row["kappa"]) if "kappa" in row else tr.kappa(curves[i].at(1), top),
-            }
-        )
-    rng = np.random.default_rng([seed, 17])
-    rows = np.arange(len(store))
-    if rows.size > max_calibration:
-        rows = np.sort(rng.choice(rows, max_calibration, replace=False))
-    calibration = tr.explained_shares(store.delta[rows], units)
+    pairs = _pairs(pairs_doc, pairs_json, image_store, curves, labels, audio)
+    # The audio chain in Phase 3's order when it trained, else the audio store's order.
     chain = pairs_doc.get("paramspace", {}).get("effects") or (
         [str(e) for e in audio.effects] if audio is not None else [p["audio_effect"] for p in pairs]
     )
-    model = dict(store.meta.get("model", {}))
-    image_model = {
-        "name_or_path": model.get("name_or_path"),
-        "revision": model.get("revision"),
-        "dtype": model.get("dtype", "fp32"),
-        "normalize": _normalised(store),
-        "image_size": store.meta.get("decoding", {}).get("image_size"),
-        "dim": int(store.delta.shape[1]),
-        "tiny": bool(model.get("tiny", False)),
-    }
-    if image_model["name_or_path"] is None:
-        raise PipelineError(f"{image_store}: meta.model.name_or_path is missing")
     payload = tr.build_payload(
         effects=effects,
         units=units,
         curves=curves,
         pairs=pairs,
-        image_model=image_model,
-        calibration=calibration,
+        image_model=_image_model(store, image_store),
+        calibration=_calibration_shares(store, units, max_calibration, seed),
         null=tr.null_share(units, seed=seed),
         quantile=quantile,
         min_component=min_component,
