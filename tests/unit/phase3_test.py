@@ -572,3 +572,44 @@ def test_info_prints_what_the_decoder_knows(tmp_path, tiny_clap_dir, clap_embedd
 
 
 # --------------------------------------------------------------------------- the jobs, in process
+
+
+# --------------------------------------------------------------------------- apply's threshold
+
+
+def _calibration(control_cosine: float):
+    """Two trained descriptions on orthogonal axes, one held-out paraphrase at cosine 0.8 to
+    its trained description, every control description at ``control_cosine`` to one of them."""
+    from delta_v2a.phase3.calibrate import apply_calibration
+    from delta_v2a.phase3.dataset import CONTROL_DESCRIPTIONS
+
+    frame = pd.DataFrame(
+        {
+            "description": ["a slightly blurry photo", "a very blurry photo", "a bit blurred"],
+            "split": ["train", "train", "test"],
+            "held_out": [False, False, True],
+            "image_effect": ["blur"] * 3,
+            "level_word": ["slightly", "very", "slightly"],
+        }
+    )
+    texts = [*frame["description"], *CONTROL_DESCRIPTIONS]
+    emb = np.zeros((len(texts), 3))
+    emb[0, 0] = emb[1, 1] = 1.0
+    emb[2, :2] = [0.8, 0.6]
+    emb[3:, :] = [control_cosine, 0.0, np.sqrt(1 - control_cosine**2)]
+    return apply_calibration(frame, texts, emb.astype(np.float32))
+
+
+def test_apply_threshold_accepts_paraphrases_when_controls_are_far():
+    cal = _calibration(0.3)
+    assert cal["separable"] and cal["threshold"] == pytest.approx(0.8, abs=1e-6)
+    assert cal["paraphrases_accepted"] == 1 and cal["control_ceiling"] == pytest.approx(0.3)
+
+
+def test_apply_threshold_refuses_what_an_unrelated_description_reaches():
+    """A text tower that puts unrelated text nearer than a paraphrase cannot separate them:
+    the threshold rises above every control, so the paraphrase is refused, never the reverse."""
+    cal = _calibration(0.9)
+    assert not cal["separable"]
+    assert cal["control_ceiling"] == pytest.approx(0.9, abs=1e-6)
+    assert cal["threshold"] > cal["control_ceiling"] and cal["paraphrases_accepted"] == 0

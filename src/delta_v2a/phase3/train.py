@@ -193,6 +193,36 @@ def _split_indices(data: TrainData) -> tuple[torch.Tensor, torch.Tensor]:
     return train_idx, val_idx
 
 
+def _new_or_resumed(
+    arch: Mapping[str, Any],
+    settings: TrainSettings,
+    device: torch.device,
+    ckpt_path: Path | None,
+    fp: str,
+) -> tuple[_Run, int | None]:
+    """A seeded fresh run (call inside ``fork_rng``), restored from the checkpoint when it
+    was made with the same inputs and settings; with the epoch it resumes from (or None)."""
+    torch.manual_seed(settings.seed)
+    model = build_decoder(arch).to(device)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    shuffle = torch.Generator().manual_seed(settings.seed + 1)
+    run = _Run(model, optimiser, shuffle, device, best_state=_cpu_state(model))
+    state = _resumable_state(ckpt_path, fp, arch["kind"])
+    if state is None:
+        return run, None
+    run.restore(state)
+    log.info(
+        "%s: resuming from checkpoint %s after epoch %d of %d",
+        arch["kind"],
+        ckpt_path,
+        run.epoch,
+        settings.epochs,
+    )
+    return run, run.epoch + 1
+
+
 def train_decoder(
     arch: Mapping[str, Any],
     data: TrainData,
@@ -224,25 +254,7 @@ def train_decoder(
     batch = _batcher(data, device)
     # Seeded inside fork_rng: the caller's global RNG state is left as it was.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(settings.seed)
-        model = build_decoder(arch).to(device)
-        optimiser = torch.optim.AdamW(
-            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-        )
-        shuffle = torch.Generator().manual_seed(settings.seed + 1)
-        run = _Run(model, optimiser, shuffle, device, best_state=_cpu_state(model))
-        resumed_from = None
-        state = _resumable_state(ckpt_path, fp, kind)
-        if state is not None:
-            run.restore(state)
-            resumed_from = run.epoch + 1
-            log.info(
-                "%s: resuming from checkpoint %s after epoch %d of %d",
-                kind,
-                ckpt_path,
-                run.epoch,
-                settings.epochs,
-            )
+        run, resumed_from = _new_or_resumed(arch, settings, device, ckpt_path, fp)
         start, last_write = run.epoch + 1, time.perf_counter()
         for epoch in range(start, settings.epochs + 1):
             e0 = time.perf_counter()
