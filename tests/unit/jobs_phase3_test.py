@@ -155,11 +155,11 @@ def _train(base, ds, out="train", epochs=3):
     return o
 
 
-def test_phase3_jobs_end_to_end(upstream, caplog):
+def _check_windows(base, model):
+    """Window sequences: the centre window reused from extraction, then all from the cache."""
     from delta_v2a.jobs.phase3 import run_windows
     from delta_v2a.storage import EmbeddingTable
 
-    base, model = upstream
     cache = base / "cache"
     kw = dict(manifest=str(base / "audio.tsv"), original=str(base / "original.npz"), model=model)
     run_windows(**kw, output=str(base / "windows.npz"), count=2, hop_s=1.0, cache_dir=str(cache))
@@ -172,6 +172,9 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
     assert again.meta["n_cached"] == 5  # every file was embedded once, then read from the cache
     np.testing.assert_array_equal(again.embeddings, windows.embeddings)
 
+
+def _check_dataset(base, model, caplog):
+    """Pairs on score alone (no p-values given), the split by file, held-out paraphrases."""
     with caplog.at_level("INFO"):
         ds = _dataset(base, model)
     assert "PAIR: blur -> lpf" in caplog.text and "PAIR: brightness -> reverb" in caplog.text
@@ -187,6 +190,11 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
     assert len(samples) == 5 * 2 * 4 + n_test_rows  # + one held-out paraphrase per test sample
     assert set(samples.loc[samples.held_out, "split"]) == {"test"}
 
+    return ds, split, n_test_rows
+
+
+def _check_strength(base, ds, model):
+    """Strength curves: every clip × u embedded once, then read from the cache."""
     _strength(base, ds, model)
     dep = json.loads((ds / "dependence.json").read_text())
     assert dep["status"] == "ok" and dep["curve_cost"]["clap_calls"] == 5 * (1 + 2 * 4)
@@ -198,6 +206,9 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
         json.loads((ds / "dependence.json").read_text())["curve_cost"]["clap_calls_this_run"] == 0
     )
 
+
+def _check_training(base, ds, split, n_test_rows, caplog):
+    """The training log: every baseline on test, intervals, the verdict, predictions.tsv."""
     with caplog.at_level("INFO"):
         out = _train(base, ds)
     assert "decoder epoch 2/3" in caplog.text or "attention epoch 2/3" in caplog.text
@@ -235,6 +246,11 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
     )
     assert preds["logmel_db:decoder"].notna().sum() == 6
     assert len(list((out / "parameter_predictions/examples").glob("*.wav"))) == 2 * 3
+    return out
+
+
+def _check_model_file(out, model):
+    """decoder_model.pt: the parameter space, a portable CLAP path, apply's threshold."""
     loaded = artifact.load_decoder(out / "decoder_model.pt")
     assert loaded.space.effects == ("lpf", "reverb") and loaded.doc["level_words"] == WORDS
     assert loaded.audio_model["relative_to_model_file"] is True
@@ -245,6 +261,15 @@ def test_phase3_jobs_end_to_end(upstream, caplog):
     )
     assert loaded.doc["apply"]["threshold"] <= 1.0 and "transfer" not in loaded.doc
     assert (out / "training.png").stat().st_size > 1000
+
+
+def test_phase3_jobs_end_to_end(upstream, caplog):
+    base, model = upstream
+    _check_windows(base, model)
+    ds, split, n_test_rows = _check_dataset(base, model, caplog)
+    _check_strength(base, ds, model)
+    out = _check_training(base, ds, split, n_test_rows, caplog)
+    _check_model_file(out, model)
 
 
 def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog):

@@ -53,10 +53,9 @@ def _song(path, seed: int, seconds: float = 11.0, sr: int = 16_000) -> None:
     sf.write(path, x.astype(np.float32), sr)
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_clap_dir):
-    """A decoder file with a transfer payload built from a tiny study by the project's code."""
-    root = tmp_path_factory.mktemp("study")
+def _study_results(root, clip_embedder, clap_embedder):
+    """Stores, Phase 0 and 1 outputs and Phase 3's pairs of a tiny study, by the project's
+    code; the transfer payload built from them."""
     photos = []
     for k in range(6):
         _photo(root / f"p{k}.png", seed=k)
@@ -100,6 +99,11 @@ def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_cl
         str(root / "pairs.json"),
         audio_store=str(root / "audio_deltas.npz"),
     )
+    return space, payload
+
+
+def _model_doc(space, clap_embedder, tiny_clap_dir) -> dict:
+    """A decoder file whose weights make lpf depend on text and audio, highshelf bypassed."""
     arch = {"kind": "attention", "text_dim": 512, "audio_dim": 512, "n_windows": 2}
     arch |= {"n_params": space.dim, "d_model": 16, "heads": 2, "hidden": 16, "dropout": 0.0}
     torch.manual_seed(0)
@@ -131,6 +135,15 @@ def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_cl
         "preroll": SR,
         "not_science": True,
     }
+    return doc
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_clap_dir):
+    """A decoder file with a transfer payload built from a tiny study by the project's code."""
+    root = tmp_path_factory.mktemp("study")
+    space, payload = _study_results(root, clip_embedder, clap_embedder)
+    doc = _model_doc(space, clap_embedder, tiny_clap_dir)
     artifact.save_decoder(root / "decoder_model.pt", doc | {"transfer": payload})
     artifact.save_decoder(root / "old_model.pt", doc)
     # a held-out photo, and the same photo blurred by the workflow's own effect

@@ -98,11 +98,12 @@ def reference_predictions(
     """The untrained baselines on the test samples: text lookup, the global training mean,
     no effect (all zeros = neutral) and the oracle; with the number of test keys the lookup
     never saw in training."""
-    train_targets = np.asarray(train_targets, dtype=np.float64)
+    train_targets = np.asarray(train_targets)
     n, dim = len(test_keys), train_targets.shape[1]
     lookup, n_unseen = text_lookup(train_keys, train_targets, test_keys)
     return {
         "text_lookup": lookup,
+        # The mean in the targets' own dtype (float32 from the job), as it has always been.
         "global_mean": np.broadcast_to(train_targets.mean(axis=0), (n, dim)),
         "no_effect": np.zeros((n, dim)),
         "oracle": np.asarray(test_targets, dtype=np.float64),
