@@ -283,6 +283,8 @@ def _artifact_digests(base: Path) -> dict[str, str]:
         rel = str(path.relative_to(base))
         if any(s in rel for s in ("cache", "benchmarks", "embeddings")) or not path.is_file():
             continue
+        if path.name.startswith("."):  # a killed writer's temporary file, never an artifact
+            continue
         if rel.endswith(".inventory.tsv"):  # parse-time record of file sizes and mtimes
             continue
         if path.suffix in (".json", ".tsv"):
@@ -296,6 +298,11 @@ def _artifact_digests(base: Path) -> dict[str, str]:
                     digest.update(key.encode() + arr.tobytes())
                 out[rel] = digest.hexdigest()
     return out
+
+
+def _final_npz(folder: Path) -> list[Path]:
+    """The .npz files under their final names (storage.atomic_path writes hidden temps)."""
+    return [p for p in folder.rglob("*.npz") if not p.name.startswith(".")]
 
 
 def test_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, models):
@@ -318,13 +325,14 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, models):
             )
             deadline = time.time() + 300
             emb = base / "results/embeddings"
-            while time.time() < deadline and len(list(emb.rglob("*.npz"))) < 3:
+            while time.time() < deadline and len(_final_npz(emb)) < 3:
                 time.sleep(0.2)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
             assert not (base / P0[0]).exists(), "killed too late to test anything"
-            # no half-written artifact is left under its final name
-            for npz in emb.rglob("*.npz"):
+            # no half-written artifact is left under its final name (a killed writer leaves
+            # its hidden temporary file, ".<name>.<random>.tmp.npz", and nothing else)
+            for npz in _final_npz(emb):
                 np.load(npz, allow_pickle=False).close()
             # a SIGKILLed Snakemake leaves its lock: the documented recovery is --unlock, then
             # --rerun-incomplete
