@@ -110,12 +110,17 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-def small_config(model_dirs: dict[str, Path], **overrides) -> dict:
+def small_config(model_dirs: dict[str, Path], n_effects: int = 2, **overrides) -> dict:
     """The full default config cut to 2 image × 2 audio effects × 2 intensities, pointing at
-    tiny models; use with ``--replace-workflow-config`` (an overlay cannot remove effects)."""
+    tiny models; use with ``--replace-workflow-config`` (an overlay cannot remove effects).
+
+    ``n_effects=1`` keeps blur and lpf only: 8 model jobs instead of 12, for tests about
+    inputs and failures rather than about several effects (each model job costs seconds of
+    imports on a small machine)."""
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     cfg["intensities"] = ["low", "high"]
     for modality, keep in (("image", ("blur", "brightness")), ("audio", ("lpf", "reverb"))):
+        keep = keep[:n_effects]
         cfg["run_effects"][modality] = list(keep)
         cfg["effects"][modality] = {
             e: {
@@ -138,3 +143,8 @@ def write_config(base: Path, cfg: dict, name: str = "config.yaml") -> Path:
     path = base / name
     path.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     return path
+
+
+def small_run_configs(base: Path) -> list[str]:
+    """The config files of the small run (absolute: snakemake reads them from its own cwd)."""
+    return ["--configfile", str(base / "config/config.yaml"), str(base / "config/tiny-models.yaml")]

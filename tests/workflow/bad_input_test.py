@@ -92,7 +92,7 @@ def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
 def test_skip_policy_lists_bad_files_and_goes_on(tmp_path, models):
     good_data(tmp_path)
     bad = bad_data(tmp_path)
-    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    config = write_config(tmp_path, small_config(models, 1, on_bad_file="skip"))
     snakemake(tmp_path, REPLACE, *P0, "results/skipped_files.tsv", config=config)
     lines = (tmp_path / "results/skipped_files.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["path", "category", "modality", "reason"]
@@ -108,7 +108,7 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
     (tmp_path / "data/images/empty_cat").mkdir()
     (tmp_path / "data/images/bad_only").mkdir()
     (tmp_path / "data/images/bad_only/x.png").write_text("nope")
-    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    config = write_config(tmp_path, small_config(models, 1, on_bad_file="skip"))
     snakemake(tmp_path, REPLACE, *P0, config=config)
     cross = json.loads((tmp_path / "results/cross_category_variance.json").read_text())
     image_rows = [r for r in cross["results"] if r["modality"] == "image"]
@@ -229,7 +229,7 @@ def test_model_problems_give_clear_messages(tmp_path, models):
 
 def test_failed_health_check_stops_science_unless_allowed(tmp_path, models):
     good_data(tmp_path)
-    strict = small_config(models, models={"health": {"limit": -0.99}})
+    strict = small_config(models, 1, models={"health": {"limit": -0.99}})
     proc = snakemake(
         tmp_path,
         REPLACE,
@@ -242,7 +242,7 @@ def test_failed_health_check_stops_science_unless_allowed(tmp_path, models):
     assert "model health check failed for" in log and "models.health.limit" in log
     health = json.loads((tmp_path / "results/health/audio.json").read_text())
     assert health["passed"] is False  # the figure is saved either way
-    allowed = small_config(models, models={"health": {"limit": -0.99, "allow_unhealthy": True}})
+    allowed = small_config(models, 1, models={"health": {"limit": -0.99, "allow_unhealthy": True}})
     snakemake(
         tmp_path,
         REPLACE,
@@ -254,7 +254,7 @@ def test_failed_health_check_stops_science_unless_allowed(tmp_path, models):
 def test_corrupt_store_fails_naming_the_file(tmp_path, models):
     good_data(tmp_path, images={"a": 2, "b": 2}, audio={"f": 2, "g": 2})
     config = write_config(
-        tmp_path, small_config(models, models={"health": {"allow_unhealthy": True}})
+        tmp_path, small_config(models, 1, models={"health": {"allow_unhealthy": True}})
     )
     snakemake(tmp_path, REPLACE, *P0, config=config)
     store = tmp_path / "results/image_deltas.npz"

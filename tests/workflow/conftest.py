@@ -1,5 +1,6 @@
-"""One small end-to-end run of the committed .test/ configuration, shared by the target, table
-and report tests (the run costs minutes on a busy 2-core machine; it is made once)."""
+"""One small end-to-end run of the committed .test/ configuration, shared by the target, table,
+Phase 3 and report tests (the run costs minutes on a busy 2-core machine; it is made once, and a
+test that changes it works on a copy)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_utils import ROOT, snakemake
+from workflow_utils import ROOT, small_run_configs, snakemake
 
 #: Pinned revisions the small run declares, so every artifact must carry them.
 SMALL_RUN_REVISIONS = {"image": "a" * 40, "audio": "b" * 40}
@@ -29,10 +30,6 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -
         }
     }
     (base / "config/tiny-models.yaml").write_text(yaml.safe_dump(overlay))
-    snakemake(base, *small_run_configs(base))
+    run = snakemake(base, *small_run_configs(base))
+    (base / "console.txt").write_text(run.stdout + run.stderr)  # what the run printed
     return base
-
-
-def small_run_configs(base: Path) -> list[str]:
-    """The config files of the small run (absolute: snakemake reads them from its own cwd)."""
-    return ["--configfile", str(base / "config/config.yaml"), str(base / "config/tiny-models.yaml")]

@@ -6,30 +6,51 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from seed_spec import SEED_RECORD_KEYS
-from workflow_utils import make_project, planned_jobs, snakemake, write_image
+from workflow_utils import (
+    make_project,
+    planned_jobs,
+    small_config,
+    snakemake,
+    write_config,
+    write_data,
+    write_image,
+)
 
 from delta_v2a.storage import DeltaStore, EmbeddingTable
 
 pytestmark = pytest.mark.workflow
 IMAGES = {"city": 2, "forest": 2, "sea": 1}
 AUDIO = {"folk": 2, "jazz": 2}
-N_VARIANTS = 4 * 3
+# The run: the defaults cut to 2 effects x 2 intensities per modality (small_config, passed
+# with --replace-workflow-config), through the seed's Phase 0 verbs only. The default config's
+# full fan-out (4 effects x 3 intensities) is checked by a dry run: executing it here cost
+# minutes on a 2-core machine and tests nothing the small run does not.
+REPLACE = "--replace-workflow-config"
+N_VARIANTS = 2 * 2
+TARGETS = ("sensitivity", "linearity")
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_clip_dir, tiny_clap_dir):
     base = tmp_path_factory.mktemp("wf")
-    config = make_project(
-        base,
-        {"image": tiny_clip_dir, "audio": tiny_clap_dir},
-        IMAGES,
-        AUDIO,
-        extra={"models": {"health": {"allow_unhealthy": True}}},
-    )
-    dry = snakemake(base, "--dry-run", config=config)
-    run = snakemake(base, config=config)
+    write_data(base, IMAGES, AUDIO)
+    models = {"image": tiny_clip_dir, "audio": tiny_clap_dir}
+    cfg = small_config(models, models={"health": {"allow_unhealthy": True}})
+    config = write_config(base, cfg)
+    dry = snakemake(base, REPLACE, "--dry-run", *TARGETS, config=config)
+    run = snakemake(base, REPLACE, *TARGETS, config=config)
     return base, config, dry, run
+
+
+def test_default_config_fans_out_one_job_per_variant(tmp_path, tiny_clip_dir, tiny_clap_dir):
+    """The seed's 24 extraction jobs: 4 effects x 3 intensities per modality, one job each."""
+    models = {"image": tiny_clip_dir, "audio": tiny_clap_dir}
+    config = make_project(tmp_path, models, IMAGES, AUDIO)
+    jobs = planned_jobs(snakemake(tmp_path, "--dry-run", *TARGETS, config=config))
+    assert jobs["embed_variant"] == 2 * 4 * 3
+    assert jobs["embed_original"] == 2 and jobs["manifest"] == 2 and jobs["deltas"] == 2
 
 
 def test_dry_run_fans_out_one_job_per_variant(project):
@@ -72,19 +93,15 @@ def test_full_run_writes_seed_artifacts(project):
 
 def test_second_dry_run_has_nothing_to_do(project):
     base, config, *_ = project
-    assert planned_jobs(snakemake(base, "--dry-run", config=config)) == {}
+    assert planned_jobs(snakemake(base, REPLACE, "--dry-run", *TARGETS, config=config)) == {}
 
 
 def test_changed_parameter_reruns_only_its_job(project):
     base, config, *_ = project
-    text = config.read_text()
-    changed = base / "changed.yaml"
-    changed.write_text(
-        text + "effects:\n  image:\n    blur:\n      levels:\n"
-        "        low: {sigma: 1.0}\n        mid: {sigma: 2.5}\n"
-        "        high: {sigma: 4.0}\n"
-    )
-    jobs = planned_jobs(snakemake(base, "--dry-run", config=changed))
+    cfg = yaml.safe_load(config.read_text())
+    cfg["effects"]["image"]["blur"]["levels"]["high"]["sigma"] += 0.5
+    changed = write_config(base, cfg, "changed.yaml")
+    jobs = planned_jobs(snakemake(base, REPLACE, "--dry-run", *TARGETS, config=changed))
     assert jobs["embed_variant"] == 1 and jobs["deltas"] == 1  # one variant, one modality
     assert not {"manifest", "embed_original", "health"} & jobs.keys()  # upstream untouched
 
@@ -93,11 +110,11 @@ def test_added_image_reruns_image_side_only_and_embeds_only_it(project):
     base, config, *_ = project
     n_before = sum(IMAGES.values())
     write_image(base / "data/images/city/new one.png", seed=99)
-    jobs = planned_jobs(snakemake(base, "--dry-run", config=config))
+    jobs = planned_jobs(snakemake(base, REPLACE, "--dry-run", *TARGETS, config=config))
     assert jobs["manifest"] == 1 and jobs["embed_original"] == 1
     assert jobs["embed_variant"] == N_VARIANTS  # the image side only
     assert jobs["deltas"] == 1
-    snakemake(base, config=config)
+    snakemake(base, REPLACE, *TARGETS, config=config)
     for path in (base / "results/embeddings/image").rglob("*.npz"):
         table = EmbeddingTable.load(path)
         assert len(table.paths) == n_before + 1

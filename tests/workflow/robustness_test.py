@@ -68,7 +68,7 @@ def odd_folder(base: Path) -> dict[str, str]:
 
 def test_odd_names_and_bad_content_work_or_are_skipped_with_reasons(tmp_path, models):
     expected = odd_folder(tmp_path)
-    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    config = write_config(tmp_path, small_config(models, 1, on_bad_file="skip"))
     snakemake(tmp_path, REPLACE, *DELTAS, config=config)
     skipped = pd.read_csv(tmp_path / "results/skipped_files.tsv", sep="\t", dtype=str)
     reasons = dict(zip(skipped["path"], skipped["reason"], strict=True))
@@ -80,7 +80,7 @@ def test_odd_names_and_bad_content_work_or_are_skipped_with_reasons(tmp_path, mo
     names = {Path(r["path"]).name for r in image + audio}
     assert {"brace {x}.png", "{genre}.png", "{genre}.wav"} <= names
     # on_bad_file: error names every one of them, before any model.
-    config = write_config(tmp_path, small_config(models, on_bad_file="error"), "strict.yaml")
+    config = write_config(tmp_path, small_config(models, 1, on_bad_file="error"), "strict.yaml")
     proc = snakemake(
         tmp_path, REPLACE, "--forceall", "--keep-going", *DELTAS, config=config, check=False
     )
@@ -199,7 +199,7 @@ def test_unreadable_file_skipped_and_unreadable_folder_named(tmp_path, models):
     (tmp_path / "deny").mkdir()
     (tmp_path / "deny/sitecustomize.py").write_text(DENY)
     env = {"PYTHONPATH": str(tmp_path / "deny")}
-    config = write_config(tmp_path, small_config(models, on_bad_file="skip"))
+    config = write_config(tmp_path, small_config(models, 1, on_bad_file="skip"))
     proc = _run(tmp_path, env, *DELTAS, config=config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     skipped = pd.read_csv(tmp_path / "results/skipped_files.tsv", sep="\t", dtype=str)
