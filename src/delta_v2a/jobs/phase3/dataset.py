@@ -11,11 +11,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.extract import read_manifest
-from delta_v2a.jobs.common import (
-    gate_health,
-    load_embedder_for_job,
-    log,
-)
+from delta_v2a.jobs.common import gate_health, load_embedder_for_job, log
 from delta_v2a.phase3.dataset import (
     CONTROL_DESCRIPTIONS,
     SPLITS,
@@ -26,12 +22,7 @@ from delta_v2a.phase3.dataset import (
 )
 from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 from delta_v2a.provenance import merge_model_meta
-from delta_v2a.storage import (
-    atomic_path,
-    read_json,
-    save_npz,
-    write_json,
-)
+from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
 
 
 def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping) -> None:

@@ -11,22 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from delta_v2a.jobs.common import (
-    log,
-)
+from delta_v2a.jobs.common import log
 from delta_v2a.phase3.artifact import portable_model, save_decoder
-from delta_v2a.phase3.baselines import (
-    BASELINES,
-    TRAINED_KINDS,
-)
+from delta_v2a.phase3.baselines import BASELINES, TRAINED_KINDS
 from delta_v2a.phase3.calibrate import apply_calibration
-from delta_v2a.phase3.evaluate import (
-    METRICS,
-)
+from delta_v2a.phase3.evaluate import METRICS
 from delta_v2a.phase3.train import TrainResult, TrainSettings
-from delta_v2a.storage import (
-    EmbeddingTable,
-)
+from delta_v2a.storage import EmbeddingTable
 
 
 def _finite(x: float | None) -> float | None:

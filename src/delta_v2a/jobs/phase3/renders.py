@@ -13,9 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.common import (
-    log,
-)
+from delta_v2a.jobs.common import log
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.spectral import (
     MelSettings,
@@ -25,9 +23,7 @@ from delta_v2a.phase3.spectral import (
     spectral_distance,
 )
 from delta_v2a.phase3.windows import WindowSpec
-from delta_v2a.storage import (
-    atomic_path,
-)
+from delta_v2a.storage import atomic_path
 
 
 def _write_examples(

@@ -15,12 +15,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.extract import manifest_hashes, read_manifest
-from delta_v2a.jobs.common import (
-    PipelineError,
-    job_batch_size,
-    load_embedder_for_job,
-    log,
-)
+from delta_v2a.jobs.common import PipelineError, job_batch_size, load_embedder_for_job, log
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.strength import (
     ImageStrength,
@@ -31,12 +26,7 @@ from delta_v2a.phase3.strength import (
     solve_targets,
     u_grid,
 )
-from delta_v2a.storage import (
-    atomic_path,
-    read_json,
-    save_npz,
-    write_json,
-)
+from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
 
 CURVES_VERSION = 1
 

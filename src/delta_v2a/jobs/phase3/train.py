@@ -13,10 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.common import (
-    PipelineError,
-    log,
-)
+from delta_v2a.jobs.common import PipelineError, log
 from delta_v2a.jobs.phase3.records import (
     TrainRun,
     calibrate_apply,
@@ -32,9 +29,7 @@ from delta_v2a.phase3.baselines import (
     shuffled_files,
     text2fx_search,
 )
-from delta_v2a.phase3.dataset import (
-    targets_for,
-)
+from delta_v2a.phase3.dataset import targets_for
 from delta_v2a.phase3.evaluate import (
     cost_comparison,
     evaluate_test,
@@ -45,12 +40,7 @@ from delta_v2a.phase3.model import model_with_state, predict
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.phase3.windows import WindowSpec
-from delta_v2a.storage import (
-    EmbeddingTable,
-    load_npz,
-    read_json,
-    write_json,
-)
+from delta_v2a.storage import EmbeddingTable, load_npz, read_json, write_json
 
 
 def _write_untrained(

@@ -11,15 +11,9 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.extract import manifest_hashes, read_manifest
-from delta_v2a.jobs.common import (
-    job_batch_size,
-    load_embedder_for_job,
-    log,
-)
+from delta_v2a.jobs.common import job_batch_size, load_embedder_for_job, log
 from delta_v2a.phase3.windows import WindowSpec, embed_windows
-from delta_v2a.storage import (
-    EmbeddingTable,
-)
+from delta_v2a.storage import EmbeddingTable
 
 WINDOWS_VERSION = 1
 
