@@ -312,7 +312,9 @@ def test_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, models):
     for name in ("clean", "killed"):
         base = tmp_path / name
         good_data(base)
-        cfg = write_config(base, small_config(models, models={"health": {"allow_unhealthy": True}}))
+        cfg = write_config(
+            base, small_config(models, 1, models={"health": {"allow_unhealthy": True}})
+        )
         if name == "killed":
             cmd = snakemake_cmd(base, REPLACE, *P0, config=cfg)
             env = os.environ | {"HF_HUB_OFFLINE": "1"}
