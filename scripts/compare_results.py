@@ -9,15 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-VOLATILE = ("time", "second", "created", "host", "provenance", "elapsed", "version", "_s")
-VOLATILE += ("per_s", "rate", "resolved_path")
+#: Keys that legitimately differ between two runs: clocks, hosts, absolute paths. Matched by
+#: exact name or by suffix, never by substring (a substring such as "_s" would also drop
+#: science fields: n_samples, difference_shuffled_minus_decoder, text2fx_search).
+VOLATILE_NAMES = {"time", "created", "host", "hostname", "elapsed", "resolved_path"}
+VOLATILE_SUFFIXES = ("seconds", "seconds_per_clip", "seconds_per_sample", "epochs_per_s")
+
+
+def volatile(key: str) -> bool:
+    return key in VOLATILE_NAMES or key.endswith(VOLATILE_SUFFIXES)
 
 
 def clean(x):
     """Drop the fields that legitimately differ between two runs (clocks, hosts, paths)."""
     if isinstance(x, dict):
-        keep = (k for k in sorted(x) if not any(s in k.lower() for s in VOLATILE))
-        return {k: clean(x[k]) for k in keep}
+        return {k: clean(x[k]) for k in sorted(x) if not volatile(k)}
     if isinstance(x, list):
         return [clean(v) for v in x]
     return x
