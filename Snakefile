@@ -5,7 +5,8 @@
 from pathlib import Path
 
 
-# Defaults always come from the repository; `--configfile my.yaml` overrides any of them.
+# The study overlay (data roots) comes from the repository; defaults come from the schema
+# (workflow/rules/common.smk merges them under it); `--configfile my.yaml` overrides either.
 configfile: Path(workflow.basedir) / "config/config.yaml"
 
 

@@ -41,7 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from delta_v2a.config import effect_names, effect_params  # noqa: E402
+from delta_v2a.config import effect_names, effect_params, load_config  # noqa: E402
 from delta_v2a.extract import Decoding, embed_variant, gather, render, vet  # noqa: E402
 from delta_v2a.jobs.common import prefer_item_parallelism, quiet_hugging_face  # noqa: E402
 from delta_v2a.media import MediaFile, discover  # noqa: E402
@@ -160,7 +160,7 @@ def prep_scaling(embedder, files, decoding, effect, params, batch, threads, repe
 
 def subset(n_effects: int, n_intensities: int) -> dict:
     """The default config cut to the first effects / intensities (for a loaded machine)."""
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
     cfg["intensities"] = cfg["intensities"][:n_intensities]
     for m in ("image", "audio"):
         cfg["run_effects"][m] = effect_names(cfg, m)[:n_effects]

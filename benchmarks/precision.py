@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from delta_v2a import phase0
-from delta_v2a.config import effect_params
+from delta_v2a.config import effect_params, load_config
 from delta_v2a.extract import embed_variant, gather
 from delta_v2a.jobs.extract import job_decoding
 from delta_v2a.media import discover
@@ -81,7 +80,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
     for modality, model, root, batch in (
         ("image", args.image_model, args.images, 16),
         ("audio", args.audio_model, args.audio, 8),

@@ -2,7 +2,7 @@
 
 Builds a small study with the project's own code (extraction, Phase 0 table, the transfer
 payload), a decoder file at the configured architecture (random weights: the levels mean
-nothing, the cost is real), then times ``transfer_cli.transfer`` per song, model loads apart.
+nothing, the cost is real), then times ``transfer.usecase.transfer`` per song, model loads apart.
 Every call uses ``force=True`` so that random models that recognise nothing still render.
 
     .venv/bin/python benchmarks/transfer.py                 # tiny models
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import yaml
 from PIL import Image
 
+from delta_v2a.config import load_config
 from delta_v2a.extract import Decoding, study_store
 from delta_v2a.jobs.transfer import transfer_payload_from_results
 from delta_v2a.media import MediaFile
@@ -31,10 +31,10 @@ from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.storage import write_json
 from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
-from delta_v2a.transfer_cli import load_setup, transfer
+from delta_v2a.transfer.usecase import load_setup, transfer
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+CONFIG = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 SR = 48_000
 
 

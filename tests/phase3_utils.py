@@ -4,11 +4,12 @@ and a short harmonic test signal."""
 from __future__ import annotations
 
 import numpy as np
-import yaml
 from workflow_utils import ROOT
 
+from delta_v2a.config import load_config
+
 SR = 48_000
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+CONFIG = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 ALL_AUDIO = list(CONFIG["effects"]["audio"])
 WORDS = CONFIG["phase3"]["level_words"]
 TEMPLATES = CONFIG["phase3"]["descriptions"]

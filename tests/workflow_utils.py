@@ -13,6 +13,8 @@ import soundfile as sf
 import yaml
 from PIL import Image
 
+from delta_v2a.config import load_config
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -117,7 +119,7 @@ def small_config(model_dirs: dict[str, Path], n_effects: int = 2, **overrides) -
     ``n_effects=1`` keeps blur and lpf only: 8 model jobs instead of 12, for tests about
     inputs and failures rather than about several effects (each model job costs seconds of
     imports on a small machine)."""
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
     cfg["intensities"] = ["low", "high"]
     for modality, keep in (("image", ("blur", "brightness")), ("audio", ("lpf", "reverb"))):
         keep = keep[:n_effects]

@@ -8,6 +8,7 @@ checked here, before any job runs, with messages that name the config key.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 import string
@@ -23,6 +24,10 @@ REGISTRY = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
 AUDIO_RATE_FOR_CHECKS = 48_000  # CLAP's rate; the loader resamples every file to it
 
 
+#: What :func:`schema_defaults` gives for a key the schema has no default for.
+NO_DEFAULT = object()
+
+
 class ConfigError(ValueError):
     """A config value the schema could not reject; the message names the key."""
 
@@ -30,6 +35,55 @@ class ConfigError(ValueError):
 class SharedWordWarning(UserWarning):
     """An image-side and an audio-side synonym list share a content word (docs/methods.md §5):
     sim3 then partly measures spelling, not meaning."""
+
+
+def schema_defaults(schema: Mapping[str, Any]) -> Any:
+    """The config the schema's ``default`` values make on their own (docs: config/README.md).
+
+    Why here: the schema is the one owner of every default; config/config.yaml is only an
+    overlay of what a user usually changes. An object's default is its own ``default`` merged
+    with the defaults of its properties, so nested defaults need no repetition. A key without
+    a default is absent (``NO_DEFAULT``); a ``default: null`` is a default of None.
+    """
+    props = schema.get("properties")
+    if props is None:
+        return copy.deepcopy(schema["default"]) if "default" in schema else NO_DEFAULT
+    base = schema.get("default", NO_DEFAULT)
+    out = copy.deepcopy(base) if isinstance(base, Mapping) else {}
+    for key, sub in props.items():
+        value = schema_defaults(sub)
+        if value is not NO_DEFAULT:
+            out[key] = merge(value, out[key]) if key in out else value
+    return out if out or base is not NO_DEFAULT else NO_DEFAULT
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """Overlay ``overlay`` on ``base`` as Snakemake merges config files: mappings merge key by
+    key, anything else (lists included) replaces."""
+    if isinstance(base, Mapping) and isinstance(overlay, Mapping):
+        out = dict(base)
+        for key, value in overlay.items():
+            out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(overlay)
+
+
+def with_defaults(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (the merged config files) on top of the schema's defaults."""
+    defaults = schema_defaults(schema)
+    return merge({} if defaults is NO_DEFAULT else defaults, config)
+
+
+def load_config(schema_path: str | Path, *config_paths: str | Path) -> dict[str, Any]:
+    """What the workflow sees for these config files (tests, benchmarks, scripts): the schema's
+    defaults under the files, merged in order."""
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    config: dict[str, Any] = {}
+    for path in config_paths:
+        config = merge(config, yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+    return with_defaults(config, schema)
 
 
 def check_keys(config: Mapping[str, Any], schema: Mapping[str, Any], prefix: str = "") -> None:

@@ -9,13 +9,12 @@ import warnings
 
 import numpy as np
 import pytest
-import yaml
 from workflow_utils import ROOT
 
 from delta_v2a import phase1
-from delta_v2a.config import ConfigError, SharedWordWarning, check_config
+from delta_v2a.config import ConfigError, SharedWordWarning, check_config, load_config
 
-DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 
 
 def _side(synonyms, rng, n_files, n_int, signal, noise):

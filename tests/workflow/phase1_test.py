@@ -10,7 +10,9 @@ import pytest
 import yaml
 from workflow_utils import ROOT, make_project, planned_jobs, snakemake
 
-DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+from delta_v2a.config import load_config
+
+DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 
 
 PHASE1_TARGETS = [

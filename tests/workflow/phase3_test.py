@@ -11,6 +11,8 @@ import torch
 import yaml
 from workflow_utils import ROOT, planned_jobs, small_run_configs, snakemake
 
+from delta_v2a.config import load_config
+
 pytestmark = pytest.mark.workflow
 #: The run is the shared .test/ run (conftest.small_run): its phase3 section keeps every best
 #: match on score alone (tiny random models find no significant pair), 2 windows 1 s apart, a
@@ -79,7 +81,7 @@ def test_training_change_reruns_training_only_and_restart_resumes(project, tmp_p
     shutil.copytree(small_run, base, symlinks=True)
     configs = small_run_configs(base)
     assert planned_jobs(snakemake(base, "--dry-run", *configs)) == {}
-    more = yaml.safe_load((base / "config/config.yaml").read_text())
+    more = load_config(base / "workflow/schemas/config.schema.yaml", base / "config/config.yaml")
     more["phase3"]["epochs"] = 4
     changed = base / "config/more_epochs.yaml"
     changed.write_text(yaml.safe_dump(more))

@@ -27,6 +27,8 @@ import yaml
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 from workflow_utils import ROOT, SNAKEMAKE, planned_jobs, write_data
 
+from delta_v2a.config import load_config
+
 pytestmark = pytest.mark.workflow
 
 PROFILE = ROOT / "profiles/slurm"
@@ -59,7 +61,7 @@ def small_workflow(base: Path, models: dict[str, Path], source: Path = ROOT) -> 
             )
         else:
             shutil.copy2(src, base / name)
-    cfg = yaml.safe_load((source / "config/config.yaml").read_text())
+    cfg = load_config(source / "workflow/schemas/config.schema.yaml", source / "config/config.yaml")
     cfg["intensities"] = INTENSITIES
     for modality, names in KEEP.items():
         effects = cfg["effects"][modality]
