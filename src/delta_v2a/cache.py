@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.settings import ModelSpec
 from delta_v2a.storage import load_npz, save_npz
 
 # 2: ICC profiles colour-managed to sRGB; 16-bit PNGs box-reduced before float conversion.
@@ -57,7 +58,7 @@ def model_fingerprint(name_or_path: str) -> str:
 def variant_key(
     *,
     modality: str,
-    model: Mapping[str, Any],
+    model: ModelSpec,
     device_type: str,
     effect: str | None,
     effect_params: Mapping[str, float],
@@ -74,19 +75,19 @@ def variant_key(
     )
 
 
-def shard_key(model: Mapping[str, Any], device_type: str, **parts: Any) -> str:
+def shard_key(model: ModelSpec, device_type: str, **parts: Any) -> str:
     """Short hash naming a shard: the preprocessing version, the model and ``parts`` (what
     else the embedding depends on: effect and parameters, a window sequence, ...), JSON-able."""
     described = {
         "version": PREPROCESSING_VERSION,
-        "model": model_fingerprint(model["name_or_path"]),
-        "dtype": model["dtype"],
-        "normalize": model["normalize"],
+        "model": model_fingerprint(model.name_or_path),
+        "dtype": model.dtype,
+        "normalize": model.normalize,
         "device_type": device_type,
         **parts,
     }
-    if model.get("revision"):  # pinned hub commit; absent keeps unpinned keys unchanged
-        described["revision"] = model["revision"]
+    if model.revision:  # pinned hub commit; absent keeps unpinned keys unchanged
+        described["revision"] = model.revision
     blob = json.dumps(described, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

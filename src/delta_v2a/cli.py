@@ -10,6 +10,20 @@ CLAP model id or its path relative to the model file) and that CLAP model (``--c
 elsewhere when the stored one is not reachable from here). A description the decoder does not
 know is refused (exit 2) unless ``--force``. The output is the whole file, mono float32 WAV at
 the model's rate.
+
+``delta-v2a transfer``: edit a photo, and the song follows (docs/methods.md §7).
+
+    delta-v2a transfer --before a.jpg --after b.jpg --audio song.wav --out song_edited.wav \
+        [--model results/decoder_model.pt] [--exact] [--force] [--json]
+    delta-v2a transfer --describe "a very blurry photo" --audio song.wav --out out.wav
+
+Both photos are embedded with the study's image model (id from the model file) exactly as
+extraction does; their delta is decomposed onto the study's unit image-effect prototypes; each
+recognised effect with a significant pair becomes that audio effect's level, by the decoder (one
+forward pass on the description of that strength) or, with ``--exact``, by the song's own
+strength curve; the chain is rendered over the whole file (mono float32 WAV at the model's rate).
+``--describe`` skips the photos (the ``apply`` route); everything after recognition is shared.
+Exit 0: written; 2: bad input; 3: refused (``--force`` goes on where something can be done).
 """
 
 from __future__ import annotations
@@ -19,6 +33,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+#: ``transfer``'s exit codes beside 0 (written): bad input, refused (``--force`` goes on).
+EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -164,10 +183,74 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("model", help="decoder_model.pt written by Phase 3")
     i.add_argument("--json", action="store_true", help="print as JSON")
     i.set_defaults(func=_info)
-    from delta_v2a import transfer_cli
-
-    transfer_cli.add_parser(sub)
+    add_transfer_parser(sub)
     return parser
+
+
+def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``transfer`` on the main parser's subparsers."""
+    p = subparsers.add_parser(
+        "transfer", help="edit a song the way a photo was edited (before/after photos)"
+    )
+    p.add_argument("--before", help="the photo before the edit")
+    p.add_argument("--after", help="the photo after the edit")
+    p.add_argument("--describe", help="skip the photos: a description, as `apply` takes")
+    p.add_argument("--audio", required=True, help="input audio file (wav, flac, mp3)")
+    p.add_argument("--out", required=True, help="output WAV (mono float32)")
+    p.add_argument("--model", default="results/decoder_model.pt", help="decoder_model.pt")
+    p.add_argument("--exact", action="store_true", help="per-song search on its strength curve")
+    p.add_argument("--force", action="store_true", help="go on (with a warning) where refused")
+    p.add_argument("--clip", help="CLIP id or directory instead of the one stored in the model")
+    p.add_argument("--clap", help="CLAP id or directory instead of the one stored in the model")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_transfer)
+    return p
+
+
+def check_transfer_inputs(args: argparse.Namespace) -> None:
+    """Every named file exists and the routes are consistent, before any model loads."""
+    photos = [(f, getattr(args, f[2:])) for f in ("--before", "--after")]
+    if args.describe is None and any(p is None for _, p in photos):
+        raise ValueError("give --before and --after (or --describe TEXT)")
+    if args.describe is not None and any(p is not None for _, p in photos):
+        raise ValueError("--describe replaces the photos: give one or the other")
+    if args.describe is not None and args.exact:
+        raise ValueError("--exact needs photos: a description carries no measured strength")
+    named = [("--audio", args.audio), ("--model", args.model)] + photos
+    for flag, path in named:
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    """Run ``transfer``; a one-line message and a non-zero exit for bad input or a refusal."""
+    from delta_v2a.transfer.usecase import Refused, format_report, load_setup, transfer
+
+    try:
+        check_transfer_inputs(args)
+        setup = load_setup(args.model, args.device, args.clip, args.clap)
+        result = transfer(
+            setup,
+            audio=args.audio,
+            out=args.out,
+            before=args.before,
+            after=args.after,
+            describe=args.describe,
+            exact=args.exact,
+            force=args.force,
+        )
+    except Refused as err:
+        print(f"delta-v2a transfer: refused: {err} (--force goes on anyway)", file=sys.stderr)
+        return EXIT_REFUSED
+    except (FileNotFoundError, ValueError) as err:
+        print(f"delta-v2a transfer: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print("\n".join(format_report(result, setup.decoder.space)))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from seed_spec import ORIGINAL_VARIANT
 
 from delta_v2a.cache import EmbeddingCache, model_fingerprint, variant_key
+from delta_v2a.settings import BatchSizes, EmbedSettings, ManifestSettings, ModelSpec
 
-MODEL = {"name_or_path": "x", "dtype": "fp32", "normalize": True}
+MODEL = ModelSpec("audio", "x", None, "cpu", "fp32", True, 512)
 
 
 def key(**kw):
@@ -48,7 +51,8 @@ def test_key_depends_on_everything_but_the_file():
     assert key(effect_params={"cutoff_hz": 801.0, "order": 4}) != base
     assert key(effect="highshelf") != base
     assert key(device_type="cuda") != base
-    assert key(model=MODEL | {"dtype": "bf16"}) != base
+    assert key(model=dataclasses.replace(MODEL, dtype="bf16")) != base
+    assert key(model=dataclasses.replace(MODEL, device="cuda")) == base  # the device kind counts
     assert key(preroll_s=0.5) != base
     assert key(modality="image", preroll_s=0.5) == key(modality="image", preroll_s=1.0)
 
@@ -108,6 +112,7 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     from PIL import Image
 
     from delta_v2a.extract import read_manifest
+    from delta_v2a.jobs.common import Paths
     from delta_v2a.jobs.extract import run_embed, run_manifest
     from delta_v2a.media import FileChangedError
     from delta_v2a.storage import EmbeddingTable
@@ -121,34 +126,30 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
         )
     out = tmp_path / "m"
     run_manifest(
-        modality="image",
-        root=str(root),
-        key="data.images",
-        on_bad_file="error",
-        preroll_s=1.0,
-        manifest_out=str(out / "image.tsv"),
-        skipped_out=str(out / "skipped.tsv"),
+        inputs=Paths(),
+        outputs=Paths(manifest=str(out / "image.tsv"), skipped=str(out / "skipped.tsv")),
+        settings=ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "test"),
+        threads=1,
     )
     original_a = (root / "cat/a.png").read_bytes()
     (root / "cat/a.png").write_bytes((root / "cat/b.png").read_bytes())  # replaced mid-run
-    model = {"name_or_path": str(tiny_clip_dir), "device": "cpu", "dtype": "fp32"}
-    model |= {"normalize": True, "batch_size": {"cpu": 2, "cuda": 2}, "dim": None}
-    kw = dict(
-        modality="image",
-        manifest=str(out / "image.tsv"),
-        model=model,
-        **ORIGINAL_VARIANT,
-        preroll_s=1.0,
-        cache_dir=str(tmp_path / "cache"),
+    model = ModelSpec("image", str(tiny_clip_dir), None, "cpu", "fp32", True, 768)
+    settings = EmbedSettings(
+        model, BatchSizes(2, 2), 1.0, **ORIGINAL_VARIANT, cache_dir=str(tmp_path / "cache")
     )
+    inputs = Paths(manifest=str(out / "image.tsv"))
+
+    def embed(name, settings=settings):
+        outputs = Paths(embeddings=str(tmp_path / name))
+        run_embed(inputs=inputs, outputs=outputs, settings=settings, threads=1)
+
     with pytest.raises(FileChangedError, match=r"cat/a\.png: file changed while the workflow"):
-        run_embed(output=str(tmp_path / "e1.npz"), **kw)
+        embed("e1.npz")
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npz"))
     (root / "cat/a.png").write_bytes(original_a)  # restored: the same manifest is right again
-    run_embed(output=str(tmp_path / "e2.npz"), **kw)
+    embed("e2.npz")
     cached = EmbeddingTable.load(tmp_path / "e2.npz")
-    fresh_kw = kw | {"cache_dir": None}
-    run_embed(output=str(tmp_path / "e3.npz"), **fresh_kw)
+    embed("e3.npz", dataclasses.replace(settings, cache_dir=None))
     np.testing.assert_array_equal(
         cached.embeddings, EmbeddingTable.load(tmp_path / "e3.npz").embeddings
     )

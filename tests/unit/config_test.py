@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -13,12 +14,14 @@ from delta_v2a.config import (
     check_data_roots,
     check_keys,
     check_models,
+    load_config,
     local_revision,
 )
+from delta_v2a.settings import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 REV = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -107,16 +110,12 @@ def test_a_folder_holding_another_commit_than_the_pin_is_rejected(tmp_path):
 
 
 def test_the_revision_enters_the_cache_key_only_when_pinned():
-    args = dict(
-        modality="image",
-        model={"name_or_path": "org/model", "dtype": "fp32", "normalize": True},
-        device_type="cpu",
-        effect=None,
-        effect_params={},
-        preroll_s=1.0,
-    )
-    unpinned = variant_key(**args)
-    assert variant_key(**(args | {"model": args["model"] | {"revision": None}})) == unpinned
-    pinned = variant_key(**(args | {"model": args["model"] | {"revision": REV}}))
-    other = variant_key(**(args | {"model": args["model"] | {"revision": "e" * 40}}))
+    model = ModelSpec("image", "org/model", None, "cpu", "fp32", True, 768)
+    args = dict(modality="image", device_type="cpu", effect=None, effect_params={}, preroll_s=1.0)
+
+    def key(revision):
+        return variant_key(model=dataclasses.replace(model, revision=revision), **args)
+
+    unpinned = key(None)
+    pinned, other = key(REV), key("e" * 40)
     assert len({unpinned, pinned, other}) == 3

@@ -20,17 +20,17 @@ LABELS = {"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "rever
         ],
     ],
 )
-def test_p_adjusted_in_any_shape_against_alpha(table):
+def test_p_adjusted_in_any_shape_is_copied_and_only_phase1_decides(table):
     labels = LABELS | {"p_adjusted": table, "alpha": 0.05}
-    assert _significance(labels, "blur", "lpf") | {"alpha": None} == {
+    assert _significance(labels, "blur", "lpf") == {
         "p_value": None,
         "p_adjusted": 0.01,
-        "alpha": None,
-        "significant": True,
+        "alpha": 0.05,
+        "significant": None,  # p < alpha, but Phase 1 made no decision: none is made here
     }
-    assert _significance(labels, "contrast", "reverb")["significant"] is True
-    if isinstance(table, dict) or isinstance(table[0], list):
-        assert _significance(labels, "contrast", "lpf")["significant"] is False
+    decided = labels | {"chosen_pairs": [{"image_effect": "contrast", "audio_effect": "reverb"}]}
+    assert _significance(decided, "contrast", "reverb")["significant"] is True
+    assert _significance(decided, "blur", "lpf")["significant"] is False  # p 0.01, not chosen
 
 
 def test_chosen_pairs_decide_and_missing_fields_mean_untested():
@@ -80,6 +80,7 @@ def test_reads_phase1s_own_keys_p_matrix_and_p_value_description():
         "p_value": "max(p_sim1, p_sim2, p_sim3) (intersection-union)",
         "p_adjusted": [[0.004, 1.0], [0.6, 0.03]],
         "alpha": 0.05,
+        "chosen_pairs": [{"image_effect": "contrast", "audio_effect": "reverb"}],
     }
     sig = _significance(labels, "contrast", "reverb")
     assert sig["p_value"] == 0.01 and sig["p_adjusted"] == 0.03 and sig["significant"] is True

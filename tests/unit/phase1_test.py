@@ -4,6 +4,7 @@ the job on synthetic stores with stand-in text towers, and a real snakemake run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,12 +15,12 @@ import yaml
 from workflow_utils import ROOT
 
 from delta_v2a import phase1
-from delta_v2a.config import ANCHOR_CONTEXT, ConfigError, check_config
+from delta_v2a.config import ANCHOR_CONTEXT, ConfigError, check_config, load_config
 from delta_v2a.jobs import phase1 as job
 from delta_v2a.jobs.common import PipelineError
 from delta_v2a.storage import DeltaStore, write_json
 
-DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 
 
 def unit(v):
@@ -259,6 +260,34 @@ class _Info:
         return {"name_or_path": self.name, "tiny": True, "dim": 0}
 
 
+def _run_phase1(kw) -> None:
+    """run_phase1 from the fixture's flat arguments (paths, then the settings it builds)."""
+    from delta_v2a.jobs.common import Paths
+    from delta_v2a.settings import ModelSpec, Phase1Options, Phase1Settings
+
+    options = dataclasses.asdict(phase1.Options()) | dict(kw["options"])
+    settings = Phase1Settings(
+        models={
+            m: ModelSpec(m, v["name_or_path"], None, "cpu", "fp32", True, 1)
+            for m, v in kw["models"].items()
+        },
+        templates=kw["templates"],
+        synonyms={m: {e: tuple(w) for e, w in v.items()} for m, v in kw["synonyms"].items()},
+        options=Phase1Options(**options),
+        allow_unhealthy=kw["allow_unhealthy"],
+        text_batch_size=64,
+    )
+    inputs = Paths(image=kw["image_store"], audio=kw["audio_store"], health=kw["health"])
+    outputs = Paths(
+        matrix=kw["matrix_out"],
+        labels=kw["labels_out"],
+        components=kw["components_out"],
+        table=kw["table_out"],
+        **kw["figures"],
+    )
+    job.run_phase1(inputs=inputs, outputs=outputs, settings=settings, threads=1)
+
+
 @pytest.fixture
 def job_inputs(tmp_path, monkeypatch):
     """Synthetic stores (image: brightness, blur; audio: lpf, highshelf; config order kept)
@@ -276,10 +305,11 @@ def job_inputs(tmp_path, monkeypatch):
     }
     loads = []
 
-    def fake_loader(modality, model, threads):
+    def fake_loader(model, threads):
+        modality = model.modality
         loads.append(modality)
         tower = towers[modality]
-        tower.info = _Info(model["name_or_path"])
+        tower.info = _Info(model.name_or_path)
         return tower
 
     monkeypatch.setattr(job, "load_embedder_for_job", fake_loader)
@@ -320,7 +350,7 @@ def job_inputs(tmp_path, monkeypatch):
 
 def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
     kwargs, towers, loads = job_inputs
-    job.run_phase1(**kwargs)
+    _run_phase1(kwargs)
     assert loads == ["image", "audio"]  # one load of each model per job
     assert all(len(t.calls) == 1 for t in towers.values())  # one batched call per text space
     matrix = np.load(kwargs["matrix_out"])
@@ -365,7 +395,7 @@ def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
 
 def test_job_single_bridge_embeds_only_what_it_needs(job_inputs):
     kwargs, towers, _ = job_inputs
-    job.run_phase1(**kwargs | {"options": kwargs["options"] | {"text_bridge": "clap"}})
+    _run_phase1(kwargs | {"options": kwargs["options"] | {"text_bridge": "clap"}})
     clip_prompts = towers["image"].calls[0]
     assert not any("song" in p for p in clip_prompts)  # no audio anchors in CLIP space
     comp = np.load(kwargs["components_out"])
@@ -378,9 +408,9 @@ def test_job_stops_on_a_collapsed_text_tower_before_loading_a_model(job_inputs):
     doc = json.loads(Path(kwargs["health"][1]).read_text())
     write_json(kwargs["health"][1], doc | {"text_mean_pairwise_cosine": 0.999, "passed": False})
     with pytest.raises(PipelineError, match="fake-audio.*0.9990.*allow_unhealthy"):
-        job.run_phase1(**kwargs)
+        _run_phase1(kwargs)
     assert loads == [] and not Path(kwargs["matrix_out"]).exists()
-    job.run_phase1(**kwargs | {"allow_unhealthy": True})
+    _run_phase1(kwargs | {"allow_unhealthy": True})
     labels = json.loads(Path(kwargs["labels_out"]).read_text())
     assert labels["health"]["audio"]["text_mean_pairwise_cosine"] == 0.999
 
@@ -422,12 +452,14 @@ def test_config_check_rejects_bad_templates(kind, template, needle):
 def test_schema_fills_phase1_defaults():
     from snakemake.utils import validate
 
-    cfg = {"effects": copy.deepcopy(DEFAULTS["effects"])}
-    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    from delta_v2a.config import with_defaults
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    cfg = with_defaults({"data": {"images": "i", "audio": "a"}}, schema)
+    validate(cfg, str(ROOT / "workflow/schemas/config.schema.yaml"), set_default=False)
     assert cfg["phase1"]["text_bridge"] == "both" and cfg["phase1"]["clip_negative"] is True
     assert cfg["phase1"]["templates"] == TEMPLATES
-    full = copy.deepcopy(DEFAULTS)
-    validate(full, str(ROOT / "workflow/schemas/config.schema.yaml"))
+    assert cfg["phase1"]["synonyms"] == DEFAULTS["phase1"]["synonyms"]
 
 
 # --------------------------------------------------------------------------- snakemake
@@ -450,8 +482,8 @@ def test_summary_reports_significant_pairs_and_is_loud_without_one():
         ],
     }
     matrix = np.array([[0.3, 0.1], [np.nan, 0.2]])
-    ok = _phase1_verdict(matrix, labels, 0.0)
+    ok = _phase1_verdict(matrix, labels)
     assert ok["status"] == "ok" and "blur -> lpf (score 0.3, p_adjusted 0.01)" in ok["lines"]
     assert any(line.startswith("contrast: no pair") and "0.2" in line for line in ok["lines"])
-    none = _phase1_verdict(matrix, labels, 0.5)  # the pair is below Phase 3's score threshold
+    none = _phase1_verdict(matrix, labels | {"chosen_pairs": []})  # Phase 1 chose nothing
     assert none["status"] == "FAILED" and "NO significant pair" in none["lines"][-1]

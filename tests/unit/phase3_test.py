@@ -28,35 +28,35 @@ from delta_v2a.phase3.paramspace import audio_space_from_config
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_pairs_take_each_image_effects_best_audio_effect_above_threshold():
+def test_score_only_pairs_take_each_rows_best_audio_effect_above_threshold():
     matrix = np.array(
         [[0.02, 0.30, 0.0], [0.0, 0.0, 0.001], [np.nan, np.nan, np.nan], [0.0, 0.2, 0.1]]
     )
     rows = dataset.choose_pairs(
-        matrix, ["blur", "brightness", "contrast", "saturation"], ALL_AUDIO[:3], 0.01
+        matrix, ["blur", "brightness", "contrast", "saturation"], ALL_AUDIO[:3], 0.01, None
     )
     chosen = [(r["image_effect"], r["audio_effect"]) for r in rows if r["chosen"]]
     assert chosen == [("blur", "highshelf"), ("saturation", "highshelf")]
-    assert "<= threshold 0.01" in rows[1]["reason"] and rows[2]["reason"].startswith("no finite")
-    assert not any(
-        r["chosen"] for r in dataset.choose_pairs(np.zeros((4, 3)), list("abcd"), "xyz", 0.0)
-    )
+    assert "<= phase3.pair_threshold 0.01" in rows[1]["reason"]
+    assert rows[2]["reason"].startswith("no finite")
+    zeros = dataset.choose_pairs(np.zeros((4, 3)), list("abcd"), "xyz", 0.0, None)
+    assert not any(r["chosen"] for r in zeros)
 
 
-def test_pairs_need_significance_when_phase1_gives_p_values():
+def test_significant_pairs_are_phase1s_choice_and_phase3_only_adds_its_threshold():
     matrix = np.array([[0.02, 0.30, 0.0], [0.0, 0.2, 0.1]])
-    p = [[0.01, 0.2, None], [None, None, 0.04]]
-    rows = dataset.choose_pairs(matrix, ["blur", "contrast"], ALL_AUDIO[:3], 0.01, p, 0.05)
-    # blur's best score (highshelf) is not significant: its best significant one is lpf
+    # Phase 1 chose blur's runner-up (lpf): its best score (highshelf) was not significant.
+    phase1 = [{"image_effect": "blur", "audio_effect": "lpf", "score": 0.02, "p_adjusted": 0.01}]
+    rows = dataset.choose_pairs(matrix, ["blur", "contrast"], ALL_AUDIO[:3], 0.01, phase1)
     assert [(r["audio_effect"], r["chosen"], r["p_adjusted"]) for r in rows] == [
         ("lpf", True, 0.01),
-        ("saturation", True, 0.04),
+        (None, False, None),
     ]
-    none = dataset.choose_pairs(matrix, ["blur", "contrast"], ALL_AUDIO[:3], 0.0, p, 0.001)
-    assert not any(r["chosen"] for r in none)
-    assert none[0]["reason"] == "no audio effect significant at alpha = 0.001"
-    with pytest.raises(ValueError, match="p_adjusted has shape"):
-        dataset.choose_pairs(matrix, ["blur", "contrast"], ALL_AUDIO[:3], 0.0, [[0.1]], 0.05)
+    assert rows[1]["reason"] == "Phase 1 chose no pair for it"
+    above = dataset.choose_pairs(matrix, ["blur", "contrast"], ALL_AUDIO[:3], 0.05, phase1)
+    assert not above[0]["chosen"] and "0.02 <= phase3.pair_threshold 0.05" in above[0]["reason"]
+    with pytest.raises(ValueError, match="discovery matrix has shape"):
+        dataset.choose_pairs(matrix[:1], ["blur", "contrast"], ALL_AUDIO[:3], 0.0, phase1)
 
 
 def test_descriptions_use_ordered_level_words():

@@ -20,18 +20,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from delta_v2a.config import load_config
+
 ROOT = Path(__file__).resolve().parents[2]
 REAL = yaml.safe_load((ROOT / "config/real.yaml").read_text())
-DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 
 LOAD = """
 import json, sys
 from delta_v2a.jobs.common import load_embedder_for_job
+from delta_v2a.settings import ModelSpec
 models, dims = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 out = {}
 for modality, spec in models.items():
-    model = {**spec, "device": "cpu", "dtype": "fp32", "normalize": True, "dim": dims[modality]}
-    emb = load_embedder_for_job(modality, model, threads=2)
+    model = ModelSpec(
+        modality=modality, name_or_path=spec["name_or_path"], revision=spec["revision"],
+        device="cpu", dtype="fp32", normalize=True, dim=dims[modality],
+    )
+    emb = load_embedder_for_job(model, threads=2)
     out[modality] = emb.info.to_dict() | {"texts": emb.embed_texts(["a photo", "a song"]).shape}
 print(json.dumps(out))
 """

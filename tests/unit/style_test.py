@@ -42,3 +42,65 @@ def test_snakemake_lint_is_clean():
 def test_formatters_are_clean(cmd):
     proc = run(str(BIN / cmd[0]), *cmd[1:])
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _layout_block() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Layout")
+    return readme[
+        readme.index("```\n", start) + 4 : readme.index("```\n", readme.index("```\n", start) + 4)
+    ]
+
+
+def _named_paths(block: str) -> set[str]:
+    """Paths in the layout block's first column, braces expanded ({a,b}.py -> a.py, b.py)."""
+    out = set()
+    for line in block.splitlines():
+        token = line.split("  ")[0].strip()
+        if not token or "<" in token:
+            continue
+        for part in token.split(", "):
+            if "{" in part:
+                head, rest = part.split("{", 1)
+                names, tail = rest.split("}", 1)
+                out |= {f"{head}{n}{tail}" for n in names.split(",")}
+            else:
+                out.add(part)
+    return out
+
+
+def test_readme_layout_names_what_exists_and_every_module():
+    """The README's file tree is checked against the tree: every path it names exists, and
+    every module of the package and every rule file is named (directly or by its folder)."""
+    named = _named_paths(_layout_block())
+    missing = sorted(p for p in named if "*" not in p and not (ROOT / p.rstrip("/")).exists())
+    assert missing == [], f"README layout names paths that do not exist: {missing}"
+    folders = {p.rstrip("/") for p in named if p.endswith("/")}
+    modules = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted((ROOT / "src/delta_v2a").glob("*.py"))
+        if p.name != "__init__.py"
+    ]
+    modules += [p.relative_to(ROOT).as_posix() for p in (ROOT / "workflow/rules").glob("*.smk")]
+    modules += [
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "src/delta_v2a").iterdir()
+        if p.is_dir() and (p / "__init__.py").exists()
+    ]
+    unnamed = [m for m in modules if m not in named and m not in folders]
+    assert unnamed == [], f"README layout omits: {unnamed}"
+
+
+def test_docs_cite_only_files_that_exist():
+    """A file path cited in the project's Markdown (tests, scripts, sources) must exist."""
+    import re
+
+    docs = [ROOT / "README.md", *ROOT.glob("*/README.md"), *ROOT.glob("docs/*.md")]
+    pattern = re.compile(r"`((?:tests|scripts|src|benchmarks|workflow|profiles)/[\w./-]+\.\w+)`")
+    stale = [
+        f"{doc.relative_to(ROOT)}: {path}"
+        for doc in docs
+        for path in pattern.findall(doc.read_text(encoding="utf-8"))
+        if "*" not in path and not (ROOT / path).exists()
+    ]
+    assert stale == [], f"docs cite files that do not exist: {stale}"

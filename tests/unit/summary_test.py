@@ -23,7 +23,6 @@ def test_summary_warns_loudly_on_every_failed_phase():
         cross={"results": [variant(invariant=True)]},
         discovery=np.zeros((2, 2)),
         labels={"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]},
-        threshold=0.0,
         training_log={"status": "no_pairs", "message": "NO PAIR passes"},
     )
     assert summary["failed"] == ["phase 0-a sensitivity", "phase 1 discovery", "phase 3 decoder"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.tables import chosen_pairs, discovery_rows, matrix_table, phase3_rows
+from delta_v2a.jobs.tables import discovery_rows, matrix_table, phase1_pairs, phase3_rows
 
 LABELS = {
     "image_effects": ["blur", "contrast"],
@@ -36,7 +36,8 @@ def test_discovery_rows_copy_the_cells_and_mark_best_and_chosen():
         cell.loc[("contrast", "lpf"), "sim1"] == 0.1 and cell.loc[("blur", "reverb"), "sim2"] == 0.2
     )
     assert list(frame["best_match"]) == [True, False, False, True]
-    assert list(frame["chosen"]) == [True, False, False, False]
+    assert list(frame["chosen"]) == [False] * 4  # this Phase 1 chose nothing
+    assert list(frame["used_by_phase3"]) == [True, False, False, False]  # score-only pairs
     assert frame["p_adjusted"].isna().all()  # not written by this Phase 1
 
 
@@ -47,11 +48,13 @@ def test_phase1_keys_are_used_when_present():
     }
     frame = discovery_rows(MATRIX, labels, LOG)
     assert list(frame["p_adjusted"]) == [0.01, 1.0, 0.5, 0.9]
-    assert list(frame["chosen"]) == [False, False, False, True]  # Phase 1's choice wins
+    assert list(frame["chosen"]) == [False, False, False, True]  # Phase 1's choice
+    assert list(frame["used_by_phase3"]) == [True, False, False, False]  # the log's, copied
     dicts = [{"image_effect": "blur", "audio_effect": "reverb"}]
-    assert chosen_pairs({"chosen_pairs": dicts}, LOG) == {("blur", "reverb")}
+    assert phase1_pairs({"chosen_pairs": dicts}) == {("blur", "reverb")}
     html = matrix_table(frame)
-    assert html.count("★ ") == 2 and "p<sub>adj</sub> = 0.01" in html
+    assert html.count("★ ") == 1 + 1 and html.count("◆ ") == 1 + 1  # the cell and the caption
+    assert "p<sub>adj</sub> = 0.01" in html
 
 
 def test_phase3_rows_copy_every_test_figure_with_its_interval():

@@ -26,22 +26,44 @@ from delta_v2a.config import (
     check_models,
     effect_names,
     effect_params,
+    with_defaults,
 )
 from delta_v2a import __version__ as VERSION
 from delta_v2a.extract import media_inventory
+from delta_v2a.jobs.tables import TABLES
+from delta_v2a.settings import (
+    dataset_settings,
+    deltas_settings,
+    embed_settings,
+    examples_settings,
+    health_settings,
+    linearity_settings,
+    manifest_settings,
+    phase1_settings,
+    sensitivity_settings,
+    strength_settings,
+    to_params,
+    phase3_settings,
+    windows_settings,
+)
 from delta_v2a.storage import write_if_changed
 
 # A typo gets one line with the closest valid key before validate() prints the whole schema.
-SCHEMA = Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
-check_keys(config, yaml.safe_load(SCHEMA.read_text(encoding="utf-8")))
-validate(config, "../schemas/config.schema.yaml")
+# The schema owns every default (config/config.yaml is an overlay): they are merged under the
+# config files here, mappings key by key, as Snakemake merges the files themselves.
+SCHEMA = yaml.safe_load(
+    (Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text(
+        encoding="utf-8"
+    )
+)
+check_keys(config, SCHEMA)
+config.update(with_defaults(config, SCHEMA))
+validate(config, "../schemas/config.schema.yaml", set_default=False)
 check_config(config)
 check_models(config)
 
 INTENSITIES = list(config["intensities"])
 EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
-DATA_ROOT = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
-DATA_KEY = {"image": "data.images", "audio": "data.audio"}
 
 # One walk of each data root per Snakemake invocation; a missing or empty root stops here, at
 # parse time, naming the key (not when the manifest job runs). The walk is summarised (path,
@@ -55,8 +77,6 @@ for _m in MODALITIES:
     write_if_changed(INVENTORY[_m], media_inventory(DISCOVERED[_m]))
 
 ENV = "../../envs/delta_v2a.yaml"
-# Content-addressed embedding cache (outside Snakemake's bookkeeping: a rerun job reuses it).
-CACHE_DIR = config["cache"]["dir"] if config["cache"]["enabled"] else None
 
 
 wildcard_constraints:
@@ -65,24 +85,42 @@ wildcard_constraints:
     intensity="|".join(INTENSITIES),
 
 
-def model_params(modality):
-    """Everything about the model that changes an embedding (a change reruns the job)."""
-    models = config["models"]
-    return {
-        "name_or_path": models[modality],
-        "revision": models["revision"][modality],
-        "device": models["device"],
-        "dtype": models["dtype"],
-        "normalize": models["normalize"],
-        # per device kind; the job picks the one it runs on (jobs.common.job_batch_size)
-        "batch_size": {k: models["batch_size"][k][modality] for k in ("cpu", "cuda")},
-        "dim": models["dim"][modality],
-    }
-
-
 def variant_embeddings(modality):
     return [
         f"results/embeddings/{modality}/{effect}/{intensity}.npz"
         for effect in EFFECTS[modality]
         for intensity in INTENSITIES
     ]
+
+
+# --------------------------------------------------------------------------- targets
+# What each phase writes (the seed's artifacts); `rule all` and the verbs in the Snakefile ask
+# for these, and the tests check them against the rules' outputs.
+
+PHASE0_RESULTS = [
+    "results/image_deltas.json",
+    "results/audio_deltas.json",
+    "results/sensitivity_results.json",
+    "results/linearity_results.json",
+    "results/cross_category_variance.json",
+    "results/skipped_files.tsv",
+]
+PHASE1_RESULTS = [
+    "results/discovery_matrix.npy",
+    "results/discovery_labels.json",
+    "results/discovery.tsv",
+    "results/discovery_heatmap.png",
+    "results/discovery_components.png",
+    "results/discovery_per_intensity.png",
+]
+PHASE3_RESULTS = [
+    "results/decoder_model.pt",
+    "results/training_log.json",
+    "results/parameter_predictions",
+]
+SUMMARY_RESULTS = ["results/summary.json", "results/summary.txt"]
+TRANSFER_RESULTS = ["results/transfer"]
+TABLES_RESULTS = [f"results/tables/{name}.tsv" for name in TABLES] + [
+    "results/tables/provenance.json",
+    "results/report/front.html",
+]

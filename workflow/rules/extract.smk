@@ -22,16 +22,9 @@ rule manifest:
         mem_mb=2000,
         runtime=30,
     params:
-        root=lambda wc: DATA_ROOT[wc.modality],
-        key=lambda wc: DATA_KEY[wc.modality],
-        on_bad_file=config["on_bad_file"],
-        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
-        # Phase 3's window sequence reaches this far before the centred window: vetted once here.
-        lead_s=(config["phase3"]["windows"]["count"] - 1)
-        * config["phase3"]["windows"]["hop_s"],
         # A new package version may change formats: everything downstream reruns (and the
         # embedding cache keeps that cheap unless preprocessing itself changed).
-        version=VERSION,
+        settings=lambda wc: to_params(manifest_settings(config, wc.modality, VERSION)),
     script:
         "../scripts/manifest.py"
 
@@ -39,9 +32,9 @@ rule manifest:
 rule skipped_files:
     """One table of every file left out, with the reason (empty unless on_bad_file: skip)."""
     input:
-        expand("results/manifest/{modality}_skipped.tsv", modality=MODALITIES),
+        skipped=expand("results/manifest/{modality}_skipped.tsv", modality=MODALITIES),
     output:
-        "results/skipped_files.tsv",
+        table="results/skipped_files.tsv",
     log:
         "logs/skipped_files.log",
     localrule: True
@@ -56,7 +49,7 @@ rule embed_original:
     input:
         manifest="results/manifest/{modality}.tsv",
     output:
-        "results/embeddings/{modality}/original.npz",
+        embeddings="results/embeddings/{modality}/original.npz",
     log:
         "logs/embed/{modality}/original.log",
     benchmark:
@@ -69,11 +62,7 @@ rule embed_original:
         mem_mb=8000,
         runtime=120,
     params:
-        model=lambda wc: model_params(wc.modality),
-        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
-        effect=None,
-        effect_params={},
-        cache_dir=CACHE_DIR,
+        settings=lambda wc: to_params(embed_settings(config, wc.modality, None, None)),
     script:
         "../scripts/embed.py"
 
@@ -83,7 +72,7 @@ rule embed_variant:
     input:
         manifest="results/manifest/{modality}.tsv",
     output:
-        "results/embeddings/{modality}/{effect}/{intensity}.npz",
+        embeddings="results/embeddings/{modality}/{effect}/{intensity}.npz",
     log:
         "logs/embed/{modality}/{effect}/{intensity}.log",
     benchmark:
@@ -96,13 +85,9 @@ rule embed_variant:
         mem_mb=8000,
         runtime=120,
     params:
-        model=lambda wc: model_params(wc.modality),
-        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
-        effect=lambda wc: wc.effect,
-        effect_params=lambda wc: effect_params(
-            config, wc.modality, wc.effect, wc.intensity
+        settings=lambda wc: to_params(
+            embed_settings(config, wc.modality, wc.effect, wc.intensity)
         ),
-        cache_dir=CACHE_DIR,
     script:
         "../scripts/embed.py"
 
@@ -128,8 +113,7 @@ rule deltas:
         mem_mb=4000,
         runtime=30,
     params:
-        effects=lambda wc: EFFECTS[wc.modality],
-        intensities=INTENSITIES,
+        settings=lambda wc: to_params(deltas_settings(config, wc.modality)),
     script:
         "../scripts/deltas.py"
 
@@ -141,7 +125,7 @@ rule health:
     input:
         manifest="results/manifest/{modality}.tsv",
     output:
-        "results/health/{modality}.json",
+        health="results/health/{modality}.json",
     log:
         "logs/health/{modality}.log",
     benchmark:
@@ -154,7 +138,6 @@ rule health:
         mem_mb=8000,
         runtime=30,
     params:
-        model=lambda wc: model_params(wc.modality),
-        limit=config["models"]["health"]["limit"],
+        settings=lambda wc: to_params(health_settings(config, wc.modality)),
     script:
         "../scripts/health.py"

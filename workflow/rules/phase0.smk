@@ -1,14 +1,5 @@
 # Phase 0: are the deltas sensitive (0-a), consistent and context-invariant (0-b)?
 
-PHASE0_RESULTS = [
-    "results/image_deltas.json",
-    "results/audio_deltas.json",
-    "results/sensitivity_results.json",
-    "results/linearity_results.json",
-    "results/cross_category_variance.json",
-    "results/skipped_files.tsv",
-]
-
 
 rule sensitivity:
     """Phase 0-a: per (modality, effect, intensity) statistics of the delta norms."""
@@ -35,8 +26,7 @@ rule sensitivity:
         mem_mb=4000,
         runtime=30,
     params:
-        min_distance=config["sensitivity"]["min_distance"],
-        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+        settings=to_params(sensitivity_settings(config)),
     script:
         "../scripts/sensitivity.py"
 
@@ -67,7 +57,6 @@ rule linearity:
         mem_mb=4000,
         runtime=30,
     params:
-        thresholds=config["linearity"],
-        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+        settings=to_params(linearity_settings(config)),
     script:
         "../scripts/linearity.py"

@@ -1,21 +1,5 @@
 # Phase 3: the decoder from image-effect descriptions to audio DSP parameters.
 
-P3 = config["phase3"]
-
-
-PHASE3_RESULTS = [
-    "results/decoder_model.pt",
-    "results/training_log.json",
-    "results/parameter_predictions",
-]
-
-# The parameter space comes from the audio effects' levels alone: a changed image-effect level
-# does not rerun phase3_dataset (it reruns phase1, and what depends on it, anyway).
-AUDIO_EFFECTS_CONFIG = {
-    "intensities": INTENSITIES,
-    "effects": {"audio": dict(config["effects"]["audio"])},
-}
-
 
 rule phase3_windows:
     """CLAP embeddings of each file's window sequence (the centred window comes from
@@ -24,7 +8,7 @@ rule phase3_windows:
         manifest="results/manifest/audio.tsv",
         original="results/embeddings/audio/original.npz",
     output:
-        "results/phase3/audio_windows.npz",
+        windows="results/phase3/audio_windows.npz",
     log:
         "logs/phase3/windows.log",
     benchmark:
@@ -37,10 +21,7 @@ rule phase3_windows:
         mem_mb=8000,
         runtime=120,
     params:
-        model=model_params("audio"),
-        n_windows=P3["windows"]["count"],
-        hop_s=P3["windows"]["hop_s"],
-        cache_dir=CACHE_DIR,
+        settings=to_params(windows_settings(config)),
     script:
         "../scripts/phase3_windows.py"
 
@@ -70,19 +51,7 @@ rule phase3_dataset:
         mem_mb=8000,
         runtime=30,
     params:
-        model={k: v for k, v in model_params("audio").items() if k != "batch_size"},
-        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
-        effects_config=AUDIO_EFFECTS_CONFIG,
-        threshold=P3["pair_threshold"],
-        alpha=config["phase1"]["alpha"],
-        require_significant=P3["require_significant_pairs"],
-        level_words=P3["level_words"],
-        descriptions=P3["descriptions"],
-        heldout_templates=P3["heldout_templates"],
-        levels_per_pair=P3["levels_per_pair"],
-        split=P3["split"],
-        bypass_below=P3["bypass_below"],
-        seed=config["seed"],
+        settings=to_params(dataset_settings(config)),
     script:
         "../scripts/phase3_dataset.py"
 
@@ -112,13 +81,7 @@ rule phase3_strength:
         mem_mb=8000,
         runtime=240,
     params:
-        model=model_params("audio"),
-        intensities=INTENSITIES,
-        grid_size=P3["u_grid"],
-        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
-        target=P3["target"],
-        min_sd=P3["audio_dependence_min_sd"],
-        cache_dir=CACHE_DIR,
+        settings=to_params(strength_settings(config)),
     script:
         "../scripts/phase3_strength.py"
 
@@ -169,18 +132,6 @@ rule phase3:
         mem_mb=8000,
         runtime=240,
     params:
-        architecture=P3["model"],
-        training={k: P3[k] for k in ("epochs", "batch_size", "lr", "weight_decay")},
-        target=P3["target"],
-        seed=config["seed"],
-        validation=P3["validation"],
-        bootstrap=P3["bootstrap"],
-        log_every=P3["log_every"],
-        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
-        # Per-epoch checkpoints live outside the declared outputs, so a restarted job resumes.
-        checkpoint_dir="results/phase3/checkpoints",
-        checkpoint_interval_s=P3["checkpoint_interval_s"],
-        device=config["models"]["device"],
-        u_grid=P3["u_grid"],
+        settings=to_params(phase3_settings(config, "results/phase3/checkpoints")),
     script:
         "../scripts/phase3_train.py"

@@ -1,7 +1,5 @@
 # The end-of-run summary: every phase's verdict in one place (the `all` target ends with it).
 
-SUMMARY_RESULTS = ["results/summary.json", "results/summary.txt"]
-
 
 rule summary:
     """Every phase's verdict in one place, printed at the end of the run; loud on failures."""
@@ -21,7 +19,5 @@ rule summary:
     localrule: True
     conda:
         ENV
-    params:
-        threshold=config["phase3"]["pair_threshold"],
     script:
         "../scripts/summary.py"

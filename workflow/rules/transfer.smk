@@ -1,7 +1,5 @@
 # Delta transfer: demo examples of `delta-v2a transfer` (docs/methods.md §7).
 
-TRANSFER_RESULTS = ["results/transfer"]
-
 
 rule transfer_examples:
     """A demo photo edited by the workflow's own effect, transferred onto held-out songs by
@@ -15,7 +13,7 @@ rule transfer_examples:
     output:
         # A plain directory: Snakemake's single-file HTML report cannot embed a directory
         # entry (only --report report.zip can); results/transfer/index.html has the players.
-        directory("results/transfer"),
+        folder=directory("results/transfer"),
     log:
         "logs/transfer/examples.log",
     benchmark:
@@ -28,11 +26,6 @@ rule transfer_examples:
         mem_mb=8000,
         runtime=30,
     params:
-        edit_levels={
-            e: {i: effect_params(config, "image", e, i) for i in INTENSITIES}
-            for e in EFFECTS["image"]
-        },
-        n_examples=2,
-        device=config["models"]["device"],
+        settings=to_params(examples_settings(config)),
     script:
         "../scripts/transfer_examples.py"

@@ -1,4 +1,4 @@
-from delta_v2a.jobs.common import run_job
+from delta_v2a.jobs.common import run_rule
 from delta_v2a.jobs.extract import run_skipped
 
-run_job(snakemake.log[0], run_skipped, inputs=list(snakemake.input), output=snakemake.output[0])
+run_rule(snakemake, run_skipped)

@@ -1,7 +1,9 @@
 """What every job shares: logging, failing with a clear message, loading a model, the health gate.
 
-Job functions (one per workflow rule, in the sibling modules) take plain values, so tests can run
-them without Snakemake; the scripts in workflow/scripts/ only unpack ``snakemake`` and call them.
+Job functions (one per workflow rule, in the sibling modules) take ``(inputs, outputs,
+settings, threads)``: the rule's named paths and its frozen settings (delta_v2a.settings), so
+tests run them without Snakemake. The scripts in workflow/scripts/ are one call of
+:func:`run_rule`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from delta_v2a.settings import BatchSizes, ModelSpec
 from delta_v2a.storage import read_json
 
 log = logging.getLogger("delta_v2a")
@@ -90,6 +93,56 @@ def check_code_origin() -> None:
         )
 
 
+class Paths:
+    """A rule's named inputs or outputs: ``paths.manifest`` is a path, a list for a list.
+
+    Why not Snakemake's own objects: jobs (and their tests) run without Snakemake, and a
+    misspelt name must fail with the names that exist.
+    """
+
+    def __init__(self, **named: str | list[str]) -> None:
+        self._named = {
+            k: v if isinstance(v, str) else [str(x) for x in v] for k, v in named.items()
+        }
+
+    @classmethod
+    def of(cls, namedlist: Any) -> Paths:
+        """From Snakemake's ``input``/``output``: its named entries (every entry has a name)."""
+        named = dict(namedlist.items())
+        count = sum(len(v) if isinstance(v, list) else 1 for v in named.values())
+        if count != len(namedlist):
+            raise TypeError(f"every input and output of a rule needs a name; got {named}")
+        return cls(**named)
+
+    def __getattr__(self, name: str) -> Any:
+        named = self.__dict__.get("_named", {})
+        if name not in named:
+            raise AttributeError(f"no path named {name!r}; this rule has {sorted(named)}")
+        return named[name]
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def names(self) -> list[str]:
+        return list(self._named)
+
+
+def run_rule(smk: Any, job: Any) -> None:
+    """What every rule script does: rebuild the job's settings from the rule's ``params``
+    (typed by the job's ``settings`` annotation) and run the job with its named paths."""
+    import typing
+
+    from delta_v2a.settings import from_params
+
+    kwargs: dict[str, Any] = {"inputs": Paths.of(smk.input), "outputs": Paths.of(smk.output)}
+    hints = typing.get_type_hints(job)
+    if "settings" in hints:
+        kwargs["settings"] = from_params(hints["settings"], smk.params.settings)
+    if "threads" in hints:
+        kwargs["threads"] = int(smk.threads)
+    run_job(smk.log[0], job, **kwargs)
+
+
 def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
     """Run one job with logging; a failure is logged (message first) and re-raised."""
     setup_logging(logfile, job_tag(logfile, job.__name__))
@@ -154,14 +207,13 @@ def prefer_item_parallelism(workers: int) -> None:
         cv2.setNumThreads(1)
 
 
-def job_batch_size(model: Mapping[str, Any], embedder: Any) -> int:
+def job_batch_size(batch: BatchSizes, embedder: Any) -> int:
     """Media batch size for the device kind the model runs on (models.batch_size.<kind>)."""
-    sizes = model["batch_size"]
-    kind = embedder.info.device.split(":")[0]
-    return int(sizes["cuda" if kind == "cuda" else "cpu"])
+    return batch.for_device(embedder.info.device)
 
 
-def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int):
+def load_embedder_for_job(model: ModelSpec, threads: int):
+    """The model, once per job, on this job's device; a wrong size stops with the key to set."""
     import torch
 
     from delta_v2a.models import load_embedder
@@ -170,20 +222,19 @@ def load_embedder_for_job(modality: str, model: Mapping[str, Any], threads: int)
     quiet_hugging_face()
     try:
         embedder = load_embedder(
-            modality,
-            model["name_or_path"],
-            device=job_device(model["device"]),
-            dtype=model["dtype"],
-            normalize=model["normalize"],
-            revision=model.get("revision"),
+            model.modality,
+            model.name_or_path,
+            device=job_device(model.device),
+            dtype=model.dtype,
+            normalize=model.normalize,
+            revision=model.revision,
         )
     except (ValueError, FileNotFoundError) as err:
-        raise PipelineError(f"models.{modality}: {err}") from err
-    expected = model.get("dim")
-    if expected is not None and embedder.dim != expected:
+        raise PipelineError(f"models.{model.modality}: {err}") from err
+    if embedder.dim != model.dim:
         raise PipelineError(
-            f"models.dim.{modality}: the config declares {expected}-d embeddings but "
-            f"{model['name_or_path']} gives {embedder.dim}-d; set models.dim.{modality}: "
+            f"models.dim.{model.modality}: the config declares {model.dim}-d embeddings but "
+            f"{model.name_or_path} gives {embedder.dim}-d; set models.dim.{model.modality}: "
             f"{embedder.dim} if this is the model you mean"
         )
     return embedder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from delta_v2a.extract import (
     write_skipped,
 )
 from delta_v2a.jobs.common import (
+    Paths,
     PipelineError,
     Progress,
     job_batch_size,
@@ -30,6 +30,7 @@ from delta_v2a.jobs.common import (
 )
 from delta_v2a.media import FileChangedError, discover
 from delta_v2a.provenance import merge_model_meta
+from delta_v2a.settings import DeltasSettings, EmbedSettings, HealthSettings, ManifestSettings
 from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
 
 
@@ -39,23 +40,16 @@ def default_decoding(modality: str, preroll_s: float) -> Decoding:
 
 
 def run_manifest(
-    *,
-    modality: str,
-    root: str,
-    key: str,
-    on_bad_file: str,
-    preroll_s: float,
-    manifest_out: str,
-    skipped_out: str,
-    threads: int = 2,
-    lead_s: float = 0.0,
+    *, inputs: Paths, outputs: Paths, settings: ManifestSettings, threads: int
 ) -> None:
     """Vet every file once, decoding what every later phase reads.
 
-    ``lead_s``: the longest lead-in before the centred window any later phase reads (Phase 3's
-    window sequence); audio is vetted over ``max(preroll_s, lead_s)`` before the window, so NaN
-    samples there are found here, not in a later job.
+    ``settings.lead_s``: the longest lead-in before the centred window any later phase reads
+    (Phase 3's window sequence); audio is vetted over ``max(preroll_s, lead_s)`` before the
+    window, so NaN samples there are found here, not in a later job.
     """
+    modality, root, key = settings.modality, settings.root, settings.key
+    preroll_s, lead_s = settings.preroll_s, settings.lead_s
     if not Path(root).is_dir():
         raise PipelineError(f"{key}: data root '{root}' does not exist or is not a folder")
     try:
@@ -70,7 +64,7 @@ def run_manifest(
         raise PipelineError(str(err)) from err
     for f, reason in bad:
         log.warning("bad %s file %s: %s", modality, f.shown, reason)
-    if bad and on_bad_file == "error":
+    if bad and settings.on_bad_file == "error":
         listing = "\n".join(f"  {f.shown}: {reason}" for f, reason in bad)
         raise PipelineError(
             f"{len(bad)} unusable {modality} file(s) under {key} '{root}' (on_bad_file: error; "
@@ -91,12 +85,14 @@ def run_manifest(
         len(per_cat),
         per_cat.to_dict(),
     )
-    write_skipped(skipped_out, bad)
-    write_manifest(manifest_out, good, hashes)
+    write_skipped(outputs.skipped, bad)
+    write_manifest(outputs.manifest, good, hashes)
 
 
-def run_skipped(inputs: Sequence[str], output: str) -> None:
-    frames = [pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in inputs]
+def run_skipped(*, inputs: Paths, outputs: Paths) -> None:
+    """One table of every file left out, with its reason."""
+    output = outputs.table
+    frames = [pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in inputs.skipped]
     table = pd.concat(frames, ignore_index=True)
     with atomic_path(output) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
@@ -104,41 +100,31 @@ def run_skipped(inputs: Sequence[str], output: str) -> None:
         log.warning("%d file(s) skipped; see %s", len(table), output)
 
 
-def run_embed(
-    *,
-    modality: str,
-    manifest: str,
-    output: str,
-    model: Mapping[str, Any],
-    effect: str | None,
-    intensity: str | None,
-    effect_params: Mapping[str, float],
-    preroll_s: float,
-    cache_dir: str | None = None,
-    threads: int = 1,
-) -> None:
+def run_embed(*, inputs: Paths, outputs: Paths, settings: EmbedSettings, threads: int) -> None:
     """Embed every manifest file under one variant, embedding only what the cache lacks."""
+    model, effect, intensity = settings.model, settings.effect, settings.intensity
+    modality, effect_params, preroll_s = model.modality, settings.effect_params, settings.preroll_s
     from delta_v2a.models import resolve_device
 
-    files = read_manifest(manifest)
+    files = read_manifest(inputs.manifest)
     hashes = [f.sha256 for f in files]  # the vetted bytes; render() refuses any others
     label = f"{modality} {effect or 'original'}/{intensity or '-'}"
     shard = None
-    if cache_dir:
+    if settings.cache_dir:
         key = variant_key(
             modality=modality,
             model=model,
-            device_type=resolve_device(model["device"]).type,
+            device_type=resolve_device(model.device).type,
             effect=effect,
             effect_params=effect_params,
             preroll_s=preroll_s,
         )
-        shard = Path(cache_dir) / "embeddings" / modality / f"{key}.npz"
+        shard = Path(settings.cache_dir) / "embeddings" / modality / f"{key}.npz"
 
     def embed_missing(rows: np.ndarray) -> tuple[np.ndarray, dict]:
         misses = [files[i] for i in rows]
         log.info("%s: %d files, %d to embed", label, len(files), len(misses))
-        embedder = load_embedder_for_job(modality, model, threads)
+        embedder = load_embedder_for_job(model, threads)
         decoding = job_decoding(modality, embedder, preroll_s)
         prefer_item_parallelism(threads)
         new = embed_variant(
@@ -147,7 +133,7 @@ def run_embed(
             decoding,
             effect,
             effect_params,
-            job_batch_size(model, embedder),
+            job_batch_size(settings.batch, embedder),
             workers=threads,
             progress=Progress("embedded"),
         )
@@ -170,7 +156,7 @@ def run_embed(
         categories=np.array([f.category for f in files], dtype=str),
         embeddings=emb,
         meta=meta,
-    ).save(output)
+    ).save(outputs.embeddings)
 
 
 def job_decoding(modality: str, embedder: Any, preroll_s: float) -> Decoding:
@@ -186,20 +172,12 @@ def job_decoding(modality: str, embedder: Any, preroll_s: float) -> Decoding:
     )
 
 
-def run_deltas(
-    *,
-    modality: str,
-    original: str,
-    variants: Sequence[str],
-    effects: Sequence[str],
-    intensities: Sequence[str],
-    json_out: str,
-    store_out: str,
-    meta_out: str,
-) -> None:
-    orig = EmbeddingTable.load(original)
+def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> None:
+    """Join variants with originals into the seed's JSON and the compact store."""
+    modality, effects, intensities = settings.modality, settings.effects, settings.intensities
+    orig = EmbeddingTable.load(inputs.original)
     tables = []
-    for path in variants:
+    for path in inputs.variants:
         table = EmbeddingTable.load(path)
         tables.append((table.meta["effect"], table.meta["intensity"], table))
     meta = {
@@ -218,10 +196,10 @@ def run_deltas(
             row["problem"],
         )
     store.meta["degenerate"] = bad
-    store.save(store_out)
-    with atomic_path(json_out) as tmp, open(tmp, "wb") as fh:
+    store.save(outputs.store)
+    with atomic_path(outputs.json) as tmp, open(tmp, "wb") as fh:
         n = write_deltas_json(fh, store, augmented)
-    write_json(meta_out, store.meta | {"n_records": n})
+    write_json(outputs.meta, store.meta | {"n_records": n})
     log.info(
         "%s: %d delta records (%d files × %d effects × %d intensities)",
         modality,
@@ -246,18 +224,18 @@ def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
     return [c.astype(np.float32) for c in clips]
 
 
-def run_health(
-    *, modality: str, model: Mapping[str, Any], limit: float, output: str, threads: int = 1
-) -> None:
+def run_health(*, inputs: Paths, outputs: Paths, settings: HealthSettings, threads: int) -> None:
+    """Mean pairwise cosine of unrelated prompts (and contrasting clips), whatever the verdict."""
+    modality = settings.model.modality
     from delta_v2a.models import health_check
 
-    embedder = load_embedder_for_job(modality, model, threads)
+    embedder = load_embedder_for_job(settings.model, threads)
     clips = (
         contrasting_clips(embedder.sampling_rate, embedder.window_samples)
         if modality == "audio"
         else None
     )
-    report = health_check(embedder, clips=clips, limit=limit)
+    report = health_check(embedder, clips=clips, limit=settings.limit)
     report["modality"] = modality
-    write_json(output, report)
+    write_json(outputs.health, report)
     (log.info if report["passed"] else log.warning)("health %s: %s", modality, report["message"])

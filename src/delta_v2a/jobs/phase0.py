@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from delta_v2a import phase0, plots
-from delta_v2a.jobs.common import gate_health, log
+from delta_v2a.jobs.common import Paths, gate_health, log
 from delta_v2a.provenance import merge_model_meta
+from delta_v2a.settings import LinearitySettings, SensitivitySettings
 from delta_v2a.storage import DeltaStore, write_json
 
 
@@ -48,17 +49,11 @@ def _warn_failed(rows: list[dict], verdict: str, message: str, values) -> None:
             log.warning(message, _variant(r), *values(r))
 
 
-def run_sensitivity(
-    *,
-    stores: Sequence[str],
-    health: Sequence[str],
-    min_distance: float,
-    allow_unhealthy: bool,
-    json_out: str,
-    figure_out: str,
-) -> None:
-    docs = gate_health(health, allow_unhealthy, "media")
-    loaded = [DeltaStore.load(p) for p in stores]
+def run_sensitivity(*, inputs: Paths, outputs: Paths, settings: SensitivitySettings) -> None:
+    """Phase 0-a: statistics of the delta norms per variant (docs/methods.md §4)."""
+    min_distance = settings.min_distance
+    docs = gate_health(inputs.health, settings.allow_unhealthy, "media")
+    loaded = [DeltaStore.load(p) for p in inputs.stores]
     rows = phase0.sensitivity_table(loaded, min_distance)
     _warn_failed(
         rows,
@@ -67,25 +62,15 @@ def run_sensitivity(
         lambda r: (r["mean"], min_distance),
     )
     meta = _phase_meta(loaded, docs)
-    write_json(json_out, {"meta": meta, "min_distance": min_distance, "results": rows})
-    plots.norms_figure(_norms_frame(loaded), min_distance, figure_out, meta["note"])
+    write_json(outputs.json, {"meta": meta, "min_distance": min_distance, "results": rows})
+    plots.norms_figure(_norms_frame(loaded), min_distance, outputs.figure, meta["note"])
 
 
-def run_linearity(
-    *,
-    stores: Sequence[str],
-    health: Sequence[str],
-    thresholds: Mapping[str, float],
-    allow_unhealthy: bool,
-    json_out: str,
-    cross_out: str,
-    figure_out: str,
-) -> None:
-    """Within-category consistency and cross-category invariance (docs/methods.md §4);
-    ``thresholds`` is the config's linearity section (min_cosine, max_cv, max_variance)."""
-    docs = gate_health(health, allow_unhealthy, "media")
-    loaded = [DeltaStore.load(p) for p in stores]
-    thresholds = {k: thresholds[k] for k in ("min_cosine", "max_cv", "max_variance")}
+def run_linearity(*, inputs: Paths, outputs: Paths, settings: LinearitySettings) -> None:
+    """Within-category consistency and cross-category invariance (docs/methods.md §4)."""
+    docs = gate_health(inputs.health, settings.allow_unhealthy, "media")
+    loaded = [DeltaStore.load(p) for p in inputs.stores]
+    thresholds = {k: getattr(settings, k) for k in ("min_cosine", "max_cv", "max_variance")}
     min_cosine, max_variance = thresholds["min_cosine"], thresholds["max_variance"]
     within = phase0.within_category_table(loaded, min_cosine, thresholds["max_cv"])
     cross = phase0.cross_category_table(loaded, max_variance)
@@ -104,7 +89,7 @@ def run_linearity(
         lambda c: (c["variance"], max_variance, c["mean_cosine"]),
     )
     write_json(
-        json_out,
+        outputs.json,
         {
             "meta": meta,
             "thresholds": thresholds,
@@ -113,5 +98,5 @@ def run_linearity(
             "across_intensities": phase0.across_intensity_table(loaded),
         },
     )
-    write_json(cross_out, {"meta": meta, "thresholds": thresholds, "results": cross})
-    plots.consistency_figure(pd.DataFrame(within), min_cosine, figure_out, meta["note"])
+    write_json(outputs.cross, {"meta": meta, "thresholds": thresholds, "results": cross})
+    plots.consistency_figure(pd.DataFrame(within), min_cosine, outputs.figure, meta["note"])

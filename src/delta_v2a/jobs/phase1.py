@@ -3,7 +3,8 @@ the chosen pairs, its table and figures (docs/methods.md §5)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,9 @@ import pandas as pd
 
 from delta_v2a import phase1, plots
 from delta_v2a.config import ANCHOR_CONTEXT
-from delta_v2a.jobs.common import PipelineError, gate_health, load_embedder_for_job, log
+from delta_v2a.jobs.common import Paths, PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.provenance import merge_model_meta
+from delta_v2a.settings import ModelSpec, Phase1Settings
 from delta_v2a.storage import DeltaStore, atomic_path, write_json
 
 #: What each array of discovery_components.npz holds (copied into discovery_labels.json).
@@ -76,9 +78,9 @@ def _side(store: DeltaStore) -> phase1.Side:
     )
 
 
-def _embed(modality: str, model: Mapping[str, Any], threads: int, specs, text_batch_size: int):
+def _embed(modality: str, model: ModelSpec, threads: int, specs, text_batch_size: int):
     """Load one model (once per job), embed every distinct prompt of ``specs`` in it."""
-    embedder = load_embedder_for_job(modality, model, threads)
+    embedder = load_embedder_for_job(model, threads)
     anchors, n_prompts = phase1.text_anchors(
         lambda texts: embedder.embed_texts(texts, batch_size=text_batch_size), specs
     )
@@ -378,30 +380,14 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
         )
 
 
-def run_phase1(
-    *,
-    image_store: str,
-    audio_store: str,
-    health: Sequence[str],
-    models: Mapping[str, Mapping[str, Any]],
-    allow_unhealthy: bool,
-    options: Mapping[str, Any],
-    templates: Mapping[str, Mapping[str, str]],
-    synonyms: Mapping[str, Mapping[str, Sequence[str]]],
-    matrix_out: str,
-    labels_out: str,
-    components_out: str,
-    table_out: str,
-    figures: Mapping[str, str],
-    threads: int = 1,
-    text_batch_size: int = 64,
-) -> None:
-    """Phase 1 end to end. ``options`` are phase1.Options fields (from config ``phase1``);
-    ``figures`` maps heatmap / panels / intensity to output paths."""
-    opts = phase1.Options(**options)
+def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threads: int) -> None:
+    """Phase 1 end to end: anchors, the matrix, its nulls, the chosen pairs and figures."""
+    opts = phase1.Options(**dataclasses.asdict(settings.options))
+    templates, synonyms, models = settings.templates, settings.synonyms, settings.models
+    text_batch_size = settings.text_batch_size
     # Health first: anchors from a collapsed text tower are noise (docs/methods.md §1).
-    health_docs = gate_health(health, allow_unhealthy, "text")
-    stores = _load_sides(image_store, audio_store)
+    health_docs = gate_health(inputs.health, settings.allow_unhealthy, "text")
+    stores = _load_sides(inputs.image, inputs.audio)
     sides = {m: _side(s) for m, s in stores.items()}
     effects = {m: sides[m].effects for m in sides}
     contexts = {m: sorted({str(c) for c in s.file_category}) for m, s in stores.items()}
@@ -432,16 +418,17 @@ def run_phase1(
     _write_arrays(
         res,
         anchors_,
-        matrix_out,
-        components_out,
+        outputs.matrix,
+        outputs.components,
         effects["image"],
         effects["audio"],
         ctx["intensities"],
     )
-    write_json(labels_out, _labels(res, ctx, opts, words, components_out))
+    write_json(outputs.labels, _labels(res, ctx, opts, words, outputs.components))
     table = _cell_table(res, effects["image"], effects["audio"], opts.alpha)
-    with atomic_path(table_out, ".tsv") as tmp:
+    with atomic_path(outputs.table, ".tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
+    figures = {k: outputs[k] for k in ("heatmap", "panels", "intensity")}
     _figures(res, ctx, opts, figures)
     _log_result(res, effects["image"], effects["audio"], opts)
     if meta["not_science"]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from delta_v2a.jobs.common import log
+from delta_v2a.jobs.common import Paths, log
 from delta_v2a.storage import (
     atomic_path,
     read_json,
@@ -33,29 +33,28 @@ def _variant(r: Mapping[str, Any]) -> str:
     return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
 
 
-def _phase1_verdict(
-    discovery: np.ndarray, labels: Mapping[str, Any], threshold: float
-) -> dict[str, Any]:
-    """Phase 1: the significant pairs (best score in the row with adjusted p < alpha, from
-    discovery_labels.json) that also pass Phase 3's score threshold; loud when there is none."""
+def _phase1_verdict(discovery: np.ndarray, labels: Mapping[str, Any]) -> dict[str, Any]:
+    """Phase 1: the pairs Phase 1 chose (its ``chosen_pairs``, the one decision of
+    significance; docs/methods.md §5), copied, never decided again; loud when there is none."""
     alpha, correction = labels.get("alpha", float("nan")), labels.get("correction", "?")
     chosen = labels.get("chosen_pairs")
     pre = []
     if chosen is None:
         pre = ["discovery_labels.json has no p-values (made by an older phase1): rerun phase1"]
         chosen = []
-    kept = [c for c in chosen if c["score"] > threshold]
     n_img = len(labels["image_effects"])
     lines = pre + [
-        f"{len(kept)} of {n_img} image effects paired ({correction}-adjusted p < {alpha:g}, "
-        f"score > {threshold:g})"
+        f"{len(chosen)} of {n_img} image effects paired ({correction}-adjusted p <= {alpha:g}, "
+        "score > 0)"
     ]
     lines += [
         f"{c['image_effect']} -> {c['audio_effect']} (score {c['score']:.3g}, "
-        f"p_adjusted {c['p_adjusted']:.3g})"
-        for c in kept
+        f"p_adjusted {c['p_adjusted']:.3g}"
+        + (f", rank {c['rank_in_row']} in its row" if "rank_in_row" in c else "")
+        + ")"
+        for c in chosen
     ]
-    paired = {c["image_effect"] for c in kept}
+    paired = {c["image_effect"] for c in chosen}
     p_adj = np.asarray(
         [[np.nan if v is None else v for v in row] for row in labels.get("p_adjusted", [])]
         or np.full(np.shape(discovery), np.nan),
@@ -66,13 +65,12 @@ def _phase1_verdict(
             continue
         j = int(np.nanargmax(discovery[i]))
         lines.append(
-            f"{name}: no pair (not significant or below threshold: best "
-            f"{labels['audio_effects'][j]}, score "
-            f"{discovery[i, j]:.3g}, p_adjusted {p_adj[i, j]:.3g})"
+            f"{name}: no pair (none significant; best score: "
+            f"{labels['audio_effects'][j]}, {discovery[i, j]:.3g}, p_adjusted {p_adj[i, j]:.3g})"
         )
-    if not kept:
+    if not chosen:
         lines.append("!!! NO significant pair: Phase 3 has nothing to learn !!!")
-    return _verdict("phase 1 discovery", bool(kept), lines)
+    return _verdict("phase 1 discovery", bool(chosen), lines)
 
 
 def _fig(f: Mapping[str, Any] | None, digits: int = 4) -> str:
@@ -122,7 +120,6 @@ def summarise(
     cross: Mapping[str, Any],
     discovery: np.ndarray,
     labels: Mapping[str, Any],
-    threshold: float,
     training_log: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""
@@ -160,7 +157,7 @@ def summarise(
     if undetermined:
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
     phases.append(_verdict("phase 0-b linearity", not inconsistent and not varying, lines))
-    phases.append(_phase1_verdict(discovery, labels, threshold))
+    phases.append(_phase1_verdict(discovery, labels))
     phases.append(_phase3_verdict(training_log))
     failed = [p["phase"] for p in phases if p["status"] == "FAILED"]
     return {
@@ -192,32 +189,20 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-def run_summary(
-    *,
-    health: Sequence[str],
-    sensitivity: str,
-    linearity: str,
-    cross: str,
-    discovery: str,
-    labels: str,
-    threshold: float,
-    training_log: str,
-    json_out: str,
-    text_out: str,
-) -> None:
+def run_summary(*, inputs: Paths, outputs: Paths) -> None:
+    """Every phase's verdict, from the phases' own records, printed at the end of the run."""
     summary = summarise(
-        health=[read_json(p) for p in health],
-        sensitivity=read_json(sensitivity),
-        linearity=read_json(linearity),
-        cross=read_json(cross),
-        discovery=np.load(discovery, allow_pickle=False),
-        labels=read_json(labels),
-        threshold=threshold,
-        training_log=read_json(training_log),
+        health=[read_json(p) for p in inputs.health],
+        sensitivity=read_json(inputs.sensitivity),
+        linearity=read_json(inputs.linearity),
+        cross=read_json(inputs.cross),
+        discovery=np.load(inputs.matrix, allow_pickle=False),
+        labels=read_json(inputs.labels),
+        training_log=read_json(inputs.training_log),
     )
     text = format_summary(summary)
-    write_json(json_out, summary)
-    with atomic_path(text_out) as tmp:
+    write_json(outputs.json, summary)
+    with atomic_path(outputs.text) as tmp:
         Path(tmp).write_text(text + "\n", encoding="utf-8")
     for line in text.splitlines():
         (log.warning if summary["failed"] else log.info)("%s", line)

@@ -22,20 +22,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.common import log
+from delta_v2a.jobs.common import Paths, log
 from delta_v2a.storage import atomic_path, read_json, write_json
 
 #: Seconds of each example WAV embedded (16-bit) in the report; the full files stay on disk.
 REPORT_AUDIO_SECONDS = 5.0
 EXAMPLE_ROLES = ("raw", "target", "predicted")
-TABLES = (
-    "verdicts",
-    "phase0_sensitivity",
-    "phase0_consistency",
-    "phase0_invariance",
-    "phase1_discovery",
-    "phase3_results",
-)
+#: Each table's name and what one of its rows is (the report's caption).
+TABLES = {
+    "verdicts": "every phase's verdict (from results/summary.json)",
+    "phase0_sensitivity": "Phase 0-a, one row per (modality, effect, intensity)",
+    "phase0_consistency": "Phase 0-b, one row per (modality, effect, intensity, category)",
+    "phase0_invariance": "Phase 0-b, one row per (modality, effect, intensity)",
+    "phase1_discovery": "Phase 1, one row per (image effect, audio effect)",
+    "phase3_results": "Phase 3, one row per (split, metric, candidate)",
+}
 
 
 # --------------------------------------------------------------------------- rows
@@ -122,18 +123,18 @@ def _variant(r: Mapping[str, Any]) -> dict[str, Any]:
     return {"modality": r["modality"], "effect": r["effect_type"], "intensity": r["intensity"]}
 
 
-def chosen_pairs(labels: Mapping[str, Any], training_log: Mapping[str, Any]) -> set[tuple]:
-    """(image effect, audio effect) pairs Phase 3 uses: Phase 1's ``chosen_pairs`` when it
-    writes them, else the rows Phase 3 marked ``chosen``."""
-    given = labels.get("chosen_pairs")
-    if given is not None:
-        out = set()
-        for p in given:
-            if isinstance(p, Mapping):
-                out.add((p["image_effect"], p["audio_effect"]))
-            else:
-                out.add((p[0], p[1]))
-        return out
+def phase1_pairs(labels: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(image effect, audio effect) pairs Phase 1 chose (its ``chosen_pairs``: the one
+    decision of significance, docs/methods.md §5); empty when its labels carry none."""
+    return {
+        (p["image_effect"], p["audio_effect"]) if isinstance(p, Mapping) else (p[0], p[1])
+        for p in labels.get("chosen_pairs") or []
+    }
+
+
+def phase3_pairs(training_log: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """Pairs Phase 3 trained on: Phase 1's choice above phase3.pair_threshold, or the
+    score-only pairs of the exercise mode, as recorded in the training log."""
     rows = (training_log.get("pairs") or {}).get("rows", [])
     return {(r["image_effect"], r["audio_effect"]) for r in rows if r.get("chosen")}
 
@@ -150,13 +151,14 @@ def discovery_rows(
     matrix: np.ndarray, labels: Mapping[str, Any], training_log: Mapping[str, Any]
 ) -> pd.DataFrame:
     """One row per (image effect, audio effect) cell of the discovery matrix: the score, its
-    three factors, the adjusted p-value where Phase 1 gives one, best match and chosen."""
+    three factors, the adjusted p-value where Phase 1 gives one, best match, Phase 1's choice
+    (``chosen``) and whether Phase 3 trained on it (``used_by_phase3``)."""
     rows_e, cols_e = list(labels["image_effects"]), list(labels["audio_effects"])
     shape = (len(rows_e), len(cols_e))
     sim3 = _matrix_or_none(labels.get("sim3"), shape)
     p_adj = _matrix_or_none(labels.get("p_adjusted"), shape)
     best = {b["image_effect"]: b["best"] for b in labels.get("best_matches", [])}
-    chosen = chosen_pairs(labels, training_log)
+    chosen, used = phase1_pairs(labels), phase3_pairs(training_log)
     out = []
     for i, img in enumerate(rows_e):
         for j, aud in enumerate(cols_e):
@@ -171,6 +173,7 @@ def discovery_rows(
                     "p_adjusted": None if p_adj is None else float(p_adj[i, j]),
                     "best_match": best.get(img) == aud,
                     "chosen": (img, aud) in chosen,
+                    "used_by_phase3": (img, aud) in used,
                 }
             )
     return pd.DataFrame(out)
@@ -227,8 +230,9 @@ def html_table(frame: pd.DataFrame, caption: str, table_id: str) -> str:
 
 
 def matrix_table(frame: pd.DataFrame) -> str:
-    """The discovery matrix as a grid: the score in each cell, ★ on the pairs Phase 3 uses,
-    bold on each row's best match, the adjusted p-value beneath where there is one."""
+    """The discovery matrix as a grid: the score in each cell, ★ on the pairs Phase 1 chose
+    (significant), ◆ on the pairs Phase 3 trained on (they differ in the score-only exercise
+    mode), bold on each row's best match, the adjusted p-value beneath where there is one."""
     rows_e = list(dict.fromkeys(frame["image_effect"]))
     cols_e = list(dict.fromkeys(frame["audio_effect"]))
     cell = {(r.image_effect, r.audio_effect): r for r in frame.itertuples(index=False)}
@@ -241,14 +245,16 @@ def matrix_table(frame: pd.DataFrame) -> str:
             text = f"{r.score:.3g}"
             if r.p_adjusted is not None and np.isfinite(r.p_adjusted):
                 text += f"<br><small>p<sub>adj</sub> = {r.p_adjusted:.3g}</small>"
-            cls = " ".join(c for c, on in (("chosen", r.chosen), ("best", r.best_match)) if on)
-            mark = "★ " if r.chosen else ""
+            flags = (("chosen", r.chosen), ("used", r.used_by_phase3), ("best", r.best_match))
+            cls = " ".join(c for c, on in flags if on)
+            mark = ("★ " if r.chosen else "") + ("◆ " if r.used_by_phase3 else "")
             inner = f"<b>{mark}{text}</b>" if r.best_match else f"{mark}{text}"
             tds.append(f'<td class="{cls}">{inner}</td>')
         body.append(f"<tr><th>{html.escape(img)}</th>{''.join(tds)}</tr>")
     return (
         '<table class="dv2a" id="discovery-matrix"><caption>Discovery matrix (rows: image '
-        "effects, columns: audio effects); ★ = pair used by Phase 3, bold = row's best match"
+        "effects, columns: audio effects); ★ = significant pair chosen by Phase 1, ◆ = pair "
+        "Phase 3 trained on, bold = row's best match"
         f"</caption><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
 
@@ -369,37 +375,25 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
 # --------------------------------------------------------------------------- job
 
 
-def run_tables(
-    *,
-    summary: str,
-    sensitivity: str,
-    linearity: str,
-    cross: str,
-    matrix: str,
-    labels: str,
-    training_log: str,
-    predictions: str,
-    tables: Mapping[str, str],
-    provenance_out: str,
-    front_out: str,
-) -> None:
+def run_tables(*, inputs: Paths, outputs: Paths) -> None:
     """Write every TSV, their provenance and the report's results section."""
-    log_doc = read_json(training_log)
-    labels_doc = read_json(labels)
+    log_doc = read_json(inputs.training_log)
+    labels_doc = read_json(inputs.labels)
     frames = {
-        "verdicts": verdict_rows(read_json(summary)),
-        "phase0_sensitivity": sensitivity_rows(sens := read_json(sensitivity)),
-        "phase0_consistency": consistency_rows(read_json(linearity)),
-        "phase0_invariance": invariance_rows(read_json(cross)),
-        "phase1_discovery": discovery_rows(np.load(matrix), labels_doc, log_doc),
+        "verdicts": verdict_rows(read_json(inputs.summary)),
+        "phase0_sensitivity": sensitivity_rows(sens := read_json(inputs.sensitivity)),
+        "phase0_consistency": consistency_rows(read_json(inputs.linearity)),
+        "phase0_invariance": invariance_rows(read_json(inputs.cross)),
+        "phase1_discovery": discovery_rows(np.load(inputs.matrix), labels_doc, log_doc),
         "phase3_results": phase3_rows(log_doc),
     }
+    tables = {name: outputs[name] for name in TABLES}
     for name, frame in frames.items():
         with atomic_path(tables[name], ".tsv") as tmp:
             frame.to_csv(tmp, sep="\t", index=False, na_rep="")
         log.info("%s: %d rows", tables[name], len(frame))
     meta = dict(sens.get("meta", {}))
-    write_json(provenance_out, {"meta": meta, "tables": dict(tables)})
-    examples = examples_html(example_groups(Path(predictions) / "examples"))
-    with atomic_path(front_out, ".html") as tmp:
+    write_json(outputs.provenance, {"meta": meta, "tables": tables})
+    examples = examples_html(example_groups(Path(inputs.predictions) / "examples"))
+    with atomic_path(outputs.front, ".html") as tmp:
         Path(tmp).write_text(front_page(frames, examples, meta), encoding="utf-8")

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from delta_v2a import transfer as tr
-from delta_v2a.jobs.common import PipelineError, log
+from delta_v2a.jobs.common import Paths, PipelineError, log
+from delta_v2a.jobs.tables import phase1_pairs
 from delta_v2a.phase1 import prototypes
+from delta_v2a.settings import ExamplesSettings
 from delta_v2a.storage import DeltaStore, read_json, write_json
 
 # --------------------------------------------------------------------------- payload
@@ -69,21 +71,18 @@ def _cell(table: Any, labels: Mapping[str, Any], image: str, audio: str) -> floa
 
 
 def _significance(labels: Mapping[str, Any], image: str, audio: str) -> dict[str, Any]:
+    """The pair's p-values and Phase 1's decision, copied (Phase 1 alone decides; None when
+    its labels carry no decision)."""
     p_adj = _cell(labels.get("p_adjusted"), labels, image, audio)
     p_raw = _cell(labels.get("p"), labels, image, audio)  # Phase 1: "p" matrix, uncorrected
-    alpha = labels.get("alpha")
     chosen = labels.get("chosen_pairs")
-    if chosen is not None:
-        names = {
-            (c["image_effect"], c["audio_effect"]) if isinstance(c, Mapping) else tuple(c)
-            for c in chosen
-        }
-        significant: bool | None = (image, audio) in names
-    elif p_adj is not None and alpha is not None:
-        significant = p_adj <= float(alpha)
-    else:
-        significant = None
-    return {"p_value": p_raw, "p_adjusted": p_adj, "alpha": alpha, "significant": significant}
+    significant = None if chosen is None else (image, audio) in phase1_pairs(labels)
+    return {
+        "p_value": p_raw,
+        "p_adjusted": p_adj,
+        "alpha": labels.get("alpha"),
+        "significant": significant,
+    }
 
 
 def _normalised(store: DeltaStore) -> bool:
@@ -255,7 +254,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 def _one_example(setup: Any, out: Path, k: int, photos: tuple[str, str], song: str) -> dict:
     """Both routes on one (photo pair, song); a refusal is recorded, then rendered --force."""
-    from delta_v2a.transfer_cli import Refused, transfer
+    from delta_v2a.transfer.usecase import Refused, transfer
 
     record: dict[str, Any] = {"before": photos[0], "after": photos[1], "song": song}
     for route, exact in (("decoder", False), ("exact", True)):
@@ -276,27 +275,19 @@ def _one_example(setup: Any, out: Path, k: int, photos: tuple[str, str], song: s
     return record
 
 
-def run_examples(
-    *,
-    model: str,
-    image_manifest: str,
-    samples: str,
-    pairs: str,
-    output_dir: str,
-    edit_levels: Mapping[str, Mapping[str, Mapping[str, float]]],
-    n_examples: int = 2,
-    device: str = "cpu",
-) -> None:
+def run_examples(*, inputs: Paths, outputs: Paths, settings: ExamplesSettings) -> None:
     """A demo photo edited by the workflow's own effect (the image effect of the decoder's
     first pair, else the first configured one) at each of its strongest levels, transferred
     onto held-out songs by both routes, with an HTML page of audio players."""
+    model, samples, pairs = inputs.model, inputs.samples, inputs.pairs
+    edit_levels, n_examples = settings.edit_levels, settings.n_examples
     from delta_v2a.effects import apply_image_effect
     from delta_v2a.extract import read_manifest
     from delta_v2a.media import load_image
     from delta_v2a.phase3.artifact import load_whole
-    from delta_v2a.transfer_cli import format_report, load_setup
+    from delta_v2a.transfer.usecase import format_report, load_setup
 
-    out = Path(output_dir)
+    out = Path(outputs.folder)
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -312,9 +303,9 @@ def run_examples(
         (out / "index.html").write_text(f"<p>No transfer examples: {why}</p>\n")
         log.warning("transfer examples: none (%s)", why)
         return
-    setup = load_setup(model, device)
+    setup = load_setup(model, settings.device)
     songs, split = _test_songs(samples, pairs, n_examples)
-    photo = read_manifest(image_manifest)[0].path
+    photo = read_manifest(inputs.image_manifest)[0].path
     image = load_image(photo, setup.clip.input_size)
     _write_png(out / "before.png", image)
     paired = [p["image_effect"] for p in doc.get("pairs", []) if p["image_effect"] in edit_levels]

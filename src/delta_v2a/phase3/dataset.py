@@ -53,14 +53,14 @@ def choose_pairs(
     image_effects: Sequence[str],
     audio_effects: Sequence[str],
     threshold: float,
-    p_adjusted: Sequence[Sequence[float | None]] | None = None,
-    alpha: float = 0.05,
+    phase1_chosen: Sequence[Mapping[str, Any]] | None,
 ) -> list[dict[str, Any]]:
-    """One row per image effect: its best eligible audio effect, and whether it passes.
+    """One row per image effect: the audio effect Phase 3 would learn, and whether it does.
 
-    Eligible: a finite score and, when Phase 1's corrected p-values are given, ``p <= alpha``
-    (None = undefined = not significant). The best eligible one passes when its score is
-    strictly above ``threshold``. Two image effects may pick the same audio effect.
+    Phase 1 alone decides which pairs are significant (its ``chosen_pairs``, with why); Phase 3
+    only applies its own floor on top: a used pair's score must be strictly above
+    ``threshold``. ``phase1_chosen=None`` is the score-only exercise mode
+    (phase3.require_significant_pairs: false): each row's best finite score, never evidence.
     """
     score = np.asarray(matrix, dtype=np.float64)
     shape = (len(image_effects), len(audio_effects))
@@ -69,39 +69,34 @@ def choose_pairs(
             f"discovery matrix has shape {score.shape}, labels say "
             f"{len(image_effects)} image × {len(audio_effects)} audio effects"
         )
-    p = None
-    if p_adjusted is not None:
-        p = np.array(
-            [[np.nan if v is None else float(v) for v in row] for row in p_adjusted],
-            dtype=np.float64,
-        )
-        if p.shape != shape:
-            raise ValueError(f"discovery_labels p_adjusted has shape {p.shape}, expected {shape}")
+    picked = None if phase1_chosen is None else {c["image_effect"]: c for c in phase1_chosen}
     rows = []
     for i, image_effect in enumerate(image_effects):
-        finite = np.isfinite(score[i])
-        eligible = finite if p is None else finite & (np.nan_to_num(p[i], nan=2.0) <= alpha)
         row: dict[str, Any] = {"image_effect": image_effect, "audio_effect": None, "score": None}
         row["p_adjusted"] = None
-        if not eligible.any():
-            reason = (
-                "no finite score in its row"
-                if not finite.any()
-                else f"no audio effect significant at alpha = {alpha:g}"
-            )
-            rows.append({**row, "chosen": False, "reason": reason})
+        finite = np.isfinite(score[i])
+        if picked is not None and image_effect not in picked:
+            rows.append({**row, "chosen": False, "reason": "Phase 1 chose no pair for it"})
             continue
-        j = int(np.argmax(np.where(eligible, score[i], -np.inf)))
+        if picked is None and not finite.any():
+            rows.append({**row, "chosen": False, "reason": "no finite score in its row"})
+            continue
+        if picked is None:
+            j, p = int(np.argmax(np.where(finite, score[i], -np.inf))), None
+        else:
+            j, p = list(audio_effects).index(picked[image_effect]["audio_effect"]), None
+            p = picked[image_effect].get("p_adjusted")
         best = float(score[i, j])
         chosen = best > threshold
+        reason = None if chosen else f"score {best:.4g} <= phase3.pair_threshold {threshold:g}"
         rows.append(
             {
                 **row,
                 "audio_effect": str(audio_effects[j]),
                 "score": best,
-                "p_adjusted": None if p is None else float(p[i, j]),
+                "p_adjusted": p,
                 "chosen": chosen,
-                "reason": None if chosen else f"best score {best:.4g} <= threshold {threshold:g}",
+                "reason": reason,
             }
         )
     return rows

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.extract import read_manifest
-from delta_v2a.jobs.common import gate_health, load_embedder_for_job, log
+from delta_v2a.jobs.common import Paths, gate_health, load_embedder_for_job, log
 from delta_v2a.phase3.dataset import (
     CONTROL_DESCRIPTIONS,
     SPLITS,
@@ -22,6 +22,7 @@ from delta_v2a.phase3.dataset import (
 )
 from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 from delta_v2a.provenance import merge_model_meta
+from delta_v2a.settings import DatasetSettings, PairRule
 from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
 
 
@@ -34,28 +35,25 @@ def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping)
 
 
 def _pick_pairs(
-    matrix: str,
-    lab: Mapping[str, Any],
-    threshold: float,
-    alpha: float,
-    require_significant: bool = True,
+    matrix: str, lab: Mapping[str, Any], rule: PairRule
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of :func:`choose_pairs` and what significance they used (section 6.1).
 
-    ``require_significant=False`` (phase3.require_significant_pairs) chooses on score alone so
-    that Phase 3 can be exercised where Phase 1 found nothing (the tiny demo models); each
-    row keeps its p-value and every output says the pairs are not evidence."""
-    p_adj = lab.get("p_adjusted")
+    Phase 1's ``chosen_pairs`` are the one decision of significance; ``require_significant:
+    false`` (phase3.require_significant_pairs) chooses on score alone so that Phase 3 can be
+    exercised where Phase 1 found nothing (the tiny demo models); each row keeps its p-value
+    and every output says the pairs are not evidence."""
+    p_adj, alpha = lab.get("p_adjusted"), lab.get("alpha")
+    phase1_chosen = lab.get("chosen_pairs", []) if p_adj is not None else None
     rows = choose_pairs(
         np.load(matrix, allow_pickle=False),
         list(lab["image_effects"]),
         list(lab["audio_effects"]),
-        threshold,
-        p_adjusted=p_adj if require_significant else None,
-        alpha=alpha,
+        rule.threshold,
+        phase1_chosen if rule.require_significant else None,
     )
     significance = pair_significance(
-        rows, list(lab["audio_effects"]), p_adj, alpha, require_significant
+        rows, list(lab["audio_effects"]), p_adj, alpha, rule.require_significant
     )
     if not significance.get("required", False):
         log.warning("%s", significance["note"])
@@ -66,7 +64,7 @@ def _pick_pairs(
                 r["image_effect"],
                 r["audio_effect"],
                 r["score"],
-                threshold,
+                rule.threshold,
                 r["p_adjusted"],
             )
         else:
@@ -105,58 +103,36 @@ def _pairs_doc(
     }
 
 
-def run_dataset(
-    *,
-    matrix: str,
-    labels: str,
-    manifest: str,
-    health: Sequence[str],
-    allow_unhealthy: bool,
-    model: Mapping[str, Any],
-    effects_config: Mapping[str, Any],
-    threshold: float,
-    alpha: float,
-    require_significant: bool = True,
-    level_words: Sequence[str],
-    descriptions: Mapping[str, Sequence[str]],
-    heldout_templates: int,
-    levels_per_pair: int,
-    split: Mapping[str, float],
-    bypass_below: float,
-    seed: int,
-    pairs_out: str,
-    samples_out: str,
-    texts_out: str,
-    threads: int = 1,
-) -> None:
+def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, threads: int) -> None:
     """Choose the pairs, split the files, draw the sample list, embed each distinct
     description (trained and held-out templates) once."""
-    rows, significance = _pick_pairs(
-        matrix, read_json(labels), threshold, alpha, require_significant
-    )
+    st = settings
+    pairs_out, samples_out, texts_out = outputs.pairs, outputs.samples, outputs.texts
+    rows, significance = _pick_pairs(inputs.matrix, read_json(inputs.labels), st.pairs)
     chosen = [r for r in rows if r["chosen"]]
-    templates = {k: [v] if isinstance(v, str) else list(v) for k, v in descriptions.items()}
-    doc = _pairs_doc(threshold, significance, rows, level_words, seed)
+    templates = {k: list(v) for k, v in st.descriptions.items()}
+    doc = _pairs_doc(st.pairs.threshold, significance, rows, st.level_words, st.seed)
     if not chosen:
         _write_no_pairs(doc, rows, pairs_out, samples_out, texts_out)
         return
-    gate_health(health, allow_unhealthy, "text")
-    files = read_manifest(manifest)
+    gate_health(inputs.health, st.allow_unhealthy, "text")
+    files = read_manifest(inputs.manifest)
     samples = build_samples(
         [f.path for f in files],
         [f.category for f in files],
         chosen,
-        levels_per_pair=levels_per_pair,
-        level_words=level_words,
+        levels_per_pair=st.levels_per_pair,
+        level_words=st.level_words,
         templates=templates,
-        heldout_templates=heldout_templates,
-        fractions=split,
-        seed=seed,
+        heldout_templates=st.heldout_templates,
+        fractions=st.split,
+        seed=st.seed,
     )
-    embedder = load_embedder_for_job("audio", model, threads)
+    embedder = load_embedder_for_job(st.model, threads)
     selected = {r["audio_effect"] for r in chosen}
-    order = [e for e in effects_config["effects"]["audio"] if e in selected]
-    space = audio_space_from_config(effects_config, order, embedder.sampling_rate, bypass_below)
+    order = [e for e in st.audio_effects if e in selected]
+    effects_config = {"intensities": list(st.intensities), "effects": {"audio": st.audio_effects}}
+    space = audio_space_from_config(effects_config, order, embedder.sampling_rate, st.bypass_below)
     texts = list(dict.fromkeys(samples["description"]))
     texts += [c for c in CONTROL_DESCRIPTIONS if c not in texts]  # apply's refusal floor
     text_emb = embedder.embed_texts(texts)
@@ -168,11 +144,13 @@ def run_dataset(
         message=f"{len(chosen)} pair(s) chosen",
         meta=meta,
         templates={e: templates[e] for e in used},
-        heldout_templates={e: templates[e][len(templates[e]) - heldout_templates :] for e in used},
+        heldout_templates={
+            e: templates[e][len(templates[e]) - st.heldout_templates :] for e in used
+        },
         texts=texts,
         paramspace=space.to_dict(),
-        split={"fractions": dict(split), **{f"{k}_files": v for k, v in by_split.items()}},
-        levels_per_pair=levels_per_pair,
+        split={"fractions": dict(st.split), **{f"{k}_files": v for k, v in by_split.items()}},
+        levels_per_pair=st.levels_per_pair,
     )
     with atomic_path(samples_out) as tmp:
         samples.to_csv(tmp, sep="\t", index=False)

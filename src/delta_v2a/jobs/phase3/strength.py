@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.extract import manifest_hashes, read_manifest
-from delta_v2a.jobs.common import PipelineError, job_batch_size, load_embedder_for_job, log
+from delta_v2a.jobs.common import (
+    Paths,
+    PipelineError,
+    job_batch_size,
+    load_embedder_for_job,
+    log,
+)
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.strength import (
     ImageStrength,
@@ -26,12 +32,13 @@ from delta_v2a.phase3.strength import (
     solve_targets,
     u_grid,
 )
+from delta_v2a.settings import ModelSpec, StrengthSettings
 from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
 
 CURVES_VERSION = 1
 
 
-def _curve_shard_key(model: Mapping[str, Any], device_type: str, preroll_s: float) -> str:
+def _curve_shard_key(model: ModelSpec, device_type: str, preroll_s: float) -> str:
     """The cache shard of strength-curve renders (cache.shard_key, as every embedding job)."""
     from delta_v2a.cache import shard_key
 
@@ -102,9 +109,7 @@ def _embed_curves(
     hashes: Sequence[str],
     space: ParamSpace,
     grid: np.ndarray,
-    model: Mapping[str, Any],
-    preroll_s: float,
-    cache_dir: str | None,
+    settings: StrengthSettings,
     threads: int,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """raw (F, D) and rendered (F, J, G, D) CLAP embeddings; each clip × u embedded once and
@@ -112,6 +117,7 @@ def _embed_curves(
     from delta_v2a.cache import fill
     from delta_v2a.models import resolve_device
 
+    model, preroll_s = settings.model, settings.preroll_s
     jobs = [(f, None, 0.0) for f in range(len(paths))]
     jobs += [(f, e, float(u)) for f in range(len(paths)) for e in space.effects for u in grid]
     keys = []
@@ -119,20 +125,20 @@ def _embed_curves(
         params = None if e is None else space.physical(space.target(e, u))[e]
         keys.append(_clip_key(hashes[f], e or "raw", params))
     shard = None
-    if cache_dir:
-        key = _curve_shard_key(model, resolve_device(model["device"]).type, preroll_s)
-        shard = Path(cache_dir) / "embeddings" / "phase3_curves" / f"{key}.npz"
+    if settings.cache_dir:
+        key = _curve_shard_key(model, resolve_device(model.device).type, preroll_s)
+        shard = Path(settings.cache_dir) / "embeddings" / "phase3_curves" / f"{key}.npz"
 
     def embed_missing(misses: np.ndarray) -> tuple[np.ndarray, dict]:
         log.info("strength curves: %d of %d clips to render and embed", len(misses), len(keys))
-        embedder = load_embedder_for_job("audio", model, threads)
+        embedder = load_embedder_for_job(model, threads)
         new, cost = _render_and_embed(
             embedder,
             paths,
             [jobs[m] for m in misses],
             space,
             preroll_s,
-            job_batch_size(model, embedder),
+            job_batch_size(settings.batch, embedder),
         )
         return new, {"model": embedder.info.to_dict(), "cost": cost}
 
@@ -194,25 +200,13 @@ def _log_dependence(dep: Mapping[str, Any], target: str) -> None:
 
 
 def run_strength(
-    *,
-    manifest: str,
-    pairs: str,
-    samples: str,
-    sensitivity: str,
-    model: Mapping[str, Any],
-    intensities: Sequence[str],
-    grid_size: int,
-    preroll_s: float,
-    target: str,
-    min_sd: float,
-    cache_dir: str | None,
-    curves_out: str,
-    targets_out: str,
-    dependence_out: str,
-    threads: int = 1,
+    *, inputs: Paths, outputs: Paths, settings: StrengthSettings, threads: int
 ) -> None:
     """Per-clip strength curves g_f(u), the matched targets u* and how much the audio can
     matter, all before training (sections 6.2, 6.4)."""
+    target, min_sd, grid_size = settings.target, settings.min_sd, settings.grid_size
+    manifest, pairs, samples = inputs.manifest, inputs.pairs, inputs.samples
+    curves_out, targets_out, dependence_out = outputs.curves, outputs.targets, outputs.dependence
     doc = read_json(pairs)
     if doc["status"] != "ok":
         _write_no_strength(doc, curves_out, targets_out, dependence_out)
@@ -223,7 +217,7 @@ def run_strength(
     grid = u_grid(grid_size)
     t0 = time.perf_counter()
     raw, rendered, info = _embed_curves(
-        paths, manifest_hashes(manifest), space, grid, model, preroll_s, cache_dir, threads
+        paths, manifest_hashes(manifest), space, grid, settings, threads
     )
     seconds = time.perf_counter() - t0
     curves = curve_norms(raw, rendered.reshape(len(paths), -1, raw.shape[1])).reshape(
@@ -232,7 +226,7 @@ def run_strength(
     frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
     train_files = np.array([p in set(doc["split"]["train_files"]) for p in paths])
     strengths = _image_strengths(
-        read_json(sensitivity), sorted(set(frame["image_effect"])), intensities
+        read_json(inputs.sensitivity), sorted(set(frame["image_effect"])), settings.intensities
     )
     targets, kappa = solve_targets(frame, grid, curves, space.effects, strengths, train_files)
     if target == "level":

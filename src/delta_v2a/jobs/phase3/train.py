@@ -5,6 +5,7 @@ the test predictions is :mod:`.renders`, what is written is :mod:`.records`."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.common import PipelineError, log
+from delta_v2a.jobs.common import Paths, PipelineError, log
 from delta_v2a.jobs.phase3.records import (
     TrainRun,
     calibrate_apply,
@@ -40,6 +41,7 @@ from delta_v2a.phase3.model import model_with_state, predict
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.phase3.windows import WindowSpec
+from delta_v2a.settings import Phase3Settings
 from delta_v2a.storage import EmbeddingTable, load_npz, read_json, write_json
 
 
@@ -264,41 +266,19 @@ def _evaluate(
     return ev
 
 
-def run_train(
-    *,
-    windows: str,
-    samples: str,
-    pairs: str,
-    texts: str,
-    targets: str,
-    curves: str,
-    dependence: str,
-    model_out: str,
-    log_out: str,
-    predictions_dir: str,
-    training_figure: str,
-    predictions_figure: str,
-    architecture: Mapping[str, Any],
-    training: Mapping[str, Any],
-    target: str,
-    seed: int,
-    validation: Mapping[str, Any],
-    bootstrap: int,
-    preroll_s: float,
-    checkpoint_dir: str,
-    checkpoint_interval_s: float = 0.0,
-    log_every: int = 10,
-    device: str = "cpu",
-    threads: int = 1,
-    transfer_inputs: Mapping[str, str] | None = None,
-    u_grid: int = 11,
-) -> None:
+def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, threads: int) -> None:
     """Train on train files, choose the epoch on validation files, report every figure from
-    the test files once, with every baseline (sections 6.3-6.6).
-
-    ``validation`` is phase3.validation (max_samples, examples, mel); ``transfer_inputs``
-    (image_store, audio_store, sensitivity, labels) adds what ``delta-v2a transfer`` needs
-    to the model file (docs/methods.md §7)."""
+    the test files once, with every baseline (sections 6.3-6.6); the model file also carries
+    what ``delta-v2a transfer`` needs (docs/methods.md §7)."""
+    st = settings
+    seed, validation = st.seed, dataclasses.asdict(st.validation)
+    windows, samples, pairs, texts = inputs.windows, inputs.samples, inputs.pairs, inputs.texts
+    targets, curves, dependence = inputs.targets, inputs.curves, inputs.dependence
+    model_out, log_out, predictions_dir = outputs.model, outputs.log, outputs.predictions
+    training_figure, predictions_figure = outputs.training, outputs.scatter
+    # What `delta-v2a transfer` needs, when the rule declares it (the workflow's does).
+    names = ("image_store", "audio_store", "sensitivity", "labels")
+    transfer_inputs = {k: inputs[k] for k in names} if set(names) <= set(inputs.names()) else None
     import torch
 
     from delta_v2a.models import resolve_device
@@ -309,33 +289,38 @@ def run_train(
         figures = [training_figure, predictions_figure]
         _write_untrained(pairs_doc, model_out, log_out, predictions_dir, figures)
         return
-    dev = resolve_device(device)
+    dev = resolve_device(st.device)
     ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
-    keys = ("epochs", "batch_size", "lr", "weight_decay")
-    settings = TrainSettings(**{k: training[k] for k in keys}, seed=seed)
-    base_arch = _base_arch(ctx["data"], ctx["space"], architecture)
+    settings = TrainSettings(**dataclasses.asdict(st.optimiser), seed=seed)
+    base_arch = _base_arch(ctx["data"], ctx["space"], dataclasses.asdict(st.architecture))
     dep = _announce(ctx["data"], settings, dev, dependence)
     results = _train_models(
-        ctx["data"], base_arch, settings, checkpoint_dir, checkpoint_interval_s, dev, log_every
+        ctx["data"],
+        base_arch,
+        settings,
+        st.checkpoint_dir,
+        st.checkpoint_interval_s,
+        dev,
+        st.log_every,
     )
     test, candidates, timing = _test_predictions(ctx, results, base_arch, dev, seed)
     spec = WindowSpec(**ctx["table"].meta["windows"])
-    preroll = int(round(preroll_s * spec.sample_rate))
+    preroll = int(round(st.preroll_s * spec.sample_rate))
     renders = render_test(ctx, test, candidates, spec, preroll, validation, predictions_dir, seed)
     run = TrainRun(
         results=results,
         base_arch=base_arch,
         settings=settings,
         dependence=dep,
-        evaluation=_evaluate(ctx, test, candidates, renders["spectral"], bootstrap, seed),
+        evaluation=_evaluate(ctx, test, candidates, renders["spectral"], st.bootstrap, seed),
         renders=renders,
         cost=cost_comparison(dep["curve_cost"], int(dep["grid_size"]), spec.count, timing),
         timing=timing,
         calibration=calibrate_apply(ctx, ctx["data"].text),
-        target=target,
+        target=st.target,
         device=str(dev),
         preroll=preroll,
-        transfer=_transfer_entry(transfer_inputs, pairs, model_out, u_grid, seed),
+        transfer=_transfer_entry(transfer_inputs, pairs, model_out, st.u_grid, seed),
     )
     save_model(model_out, ctx, run)
     write_figures(ctx, test, run, candidates, training_figure, predictions_figure)

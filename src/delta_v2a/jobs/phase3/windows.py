@@ -4,21 +4,22 @@ a new pair threshold never re-embeds audio."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from delta_v2a.extract import manifest_hashes, read_manifest
-from delta_v2a.jobs.common import job_batch_size, load_embedder_for_job, log
+from delta_v2a.jobs.common import Paths, job_batch_size, load_embedder_for_job, log
 from delta_v2a.phase3.windows import WindowSpec, embed_windows
+from delta_v2a.settings import ModelSpec, WindowsSettings
 from delta_v2a.storage import EmbeddingTable
 
 WINDOWS_VERSION = 1
 
 
-def _windows_key(model: Mapping[str, Any], device_type: str, count: int, hop_s: float) -> str:
+def _windows_key(model: ModelSpec, device_type: str, count: int, hop_s: float) -> str:
     """The cache shard of window sequences (one mechanism with extraction's: cache.shard_key,
     so a pinned model revision is part of the key here too)."""
     from delta_v2a.cache import shard_key
@@ -49,34 +50,26 @@ def _reusable_centre(original: EmbeddingTable, paths: Sequence[str], embedder: A
     return same
 
 
-def run_windows(
-    *,
-    manifest: str,
-    original: str,
-    output: str,
-    model: Mapping[str, Any],
-    count: int,
-    hop_s: float,
-    cache_dir: str | None = None,
-    threads: int = 1,
-) -> None:
+def run_windows(*, inputs: Paths, outputs: Paths, settings: WindowsSettings, threads: int) -> None:
     """(F, count, D) CLAP embeddings of each file's window sequence, each file embedded once:
     the centred window comes from extraction's ``original.npz``, the others from the cache or
     the model (one cache cycle with extraction's: :func:`delta_v2a.cache.fill`)."""
+    model, count, hop_s = settings.model, settings.count, settings.hop_s
+    manifest, original, output = inputs.manifest, inputs.original, outputs.windows
     from delta_v2a.cache import fill
     from delta_v2a.models import resolve_device
 
     files = read_manifest(manifest)
     paths = [f.path for f in files]
     shard = None
-    if cache_dir:
-        key = _windows_key(model, resolve_device(model["device"]).type, count, hop_s)
-        shard = Path(cache_dir) / "embeddings" / "audio_windows" / f"{key}.npz"
+    if settings.cache_dir:
+        key = _windows_key(model, resolve_device(model.device).type, count, hop_s)
+        shard = Path(settings.cache_dir) / "embeddings" / "audio_windows" / f"{key}.npz"
     reused = {"n": 0}
 
     def embed_missing(misses: np.ndarray) -> tuple[np.ndarray, dict]:
         log.info("window sequences: %d of %d files to embed", len(misses), len(files))
-        embedder = load_embedder_for_job("audio", model, threads)
+        embedder = load_embedder_for_job(model, threads)
         sr = embedder.sampling_rate
         spec = WindowSpec(count, max(1, round(hop_s * sr)), embedder.window_samples, sr)
         table = EmbeddingTable.load(original)
@@ -88,7 +81,7 @@ def run_windows(
             [paths[i] for i in misses],
             spec,
             last=last,
-            batch_size=job_batch_size(model, embedder),
+            batch_size=job_batch_size(settings.batch, embedder),
         )
         return new.reshape(len(misses), -1), {
             "model": embedder.info.to_dict(),
@@ -106,7 +99,7 @@ def run_windows(
             "modality": "audio",
             **{k: filled.meta[k] for k in ("model", "windows")},
             "hop_s": float(hop_s),
-            "normalize": bool(model["normalize"]),
+            "normalize": bool(model.normalize),
             "n_cached": n_cached,
             "n_centre_reused": reused["n"],
         },

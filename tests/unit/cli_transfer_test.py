@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
 from PIL import Image
 from workflow_utils import ROOT
 
 from delta_v2a import transfer as tr
+from delta_v2a.cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
+from delta_v2a.config import load_config
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
 from delta_v2a.extract import Decoding, render, study_store
 from delta_v2a.jobs.transfer import transfer_payload_from_results
@@ -25,11 +26,10 @@ from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.artifact import load_whole
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.storage import write_json
-from delta_v2a.transfer_cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SR = 48_000
-CONFIG = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+CONFIG = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 INTENSITIES = CONFIG["intensities"]
 IMAGE_EFFECTS = ["blur", "brightness"]
 AUDIO_EFFECTS = ["lpf", "highshelf"]
@@ -78,6 +78,9 @@ def _study_results(root, clip_embedder, clap_embedder):
             "audio_effects": AUDIO_EFFECTS,
             "p_adjusted": [[0.004, 0.5], [0.3, 0.2]],
             "alpha": 0.05,
+            "chosen_pairs": [  # Phase 1's decision (the one the payload copies)
+                {"image_effect": "blur", "audio_effect": "lpf", "score": 0.2, "p_adjusted": 0.004}
+            ],
         },
     )
     space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
@@ -311,7 +314,9 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
     import pandas as pd
 
     from delta_v2a.extract import write_manifest
+    from delta_v2a.jobs.common import Paths
     from delta_v2a.jobs.transfer import run_examples
+    from delta_v2a.settings import ExamplesSettings
 
     root, _ = study
     manifest = tmp_path / "image.tsv"
@@ -325,11 +330,11 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
     study_inputs = {"image_manifest": str(manifest), "samples": str(samples)}
     study_inputs["pairs"] = str(root / "pairs.json")
     run_examples(
-        model=str(root / "decoder_model.pt"),
-        **study_inputs,
-        output_dir=str(out),
-        edit_levels={"blur": {k: levels[k] for k in INTENSITIES}},
-        n_examples=2,
+        inputs=Paths(model=str(root / "decoder_model.pt"), **study_inputs),
+        outputs=Paths(folder=str(out)),
+        settings=ExamplesSettings(
+            edit_levels={"blur": {k: levels[k] for k in INTENSITIES}}, n_examples=2, device="cpu"
+        ),
     )
     doc = json.loads((out / "examples.json").read_text())
     assert doc["status"] == "ok" and doc["split"] == "test" and doc["not_science"]
@@ -344,9 +349,8 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
     # a model file without a trained decoder gives a page that says why, not a crash
     none = tmp_path / "none"
     run_examples(
-        model=str(root / "old_model.pt"),
-        **study_inputs,
-        output_dir=str(none),
-        edit_levels={},
+        inputs=Paths(model=str(root / "old_model.pt"), **study_inputs),
+        outputs=Paths(folder=str(none)),
+        settings=ExamplesSettings(edit_levels={}, n_examples=2, device="cpu"),
     )
     assert json.loads((none / "examples.json").read_text())["status"] == "unavailable"

@@ -1,23 +1,13 @@
-"""``delta-v2a transfer``: edit a photo, and the song follows (docs/methods.md §7).
+"""The transfer use case: load a study's models once, recognise an image edit, turn it into
+audio effect levels (decoder or exact route) and render the song (docs/methods.md §7).
 
-    delta-v2a transfer --before a.jpg --after b.jpg --audio song.wav --out song_edited.wav \
-        [--model results/decoder_model.pt] [--exact] [--force] [--json]
-    delta-v2a transfer --describe "a very blurry photo" --audio song.wav --out out.wav
-
-Both photos are embedded with the study's image model (id from the model file) exactly as
-extraction does; their delta is decomposed onto the study's unit image-effect prototypes; each
-recognised effect with a significant pair becomes that audio effect's level, by the decoder (one
-forward pass on the description of that strength) or, with ``--exact``, by the song's own
-strength curve; the chain is rendered over the whole file (mono float32 WAV at the model's rate).
-``--describe`` skips the photos (the ``apply`` route); everything after recognition is shared.
-Exit 0: written; 2: bad input; 3: refused (``--force`` goes on where something can be done).
+The command (``delta-v2a transfer`` in :mod:`delta_v2a.cli`) and the workflow's examples job
+(:mod:`delta_v2a.jobs.transfer`) both call :func:`load_setup` and :func:`transfer`; the
+arithmetic is in :mod:`delta_v2a.transfer.geometry`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from delta_v2a import transfer as tr
-
-EXIT_BAD_INPUT = 2
-EXIT_REFUSED = 3
+from delta_v2a.transfer import geometry as tr
 
 
 class Refused(Exception):
@@ -355,80 +342,3 @@ def format_report(result: dict[str, Any], space: Any) -> list[str]:
     if result["not_science"]:
         lines.append("[tiny random models: the recognition and the levels are not science]")
     return lines
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``transfer`` on the main parser's subparsers."""
-    p = subparsers.add_parser(
-        "transfer", help="edit a song the way a photo was edited (before/after photos)"
-    )
-    p.add_argument("--before", help="the photo before the edit")
-    p.add_argument("--after", help="the photo after the edit")
-    p.add_argument("--describe", help="skip the photos: a description, as `apply` takes")
-    p.add_argument("--audio", required=True, help="input audio file (wav, flac, mp3)")
-    p.add_argument("--out", required=True, help="output WAV (mono float32)")
-    p.add_argument("--model", default="results/decoder_model.pt", help="decoder_model.pt")
-    p.add_argument("--exact", action="store_true", help="per-song search on its strength curve")
-    p.add_argument("--force", action="store_true", help="go on (with a warning) where refused")
-    p.add_argument("--clip", help="CLIP id or directory instead of the one stored in the model")
-    p.add_argument("--clap", help="CLAP id or directory instead of the one stored in the model")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=run)
-    return p
-
-
-def check_inputs(args: argparse.Namespace) -> None:
-    """Every named file exists and the routes are consistent, before any model loads."""
-    photos = [(f, getattr(args, f[2:])) for f in ("--before", "--after")]
-    if args.describe is None and any(p is None for _, p in photos):
-        raise ValueError("give --before and --after (or --describe TEXT)")
-    if args.describe is not None and any(p is not None for _, p in photos):
-        raise ValueError("--describe replaces the photos: give one or the other")
-    if args.describe is not None and args.exact:
-        raise ValueError("--exact needs photos: a description carries no measured strength")
-    named = [("--audio", args.audio), ("--model", args.model)] + photos
-    for flag, path in named:
-        if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"{flag} {path}: no such file")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``transfer``; a one-line message and a non-zero exit for bad input or a refusal."""
-    try:
-        check_inputs(args)
-        setup = load_setup(args.model, args.device, args.clip, args.clap)
-        result = transfer(
-            setup,
-            audio=args.audio,
-            out=args.out,
-            before=args.before,
-            after=args.after,
-            describe=args.describe,
-            exact=args.exact,
-            force=args.force,
-        )
-    except Refused as err:
-        print(f"delta-v2a transfer: refused: {err} (--force goes on anyway)", file=sys.stderr)
-        return EXIT_REFUSED
-    except (FileNotFoundError, ValueError) as err:
-        print(f"delta-v2a transfer: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print("\n".join(format_report(result, setup.decoder.space)))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m delta_v2a.transfer_cli``) until cli.py hooks it in."""
-    parser = argparse.ArgumentParser(prog="delta-v2a")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Delta transfer: which study effects explain an image delta, how strong each one is, and which
 audio effect at which level follows from it (docs/methods.md §7).
 
-Pure functions on arrays and plain values; the command (:mod:`delta_v2a.transfer_cli`) and the
+Pure functions on arrays and plain values; the use case (:mod:`delta_v2a.transfer.usecase`) and the
 job (:mod:`delta_v2a.jobs.transfer`) do the I/O.
 
 Decisions:

@@ -1,0 +1,480 @@
+"""Typed settings of every job, built once from the validated config (docs/methods.md §1).
+
+Why one module: each decision the config makes (which model, which batch size, which alpha)
+has one owner here, and every job receives a frozen object instead of unpacking the config
+dict again. The rule files call the ``*_settings`` builders in ``common.smk`` and hand the
+result to the job as plain data (:func:`to_params`), because Snakemake reruns a job when a
+``params`` value's ``repr`` changes only for builtin types; inside the job
+:func:`from_params` rebuilds the same frozen object. Nothing here has a default: defaults live
+in the schema alone (workflow/schemas/config.schema.yaml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from delta_v2a.config import MODALITIES, effect_names, effect_params
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What identifies a model and changes its embeddings (a change reruns the job and
+    misses the embedding cache). The batch size is not part of it (:class:`BatchSizes`)."""
+
+    modality: str
+    name_or_path: str
+    revision: str | None
+    device: str
+    dtype: str
+    normalize: bool
+    dim: int
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    """Media per forward pass by device kind; the job picks the kind it runs on."""
+
+    cpu: int
+    cuda: int
+
+    def for_device(self, device: str) -> int:
+        return self.cuda if device.split(":")[0] == "cuda" else self.cpu
+
+
+def model_spec(config: Mapping[str, Any], modality: str) -> ModelSpec:
+    models = config["models"]
+    return ModelSpec(
+        modality=modality,
+        name_or_path=models[modality],
+        revision=models["revision"][modality],
+        device=models["device"],
+        dtype=models["dtype"],
+        normalize=models["normalize"],
+        dim=models["dim"][modality],
+    )
+
+
+def batch_sizes(config: Mapping[str, Any], modality: str) -> BatchSizes:
+    sizes = config["models"]["batch_size"]
+    return BatchSizes(cpu=sizes["cpu"][modality], cuda=sizes["cuda"][modality])
+
+
+def cache_dir(config: Mapping[str, Any]) -> str | None:
+    """The content-addressed embedding cache, or None when ``cache.enabled`` is false."""
+    return config["cache"]["dir"] if config["cache"]["enabled"] else None
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@dataclass(frozen=True)
+class ManifestSettings:
+    modality: str
+    root: str
+    key: str  # the config key naming the root, for messages
+    on_bad_file: str
+    preroll_s: float
+    lead_s: float  # Phase 3's window sequence reaches this far before the centred window
+    version: str  # a new package version reruns the manifest (formats may change)
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    model: ModelSpec
+    batch: BatchSizes
+    preroll_s: float
+    effect: str | None  # None: the originals
+    intensity: str | None
+    effect_params: dict[str, float]
+    cache_dir: str | None
+
+
+@dataclass(frozen=True)
+class DeltasSettings:
+    modality: str
+    effects: tuple[str, ...]
+    intensities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    model: ModelSpec
+    limit: float
+
+
+def manifest_settings(config: Mapping[str, Any], modality: str, version: str) -> ManifestSettings:
+    key = {"image": "images", "audio": "audio"}[modality]
+    windows = config["phase3"]["windows"]
+    return ManifestSettings(
+        modality=modality,
+        root=config["data"][key],
+        key=f"data.{key}",
+        on_bad_file=config["on_bad_file"],
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        lead_s=(windows["count"] - 1) * windows["hop_s"],
+        version=version,
+    )
+
+
+def embed_settings(
+    config: Mapping[str, Any], modality: str, effect: str | None, intensity: str | None
+) -> EmbedSettings:
+    params = effect_params(config, modality, effect, intensity) if effect else {}
+    return EmbedSettings(
+        model=model_spec(config, modality),
+        batch=batch_sizes(config, modality),
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        effect=effect,
+        intensity=intensity,
+        effect_params=params,
+        cache_dir=cache_dir(config),
+    )
+
+
+def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
+    return DeltasSettings(
+        modality=modality,
+        effects=tuple(effect_names(config, modality)),
+        intensities=tuple(config["intensities"]),
+    )
+
+
+def health_settings(config: Mapping[str, Any], modality: str) -> HealthSettings:
+    return HealthSettings(
+        model=model_spec(config, modality), limit=config["models"]["health"]["limit"]
+    )
+
+
+# --------------------------------------------------------------------------- Phase 0
+
+
+@dataclass(frozen=True)
+class SensitivitySettings:
+    min_distance: float
+    allow_unhealthy: bool
+
+
+@dataclass(frozen=True)
+class LinearitySettings:
+    min_cosine: float
+    max_cv: float
+    max_variance: float
+    allow_unhealthy: bool
+
+
+def sensitivity_settings(config: Mapping[str, Any]) -> SensitivitySettings:
+    return SensitivitySettings(
+        min_distance=config["sensitivity"]["min_distance"],
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+    )
+
+
+def linearity_settings(config: Mapping[str, Any]) -> LinearitySettings:
+    lin = config["linearity"]
+    return LinearitySettings(
+        min_cosine=lin["min_cosine"],
+        max_cv=lin["max_cv"],
+        max_variance=lin["max_variance"],
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+    )
+
+
+# --------------------------------------------------------------------------- Phase 1
+
+
+@dataclass(frozen=True)
+class Phase1Options:
+    """The statistics' choices (phase1.Options is built from these fields)."""
+
+    text_bridge: str
+    center_anchors: bool
+    clip_negative: bool
+    n_permutations: int
+    n_bootstrap: int
+    ci_level: float
+    correction: str
+    alpha: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class Phase1Settings:
+    models: dict[str, ModelSpec]  # text towers only: a media batch size does not rerun it
+    templates: dict[str, dict[str, str]]
+    synonyms: dict[str, dict[str, tuple[str, ...]]]
+    options: Phase1Options
+    allow_unhealthy: bool
+    text_batch_size: int
+
+
+#: Prompts per text forward pass: text is cheap and short, so one size serves every device.
+TEXT_BATCH_SIZE = 64
+
+
+def phase1_settings(config: Mapping[str, Any]) -> Phase1Settings:
+    p1 = config["phase1"]
+    fields = [f.name for f in dataclasses.fields(Phase1Options)]
+    return Phase1Settings(
+        models={m: model_spec(config, m) for m in MODALITIES},
+        templates={m: dict(p1["templates"][m]) for m in MODALITIES},
+        synonyms={
+            m: {e: tuple(p1["synonyms"][m][e]) for e in effect_names(config, m)} for m in MODALITIES
+        },
+        options=Phase1Options(**{k: p1[k] for k in fields}),
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+        text_batch_size=TEXT_BATCH_SIZE,
+    )
+
+
+# --------------------------------------------------------------------------- Phase 3
+
+
+@dataclass(frozen=True)
+class WindowsSettings:
+    model: ModelSpec
+    batch: BatchSizes
+    count: int
+    hop_s: float
+    cache_dir: str | None
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """How Phase 3 uses Phase 1's decision (Phase 1 alone decides significance)."""
+
+    threshold: float  # a used pair's score must be strictly above it
+    require_significant: bool  # false: score-only pairs, every output says not evidence
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    model: ModelSpec
+    allow_unhealthy: bool
+    pairs: PairRule
+    intensities: tuple[str, ...]
+    audio_effects: dict[str, dict[str, Any]]  # effects.audio: fixed values and levels
+    level_words: tuple[str, ...]
+    descriptions: dict[str, tuple[str, ...]]
+    heldout_templates: int
+    levels_per_pair: int
+    split: dict[str, float]
+    bypass_below: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class StrengthSettings:
+    model: ModelSpec
+    batch: BatchSizes
+    intensities: tuple[str, ...]
+    grid_size: int
+    preroll_s: float
+    target: str
+    min_sd: float
+    cache_dir: str | None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    d_model: int
+    heads: int
+    hidden: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class Optimiser:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    top_db: float
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    max_samples: int
+    examples: int
+    mel: MelSettings
+
+
+@dataclass(frozen=True)
+class Phase3Settings:
+    architecture: Architecture
+    optimiser: Optimiser
+    validation: ValidationSettings
+    target: str
+    seed: int
+    bootstrap: int
+    log_every: int
+    preroll_s: float
+    checkpoint_dir: str  # per-epoch checkpoints outside the outputs: a restarted job resumes
+    checkpoint_interval_s: float
+    device: str
+    u_grid: int
+
+
+def windows_settings(config: Mapping[str, Any]) -> WindowsSettings:
+    windows = config["phase3"]["windows"]
+    return WindowsSettings(
+        model=model_spec(config, "audio"),
+        batch=batch_sizes(config, "audio"),
+        count=windows["count"],
+        hop_s=windows["hop_s"],
+        cache_dir=cache_dir(config),
+    )
+
+
+def pair_rule(config: Mapping[str, Any]) -> PairRule:
+    p3 = config["phase3"]
+    return PairRule(
+        threshold=p3["pair_threshold"], require_significant=p3["require_significant_pairs"]
+    )
+
+
+def dataset_settings(config: Mapping[str, Any]) -> DatasetSettings:
+    """The parameter space comes from the audio effects alone: a changed image-effect level
+    does not rerun the data set (it reruns Phase 1, and what depends on it, anyway)."""
+    p3 = config["phase3"]
+    descriptions = {
+        k: (v,) if isinstance(v, str) else tuple(v) for k, v in p3["descriptions"].items()
+    }
+    return DatasetSettings(
+        model=model_spec(config, "audio"),
+        allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
+        pairs=pair_rule(config),
+        intensities=tuple(config["intensities"]),
+        audio_effects=dict(config["effects"]["audio"]),
+        level_words=tuple(p3["level_words"]),
+        descriptions=descriptions,
+        heldout_templates=p3["heldout_templates"],
+        levels_per_pair=p3["levels_per_pair"],
+        split=dict(p3["split"]),
+        bypass_below=p3["bypass_below"],
+        seed=config["seed"],
+    )
+
+
+def strength_settings(config: Mapping[str, Any]) -> StrengthSettings:
+    p3 = config["phase3"]
+    return StrengthSettings(
+        model=model_spec(config, "audio"),
+        batch=batch_sizes(config, "audio"),
+        intensities=tuple(config["intensities"]),
+        grid_size=p3["u_grid"],
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        target=p3["target"],
+        min_sd=p3["audio_dependence_min_sd"],
+        cache_dir=cache_dir(config),
+    )
+
+
+def phase3_settings(config: Mapping[str, Any], checkpoint_dir: str) -> Phase3Settings:
+    p3 = config["phase3"]
+    val = p3["validation"]
+    return Phase3Settings(
+        architecture=Architecture(**p3["model"]),
+        optimiser=Optimiser(**{f.name: p3[f.name] for f in dataclasses.fields(Optimiser)}),
+        validation=ValidationSettings(
+            max_samples=val["max_samples"], examples=val["examples"], mel=MelSettings(**val["mel"])
+        ),
+        target=p3["target"],
+        seed=config["seed"],
+        bootstrap=p3["bootstrap"],
+        log_every=p3["log_every"],
+        preroll_s=config["preprocessing"]["audio"]["preroll_s"],
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_interval_s=p3["checkpoint_interval_s"],
+        device=config["models"]["device"],
+        u_grid=p3["u_grid"],
+    )
+
+
+# --------------------------------------------------------------------------- transfer
+
+
+@dataclass(frozen=True)
+class ExamplesSettings:
+    edit_levels: dict[str, dict[str, dict[str, float]]]  # image effect -> intensity -> params
+    n_examples: int
+    device: str
+
+
+#: Transfer examples in the report: two held-out songs keep the page light.
+N_TRANSFER_EXAMPLES = 2
+
+
+def examples_settings(config: Mapping[str, Any]) -> ExamplesSettings:
+    return ExamplesSettings(
+        edit_levels={
+            e: {i: effect_params(config, "image", e, i) for i in config["intensities"]}
+            for e in effect_names(config, "image")
+        },
+        n_examples=N_TRANSFER_EXAMPLES,
+        device=config["models"]["device"],
+    )
+
+
+# --------------------------------------------------------------------------- generic plumbing
+
+
+def to_params(settings: Any) -> dict[str, Any]:
+    """Plain builtin data for a rule's ``params`` (tuples become lists: Snakemake compares
+    params by ``repr``, and JSON-like data reads the same in every log)."""
+    return _plain(dataclasses.asdict(settings))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_params(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a settings object from :func:`to_params`'s data, checking every field.
+
+    A missing or unknown field is a programming error between a rule and its job, so it
+    raises at once rather than running with a half-built object.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing, extra = names - set(data), set(data) - names
+    if missing or extra:
+        raise TypeError(f"{cls.__name__}: missing {sorted(missing)}, unknown {sorted(extra)}")
+    return cls(**{name: _build(hints[name], data[name]) for name in names})
+
+
+def _build(hint: Any, value: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_params(hint, value)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple:
+        return tuple(_build(args[0], v) for v in value)
+    if origin is dict:
+        return {k: _build(args[1], v) for k, v in dict(value).items()}
+    if origin is list:
+        return [_build(args[0], v) for v in value]
+    return value  # scalars as the config gave them (an int level stays an int in the meta)
