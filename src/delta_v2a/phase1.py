@@ -15,8 +15,9 @@ pooled over the effect's intensities). A text anchor is the mean, over synonyms 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import resources
 
 import numpy as np
 
@@ -608,6 +609,281 @@ def intersection_union(*p: np.ndarray) -> np.ndarray:
     return np.fmax.reduce(np.broadcast_arrays(*p)) if len(p) > 1 else np.asarray(p[0])
 
 
+def file_permutation_sim(
+    fs: FileSums, anchors: np.ndarray, n_perm: int, rng: np.random.Generator, batch: int = 0
+) -> np.ndarray:
+    """(n_perm, E) draws of cos(prototype_e, anchor_e) with effect labels permuted within each
+    file, a file's (effect) block moving whole across its intensities.
+
+    The null "the deltas do not depend on which effect made them" (secondary figure
+    ``p_sim*_label``). Permuting whole per-file blocks is a subgroup of the within-file ×
+    intensity permutations, so it is exact under the same null, and it works on the per-file
+    sums of the bootstrap: one (b·E, F·E) one-hot product per batch, no pass over the deltas.
+    """
+    n_files, n_eff, dim = fs.sums.shape
+    flat = fs.sums.reshape(n_files * n_eff, dim)
+    counts = fs.counts.reshape(-1).astype(np.float32)
+    out = np.empty((n_perm, n_eff))
+    # ~64 MB of float32 one-hot per batch
+    batch = batch or int(np.clip(16_000_000 // max(n_files * n_eff * n_eff, 1), 1, n_perm))
+    for start in range(0, n_perm, batch):
+        b = min(batch, n_perm - start)
+        src = np.argsort(rng.random((b, n_files, n_eff)), axis=2)  # label e <- block src
+        onehot = np.zeros((b, n_eff, n_files, n_eff), dtype=np.float32)
+        bi, fi, ei = np.meshgrid(np.arange(b), np.arange(n_files), np.arange(n_eff), indexing="ij")
+        onehot[bi, ei, fi, src] = 1.0
+        onehot = onehot.reshape(b * n_eff, -1)
+        tot = (onehot @ flat).reshape(b, n_eff, dim).astype(np.float64)
+        n = (onehot @ counts).reshape(b, n_eff, 1).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            proto = np.where(n > 0, tot / n, np.nan)
+        out[start : start + b] = batched_rowwise_cosine(proto, anchors[None])
+    return out
+
+
+# --------------------------------------------------------------------------- foil vocabulary
+
+#: Package data: adjectives in coherent clusters that name no configured effect.
+FOILS_FILE = "phase1_foils.tsv"
+
+
+def parse_foils(text: str, exclude: Iterable[str] = ()) -> dict[str, list[str]]:
+    """cluster -> words from a ``cluster<TAB>word`` table, without every foil that shares a
+    content word with a phrase of ``exclude`` (the configured synonyms).
+
+    Why exclude: a foil that shares a word with a real synonym is not unrelated to that effect,
+    and a null made of the claim's own words would hide a real pair (or, across modalities,
+    plant one).
+    """
+    banned = set().union(*(content_words(s) for s in exclude))
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0].split("\t") != ["cluster", "word"]:
+        raise ValueError("a foil table needs the header 'cluster<TAB>word'")
+    out: dict[str, list[str]] = {}
+    for ln in lines[1:]:
+        cluster, word = (x.strip() for x in ln.split("\t"))
+        if not content_words(word) & banned and word not in out.get(cluster, []):
+            out.setdefault(cluster, []).append(word)
+    return out
+
+
+def load_foils(exclude: Iterable[str] = ()) -> dict[str, list[str]]:
+    """The package's foil vocabulary (the one file Phase 1 reads), minus ``exclude``'s words."""
+    text = resources.files("delta_v2a").joinpath(FOILS_FILE).read_text(encoding="utf-8")
+    return parse_foils(text, exclude)
+
+
+@dataclass(frozen=True)
+class FoilBank:
+    """Foil words put through one modality's templates, in one text space.
+
+    ``vectors[w]`` is made exactly like a synonym vector (mean over contexts of effect prompt −
+    neutral prompt), so the mean of a foil set is made exactly like an anchor.
+    """
+
+    words: list[str]
+    cluster: np.ndarray  # (W,) int: cluster code of each word
+    vectors: np.ndarray  # (W, D)
+
+
+@dataclass(frozen=True)
+class Foils:
+    """Every foil bank Phase 1 needs: sim1's (CLIP, image templates), sim2's (CLAP, audio
+    templates) and, per bridge, (image templates, audio templates) in that bridge's space. All
+    banks hold the same words in the same order, so one draw means the same words everywhere."""
+
+    image: FoilBank
+    audio: FoilBank
+    bridges: Mapping[str, tuple[FoilBank, FoilBank]] = field(default_factory=dict)
+
+
+def foil_spec(spec: AnchorSpec, foils: Mapping[str, Sequence[str]]) -> AnchorSpec:
+    """``spec`` with the foil clusters in place of the effects (same templates and contexts):
+    add it to the specs of ``text_anchors`` so foils are embedded in the same batched call."""
+    return replace(spec, synonyms={c: list(w) for c, w in foils.items()})
+
+
+def foil_bank(foils: Mapping[str, Sequence[str]], anchors: Anchors) -> FoilBank:
+    """The bank from the ``Anchors`` that ``text_anchors`` made of ``foil_spec(..., foils)``."""
+    sizes = [len(w) for w in foils.values()]
+    if [v.shape[0] for v in anchors.synonym_vectors] != sizes:
+        raise ValueError("foil anchors were not made from these foils")
+    words = [w for ws in foils.values() for w in ws]
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    return FoilBank(words, cluster, np.concatenate(anchors.synonym_vectors).astype(np.float64))
+
+
+def embed_foils(
+    embed_texts: EmbedTexts, spec: AnchorSpec, foils: Mapping[str, Sequence[str]]
+) -> FoilBank:
+    """Every foil prompt embedded once (one batched call); draws then only index the bank."""
+    anchors, _ = text_anchors(embed_texts, {"foils": foil_spec(spec, foils)})
+    return foil_bank(foils, anchors["foils"])
+
+
+# --------------------------------------------------------------------------- foil draws
+
+
+def _members(cluster: np.ndarray) -> np.ndarray:
+    """(C, largest cluster) word indices per cluster code, padded with −1."""
+    codes = np.asarray(cluster, dtype=np.int64)
+    sizes = np.bincount(codes)
+    out = np.full((sizes.size, sizes.max()), -1, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    out[codes[order], np.arange(codes.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)] = order
+    return out
+
+
+def foil_draws(
+    cluster: np.ndarray,
+    size: int,
+    n_draws: int,
+    rng: np.random.Generator,
+    avoid: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_draws, size) word indices, each row ``size`` distinct words of ONE cluster, and the
+    (n_draws,) cluster of each row.
+
+    One cluster per set, so a foil set is as coherent as a synonym list (words of one meaning);
+    the cluster is uniform over the clusters with at least ``size`` words, except ``avoid[r]``
+    (the other side's cluster in a sim3 draw: the two sides must not be the same words).
+    """
+    members = _members(cluster)
+    ok = np.flatnonzero((members >= 0).sum(axis=1) >= size)
+    if ok.size < 1 + (avoid is not None):
+        raise ValueError(f"the foil vocabulary has too few clusters of {size} or more words")
+    if avoid is None:
+        choice = ok[rng.integers(ok.size, size=n_draws)]
+    else:
+        hit = np.searchsorted(ok, avoid)
+        inside = ok[np.minimum(hit, ok.size - 1)] == avoid
+        k = np.floor(rng.random(n_draws) * (ok.size - inside)).astype(np.int64)
+        choice = ok[k + (inside & (k >= hit))]  # uniform over the eligible clusters but avoid
+    keys = rng.random((n_draws, members.shape[1]))
+    keys[members[choice] < 0] = 2.0  # padding sorts last
+    pos = np.argsort(keys, axis=1)[:, :size]
+    return np.take_along_axis(members[choice], pos, axis=1), choice
+
+
+def _set_mean(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Mean of ``values[..., w]`` over each draw's word set: (n, S) -> (n, ...)."""
+    return values[idx].mean(axis=1)
+
+
+def _set_sq_norm(gram: np.ndarray, idx: np.ndarray, offset_proj: np.ndarray, oo: float):
+    """|mean(V[set]) − o|² from the Gram matrix (no D-wide vector per draw):
+    mean of the S×S Gram block − 2 · mean(V[set]·o) + |o|²."""
+    s = idx.shape[1]
+    block = gram[idx[:, :, None], idx[:, None, :]].sum(axis=(1, 2)) / (s * s)
+    return block - 2.0 * _set_mean(offset_proj, idx) + oo
+
+
+def _offset(raw: np.ndarray, e: int, centred: bool, dim: int) -> np.ndarray | None:
+    """What centring subtracts from effect e's anchor, up to a positive factor: the mean of the
+    OTHER defined anchors (with the foil in e's place, centred foil = (E−1)/E · (foil − that)).
+    Zero without centring; None where centring leaves nothing (no other effect)."""
+    if not centred:
+        return np.zeros(dim)
+    others = np.isfinite(raw).all(axis=1)
+    others[e] = False
+    return raw[others].mean(axis=0) if others.any() else None
+
+
+def _div(num: np.ndarray, sq: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sq > metrics.ZERO_NORM**2, num / np.sqrt(np.maximum(sq, 0)), np.nan)
+
+
+def foil_anchor_null(
+    proto: np.ndarray,
+    raw_anchors: np.ndarray,
+    sizes: Sequence[int],
+    bank: FoilBank,
+    n_draws: int,
+    rng: np.random.Generator,
+    centred: bool = True,
+    chunk: int = 65_536,
+) -> np.ndarray:
+    """(n_draws, E) null draws of cos(prototype_e, anchor_e): a foil set of effect e's size
+    from one cluster is put in e's place among the raw anchors, centred as the real one.
+
+    The null "this prototype points along its words no more than along unrelated coherent
+    words", which an effect that moves embeddings orthogonally to every anchor satisfies (the
+    label permutation rejects it: effects differ). The cosine is computed from projections
+    and the foil Gram matrix, so a draw costs O(S²), not O(D).
+    """
+    v = bank.vectors
+    gram = v @ v.T
+    n_eff, dim = proto.shape
+    out = np.full((n_draws, n_eff), np.nan)
+    for e in range(n_eff):
+        p, o = proto[e], _offset(raw_anchors, e, centred, dim)
+        if sizes[e] < 1 or o is None or not np.isfinite(p).all():
+            continue
+        vp, vo, po = v @ p, v @ o, float(p @ o)
+        idx_all, _ = foil_draws(bank.cluster, int(sizes[e]), n_draws, rng)
+        for a in range(0, n_draws, chunk):
+            idx = idx_all[a : a + chunk]
+            num = (_set_mean(vp, idx) - po) / np.linalg.norm(p)
+            out[a : a + chunk, e] = _div(num, _set_sq_norm(gram, idx, vo, float(o @ o)))
+    return out
+
+
+def foil_pair_draws(
+    image_sizes: Sequence[int],
+    audio_sizes: Sequence[int],
+    cluster: np.ndarray,
+    n_draws: int,
+    rng: np.random.Generator,
+) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Per cell (i, j): (image foil sets, audio foil sets), size-matched to the two effects'
+    synonym lists, each from one cluster, the two sides from DIFFERENT clusters. Drawn once
+    and used in every bridge, so the bridges' nulls are matched draw by draw."""
+    out = {}
+    for i, si in enumerate(image_sizes):
+        for j, sj in enumerate(audio_sizes):
+            if si >= 1 and sj >= 1:
+                img, c = foil_draws(cluster, int(si), n_draws, rng)
+                aud, _ = foil_draws(cluster, int(sj), n_draws, rng, avoid=c)
+                out[(i, j)] = (img, aud)
+    return out
+
+
+def foil_sim3_null(
+    image_raw: np.ndarray,
+    audio_raw: np.ndarray,
+    banks: tuple[FoilBank, FoilBank],
+    draws: Mapping[tuple[int, int], tuple[np.ndarray, np.ndarray]],
+    n_draws: int,
+    centred: bool = True,
+) -> np.ndarray:
+    """(n_draws, I, J) null draws of sim3[i, j] in one bridge: foil sets in image effect i's
+    and audio effect j's places, each side centred with the foil among its real anchors.
+
+    The null "these two synonym lists are no closer than two unrelated coherent word sets";
+    words that cluster in a low-dimensional subspace cluster in the foils too, which the old
+    regrouping of the real words across effects did not reproduce. Gram-based, O(S_i·S_j).
+    """
+    vi, va = banks[0].vectors, banks[1].vectors
+    if vi.shape[1] != va.shape[1] or banks[0].words != banks[1].words:
+        raise ValueError("a bridge's image and audio foil banks must share words and space")
+    gi, ga, cross = vi @ vi.T, va @ va.T, vi @ va.T
+    dim = vi.shape[1]
+    out = np.full((n_draws, image_raw.shape[0], audio_raw.shape[0]), np.nan)
+    for (i, j), (fi, fa) in draws.items():
+        o, q = _offset(image_raw, i, centred, dim), _offset(audio_raw, j, centred, dim)
+        if o is None or q is None:
+            continue
+        fg = cross[fi[:, :, None], fa[:, None, :]].mean(axis=(1, 2))
+        num = fg - _set_mean(vi @ q, fi) - _set_mean(va @ o, fa) + float(o @ q)
+        sq = _set_sq_norm(gi, fi, vi @ o, float(o @ o)) * _set_sq_norm(ga, fa, va @ q, float(q @ q))
+        out[:, i, j] = _div(num, sq)
+    return out
+
+
+# --------------------------------------------------------------------------- pair choice
+
+
 def choose_significant(
     score: np.ndarray,
     p_adjusted: np.ndarray,
@@ -615,24 +891,43 @@ def choose_significant(
     image_effects: Sequence[str],
     audio_effects: Sequence[str],
 ) -> list[dict]:
-    """For each image effect its best-scoring audio effect, kept only when that cell's
-    adjusted p-value is below alpha and its score is positive (docs/methods.md §5)."""
+    """The ONE rule for "significant pair": per image effect, the best-scoring cell among the
+    cells with ``p_adjusted ≤ alpha`` AND ``score > 0`` (docs/methods.md §5).
+
+    A runner-up can be chosen when the row's best score is not significant: the test, not the
+    ranking, is the evidence, and the highest score may rest on one noisy factor. ``≤ alpha``
+    (not <) everywhere, so a p of exactly alpha counts as in the level-alpha test. Each pair
+    records ``rank_in_row`` (1 = best score in the row) and a short ``reason``.
+    """
     out = []
     for i, name in enumerate(image_effects):
         row = np.asarray(score[i], dtype=np.float64)
-        if not np.isfinite(row).any():
+        p_row = np.asarray(p_adjusted[i], dtype=np.float64)
+        finite = np.flatnonzero(np.isfinite(row))
+        order = finite[np.argsort(-row[finite], kind="stable")]
+        ok = [j for j in order if row[j] > 0 and np.isfinite(p_row[j]) and p_row[j] <= alpha]
+        if not ok:
             continue
-        j = int(np.nanargmax(row))
-        p = float(p_adjusted[i, j])
-        if row[j] > 0 and np.isfinite(p) and p < alpha:
-            out.append(
-                {
-                    "image_effect": name,
-                    "audio_effect": audio_effects[j],
-                    "score": float(row[j]),
-                    "p_adjusted": p,
-                }
+        j = int(ok[0])
+        rank = int(np.flatnonzero(order == j)[0]) + 1
+        best = int(order[0])
+        reason = f"best score in row, p_adjusted {p_row[j]:.3g} <= alpha {alpha:g}"
+        if rank > 1:
+            reason = (
+                f"rank {rank} in row: higher-scoring {audio_effects[best]} "
+                f"(score {row[best]:.3g}) has p_adjusted {p_row[best]:.3g} > alpha {alpha:g}; "
+                f"this cell's p_adjusted {p_row[j]:.3g} <= alpha"
             )
+        out.append(
+            {
+                "image_effect": name,
+                "audio_effect": audio_effects[j],
+                "score": float(row[j]),
+                "p_adjusted": float(p_row[j]),
+                "rank_in_row": rank,
+                "reason": reason,
+            }
+        )
     return out
 
 
@@ -652,91 +947,244 @@ class Side:
     intensities: list[str]
 
 
+SHARED_WORDS = ("warn", "error", "drop")
+
+
 @dataclass(frozen=True)
 class Options:
     text_bridge: str = "both"
     center_anchors: bool = True
     clip_negative: bool = True
-    n_permutations: int = 1000
+    n_permutations: int = 1000  # label permutations (secondary p_sim*_label; legacy sim3 null)
     n_bootstrap: int = 1000
     ci_level: float = 0.95
     correction: str = "holm"
-    alpha: float = 0.05
+    alpha: float = 0.05  # a pair needs p_adjusted <= alpha
     seed: int = 0
+    n_foil_draws: int = 10_000  # foil sets per effect (sim1, sim2) and per cell (sim3)
+    shared_words: str = "warn"  # warn | error: report without them too; drop: build without
 
 
 def anchor_of(synonym_vectors: Sequence[np.ndarray], centred: bool) -> np.ndarray:
-    """Anchors = mean of each effect's synonym vectors, centred over the effects if asked."""
-    raw = np.stack([v.mean(axis=0) for v in synonym_vectors])
-    return center(raw) if centred else raw
+    """Anchors = mean of each effect's synonym vectors (NaN where an effect keeps none),
+    centred over the defined effects if asked."""
+    dim = max(v.shape[1] for v in synonym_vectors)
+    raw = np.stack(
+        [v.mean(axis=0) if v.shape[0] else np.full(dim, np.nan) for v in synonym_vectors]
+    )
+    return center_finite(raw) if centred else raw
+
+
+def _kept(vectors: Sequence[np.ndarray], mask: Sequence[Sequence[bool]] | None) -> list:
+    """Each effect's synonym vectors without the masked-out (shared-word) synonyms."""
+    if mask is None:
+        return list(vectors)
+    return [v[np.asarray(m, dtype=bool)] for v, m in zip(vectors, mask, strict=True)]
 
 
 def _sim3_observed(bridges, centred: bool, keep=None) -> dict[str, np.ndarray]:
     """Observed sim3 per bridge; with ``keep`` (image mask, audio mask) the synonyms that
     share a word with the other modality are left out first."""
+    masks = keep or (None, None)
+    return {
+        name: batched_cosine_matrix(
+            anchor_of(_kept(img, masks[0]), centred), anchor_of(_kept(aud, masks[1]), centred)
+        )
+        for name, (img, aud) in bridges.items()
+    }
+
+
+def bridge_value(per_bridge: Mapping[str, np.ndarray], text_bridge: str) -> np.ndarray:
+    """sim3 of the configured bridge; for ``both`` the smaller of the two cosines.
+
+    Why the minimum: the score is an AND of agreements, and ``both`` claims that BOTH text
+    towers put the two lists close; the minimum is positive only when both cosines are. It is
+    a plain cosine (no seed, no null inside), unlike the mean of z-scores it replaces."""
+    if text_bridge != "both":
+        return per_bridge[text_bridge]
+    return np.fmin(per_bridge["clap"], per_bridge["clip"])
+
+
+def bridge_pvalue(per_bridge: Mapping[str, np.ndarray], text_bridge: str) -> np.ndarray:
+    """p of sim3 for the configured bridge; for ``both`` the larger of the two bridges' p
+    (intersection-union: both must reject). Each is a rank among the SAME foil draws, so the
+    combination moves with the seed only as much as one Monte-Carlo p does."""
+    if text_bridge != "both":
+        return per_bridge[text_bridge]
+    return np.fmax(per_bridge["clap"], per_bridge["clip"])
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators per resampling, so the foil tests of seed s are the same whether
+    run inside ``discover`` or alone in ``seed_stability``."""
+    kids = np.random.SeedSequence(seed).spawn(3)
+    return dict(zip(("bootstrap", "label", "foil"), map(np.random.default_rng, kids), strict=True))
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """Everything in Phase 1 that does not depend on the seed."""
+
+    sets: dict  # image / audio: synonym vectors (sim1 / sim2); bridges: name -> (img, aud)
+    no_shared: dict | None  # bridges without shared-word synonyms (warn mode with shared words)
+    protos: dict  # image / audio: Prototypes
+    fsums: dict  # image / audio: FileSums
+    anchors: dict  # image / audio: anchors of sim1 / sim2 (centred if set)
+    sims: dict  # sim1, sim2, sim1_k, sim2_k, sim3_<bridge>[, sim3_no_shared_<bridge>]
+
+
+def _observe(image, audio, image_synonyms, audio_synonyms, bridges, opts, keep) -> _Observed:
+    """Prototypes, anchors and observed cosines. Under ``shared_words: drop`` every synonym
+    holding a shared word is left out of every anchor (sim1, sim2 and sim3 alike)."""
+    if opts.shared_words not in SHARED_WORDS:
+        raise ValueError(f"shared_words must be one of {SHARED_WORDS}, got {opts.shared_words!r}")
+    drop = keep if opts.shared_words == "drop" else (None, None)
+    sets = {"image": _kept(image_synonyms, drop[0]), "audio": _kept(audio_synonyms, drop[1])}
+    sets["bridges"] = {b: (_kept(i, drop[0]), _kept(a, drop[1])) for b, (i, a) in bridges.items()}
+    no_shared = None
+    if keep is not None and opts.shared_words != "drop":
+        no_shared = {b: (_kept(i, keep[0]), _kept(a, keep[1])) for b, (i, a) in bridges.items()}
+    protos, fsums, anchors, sims = {}, {}, {}, {}
+    for m, side, k in (("image", image, "1"), ("audio", audio, "2")):
+        protos[m] = prototypes(
+            side.delta, side.effect_code, side.intensity_code, side.effects, side.intensities
+        )
+        n_eff = len(side.effects)
+        fsums[m] = file_sums(side.delta, side.file_index, side.effect_code, side.n_files, n_eff)
+        anchors[m] = anchor_of(sets[m], opts.center_anchors)
+        sims[f"sim{k}"] = batched_rowwise_cosine(protos[m].pooled, anchors[m])
+        sims[f"sim{k}_k"] = batched_rowwise_cosine(protos[m].per_intensity, anchors[m][None])
+    sims |= {
+        f"sim3_{b}": v for b, v in _sim3_observed(sets["bridges"], opts.center_anchors).items()
+    }
+    if no_shared is not None:
+        obs = _sim3_observed(no_shared, opts.center_anchors)
+        sims |= {f"sim3_no_shared_{b}": v for b, v in obs.items()}
+    return _Observed(sets, no_shared, protos, fsums, anchors, sims)
+
+
+def _sizes(sets: Sequence[np.ndarray]) -> list[int]:
+    return [int(v.shape[0]) for v in sets]
+
+
+def _raw(sets: Sequence[np.ndarray]) -> np.ndarray:
+    return anchor_of(sets, False)
+
+
+def _sim3_foil_p(bridge_sets, foils: Foils, obs_sims, tag, opts, rng) -> dict:
+    """Per-bridge foil-pair p of sim3 (one set of draws for every bridge) and the z of the
+    observed cosine against that null (a reported scale, not a test)."""
+    img0, aud0 = next(iter(bridge_sets.values()))
+    cluster = next(iter(foils.bridges.values()))[0].cluster
+    draws = foil_pair_draws(_sizes(img0), _sizes(aud0), cluster, opts.n_foil_draws, rng)
     out = {}
-    for name, (img, aud) in bridges.items():
-        if keep is None:
-            a, b = anchor_of(img, centred), anchor_of(aud, centred)
-        else:
-            a, b = masked_anchors(img, keep[0]), masked_anchors(aud, keep[1])
-            a, b = (center_finite(a), center_finite(b)) if centred else (a, b)
-        out[name] = batched_cosine_matrix(a, b)
+    for b, (img, aud) in bridge_sets.items():
+        if b not in foils.bridges:
+            raise ValueError(f"no foil banks for the {b} bridge")
+        null = foil_sim3_null(
+            _raw(img), _raw(aud), foils.bridges[b], draws, opts.n_foil_draws, opts.center_anchors
+        )
+        obs = obs_sims[f"sim3_{tag}{b}"]
+        out[f"p_sim3_{tag}{b}"] = perm_pvalue(obs, null)
+        out[f"z_{tag}{b}"] = standardise(obs, null)[0]
     return out
 
 
-def _combine_bridges(obs: dict, null: dict, text_bridge: str) -> tuple[np.ndarray, np.ndarray]:
-    """sim3 and its null for the chosen bridge; for ``both`` each bridge is first standardised
-    against its own null (z), then the two z are averaged (draw by draw for the null)."""
-    if text_bridge != "both":
-        return obs[text_bridge], null[text_bridge]
-    z = {b: standardise(obs[b], null[b]) for b in ("clap", "clip")}
-    return (z["clap"][0] + z["clip"][0]) / 2, (z["clap"][1] + z["clip"][1]) / 2
+def _tests(ob: _Observed, opts: Options, foils: Foils | None, rngs) -> dict:
+    """Every seed-dependent p-value: the label permutation (secondary) and the foil nulls.
+
+    Without ``foils`` (a caller not yet giving them) sim1/sim2 fall back to the label
+    permutation and sim3 to the synonym regrouping, with a warning: those nulls are weaker
+    (docs/methods.md §5) and the output says which null was used."""
+    out = {}
+    for m, k in (("image", "1"), ("audio", "2")):
+        null = file_permutation_sim(ob.fsums[m], ob.anchors[m], opts.n_permutations, rngs["label"])
+        out[f"p_sim{k}_label"] = perm_pvalue(ob.sims[f"sim{k}"], null)
+    if foils is None:
+        if opts.shared_words == "drop":
+            raise ValueError("shared_words: drop needs the foil null (pass foils)")
+        warnings.warn("Phase 1 without foils: legacy nulls (label, regroup)", stacklevel=3)
+        out["p_sim1"], out["p_sim2"] = out["p_sim1_label"], out["p_sim2_label"]
+        img = {b: v[0] for b, v in ob.sets["bridges"].items()}
+        aud = {b: v[1] for b, v in ob.sets["bridges"].items()}
+        null = synonym_shuffle_sim3(
+            img, aud, opts.n_permutations, rngs["foil"], opts.center_anchors
+        )
+        out |= {f"p_sim3_{b}": perm_pvalue(ob.sims[f"sim3_{b}"], v) for b, v in null.items()}
+        out |= {f"z_{b}": standardise(ob.sims[f"sim3_{b}"], v)[0] for b, v in null.items()}
+        out["null_model"] = "legacy: label permutation (sim1, sim2), synonym regrouping (sim3)"
+    else:
+        for m, k, bank in (("image", "1", foils.image), ("audio", "2", foils.audio)):
+            null = foil_anchor_null(
+                ob.protos[m].pooled,
+                _raw(ob.sets[m]),
+                _sizes(ob.sets[m]),
+                bank,
+                opts.n_foil_draws,
+                rngs["foil"],
+                opts.center_anchors,
+            )
+            out[f"p_sim{k}"] = perm_pvalue(ob.sims[f"sim{k}"], null)
+        out |= _sim3_foil_p(ob.sets["bridges"], foils, ob.sims, "", opts, rngs["foil"])
+        if ob.no_shared is not None:
+            out |= _sim3_foil_p(ob.no_shared, foils, ob.sims, "no_shared_", opts, rngs["foil"])
+        out["null_model"] = "foil: size-matched one-cluster foil sets (sim1, sim2, sim3)"
+    bridges = list(ob.sets["bridges"])
+    out["p_sim3"] = bridge_pvalue({b: out[f"p_sim3_{b}"] for b in bridges}, opts.text_bridge)
+    if "p_sim3_no_shared_" + bridges[0] in out:
+        per = {b: out[f"p_sim3_no_shared_{b}"] for b in bridges}
+        out["p_sim3_no_shared"] = bridge_pvalue(per, opts.text_bridge)
+    return out
 
 
-def _side_stats(side: Side, anchors: np.ndarray, opts: Options, rng) -> dict[str, np.ndarray]:
-    """sim per effect (pooled, per intensity), its bootstrap draws and its permutation p."""
-    protos = prototypes(
-        side.delta, side.effect_code, side.intensity_code, side.effects, side.intensities
-    )
-    sim = batched_rowwise_cosine(protos.pooled, anchors)
-    sim_k = batched_rowwise_cosine(protos.per_intensity, anchors[None])
-    fs = file_sums(side.delta, side.file_index, side.effect_code, side.n_files, len(side.effects))
-    boot = bootstrap_sim(fs, anchors, opts.n_bootstrap, rng)
-    strata = np.asarray(side.file_index) * len(side.intensities) + np.asarray(side.intensity_code)
-    null = label_permutation_sim(
-        side.delta, side.effect_code, strata, anchors, opts.n_permutations, rng
-    )
-    return {"sim": sim, "sim_k": sim_k, "boot": boot, "p": perm_pvalue(sim, null), "protos": protos}
+def _decide(ob: _Observed, t: dict, opts: Options, effects) -> dict:
+    """Cell p (intersection-union), adjusted p and the chosen pairs (main and no-shared)."""
+    out = {}
+    sim3 = bridge_value({b: ob.sims[f"sim3_{b}"] for b in ob.sets["bridges"]}, opts.text_bridge)
+    score = combine(ob.sims["sim1"], ob.sims["sim2"], sim3, opts.clip_negative)
+    for tag in ("", "_no_shared"):
+        if f"p_sim3{tag}" not in t:
+            continue
+        p = intersection_union(t["p_sim1"][:, None], t["p_sim2"][None, :], t[f"p_sim3{tag}"])
+        out[f"p{tag}"], out[f"p_adjusted{tag}"] = p, adjust(p, opts.correction)
+    out["sim3"], out["score"] = sim3, score
+    out["chosen_pairs"] = choose_significant(score, out["p_adjusted"], opts.alpha, *effects)
+    return out
 
 
-def _bridge_stats(bridges, keep, opts: Options, rng) -> dict[str, np.ndarray]:
-    """sim3 (centred as configured, and raw), its synonym-shuffle null and p-value, and sim3
-    without the shared-word synonyms. Text only: no delta and no model call is involved."""
-    out: dict[str, np.ndarray] = {}
-    state = rng.bit_generator.state
-    for centred, tag in ((opts.center_anchors, ""), (False, "_raw")):
-        rng.bit_generator.state = state  # raw and centred use the same word relabellings
-        obs = _sim3_observed(bridges, centred)
-        img = {b: v[0] for b, v in bridges.items()}
-        aud = {b: v[1] for b, v in bridges.items()}
-        null = synonym_shuffle_sim3(img, aud, opts.n_permutations, rng, centred)
-        sim3, sim3_null = _combine_bridges(obs, null, opts.text_bridge)
-        out |= {f"sim3_{b}{tag}": v for b, v in obs.items()}
-        out[f"sim3{tag}"] = sim3
-        if not tag:
-            out["p_sim3"] = perm_pvalue(sim3, sim3_null)
-            if opts.text_bridge == "both":
-                out |= {f"z_{b}": standardise(obs[b], null[b])[0] for b in obs}
-                out["bridge_sign_agreement"] = np.sign(obs["clap"]) == np.sign(obs["clip"])
-            if keep is not None:
-                no = _sim3_observed(bridges, centred, keep)
-                if opts.text_bridge == "both":  # standardise with the full-vocabulary null
-                    z = [standardise(no[b], null[b])[0] for b in ("clap", "clip")]
-                    out["sim3_no_shared"] = (z[0] + z[1]) / 2
-                else:
-                    out["sim3_no_shared"] = no[opts.text_bridge]
-                out |= {f"sim3_no_shared_{b}": v for b, v in no.items()}
+def _intervals(ob: _Observed, sim3: np.ndarray, opts: Options, rng) -> dict:
+    """Basic bootstrap intervals (files resampled) of sim1, sim2 and the score."""
+    boot = {
+        k: bootstrap_sim(ob.fsums[m], ob.anchors[m], opts.n_bootstrap, rng)
+        for m, k in (("image", "sim1"), ("audio", "sim2"))
+    }
+    boot["score"] = combine(boot["sim1"], boot["sim2"], sim3, opts.clip_negative)
+    est = {"sim1": ob.sims["sim1"], "sim2": ob.sims["sim2"]}
+    est["score"] = combine(est["sim1"], est["sim2"], sim3, opts.clip_negative)
+    bounds = {"sim1": (-1.0, 1.0), "sim2": (-1.0, 1.0), "score": (-np.inf, np.inf)}
+    if opts.clip_negative:
+        bounds["score"] = (0.0, np.inf)
+    out = {}
+    for k in ("sim1", "sim2", "score"):
+        out[f"{k}_lo"], out[f"{k}_hi"] = basic_interval(est[k], boot[k], opts.ci_level, bounds[k])
+    return out
+
+
+def _raw_and_no_shared(ob: _Observed, opts: Options) -> dict:
+    """The same figures from raw (uncentred) anchors, and sim3 / score without shared words."""
+    out = {}
+    raw1 = batched_rowwise_cosine(ob.protos["image"].pooled, _raw(ob.sets["image"]))
+    raw2 = batched_rowwise_cosine(ob.protos["audio"].pooled, _raw(ob.sets["audio"]))
+    raw3 = _sim3_observed(ob.sets["bridges"], False)
+    out |= {"sim1_raw": raw1, "sim2_raw": raw2} | {f"sim3_{b}_raw": v for b, v in raw3.items()}
+    out["sim3_raw"] = bridge_value(raw3, opts.text_bridge)
+    out["score_raw"] = combine(raw1, raw2, out["sim3_raw"], opts.clip_negative)
+    if ob.no_shared is not None:
+        per = {b: ob.sims[f"sim3_no_shared_{b}"] for b in ob.no_shared}
+        out["sim3_no_shared"] = bridge_value(per, opts.text_bridge)
+        out["score_no_shared"] = combine(
+            ob.sims["sim1"], ob.sims["sim2"], out["sim3_no_shared"], opts.clip_negative
+        )
     return out
 
 
@@ -748,55 +1196,74 @@ def discover(
     bridges: Mapping[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
     opts: Options,
     keep: tuple[Sequence[Sequence[bool]], Sequence[Sequence[bool]]] | None = None,
+    foils: Foils | None = None,
 ) -> dict:
     """The discovery matrix with every component, interval and p-value (docs/methods.md §5).
 
     ``image_synonyms`` are the image effects' synonym vectors in CLIP's text space (sim1),
     ``audio_synonyms`` the audio effects' in CLAP's (sim2); ``bridges[name]`` both sides'
-    synonym vectors in that bridge's text space (sim3); ``keep`` the shared-word masks.
-    One seeded generator drives every resampling, so a run is reproducible.
+    synonym vectors in that bridge's text space (sim3); ``keep`` the shared-word masks (what
+    is done with them: ``opts.shared_words``); ``foils`` the foil banks of the nulls (without
+    them: the legacy nulls, with a warning). The seed drives independent streams per resampling.
     """
-    rng = np.random.default_rng(opts.seed)
-    anchors = {
-        "image": anchor_of(image_synonyms, opts.center_anchors),
-        "audio": anchor_of(audio_synonyms, opts.center_anchors),
-    }
-    s1 = _side_stats(image, anchors["image"], opts, rng)
-    s2 = _side_stats(audio, anchors["audio"], opts, rng)
-    b = _bridge_stats(bridges, keep, opts, rng)
-    out: dict = {}
-    out["sim1"], out["sim2"], out["sim3"] = s1["sim"], s2["sim"], b["sim3"]
-    out |= {k: v for k, v in b.items() if k != "sim3"}
-    out["sim1_per_intensity"], out["sim2_per_intensity"] = s1["sim_k"], s2["sim_k"]
-    out["score"] = combine(s1["sim"], s2["sim"], b["sim3"], opts.clip_negative)
-    out["score_per_intensity"] = combine(s1["sim_k"], s2["sim_k"], b["sim3"], opts.clip_negative)
-    raw1 = batched_rowwise_cosine(s1["protos"].pooled, anchor_of(image_synonyms, False))
-    raw2 = batched_rowwise_cosine(s2["protos"].pooled, anchor_of(audio_synonyms, False))
-    out["sim1_raw"], out["sim2_raw"] = raw1, raw2
-    out["score_raw"] = combine(raw1, raw2, b["sim3_raw"], opts.clip_negative)
-    if "sim3_no_shared" in b:
-        out["score_no_shared"] = combine(
-            s1["sim"], s2["sim"], b["sim3_no_shared"], opts.clip_negative
-        )
-    boot_score = combine(s1["boot"], s2["boot"], b["sim3"], opts.clip_negative)
-    score_bounds = (0.0, np.inf) if opts.clip_negative else (-np.inf, np.inf)
-    for name, draws, bounds in (
-        ("sim1", s1["boot"], (-1.0, 1.0)),
-        ("sim2", s2["boot"], (-1.0, 1.0)),
-        ("score", boot_score, score_bounds),
-    ):
-        out[f"{name}_lo"], out[f"{name}_hi"] = basic_interval(
-            out[name], draws, opts.ci_level, bounds
-        )
-    out["p_sim1"], out["p_sim2"] = s1["p"], s2["p"]
-    out["p"] = intersection_union(s1["p"][:, None], s2["p"][None, :], b["p_sim3"])
-    out["p_adjusted"] = adjust(out["p"], opts.correction)
-    out["image_prototypes"], out["audio_prototypes"] = s1["protos"].pooled, s2["protos"].pooled
-    out["image_prototypes_per_intensity"] = s1["protos"].per_intensity
-    out["audio_prototypes_per_intensity"] = s2["protos"].per_intensity
-    out["counts"] = {"image": s1["protos"].counts, "audio": s2["protos"].counts}
-    out["image_anchor"], out["audio_anchor"] = anchors["image"], anchors["audio"]
-    out["chosen_pairs"] = choose_significant(
-        out["score"], out["p_adjusted"], opts.alpha, image.effects, audio.effects
+    rngs = _streams(opts.seed)
+    ob = _observe(image, audio, image_synonyms, audio_synonyms, bridges, opts, keep)
+    t = _tests(ob, opts, foils, rngs)
+    d = _decide(ob, t, opts, (image.effects, audio.effects))
+    out: dict = {"sim1": ob.sims["sim1"], "sim2": ob.sims["sim2"], "sim3": d["sim3"]}
+    out |= {k: v for k, v in ob.sims.items() if k.startswith("sim3_")}
+    out |= _raw_and_no_shared(ob, opts)
+    out["sim1_per_intensity"], out["sim2_per_intensity"] = ob.sims["sim1_k"], ob.sims["sim2_k"]
+    out["score"] = d["score"]
+    out["score_per_intensity"] = combine(
+        ob.sims["sim1_k"], ob.sims["sim2_k"], d["sim3"], opts.clip_negative
     )
+    if opts.text_bridge == "both":
+        out["bridge_sign_agreement"] = np.sign(ob.sims["sim3_clap"]) == np.sign(
+            ob.sims["sim3_clip"]
+        )
+    out |= _intervals(ob, d["sim3"], opts, rngs["bootstrap"])
+    out |= {k: v for k, v in t.items() if k.startswith(("p_", "z_")) or k == "null_model"}
+    out |= {k: v for k, v in d.items() if k.startswith("p")}
+    out["n_synonyms_image"] = np.array(_sizes(ob.sets["image"]))
+    out["n_synonyms_audio"] = np.array(_sizes(ob.sets["audio"]))
+    out["image_prototypes"] = ob.protos["image"].pooled
+    out["audio_prototypes"] = ob.protos["audio"].pooled
+    out["image_prototypes_per_intensity"] = ob.protos["image"].per_intensity
+    out["audio_prototypes_per_intensity"] = ob.protos["audio"].per_intensity
+    out["counts"] = {"image": ob.protos["image"].counts, "audio": ob.protos["audio"].counts}
+    out["image_anchor"], out["audio_anchor"] = ob.anchors["image"], ob.anchors["audio"]
+    out["chosen_pairs"] = d["chosen_pairs"]
     return out
+
+
+def seed_stability(
+    image: Side,
+    audio: Side,
+    image_synonyms: Sequence[np.ndarray],
+    audio_synonyms: Sequence[np.ndarray],
+    bridges: Mapping[str, tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
+    opts: Options,
+    keep: tuple[Sequence[Sequence[bool]], Sequence[Sequence[bool]]] | None = None,
+    foils: Foils | None = None,
+    n_seeds: int = 5,
+) -> dict:
+    """The pair choice rerun for seeds ``opts.seed … opts.seed + n_seeds − 1``: per pair chosen
+    in any of them, in how many (for discovery_labels.json).
+
+    Why: a pair chosen at one seed only sits on the Monte-Carlo edge of alpha; the score does
+    not depend on the seed, only the p-values, so only the tests are rerun (seed s gives
+    exactly what ``discover`` gives with ``seed=s``).
+    """
+    ob = _observe(image, audio, image_synonyms, audio_synonyms, bridges, opts, keep)
+    seeds = [opts.seed + k for k in range(n_seeds)]
+    tally: dict[tuple[str, str], list[int]] = {}
+    for s in seeds:
+        t = _tests(ob, opts, foils, _streams(s))
+        for c in _decide(ob, t, opts, (image.effects, audio.effects))["chosen_pairs"]:
+            tally.setdefault((c["image_effect"], c["audio_effect"]), []).append(s)
+    pairs = [
+        {"image_effect": a, "audio_effect": b, "n_seeds_chosen": len(v), "seeds_chosen": v}
+        for (a, b), v in sorted(tally.items())
+    ]
+    return {"seeds": seeds, "n_seeds": n_seeds, "pairs": pairs}
