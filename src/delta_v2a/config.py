@@ -303,8 +303,9 @@ def check_phase1(config: Mapping[str, Any]) -> None:
 
 def check_shared_words(config: Mapping[str, Any]) -> None:
     """Name every content word that an image-side and an audio-side synonym share (of the
-    effects that run): a SharedWordWarning by default, a ConfigError with
-    ``phase1.shared_words: error``. Phase 1 also reports sim3 without those synonyms."""
+    effects that run): a SharedWordWarning with ``phase1.shared_words: warn``, a ConfigError
+    with ``error``; with ``drop`` (the default) Phase 1 removes them from both lists, which the
+    job logs and discovery_labels.json records."""
     from delta_v2a.phase1 import shared_words
 
     p1 = config.get("phase1", {})
@@ -318,12 +319,15 @@ def check_shared_words(config: Mapping[str, Any]) -> None:
     detail = "; ".join(f"{w!r} in {', '.join(where)}" for w, where in shared.items())
     message = (
         f"phase1.synonyms: image and audio synonym lists share word(s) {sorted(shared)} "
-        f"({detail}); sim3 rewards shared spelling, so it is also reported without them "
-        "(sim3_no_shared); set phase1.shared_words: error to refuse such lists"
+        f"({detail}); sim3 rewards shared spelling, so pairs are chosen on the full lists and "
+        "also reported without them (sim3_no_shared); phase1.shared_words: drop (the default) "
+        "removes them from both lists, error refuses such lists"
     )
-    if p1.get("shared_words", "warn") == "error":
+    mode = p1.get("shared_words", "drop")
+    if mode == "error":
         raise ConfigError(message)
-    warnings.warn(message, SharedWordWarning, stacklevel=2)
+    if mode == "warn":
+        warnings.warn(message, SharedWordWarning, stacklevel=2)
 
 
 def check_phase3(config: Mapping[str, Any]) -> None:

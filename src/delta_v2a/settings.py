@@ -188,6 +188,19 @@ def linearity_settings(config: Mapping[str, Any]) -> LinearitySettings:
     )
 
 
+# --------------------------------------------------------------------------- the split
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    fractions: dict[str, float]  # val and test shares of audio files; the rest trains
+    seed: int
+
+
+def split_settings(config: Mapping[str, Any]) -> SplitSettings:
+    return SplitSettings(fractions=dict(config["phase3"]["split"]), seed=config["seed"])
+
+
 # --------------------------------------------------------------------------- Phase 1
 
 
@@ -204,6 +217,8 @@ class Phase1Options:
     correction: str
     alpha: float
     seed: int
+    n_foil_draws: int
+    shared_words: str
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,7 @@ class Phase1Settings:
     options: Phase1Options
     allow_unhealthy: bool
     text_batch_size: int
+    stability_seeds: int  # the pair choice rerun over this many seeds (discovery_labels.json)
 
 
 #: Prompts per text forward pass: text is cheap and short, so one size serves every device.
@@ -232,6 +248,7 @@ def phase1_settings(config: Mapping[str, Any]) -> Phase1Settings:
         options=Phase1Options(**{k: p1[k] for k in fields}),
         allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
         text_batch_size=TEXT_BATCH_SIZE,
+        stability_seeds=p1["stability_seeds"],
     )
 
 
@@ -266,7 +283,6 @@ class DatasetSettings:
     descriptions: dict[str, tuple[str, ...]]
     heldout_templates: int
     levels_per_pair: int
-    split: dict[str, float]
     bypass_below: float
     seed: int
 
@@ -365,7 +381,6 @@ def dataset_settings(config: Mapping[str, Any]) -> DatasetSettings:
         descriptions=descriptions,
         heldout_templates=p3["heldout_templates"],
         levels_per_pair=p3["levels_per_pair"],
-        split=dict(p3["split"]),
         bypass_below=p3["bypass_below"],
         seed=config["seed"],
     )

@@ -32,6 +32,8 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     from workflow_utils import write_audio
 
     from delta_v2a.jobs.extract import run_embed, run_manifest
+    from delta_v2a.jobs.split import run_split
+    from delta_v2a.settings import SplitSettings
 
     base = tmp_path_factory.mktemp("phase3")
     for i, genre in enumerate(["folk", "folk", "jazz", "jazz", "jazz"]):
@@ -44,6 +46,11 @@ def upstream(tmp_path_factory, tiny_clap_dir):
         outputs=Paths(manifest=str(base / "audio.tsv"), skipped=str(base / "skipped.tsv")),
         settings=manifest_settings(merge(cfg, {"phase3": {"windows": {"count": 1}}}), "audio", "t"),
         threads=1,
+    )
+    run_split(
+        inputs=Paths(manifest=str(base / "audio.tsv")),
+        outputs=Paths(split=str(base / "split.json")),
+        settings=SplitSettings(fractions={"val": 0.2, "test": 0.4}, seed=0),
     )
     run_embed(
         inputs=Paths(manifest=str(base / "audio.tsv")),
@@ -81,12 +88,13 @@ def _dataset(base, cfg, threshold=0.05, out="ds", p_adjusted=None, require_signi
         doc = json.loads((base / "labels.json").read_text())
         labels.write_text(json.dumps({**doc, "p_adjusted": p_adjusted, "alpha": 0.05}))
     p3 = {"pair_threshold": threshold, "require_significant_pairs": require_significant}
-    p3 |= {"levels_per_pair": 4, "split": {"val": 0.2, "test": 0.4}}
+    p3 |= {"levels_per_pair": 4}
     run_dataset(
         inputs=Paths(
             matrix=str(base / "matrix.npy"),
             labels=str(labels),
             manifest=str(base / "audio.tsv"),
+            split=str(base / "split.json"),
             health=[str(base / "health.json")],
         ),
         outputs=Paths(

@@ -66,9 +66,18 @@ def test_prototypes_per_intensity_and_pooled_over_unit_deltas():
 class FakeTextTower:
     """A stand-in text tower with known geometry: a prompt containing a synonym of group g
     embeds to unit(e[context] + e[g]); a neutral prompt to unit(e[context] + e[NEUTRAL]).
-    Hence every anchor is exactly (e[g] − e[NEUTRAL]) / √2."""
+    Hence every anchor is exactly (e[g] − e[NEUTRAL]) / √2. A foil word (any other word)
+    takes one of the spare axes 2, 4, 9, 11 by a stable hash of the word."""
 
     NEUTRAL = 3
+    TEMPLATE_WORDS = frozenset({"a", "photo", "of", "song"})
+
+    def _foil_dim(self, text: str) -> int | None:
+        import zlib
+
+        words = [w for w in text.lower().split() if w not in self.TEMPLATE_WORDS]
+        words = [w for w in words if w not in self.contexts]
+        return (2, 4, 9, 11)[zlib.crc32(" ".join(words).encode()) % 4] if words else None
 
     def __init__(self, dim: int, groups: dict[str, int], contexts: dict[str, int]):
         self.dim, self.groups, self.contexts = dim, groups, contexts
@@ -78,11 +87,12 @@ class FakeTextTower:
         self.calls.append(list(texts))
         out = np.zeros((len(texts), self.dim))
         for row, text in enumerate(texts):
-            ctx = [i for c, i in self.contexts.items() if c in text]
+            ctx = [i for c, i in self.contexts.items() if c in text.lower().split()]
             grp = [i for w, i in self.groups.items() if w in text.split()]
             assert len(ctx) <= 1 and len(grp) <= 1, text
             out[row, ctx[0] if ctx else 10] += 1.0
-            out[row, grp[0] if grp else self.NEUTRAL] += 1.0
+            foil = self._foil_dim(text) if not grp else None
+            out[row, grp[0] if grp else foil or self.NEUTRAL] += 1.0
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -276,8 +286,11 @@ def _run_phase1(kw) -> None:
         options=Phase1Options(**options),
         allow_unhealthy=kw["allow_unhealthy"],
         text_batch_size=64,
+        stability_seeds=2,
     )
-    inputs = Paths(image=kw["image_store"], audio=kw["audio_store"], health=kw["health"])
+    inputs = Paths(
+        image=kw["image_store"], audio=kw["audio_store"], split=kw["split"], health=kw["health"]
+    )
     outputs = Paths(
         matrix=kw["matrix_out"],
         labels=kw["labels_out"],
@@ -328,9 +341,16 @@ def job_inputs(tmp_path, monkeypatch):
             },
         )
         health.append(str(path))
+    from delta_v2a.split import Split, write_split
+
+    files = [str(f) for f in aud.files]  # Phase 1 chooses on train + val: one file held out
+    write_split(
+        tmp_path / "split.json", Split(tuple(files), ("train", "train", "val", "test"), {}, 0)
+    )
     kwargs = dict(
         image_store=str(tmp_path / "image.npz"),
         audio_store=str(tmp_path / "audio.npz"),
+        split=str(tmp_path / "split.json"),
         health=health,
         models={m: {"name_or_path": f"fake-{m}"} for m in ("image", "audio")},
         allow_unhealthy=False,
@@ -366,7 +386,12 @@ def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
     np.testing.assert_allclose(comp["sim3_clip"], [[-1, 1], [1, -1]], atol=1e-6)
     assert [b["best"] for b in labels["best_matches"]] == ["highshelf", "lpf"]
     assert labels["text_bridge"] == "both" and labels["clip_negative"] is True
-    assert labels["center_anchors"] is True and "z units" in labels["sim3_definition"]
+    assert labels["center_anchors"] is True and "smaller of" in labels["sim3_definition"]
+    assert labels["null_model"].startswith("foil") and labels["foils"]["n_clusters"] >= 25
+    assert labels["audio_files"] == {**labels["audio_files"], "n_used": 3, "n_held_out": 1}
+    assert labels["stability"]["n_seeds"] == 2 and labels["stability"]["seeds"] == [0, 1]
+    for pair in labels["chosen_pairs"]:
+        assert pair["rank_in_row"] >= 1 and pair["reason"]
     assert "768" in labels["sim3_reason"] and labels["intensities"] == ["low", "high"]
     assert labels["synonyms"] == SYN and labels["templates"] == TEMPLATES
     assert labels["contexts"]["image_categories"] == ["city", "sea"]

@@ -77,15 +77,16 @@ def _samples(paths, seed=0, levels=4):
         {"image_effect": "blur", "audio_effect": "lpf"},
         {"image_effect": "contrast", "audio_effect": "reverb"},
     ]
+    categories = [p.split("/")[0] for p in paths]
     return dataset.build_samples(
         paths,
-        [p.split("/")[0] for p in paths],
+        categories,
         pairs,
         levels_per_pair=levels,
         level_words=WORDS,
         templates=TEMPLATES,
         heldout_templates=1,
-        fractions={"val": 0.2, "test": 0.2},
+        split=dataset.split_files(categories, {"val": 0.2, "test": 0.2}, seed),
         seed=seed,
     )
 
@@ -222,15 +223,16 @@ def sensitivity_task(target: str, n_files=40, seed=0, dim=16, k=3):
     rng = np.random.default_rng(seed)
     space = audio_space_from_config(CONFIG, ["lpf"], SR)
     paths = [f"g{i % 4}/f{i}.wav" for i in range(n_files)]
+    categories = [p.split("/")[0] for p in paths]
     frame = dataset.build_samples(
         paths,
-        [p.split("/")[0] for p in paths],
+        categories,
         [{"image_effect": "blur", "audio_effect": "lpf"}],
         levels_per_pair=8,
         level_words=WORDS,
         templates=TEMPLATES,
         heldout_templates=1,
-        fractions={"val": 0.2, "test": 0.2},
+        split=dataset.split_files(categories, {"val": 0.2, "test": 0.2}, seed),
         seed=seed,
     )
     sens = rng.uniform(0.5, 1.0, n_files)

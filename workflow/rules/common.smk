@@ -41,6 +41,7 @@ from delta_v2a.settings import (
     manifest_settings,
     phase1_settings,
     sensitivity_settings,
+    split_settings,
     strength_settings,
     to_params,
     phase3_settings,

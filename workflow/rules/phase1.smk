@@ -7,6 +7,7 @@ rule phase1:
     input:
         image="results/image_deltas.npz",
         audio="results/audio_deltas.npz",
+        split="results/split.json",
         health=expand("results/health/{modality}.json", modality=MODALITIES),
     output:
         matrix="results/discovery_matrix.npy",

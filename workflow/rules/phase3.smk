@@ -34,6 +34,7 @@ rule phase3_dataset:
         matrix="results/discovery_matrix.npy",
         labels="results/discovery_labels.json",
         manifest="results/manifest/audio.tsv",
+        split="results/split.json",
         health=expand("results/health/{modality}.json", modality=MODALITIES),
     output:
         pairs="results/phase3/pairs.json",

@@ -15,6 +15,7 @@ from delta_v2a.config import ANCHOR_CONTEXT
 from delta_v2a.jobs.common import Paths, PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import ModelSpec, Phase1Settings
+from delta_v2a.split import read_split
 from delta_v2a.storage import DeltaStore, atomic_path, write_json
 
 #: What each array of discovery_components.npz holds (copied into discovery_labels.json).
@@ -25,20 +26,24 @@ COMPONENTS = {
     "score_no_shared": "score with sim3 from synonyms without a shared image/audio word",
     "score_per_intensity": "(n_int, n_image, n_audio): score from the prototypes of ONE "
     "intensity on both sides (image level k with audio level k); sim3 does not depend on it",
-    "score_lo / score_hi": "bootstrap-over-files percentile interval of the score",
+    "score_lo / score_hi": "bootstrap-over-files basic interval of the score",
     "sim1 / sim1_raw": "(n_image,) cos(pooled image prototype, centred / raw image anchor), CLIP",
     "sim2 / sim2_raw": "(n_audio,) cos(pooled audio prototype, centred / raw audio anchor), CLAP",
-    "sim1_lo / sim1_hi / sim2_lo / sim2_hi": "bootstrap-over-files percentile intervals",
+    "sim1_lo / sim1_hi / sim2_lo / sim2_hi": "bootstrap-over-files basic intervals",
     "sim3": "(n_image, n_audio) sim3 used in the score: the bridge's cosine (clap | clip) or, "
-    "for both, the mean of the two bridges' z-scores against their own null",
+    "for both, the smaller of the two bridges' cosines",
     "sim3_raw": "sim3 as above from raw (uncentred) anchors",
     "sim3_clap / sim3_clip": "each bridge's cosine (centred anchors when center_anchors)",
     "sim3_clap_raw / sim3_clip_raw": "each bridge's cosine from raw anchors",
-    "z_clap / z_clip": "(both) each bridge's cosine standardised against its own null",
+    "z_clap / z_clip": "(both) each bridge's cosine standardised against its foil null",
     "bridge_sign_agreement": "(both) whether the two bridges' cosines have the same sign",
     "sim3_no_shared[_clap|_clip]": "sim3 with shared-word synonyms left out",
-    "p_sim1 / p_sim2": "label-permutation p-value of sim1 / sim2 per effect",
-    "p_sim3": "synonym-shuffle p-value of sim3 per cell",
+    "p_sim1 / p_sim2": "foil-anchor p-value of sim1 / sim2 per effect (the claim's null)",
+    "p_sim1_label / p_sim2_label": "label permutation of per-file effect blocks (secondary: "
+    "tests that effects differ, not that the prototype points along its anchor)",
+    "p_sim3": "foil-set p-value of sim3 per cell (both: the larger of the two bridges')",
+    "p_sim3_clap / p_sim3_clip": "each bridge's foil-set p-value",
+    "*_no_shared": "(shared_words: warn) the same figures without shared-word synonyms",
     "p": "cell p-value: max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union)",
     "p_adjusted": "p adjusted across the matrix (phase1.correction: holm | bh)",
     "sim1_per_intensity / sim2_per_intensity": "(n_int, n_effects) sim per intensity",
@@ -66,16 +71,31 @@ def _spec(modality, effects, contexts, templates, synonyms) -> phase1.AnchorSpec
     )
 
 
-def _side(store: DeltaStore) -> phase1.Side:
+def _side(store: DeltaStore, files: np.ndarray | None = None) -> phase1.Side:
+    """One modality's deltas as Phase 1 reads them; with ``files`` (a mask over the store's
+    files) only those files' deltas, re-indexed (the audio side: Phase 3's train + val)."""
+    keep = np.ones(len(store.files), dtype=bool) if files is None else np.asarray(files)
+    new_index = np.cumsum(keep) - 1
+    rows = keep[store.file_index]
     return phase1.Side(
-        delta=store.delta,
-        effect_code=np.asarray(store.effect_code, dtype=np.int64),
-        intensity_code=np.asarray(store.intensity_code, dtype=np.int64),
-        file_index=np.asarray(store.file_index, dtype=np.int64),
-        n_files=len(store.files),
+        delta=store.delta[rows],
+        effect_code=np.asarray(store.effect_code, dtype=np.int64)[rows],
+        intensity_code=np.asarray(store.intensity_code, dtype=np.int64)[rows],
+        file_index=new_index[np.asarray(store.file_index, dtype=np.int64)[rows]],
+        n_files=int(keep.sum()),
         effects=[str(e) for e in store.effects],
         intensities=[str(i) for i in store.intensities],
     )
+
+
+def _choice_files(store: DeltaStore, split_path: str) -> np.ndarray:
+    """Mask of the audio files Phase 1 may choose on: Phase 3's train and validation files,
+    never its test files (docs/methods.md §5)."""
+    allowed = set(read_split(split_path).files("train", "val"))
+    mask = np.array([str(p) in allowed for p in store.files])
+    if not mask.any():
+        raise PipelineError(f"{split_path}: no train or validation file is in the audio store")
+    return mask
 
 
 def _embed(modality: str, model: ModelSpec, threads: int, specs, text_batch_size: int):
@@ -99,17 +119,45 @@ def _load_sides(image_store: str, audio_store: str) -> dict[str, DeltaStore]:
     return stores
 
 
-def _all_anchors(stores, specs, models, text_bridge, threads, text_batch_size) -> dict:
-    """Every anchor in every text space it is needed in; one model load and one batched text
-    call per tower. CLIP: image anchors (sim1) [+ audio for the clip bridge]; CLAP: audio
-    anchors (sim2) [+ image for the clap bridge]."""
-    clip_specs, clap_specs = {"image": specs["image"]}, {"audio": specs["audio"]}
+def _tower_specs(specs, foils, text_bridge) -> tuple[dict, dict]:
+    """What each text tower embeds: its own modality's anchors and foils, plus the other
+    modality's for its bridge. Foils go through the same templates and contexts as the
+    synonyms (``foils_<modality>``), in the same batched call."""
+    fspec = {m: phase1.foil_spec(specs[m], foils) for m in ("image", "audio")}
+    clip = {"image": specs["image"], "foils_image": fspec["image"]}
+    clap = {"audio": specs["audio"], "foils_audio": fspec["audio"]}
     if text_bridge in ("clip", "both"):
-        clip_specs["audio"] = specs["audio"]
+        clip |= {"audio": specs["audio"], "foils_audio": fspec["audio"]}
     if text_bridge in ("clap", "both"):
-        clap_specs["image"] = specs["image"]
-    clip, n_clip, clip_info = _embed("image", models["image"], threads, clip_specs, text_batch_size)
-    clap, n_clap, clap_info = _embed("audio", models["audio"], threads, clap_specs, text_batch_size)
+        clap |= {"image": specs["image"], "foils_image": fspec["image"]}
+    return clip, clap
+
+
+def _foil_banks(clip: dict, clap: dict, foils) -> phase1.Foils:
+    """The foil banks of every null: sim1 (CLIP, image templates), sim2 (CLAP, audio
+    templates) and each bridge's (image templates, audio templates) in its own space."""
+    bridges = {}
+    for name, tower in (("clip", clip), ("clap", clap)):
+        if "foils_image" in tower and "foils_audio" in tower:
+            bridges[name] = tuple(phase1.foil_bank(foils, tower[f"foils_{m}"]) for m in MODES)
+    return phase1.Foils(
+        image=phase1.foil_bank(foils, clip["foils_image"]),
+        audio=phase1.foil_bank(foils, clap["foils_audio"]),
+        bridges=bridges,
+    )
+
+
+MODES = ("image", "audio")
+
+
+def _all_anchors(stores, specs, settings: Phase1Settings, threads: int, foils) -> dict:
+    """Every anchor and foil bank in every text space it is needed in; one model load and one
+    batched text call per tower. CLIP: image anchors (sim1) [+ audio for the clip bridge];
+    CLAP: audio anchors (sim2) [+ image for the clap bridge]."""
+    models, batch = settings.models, settings.text_batch_size
+    clip_specs, clap_specs = _tower_specs(specs, foils, settings.options.text_bridge)
+    clip, n_clip, clip_info = _embed("image", models["image"], threads, clip_specs, batch)
+    clap, n_clap, clap_info = _embed("audio", models["audio"], threads, clap_specs, batch)
     for anchors, modality, tower in ((clip, "image", "CLIP"), (clap, "audio", "CLAP")):
         got, want = anchors[modality].vectors.shape[1], stores[modality].delta.shape[1]
         if got != want:
@@ -126,12 +174,13 @@ def _all_anchors(stores, specs, models, text_bridge, threads, text_batch_size) -
         "clip": clip,
         "clap": clap,
         "bridges": bridges,
+        "foils": _foil_banks(clip, clap, foils),
         "n_prompts": {"clip": n_clip, "clap": n_clap},
         "info": {"image": clip_info, "audio": clap_info},
     }
 
 
-def _shared(specs) -> tuple[dict[str, list[str]], tuple | None]:
+def _shared(specs, mode: str) -> tuple[dict[str, list[str]], tuple | None]:
     """Words an image-side and an audio-side synonym share, and the keep-masks without them."""
     words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
     if not words:
@@ -140,9 +189,9 @@ def _shared(specs) -> tuple[dict[str, list[str]], tuple | None]:
         list(phase1.without_shared(specs[m].synonyms, words).values()) for m in ("image", "audio")
     )
     log.warning(
-        "shared words between image and audio synonyms: %s; sim3 is also reported without "
-        "those synonyms (sim3_no_shared)",
+        "shared words between image and audio synonyms: %s (phase1.shared_words: %s)",
         ", ".join(sorted(words)),
+        mode,
     )
     return words, keep
 
@@ -151,11 +200,12 @@ def _cell_table(res: Mapping[str, Any], img_fx, aud_fx, alpha: float) -> pd.Data
     """results/discovery.tsv: one row per (image effect, audio effect) cell, every component,
     interval and p-value; columns that do not apply to the run's bridge are left out."""
     chosen = {(c["image_effect"], c["audio_effect"]) for c in res["chosen_pairs"]}
-    per_row = ("sim1", "sim1_lo", "sim1_hi", "sim1_raw", "p_sim1")
-    per_col = ("sim2", "sim2_lo", "sim2_hi", "sim2_raw", "p_sim2")
+    per_row = ("sim1", "sim1_lo", "sim1_hi", "sim1_raw", "p_sim1", "p_sim1_label")
+    per_col = ("sim2", "sim2_lo", "sim2_hi", "sim2_raw", "p_sim2", "p_sim2_label")
     cells = ["score", "score_lo", "score_hi", "score_raw", "score_no_shared", "sim3", "sim3_raw"]
     cells += [k for k in res if k.startswith(("sim3_clap", "sim3_clip", "z_", "sim3_no_shared"))]
-    cells += ["bridge_sign_agreement", "p_sim3", "p", "p_adjusted"]
+    cells += ["bridge_sign_agreement", "p_sim3", "p_sim3_clap", "p_sim3_clip", "p", "p_adjusted"]
+    cells += [k for k in res if k.endswith("_no_shared") and k.startswith("p")]
     rows = []
     for i, a in enumerate(img_fx):
         for j, b in enumerate(aud_fx):
@@ -164,7 +214,7 @@ def _cell_table(res: Mapping[str, Any], img_fx, aud_fx, alpha: float) -> pd.Data
             rec |= {k: res[k][j] for k in per_col}
             rec |= {k: res[k][i, j] for k in dict.fromkeys(cells) if k in res}
             p = res["p_adjusted"][i, j]
-            rec["significant"] = bool(np.isfinite(p) and p < alpha)
+            rec["significant"] = bool(np.isfinite(p) and p <= alpha)
             rec["chosen"] = (a, b) in chosen
             rows.append(rec)
     return pd.DataFrame(rows)
@@ -173,7 +223,7 @@ def _cell_table(res: Mapping[str, Any], img_fx, aud_fx, alpha: float) -> pd.Data
 def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, intensities):
     with atomic_path(matrix_out, ".npy") as tmp:
         np.save(tmp, res["score"])
-    skip = {"chosen_pairs", "counts", "image_anchor", "audio_anchor"}
+    skip = {"chosen_pairs", "counts", "image_anchor", "audio_anchor", "null_model"}
     arrays = {k: np.asarray(v) for k, v in res.items() if k not in skip}
     arrays |= {
         "image_effects": np.asarray(img_fx, dtype=str),
@@ -190,6 +240,16 @@ def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, int
         np.savez(tmp, **arrays)
 
 
+def _foil_summary(foils) -> dict:
+    """What the foil nulls drew from (the package's foil vocabulary, minus every foil sharing
+    a content word with a configured synonym)."""
+    return {
+        "vocabulary": f"delta_v2a/{phase1.FOILS_FILE}",
+        "n_words": sum(len(w) for w in foils.values()),
+        "n_clusters": len(foils),
+    }
+
+
 def _health_figures(health_docs) -> dict:
     keys = ("text_mean_pairwise_cosine", "audio_mean_pairwise_cosine", "limit", "passed")
     return {
@@ -203,9 +263,9 @@ def _sim3_label(opts: phase1.Options) -> str:
     centring = "centred anchors" if opts.center_anchors else "raw (uncentred) anchors"
     if opts.text_bridge == "both":
         return (
-            f"sim3 = mean over the CLAP and CLIP bridges of each bridge's cosine standardised "
-            f"against its own synonym-shuffle null (z units, {centring}); the bridges' sign "
-            "agreement is reported per cell"
+            f"sim3 = the smaller of the CLAP and CLIP bridges' cosines ({centring}): both text "
+            "spaces must agree; its p-value is the larger of the two bridges' foil-null "
+            "p-values; the bridges' sign agreement is reported per cell"
         )
     return f"sim3 = cosine in {opts.text_bridge.upper()}'s text space ({centring})"
 
@@ -235,9 +295,16 @@ def _labels(res, ctx, opts, words, components_out) -> dict:
         "clip_negative_reason": phase1.CLIP_REASON,
         "alpha": opts.alpha,
         "correction": opts.correction,
-        "p_value": "max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union); p_sim1/p_sim2 "
-        "permute effect labels within file × intensity, p_sim3 regroups each modality's "
-        "synonyms across its effects (docs/methods.md §5)",
+        "p_value": "max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union). p_sim1 / "
+        "p_sim2: the rank of the prototype's cosine with its anchor among its cosines with "
+        "anchors of size-matched sets of unrelated foil words (one coherent cluster per set, "
+        "put in the effect's place and centred the same way); p_sim3: the rank of sim3 among "
+        "size-matched foil-set pairs (different clusters per side, the same draws in both "
+        "bridges; both = the larger of the two bridges' p). p_sim1_label / p_sim2_label: the "
+        "label permutation (effects differ), reported, not used (docs/methods.md §5)",
+        "null_model": res.get("null_model"),
+        "n_foil_draws": opts.n_foil_draws,
+        "shared_words_mode": opts.shared_words,
         "n_permutations": opts.n_permutations,
         "n_bootstrap": opts.n_bootstrap,
         "ci_level": opts.ci_level,
@@ -297,7 +364,7 @@ def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
     head = (
         f"bridge: {opts.text_bridge}, anchors {'centred' if opts.center_anchors else 'raw'}"
         f"{', negatives clipped at 0' if opts.clip_negative else ''}; {opts.correction} "
-        f"p < {opts.alpha:g} boxed (best in row)"
+        f"p ≤ {opts.alpha:g}: chosen pairs boxed"
     )
     models = f"CLIP: {info['image']['name_or_path']}   CLAP: {info['audio']['name_or_path']}"
     if meta["not_science"] or info["image"].get("tiny") or info["audio"].get("tiny"):
@@ -339,7 +406,7 @@ def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
 def _log_result(res, img_fx, aud_fx, opts) -> None:
     """The run's verdict in the log: significant pairs, loudly none."""
     log.info(
-        "Phase 1 (bridge %s, %s anchors, %s-adjusted p < %g):",
+        "Phase 1 (bridge %s, %s anchors, %s-adjusted p <= %g):",
         opts.text_bridge,
         "centred" if opts.center_anchors else "raw",
         opts.correction,
@@ -366,14 +433,15 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
     if res["chosen_pairs"]:
         for c in res["chosen_pairs"]:
             log.info(
-                "  chosen: %s -> %s (p_adjusted %.3g)",
+                "  chosen: %s -> %s (p_adjusted %.3g; %s)",
                 c["image_effect"],
                 c["audio_effect"],
                 c["p_adjusted"],
+                c.get("reason", ""),
             )
     else:
         log.warning(
-            "!!! Phase 1: NO pair is significant (%s-adjusted p < %g): Phase 3 has nothing to "
+            "!!! Phase 1: NO pair is significant (%s-adjusted p <= %g): Phase 3 has nothing to "
             "learn from this matrix !!!",
             opts.correction,
             opts.alpha,
@@ -381,20 +449,29 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
 
 
 def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threads: int) -> None:
-    """Phase 1 end to end: anchors, the matrix, its nulls, the chosen pairs and figures."""
+    """Phase 1 end to end: anchors, the matrix, its foil nulls, the chosen pairs (and their
+    stability over seeds) and figures (docs/methods.md §5)."""
     opts = phase1.Options(**dataclasses.asdict(settings.options))
-    templates, synonyms, models = settings.templates, settings.synonyms, settings.models
-    text_batch_size = settings.text_batch_size
     # Health first: anchors from a collapsed text tower are noise (docs/methods.md §1).
     health_docs = gate_health(inputs.health, settings.allow_unhealthy, "text")
     stores = _load_sides(inputs.image, inputs.audio)
-    sides = {m: _side(s) for m, s in stores.items()}
+    held_in = {"image": None, "audio": _choice_files(stores["audio"], inputs.split)}
+    sides = {m: _side(s, held_in[m]) for m, s in stores.items()}
+    log.info(
+        "choosing on %d of %d audio files (Phase 3's train + val; its test files are held out)",
+        sides["audio"].n_files,
+        len(stores["audio"].files),
+    )
     effects = {m: sides[m].effects for m in sides}
     contexts = {m: sorted({str(c) for c in s.file_category}) for m, s in stores.items()}
-    specs = {m: _spec(m, effects[m], contexts[m], templates, synonyms) for m in sides}
-    anchors_ = _all_anchors(stores, specs, models, opts.text_bridge, threads, text_batch_size)
-    words, keep = _shared(specs)
-    res = phase1.discover(
+    specs = {
+        m: _spec(m, effects[m], contexts[m], settings.templates, settings.synonyms) for m in sides
+    }
+    every_synonym = [w for m in MODES for ws in specs[m].synonyms.values() for w in ws]
+    foils = phase1.load_foils(exclude=every_synonym)
+    anchors_ = _all_anchors(stores, specs, settings, threads, foils)
+    words, keep = _shared(specs, opts.shared_words)
+    args = (
         sides["image"],
         sides["audio"],
         anchors_["clip"]["image"].synonym_vectors,
@@ -402,7 +479,11 @@ def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threa
         anchors_["bridges"],
         opts,
         keep,
+        anchors_["foils"],
     )
+    res = phase1.discover(*args)
+    stability = phase1.seed_stability(*args, n_seeds=settings.stability_seeds)
+    templates = settings.templates
     meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
     ctx = {
         "specs": specs,
@@ -424,7 +505,14 @@ def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threa
         effects["audio"],
         ctx["intensities"],
     )
-    write_json(outputs.labels, _labels(res, ctx, opts, words, outputs.components))
+    labels = _labels(res, ctx, opts, words, outputs.components)
+    labels |= {"stability": stability, "foils": _foil_summary(foils)}
+    labels["audio_files"] = {
+        "chosen_on": "Phase 3's train + validation files (results/split.json); test held out",
+        "n_used": int(sides["audio"].n_files),
+        "n_held_out": int(len(stores["audio"].files) - sides["audio"].n_files),
+    }
+    write_json(outputs.labels, labels)
     table = _cell_table(res, effects["image"], effects["audio"], opts.alpha)
     with atomic_path(outputs.table, ".tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")

@@ -205,7 +205,7 @@ def build_samples(
     level_words: Sequence[str],
     templates: Mapping[str, Sequence[str]],
     heldout_templates: int,
-    fractions: Mapping[str, float],
+    split: Sequence[str],
     seed: int,
 ) -> pd.DataFrame:
     """The sample list: file × pair × ``levels_per_pair`` image levels θ.
@@ -214,8 +214,8 @@ def build_samples(
     The last ``heldout_templates`` templates of each image effect are held out: every sample
     gets one of the other templates at random, and each test sample is repeated once with a
     held-out template (same θ, ``held_out`` True) so paraphrases are scored on test only.
+    ``split`` is each file's split (delta_v2a.split: decided once for Phases 1 and 3).
     """
-    split = split_files(categories, fractions, seed)
     rng = np.random.default_rng([seed, 202])
     rows: list[dict[str, Any]] = []
     for f, (path, category) in enumerate(zip(paths, categories, strict=True)):

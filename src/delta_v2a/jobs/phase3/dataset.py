@@ -23,6 +23,7 @@ from delta_v2a.phase3.dataset import (
 from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import DatasetSettings, PairRule
+from delta_v2a.split import read_split
 from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
 
 
@@ -117,6 +118,7 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         return
     gate_health(inputs.health, st.allow_unhealthy, "text")
     files = read_manifest(inputs.manifest)
+    split = read_split(inputs.split)
     samples = build_samples(
         [f.path for f in files],
         [f.category for f in files],
@@ -125,7 +127,7 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         level_words=st.level_words,
         templates=templates,
         heldout_templates=st.heldout_templates,
-        fractions=st.split,
+        split=split.of([f.path for f in files], inputs.split),
         seed=st.seed,
     )
     embedder = load_embedder_for_job(st.model, threads)
@@ -149,7 +151,7 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         },
         texts=texts,
         paramspace=space.to_dict(),
-        split={"fractions": dict(st.split), **{f"{k}_files": v for k, v in by_split.items()}},
+        split={"fractions": split.fractions, **{f"{k}_files": v for k, v in by_split.items()}},
         levels_per_pair=st.levels_per_pair,
     )
     with atomic_path(samples_out) as tmp:

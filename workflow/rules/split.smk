@@ -1,0 +1,19 @@
+# The audio files' train / val / test split, decided once: Phase 1 chooses pairs on train + val,
+# Phase 3 trains on train, chooses on val and reports on test (docs/methods.md §6.1).
+
+
+rule split:
+    """Split the audio files by file (seeded, stratified by genre) for Phases 1 and 3."""
+    input:
+        manifest="results/manifest/audio.tsv",
+    output:
+        split="results/split.json",
+    log:
+        "logs/split.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        settings=to_params(split_settings(config)),
+    script:
+        "../scripts/split.py"
