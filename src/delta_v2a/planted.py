@@ -227,6 +227,7 @@ def image_nuisance(image: np.ndarray) -> np.ndarray:
 
 
 def _band(power: np.ndarray, freqs: np.ndarray, lo: float, hi: float) -> float:
+    """Summed power in [lo, hi) Hz."""
     return float(power[(freqs >= lo) & (freqs < hi)].sum())
 
 
@@ -324,6 +325,7 @@ class _PlantedEmbedder:
         raise NotImplementedError
 
     def check(self, index: int, item: np.ndarray) -> np.ndarray:
+        """The item as the real tower would accept it (same shape rules), else ValueError."""
         raise NotImplementedError
 
     def prepare(self, item: np.ndarray, index: int = 0) -> np.ndarray:
@@ -336,6 +338,7 @@ class _PlantedEmbedder:
         return q[:, :k] @ feats + _NUISANCE_WEIGHT * nuis
 
     def embed_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
+        """Stack prepared rows as float32, unit-normalised when ``normalize`` (as CLIP/CLAP)."""
         if not len(prepared):
             return np.zeros((0, self.dim), dtype=np.float32)
         out = np.stack([np.asarray(p, dtype=np.float64) for p in prepared])
@@ -344,6 +347,8 @@ class _PlantedEmbedder:
         return out.astype(np.float32)
 
     def embed(self, items: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """(n, dim) float32 embeddings; ``batch_size`` is checked but changes nothing (no model
+        batches: every row depends on its own item only)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         return self.embed_prepared([self.prepare(x, i) for i, x in enumerate(items)])
