@@ -525,7 +525,14 @@ class ClapEmbedder(_Embedder):
 
 
 def load_embedder(modality: str, name_or_path: str, **kw: Any) -> ClipEmbedder | ClapEmbedder:
-    """Dispatch on modality: image -> ClipEmbedder, audio -> ClapEmbedder; `kw` go to `load`."""
+    """Dispatch on modality: image -> ClipEmbedder, audio -> ClapEmbedder; `kw` go to `load`.
+
+    ``planted:image`` / ``planted:audio`` give the known-answer stand-ins (delta_v2a.planted).
+    """
+    if name_or_path.startswith("planted:"):
+        from delta_v2a.planted import load_planted
+
+        return load_planted(modality, name_or_path, **kw)  # type: ignore[return-value]
     if modality == "image":
         return ClipEmbedder.load(name_or_path, **kw)
     if modality == "audio":

@@ -8,6 +8,7 @@ NOT_SCIENCE = (
     "NOT SCIENCE: made with tiny randomly initialised models (offline demo/tests); "
     "the numbers exercise the pipeline and mean nothing about CLIP or CLAP."
 )
+PLANTED_NOTE = "NOT SCIENCE: planted embedders (delta_v2a.planted) with a built-in answer."
 
 
 def merge_model_meta(metas: Iterable[Mapping]) -> dict:
@@ -18,6 +19,7 @@ def merge_model_meta(metas: Iterable[Mapping]) -> dict:
         if model:
             models[meta.get("modality", model.get("name_or_path", "?"))] = dict(model)
     tiny = any(m.get("tiny") for m in models.values())
+    planted = any(str(m.get("name_or_path", "")).startswith("planted:") for m in models.values())
     return {
         "models": models,
         # the hub commit of each model (models.revision, or what the files record); None when
@@ -25,5 +27,5 @@ def merge_model_meta(metas: Iterable[Mapping]) -> dict:
         "revisions": {k: m.get("revision") for k, m in models.items()},
         "dtypes": sorted({str(m.get("dtype")) for m in models.values()}),
         "not_science": tiny,
-        "note": NOT_SCIENCE if tiny else "",
+        "note": (PLANTED_NOTE if planted else NOT_SCIENCE) if tiny else "",
     }
