@@ -31,7 +31,10 @@ resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &:
 resources/demo/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/demo
 
+# The planted world first (the positive control: a known answer, runs/planted/), then the tiny
+# random models (results/). Both say NOT SCIENCE.
 demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
+	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 
 test: $(STAMP)

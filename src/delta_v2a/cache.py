@@ -37,6 +37,10 @@ def model_fingerprint(name_or_path: str) -> str:
     Local directory: names, sizes and modification times of its files (regenerating a tiny
     model changes it). Hub id: the cached snapshot's commit when one is on disk, else the id.
     """
+    if name_or_path.startswith("planted:"):  # built from code: its version is its weights
+        from delta_v2a.planted import PLANTED_VERSION
+
+        return f"{name_or_path}@{PLANTED_VERSION}"
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         digest = hashlib.sha256()

@@ -156,3 +156,11 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     assert [f.sha256 for f in read_manifest(out / "image.tsv")][0] == __import__("hashlib").sha256(
         original_a
     ).hexdigest()
+
+
+def test_planted_models_are_fingerprinted_by_their_version(monkeypatch):
+    import delta_v2a.planted as planted
+
+    first = model_fingerprint("planted:image")
+    monkeypatch.setattr(planted, "PLANTED_VERSION", planted.PLANTED_VERSION + 1)
+    assert model_fingerprint("planted:image") != first  # a new geometry never hits old shards
