@@ -140,7 +140,7 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
             },
             "effects.image.sharpen: unknown image effect 'sharpen'; allowed:",
         ),
-        ({"intensities": ["low", "mid", "high"]}, "effects.image.blur.levels: no level for"),
+        ({"intensities": ["low", "extreme", "high"]}, "effects.image.blur.levels: no level for"),
         ({"run_effects": {"audio": ["lpf", "flanger"]}}, "run_effects.audio: 'flanger'"),
         (
             {
