@@ -240,6 +240,10 @@ def test_file_sums_bootstrap_with_unit_weights_reproduces_the_prototype():
 
 def test_shared_word_check_names_the_words_and_can_refuse():
     cfg = copy.deepcopy(DEFAULTS)
+    with warnings.catch_warnings():  # drop (the default): Phase 1 removes them, no warning
+        warnings.simplefilter("error", SharedWordWarning)
+        check_config(cfg)
+    cfg["phase1"]["shared_words"] = "warn"
     with pytest.warns(SharedWordWarning, match=r"'bright'.*image\.brightness: bright"):
         check_config(cfg)
     cfg["phase1"]["shared_words"] = "error"

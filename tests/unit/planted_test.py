@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 from workflow_utils import ROOT
 
 from delta_v2a import phase1, planted
-from delta_v2a.config import effect_params
+from delta_v2a.config import effect_params, load_config
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
 from delta_v2a.models import load_embedder
 from delta_v2a.provenance import merge_model_meta
 
-DEFAULTS = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
 SR, WINDOW, SIZE = planted.SAMPLING_RATE, planted.WINDOW_SAMPLES, planted.IMAGE_SIZE
 EFFECTS = {m: list(DEFAULTS["run_effects"][m]) for m in ("image", "audio")}
 INTENSITIES = list(DEFAULTS["intensities"])
@@ -221,13 +220,31 @@ def test_phase1_discover_finds_exactly_the_planted_pairs(towers):
     spec = specs()
     clip_anchors, _ = phase1.text_anchors(towers["image"].embed_texts, spec)
     clap_anchors, _ = phase1.text_anchors(towers["audio"].embed_texts, spec)
+    words = [w for m in EFFECTS for ws in spec[m].synonyms.values() for w in ws]
+    foils = phase1.load_foils(exclude=words)
+    banks = {
+        (t, m): phase1.embed_foils(towers[t].embed_texts, spec[m], foils)
+        for t in EFFECTS
+        for m in EFFECTS
+    }  # (tower, templates) -> bank, as the job builds them
+    shared = phase1.shared_words(spec["image"].synonyms, spec["audio"].synonyms)
+    keep = tuple(list(phase1.without_shared(spec[m].synonyms, shared).values()) for m in EFFECTS)
     res = phase1.discover(
         side(towers["image"], "image", photos(6, seed=1)),
         side(towers["audio"], "audio", clips(4, seed=1, length=WINDOW + pre), pre),
         clip_anchors["image"].synonym_vectors,
         clap_anchors["audio"].synonym_vectors,
         bridges(towers, spec),
-        phase1.Options(n_permutations=500, n_bootstrap=100),
+        phase1.Options(n_permutations=200, n_bootstrap=100, shared_words="drop"),
+        keep,
+        phase1.Foils(
+            image=banks["image", "image"],
+            audio=banks["audio", "audio"],
+            bridges={
+                "clip": (banks["image", "image"], banks["image", "audio"]),
+                "clap": (banks["audio", "image"], banks["audio", "audio"]),
+            },
+        ),
     )
     found = {(c["image_effect"], c["audio_effect"]) for c in res["chosen_pairs"]}
     assert found == set(planted.PLANTED_PAIRS)
