@@ -1038,7 +1038,7 @@ def _observe(image, audio, image_synonyms, audio_synonyms, bridges, opts, keep) 
     holding a shared word is left out of every anchor (sim1, sim2 and sim3 alike)."""
     if opts.shared_words not in SHARED_WORDS:
         raise ValueError(f"shared_words must be one of {SHARED_WORDS}, got {opts.shared_words!r}")
-    drop = keep if opts.shared_words == "drop" else (None, None)
+    drop = keep if opts.shared_words == "drop" and keep is not None else (None, None)
     sets = {"image": _kept(image_synonyms, drop[0]), "audio": _kept(audio_synonyms, drop[1])}
     sets["bridges"] = {b: (_kept(i, drop[0]), _kept(a, drop[1])) for b, (i, a) in bridges.items()}
     no_shared = None

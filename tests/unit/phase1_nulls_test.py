@@ -260,3 +260,27 @@ def test_seed_stability_counts_the_seeds_choosing_each_pair():
             )
             assert s in rec["seeds_chosen"]
     assert all(1 <= r["n_seeds_chosen"] == len(r["seeds_chosen"]) <= 5 for r in st["pairs"])
+
+
+def test_drop_without_shared_words_runs_on_the_full_lists():
+    """shared_words: drop where no word is shared (keep None) is the plain analysis."""
+    import numpy as np
+
+    from delta_v2a import phase1
+
+    rng = np.random.default_rng(0)
+    n_files, dim = 6, 8
+    rows = [(f, e, 0) for f in range(n_files) for e in range(2)]
+    f_idx, e_code, k_code = (np.array(c) for c in zip(*rows, strict=True))
+    delta = rng.standard_normal((len(rows), dim))
+    side = phase1.Side(delta, e_code, k_code, f_idx, n_files, ["a", "b"], ["low"])
+    syn = [rng.standard_normal((3, dim)) for _ in range(2)]
+    bank = phase1.FoilBank(
+        [f"w{i}" for i in range(20)], np.repeat(np.arange(4), 5), rng.standard_normal((20, dim))
+    )
+    foils = phase1.Foils(image=bank, audio=bank, bridges={"clap": (bank, bank)})
+    opts = phase1.Options(
+        text_bridge="clap", n_permutations=20, n_bootstrap=20, n_foil_draws=200, shared_words="drop"
+    )
+    res = phase1.discover(side, side, syn, syn, {"clap": (syn, syn)}, opts, None, foils)
+    assert res["score"].shape == (2, 2) and np.isfinite(res["p_adjusted"]).all()
