@@ -105,19 +105,16 @@ def solve_u(grid: np.ndarray, curves: np.ndarray, targets: np.ndarray) -> Solved
     grid = np.asarray(grid, dtype=np.float64)
     env = np.maximum.accumulate(np.asarray(curves, dtype=np.float64), axis=1)
     t = np.asarray(targets, dtype=np.float64)
-    out = np.empty(len(t))
     below = t <= env[:, 0]
     above = (t > env[:, -1]) & ~below
-    for n in range(len(t)):
-        if below[n]:
-            out[n] = grid[0]
-        elif above[n]:
-            out[n] = grid[-1]
-        else:
-            k = int(np.searchsorted(env[n], t[n], side="left"))  # env[k-1] < t <= env[k]
-            lo, hi = env[n, k - 1], env[n, k]
-            frac = (t[n] - lo) / (hi - lo)
-            out[n] = grid[k - 1] + frac * (grid[k] - grid[k - 1])
+    # env[k-1] < t <= env[k]: k counts the envelope values below t (searchsorted, per row)
+    k = np.clip((env < t[:, None]).sum(axis=1), 1, len(grid) - 1)
+    rows = np.arange(len(t))
+    lo, hi = env[rows, k - 1], env[rows, k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(hi > lo, (t - lo) / (hi - lo), 0.0)
+    out = grid[k - 1] + frac * (grid[k] - grid[k - 1])
+    out = np.where(below, grid[0], np.where(above, grid[-1], out))
     return SolvedTargets(out, below, above)
 
 
