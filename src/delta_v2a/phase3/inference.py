@@ -12,9 +12,9 @@ remains, BCa, as a description of the size of the effect only. Pure functions, n
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -52,19 +52,28 @@ GATES = ("text_only", "shuffled_audio")
 MAX_EXACT_FILES = 16
 
 
+@lru_cache(maxsize=32)
 def sign_matrix(n: int, n_random: int = 20_000, seed: int = 0) -> tuple[np.ndarray, bool]:
-    """(K, n) ±1 sign vectors and whether they are all 2^n of them. Exact up to
-    ``MAX_EXACT_FILES`` files; above, the identity then ``n_random`` seeded random flips (the
-    identity counted once, so the p is a valid Monte Carlo p, never 0)."""
+    """(K, n) ±1 sign vectors (read-only, cached: simulations reuse them) and whether they are
+    all 2^n of them. Exact up to ``MAX_EXACT_FILES`` files, row 0 the identity; above, the
+    identity then ``n_random`` seeded random flips (the identity counted once, so the p is a
+    valid Monte Carlo p, never 0)."""
     if n < 1:
         raise ValueError("the sign-flip test needs at least one file")
     if n <= MAX_EXACT_FILES:
-        return 1.0 - 2.0 * np.array(list(itertools.product((0, 1), repeat=n)), np.float64), True
+        bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+        return _frozen(1.0 - 2.0 * bits), True
     if n_random < 10_000:
         raise ValueError(f"sampled sign flips need at least 10^4 draws, got {n_random}")
     rng = np.random.default_rng([seed, 606])
     rand = rng.choice(np.array([1.0, -1.0]), size=(n_random, n))
-    return np.vstack([np.ones((1, n)), rand]), False
+    return _frozen(np.vstack([np.ones((1, n)), rand])), False
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
 
 
 def sign_flip_pvalues(diffs: np.ndarray, n_random: int = 20_000, seed: int = 0) -> np.ndarray:
