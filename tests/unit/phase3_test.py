@@ -17,6 +17,7 @@ from delta_v2a.phase3 import (
     baselines,
     dataset,
     evaluate,
+    inference,
     spectral,
     strength,
     train,
@@ -381,7 +382,7 @@ FAST = train.TrainSettings(epochs=60, batch_size=32, lr=3e-3, weight_decay=0.01,
 
 
 def _test_figures(target):
-    data, arch, frame = sensitivity_task(target)
+    data, arch, frame = sensitivity_task(target, n_files=50)  # 10 test files
     test = data.split == "test"
     train_rows = data.split == "train"
     text, files = data.text[data.desc_index[test]], data.file_index[test]
@@ -405,7 +406,13 @@ def _test_figures(target):
     diff = evaluate.bootstrap_difference(mse["text"], mse["decoder"], files, 2000, 0)
     shuf = evaluate.bootstrap_difference(mse["shuffled"], mse["decoder"], files, 2000, 0)
     figs = {k: {"param_mse": evaluate.bootstrap_mean(v, files, 2000, 0)} for k, v in mse.items()}
-    return figs, diff, shuf, evaluate.verdict(figs, diff, shuf, "text")
+    per_file = {
+        gate: inference.file_mean_differences(mse[name], mse["decoder"], files)[1]
+        for gate, name in (("text_only", "text"), ("shuffled_audio", "shuffled"))
+    }
+    tested = inference.phase3_verdict(per_file, n_boot=2000)
+    assert tested.n_test_files == 10
+    return figs, diff, shuf, evaluate.verdict(figs, tested, diff, shuf, "text")
 
 
 def test_known_answer_decoder_uses_audio_that_encodes_per_file_sensitivity():
@@ -414,6 +421,7 @@ def test_known_answer_decoder_uses_audio_that_encodes_per_file_sensitivity():
     print("matched:", {k: f["param_mse"] for k, f in figs.items()}, diff, shuf)
     assert dec < 0.5 * text, (dec, text)  # a clear margin on held-out files
     assert diff["low"] > 0 and shuf["low"] > 0 and v["uses_audio"] is True
+    assert v["status"] == "pass" and v["message"].startswith("the decoder USES THE AUDIO")
     # under shuffled audio the margin over text-only disappears (it gets worse than text-only)
     assert figs["shuffled"]["param_mse"]["mean"] > 0.9 * text
     assert v["beats"] == ["text", "shuffled"] and v["does_not_beat"] == []
@@ -422,8 +430,8 @@ def test_known_answer_decoder_uses_audio_that_encodes_per_file_sensitivity():
 def test_known_answer_level_targets_cannot_beat_text_only():
     figs, diff, shuf, v = _test_figures("level")
     print("level:", {k: f["param_mse"] for k, f in figs.items()}, diff, shuf)
-    assert not diff["low"] > 0 and v["uses_audio"] is False
-    assert "NO EVIDENCE" in v["message"]
+    assert not diff["low"] > 0 and v["uses_audio"] is False and v["status"] == "fail"
+    assert "NO EVIDENCE" in v["message"] and "text_only" in v["reason"]
 
 
 @pytest.mark.parametrize("kind", ["attention", "concat", "text"])
