@@ -17,6 +17,7 @@ from delta_v2a.phase3 import (
     baselines,
     dataset,
     evaluate,
+    inference,
     spectral,
     strength,
     train,
@@ -189,6 +190,116 @@ def test_top_db_distance_on_constructed_spectra():
     assert spectral.spectral_distance(spectral.to_db(moved, 1e-20, 80), db) == pytest.approx(12.5)
 
 
+def test_gain_aware_distance_sees_what_the_peak_relative_one_cannot():
+    power = np.full((4, 10), 1e-12)
+    power[0] = 1.0
+    ref = spectral.to_db_reference(power, 1e-20, -100.0)
+    assert ref.max() == 0.0 and ref.min() == -100.0  # 1e-12 is -120 dB re 1: floored
+    quieter = spectral.to_db_reference(power * 0.1, 1e-20, -100.0)
+    # 10 dB quieter: the loud band moves 10 dB (10 of 40 bins), the floored bins do not
+    assert spectral.spectral_distance(quieter, ref) == pytest.approx(2.5)
+    assert (
+        spectral.spectral_distance(
+            spectral.to_db(power * 0.1, 1e-20, 80), spectral.to_db(power, 1e-20, 80)
+        )
+        == 0.0
+    )
+    louder = spectral.to_db_reference(np.full((4, 10), 1e-2), 1e-20, -100.0)
+    assert spectral.spectral_distance(
+        louder, spectral.to_db_reference(np.full((4, 10), 1e-4), 1e-20, -100.0)
+    ) == pytest.approx(20.0)
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)
+    mel = spectral.MelSettings()
+    a, b = (spectral.log_mel_reference(x, SR, mel) for x in (tone, 0.5 * tone))
+    assert np.median((a - b)[a > -60]) == pytest.approx(20 * np.log10(2), abs=0.05)
+
+
+def _simulated_strongest(rng, n):
+    """g_f(1) of n clips: log-normal sensitivities, as CLAP distances spread across music."""
+    return rng.lognormal(0.0, 0.6, size=n)
+
+
+def test_kappa_percentile_keeps_unreachable_targets_rare():
+    rng = np.random.default_rng(8)
+    grid = strength.u_grid(11)
+    shares = {}
+    for q in (5.0, 50.0):
+        out = []
+        for _ in range(50):
+            train, test = _simulated_strongest(rng, 30), _simulated_strongest(rng, 200)
+            gamma = rng.uniform(0.6, 1.8, size=(200, 1))
+            curves = test[:, None] * grid**gamma
+            theta = rng.random(200)
+            kappa = strength.kappa_scale(train, 1.0, q)
+            out.append(strength.unreachable_share(curves, kappa * theta**1.3))
+            top = strength.unreachable_share(np.c_[train][:, [0, 0]], np.full(30, kappa))
+            if q == 5.0:
+                assert top <= 0.05  # on its own training files, by construction
+        shares[q] = float(np.mean(out))
+    assert shares[5.0] <= 0.05 < shares[50.0]
+    assert strength.kappa_scale(np.arange(1.0, 11.0), 2.0, 50.0) == pytest.approx(2.5)
+    assert np.isnan(strength.unreachable_share(np.zeros((0, 3)), np.zeros(0)))
+    with pytest.raises(ValueError, match="kappa_percentile"):
+        strength.kappa_scale(np.ones(3), 1.0, 101.0)
+
+
+def test_matched_dependence_reads_only_the_files_it_is_given():
+    grid = strength.u_grid(5)
+    curves = np.stack([np.outer([1.0, 1.0, 1.0, 4.0], grid)], axis=1)  # 4 files, 1 effect
+    frame = pd.DataFrame({"image_effect": ["blur"], "audio_effect": ["lpf"]})
+    args = (frame, grid, curves, ["lpf"], {"blur": strength.image_strength([1.0])})
+    kappa = {"blur->lpf": 0.5}
+    train_val = strength.matched_dependence(*args, kappa, WORDS, "matched", 0.02, files=[0, 1, 2])
+    assert train_val["sd_across_files"] == 0.0 and train_val["n_files_used"] == 3
+    assert train_val["files_used"] == "given subset"
+    mask = strength.matched_dependence(
+        *args, kappa, WORDS, "matched", 0.02, files=np.array([True, True, False, True])
+    )
+    assert mask["n_files_used"] == 3 and mask["sd_across_files"] > 0
+    everything = strength.matched_dependence(*args, kappa, WORDS, "matched", 0.02)
+    assert everything["files_used"] == "all, test included" and everything["n_files_used"] == 4
+
+
+def test_curve_inversion_is_the_per_clip_ceiling():
+    grid = strength.u_grid(11)
+    curves = np.array([grid * 1.0, grid * 2.0])  # the second clip is twice as sensitive
+    u = baselines.curve_inversion(grid, curves, np.array([0.5, 0.5]))
+    assert u == pytest.approx([0.5, 0.25])
+    # K targets per sample: the mean of their solutions
+    many = baselines.curve_inversion(grid, curves, np.array([[0.2, 0.4], [0.2, 0.4]]))
+    assert many == pytest.approx([0.3, 0.15])
+    # against the true u* of θ uniform in a bin, the bin's mean beats its centre on MSE
+    rng = np.random.default_rng(0)
+    convex = np.tile(grid**3, (4000, 1))
+    theta = rng.uniform(0.5, 0.75, 4000)
+    truth = strength.solve_u(grid, convex, theta).u
+    centre = baselines.curve_inversion(grid, convex, np.full(4000, 0.625))
+    spread = baselines.curve_inversion(
+        grid, convex, np.tile(np.linspace(0.5125, 0.7375, 10), (4000, 1))
+    )
+    assert np.mean((spread - truth) ** 2) < np.mean((centre - truth) ** 2)
+
+
+def test_many_derangements_and_the_shuffled_error_over_them():
+    four = baselines.derangements(4)
+    assert len(four) == 9 and len({tuple(p) for p in four}) == 9  # all of !4
+    assert not (four == np.arange(4)).any()
+    ten = baselines.derangements(10, 150, seed=3)
+    assert ten.shape == (150, 10) and len({tuple(p) for p in ten}) == 150
+    assert not (ten == np.arange(10)).any() and (np.sort(ten, axis=1) == np.arange(10)).all()
+    assert (baselines.derangements(10, 150, seed=3) == ten).all()
+    with pytest.raises(ValueError, match="at least 2"):
+        baselines.derangements(1)
+    files = np.array([3, 3, 5, 7])
+    moved = baselines.shuffled_files_many(files, baselines.derangements(3))
+    assert moved.tolist() == [[5, 5, 7, 3], [7, 7, 3, 5]]
+    errors = np.array([[1.0, 3.0, 2.0, 2.0], [3.0, 5.0, 4.0, 4.0]])
+    out = baselines.shuffled_error(errors, files)
+    assert out.per_sample.tolist() == [2.0, 4.0, 3.0, 3.0]
+    assert out.per_derangement.tolist() == [2.0, 4.0] and out.mean == 3.0
+    assert out.sd == pytest.approx(np.sqrt(2.0)) and out.low < out.mean < out.high
+
+
 def test_bootstrap_over_files_and_baseline_helpers():
     files = np.repeat(np.arange(4), 3)
     values = np.repeat([1.0, 2.0, 3.0, 4.0], 3)
@@ -273,7 +384,7 @@ FAST = train.TrainSettings(epochs=60, batch_size=32, lr=3e-3, weight_decay=0.01,
 
 
 def _test_figures(target):
-    data, arch, frame = sensitivity_task(target)
+    data, arch, frame = sensitivity_task(target, n_files=50)  # 10 test files
     test = data.split == "test"
     train_rows = data.split == "train"
     text, files = data.text[data.desc_index[test]], data.file_index[test]
@@ -297,7 +408,13 @@ def _test_figures(target):
     diff = evaluate.bootstrap_difference(mse["text"], mse["decoder"], files, 2000, 0)
     shuf = evaluate.bootstrap_difference(mse["shuffled"], mse["decoder"], files, 2000, 0)
     figs = {k: {"param_mse": evaluate.bootstrap_mean(v, files, 2000, 0)} for k, v in mse.items()}
-    return figs, diff, shuf, evaluate.verdict(figs, diff, shuf, "text")
+    per_file = {
+        gate: inference.file_mean_differences(mse[name], mse["decoder"], files)[1]
+        for gate, name in (("text_only", "text"), ("shuffled_audio", "shuffled"))
+    }
+    tested = inference.phase3_verdict(per_file, n_boot=2000)
+    assert tested.n_test_files == 10
+    return figs, diff, shuf, evaluate.verdict(figs, tested, diff, shuf, "text")
 
 
 def test_known_answer_decoder_uses_audio_that_encodes_per_file_sensitivity():
@@ -306,6 +423,7 @@ def test_known_answer_decoder_uses_audio_that_encodes_per_file_sensitivity():
     print("matched:", {k: f["param_mse"] for k, f in figs.items()}, diff, shuf)
     assert dec < 0.5 * text, (dec, text)  # a clear margin on held-out files
     assert diff["low"] > 0 and shuf["low"] > 0 and v["uses_audio"] is True
+    assert v["status"] == "pass" and v["message"].startswith("the decoder USES THE AUDIO")
     # under shuffled audio the margin over text-only disappears (it gets worse than text-only)
     assert figs["shuffled"]["param_mse"]["mean"] > 0.9 * text
     assert v["beats"] == ["text", "shuffled"] and v["does_not_beat"] == []
@@ -314,8 +432,8 @@ def test_known_answer_decoder_uses_audio_that_encodes_per_file_sensitivity():
 def test_known_answer_level_targets_cannot_beat_text_only():
     figs, diff, shuf, v = _test_figures("level")
     print("level:", {k: f["param_mse"] for k, f in figs.items()}, diff, shuf)
-    assert not diff["low"] > 0 and v["uses_audio"] is False
-    assert "NO EVIDENCE" in v["message"]
+    assert not diff["low"] > 0 and v["uses_audio"] is False and v["status"] == "fail"
+    assert "NO EVIDENCE" in v["message"] and "text_only" in v["reason"]
 
 
 @pytest.mark.parametrize("kind", ["attention", "concat", "text"])

@@ -1,5 +1,6 @@
-"""Phase 3 evaluation on the test split: the metrics, bootstrap intervals over test files,
-the verdict and the cost comparison (docs/methods.md sections 6.4-6.6). The baselines'
+"""Phase 3 evaluation on the test split: the metrics, bootstrap intervals over test files
+(description), the verdict (a sign-flip test over files, :mod:`delta_v2a.phase3.inference`)
+and the cost comparison (docs/methods.md sections 6.4-6.6). The baselines'
 predictions come from :mod:`delta_v2a.phase3.baselines`. Pure functions on arrays, no I/O."""
 
 from __future__ import annotations
@@ -8,6 +9,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from delta_v2a.phase3.inference import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_TEST_FILES,
+    GATES,
+    Phase3Verdict,
+    file_mean_differences,
+    phase3_verdict,
+)
 
 __all__ = [
     "METRICS",
@@ -79,17 +89,19 @@ def strength_error(achieved: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def verdict(
     figures: Mapping[str, Mapping[str, Any]],
+    inference: Phase3Verdict,
     diff_text: Mapping[str, Any],
     diff_shuffled: Mapping[str, Any],
     text_name: str,
     metric: str = "param_mse",
 ) -> dict[str, Any]:
-    """ "The decoder uses the audio" only when it beats the best text-only baseline on test
-    with the interval of the difference (text-only − decoder) above 0 AND shuffling the test
-    audio makes it worse (interval of shuffled − decoder above 0). Lists which baselines the
-    decoder beats on ``metric`` (point estimates; lower is better) and which it does not."""
-    beats_text = diff_text["low"] is not None and diff_text["low"] > 0
-    shuffle_hurts = diff_shuffled["low"] is not None and diff_shuffled["low"] > 0
+    """ "The decoder uses the audio" only when :func:`~delta_v2a.phase3.inference.phase3_verdict`
+    passes: on enough test files, each gate (text-only − decoder, shuffled − decoder) has a
+    Holm-corrected one-sided sign-flip p <= alpha and a positive mean, in every seed. The
+    bootstrap intervals are kept as description (they are no test: with few files they are
+    far too narrow). Lists which baselines the decoder beats on ``metric`` (point estimates;
+    lower is better) and which it does not."""
+    gates = {c.name: c for c in inference.seeds[0].comparisons} if inference.seeds else {}
     mine = figures["decoder"][metric]["mean"]
     beaten, not_beaten = [], []
     for name, fig in figures.items():
@@ -97,26 +109,26 @@ def verdict(
         if name == "decoder" or other is None or mine is None:
             continue
         (beaten if mine < other else not_beaten).append(name)
-    uses = bool(beats_text and shuffle_hurts)
+    uses = inference.uses_audio
+    head = {
+        "pass": "the decoder USES THE AUDIO: ",
+        "fail": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
+        "inconclusive": "INCONCLUSIVE, NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
+    }[inference.status]
     return {
         "uses_audio": uses,
-        "beats_text_only": bool(beats_text),
-        "shuffled_audio_hurts": bool(shuffle_hurts),
+        "status": inference.status,
+        "reason": inference.reason,
+        "beats_text_only": bool(gates.get(GATES[0]) and gates[GATES[0]].passed),
+        "shuffled_audio_hurts": bool(gates.get(GATES[1]) and gates[GATES[1]].passed),
         "text_only_baseline": text_name,
         "metric": metric,
+        "inference": inference.to_dict(),
         "difference_text_only_minus_decoder": dict(diff_text),
         "difference_shuffled_minus_decoder": dict(diff_shuffled),
         "beats": beaten,
         "does_not_beat": not_beaten,
-        "message": (
-            "the decoder USES THE AUDIO: it beats text-only on test (interval above 0) and "
-            "shuffling the audio hurts it"
-            if uses
-            else "NO EVIDENCE THAT THE DECODER USES THE AUDIO: "
-            + ("it does not beat text-only on test" if not beats_text else "")
-            + (" and " if not beats_text and not shuffle_hurts else "")
-            + ("shuffling the audio does not hurt it" if not shuffle_hurts else "")
-        ),
+        "message": head + inference.reason,
     }
 
 
@@ -162,10 +174,16 @@ def evaluate_test(
     seen: np.ndarray,
     n_boot: int,
     seed: int,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    min_test_files: int = DEFAULT_MIN_TEST_FILES,
+    reported: Sequence[str] = ("curve_inversion", "text2fx_search", "oracle"),
 ) -> dict[str, Any]:
     """Test figures, seen templates (``seen``) and held-out paraphrases apart, and the
     verdict from the seen ones: the decoder against the better text-only baseline and
-    against itself on shuffled audio, paired by sample, intervals over files (§6.6)."""
+    against itself on shuffled audio, per-file differences paired by sample, tested over
+    files (§6.5-6.6); the ``reported`` baselines that are present are compared too, without
+    gating. One training seed; several seeds go straight to :func:`phase3_verdict`."""
     figures = {
         "test": figures_over_files(per_sample, files, seen, n_boot, seed),
         "paraphrase": figures_over_files(per_sample, files, ~seen, n_boot, seed)
@@ -180,9 +198,16 @@ def evaluate_test(
     diff_shuf = bootstrap_difference(
         mse["shuffled_audio"], mse["decoder"], files[seen], n_boot, seed
     )
+    names = {GATES[0]: text_name, GATES[1]: "shuffled_audio"}
+    names.update({r: r for r in reported if r in mse})
+    per_file = {
+        gate: file_mean_differences(mse[name], mse["decoder"], files[seen])[1]
+        for gate, name in names.items()
+    }
+    inference = phase3_verdict(per_file, alpha=alpha, min_test_files=min_test_files, n_boot=n_boot)
     return {
         "figures": figures,
-        "verdict": verdict(figures["test"], diff_text, diff_shuf, text_name),
+        "verdict": verdict(figures["test"], inference, diff_text, diff_shuf, text_name),
         "per_sample": per_sample,
     }
 

@@ -23,13 +23,11 @@ class MelSettings:
     top_db: float = 80.0  # dB below the clip's own peak where the spectrogram is floored
 
 
-def log_mel(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
-    """(n_mels, frames) log-mel power spectrogram in dB relative to the clip's own peak,
-    floored at ``-top_db``: bins far below the peak (near silence, the rolled-off top of a
-    low-passed clip) would otherwise dominate the distance (docs/methods.md section 6.6)."""
+def mel_power(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
+    """(n_mels, frames) mel power spectrogram, the one both dB scales start from."""
     import librosa
 
-    power = librosa.feature.melspectrogram(
+    return librosa.feature.melspectrogram(
         y=np.asarray(audio, dtype=np.float32),
         sr=sr,
         n_fft=mel.n_fft,
@@ -37,7 +35,13 @@ def log_mel(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
         n_mels=mel.n_mels,
         power=2.0,
     )
-    return to_db(power, mel.amin, mel.top_db)
+
+
+def log_mel(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
+    """(n_mels, frames) log-mel power spectrogram in dB relative to the clip's own peak,
+    floored at ``-top_db``: bins far below the peak (near silence, the rolled-off top of a
+    low-passed clip) would otherwise dominate the distance (docs/methods.md section 6.6)."""
+    return to_db(mel_power(audio, sr, mel), mel.amin, mel.top_db)
 
 
 def to_db(power: np.ndarray, amin: float, top_db: float) -> np.ndarray:
@@ -47,8 +51,29 @@ def to_db(power: np.ndarray, amin: float, top_db: float) -> np.ndarray:
     return np.maximum(db, -float(top_db))
 
 
+def to_db_reference(
+    power: np.ndarray, amin: float, floor_db: float, ref: float = 1.0
+) -> np.ndarray:
+    """Power -> dB re a fixed reference ``ref`` (the same for every clip), floored at
+    ``floor_db``. Unlike :func:`to_db` nothing is taken relative to the clip's own peak, so a
+    render that is right in shape but 6 dB too quiet is 6 dB away: the gain-aware distance.
+    The floor (an absolute level, e.g. -100 dB re full scale) keeps near-silent bins from
+    dominating, as ``top_db`` does for the peak-relative one."""
+    db = 10.0 * np.log10(np.maximum(np.asarray(power, dtype=np.float64), amin) / float(ref))
+    return np.maximum(db, float(floor_db))
+
+
+def log_mel_reference(
+    audio: np.ndarray, sr: int, mel: MelSettings, floor_db: float = -100.0, ref: float = 1.0
+) -> np.ndarray:
+    """(n_mels, frames) log-mel power in dB re ``ref`` (:func:`to_db_reference`): the
+    gain-aware spectrogram, beside the peak-relative :func:`log_mel`."""
+    return to_db_reference(mel_power(audio, sr, mel), mel.amin, floor_db, ref)
+
+
 def spectral_distance(a_db: np.ndarray, b_db: np.ndarray) -> float:
-    """Mean absolute difference of two log-mel spectrograms, in dB."""
+    """Mean absolute difference of two log-mel spectrograms, in dB (peak-relative from
+    :func:`log_mel`, or gain-aware from :func:`log_mel_reference`)."""
     if a_db.shape != b_db.shape:
         raise ValueError(f"spectrogram shapes differ: {a_db.shape} vs {b_db.shape}")
     return float(np.mean(np.abs(a_db - b_db)))

@@ -22,11 +22,16 @@ __all__ = [
     "curve_norms",
     "dependence_message",
     "image_strength",
+    "kappa_scale",
     "matched_dependence",
     "solve_targets",
     "solve_u",
     "u_grid",
+    "unreachable_share",
 ]
+
+#: Default percentile of the training files' g_f(1) that the strongest image level maps onto.
+KAPPA_PERCENTILE = 5.0
 
 
 def u_grid(size: int) -> np.ndarray:
@@ -53,6 +58,11 @@ class ImageStrength:
     @property
     def strongest(self) -> float:
         return float(self.norms[-1])
+
+    @property
+    def peak(self) -> float:
+        """The largest m_i(θ) over [0, 1] (= ``strongest`` when Phase 0's norms grow)."""
+        return float(self.norms.max())
 
 
 def image_strength(mean_norms: Sequence[float]) -> ImageStrength:
@@ -95,19 +105,16 @@ def solve_u(grid: np.ndarray, curves: np.ndarray, targets: np.ndarray) -> Solved
     grid = np.asarray(grid, dtype=np.float64)
     env = np.maximum.accumulate(np.asarray(curves, dtype=np.float64), axis=1)
     t = np.asarray(targets, dtype=np.float64)
-    out = np.empty(len(t))
     below = t <= env[:, 0]
     above = (t > env[:, -1]) & ~below
-    for n in range(len(t)):
-        if below[n]:
-            out[n] = grid[0]
-        elif above[n]:
-            out[n] = grid[-1]
-        else:
-            k = int(np.searchsorted(env[n], t[n], side="left"))  # env[k-1] < t <= env[k]
-            lo, hi = env[n, k - 1], env[n, k]
-            frac = (t[n] - lo) / (hi - lo)
-            out[n] = grid[k - 1] + frac * (grid[k] - grid[k - 1])
+    # env[k-1] < t <= env[k]: k counts the envelope values below t (searchsorted, per row)
+    k = np.clip((env < t[:, None]).sum(axis=1), 1, len(grid) - 1)
+    rows = np.arange(len(t))
+    lo, hi = env[rows, k - 1], env[rows, k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(hi > lo, (t - lo) / (hi - lo), 0.0)
+    out = grid[k - 1] + frac * (grid[k] - grid[k - 1])
+    out = np.where(below, grid[0], np.where(above, grid[-1], out))
     return SolvedTargets(out, below, above)
 
 
@@ -151,6 +158,35 @@ def audio_dependence(
     }
 
 
+def kappa_scale(
+    strongest_audio: np.ndarray, image_peak: float, percentile: float = KAPPA_PERCENTILE
+) -> float:
+    """κ_ij: the largest image strength m_i maps onto a low percentile of the training files'
+    audio strength at u = 1, g_f(1).
+
+    Why a low percentile and not the median: a target above a clip's curve is unreachable
+    (u* clipped at 1), and with the median half the files cannot reach the strongest level
+    (12 of 30 "extremely" targets were). With the q-th percentile at most q % of the training
+    files (method "lower": the order statistic at or below it) miss the strongest target;
+    weaker levels, being lower, miss less. 50 gives the old median scale.
+    """
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"kappa_percentile must be in [0, 100], got {percentile}")
+    level = float(
+        np.percentile(np.asarray(strongest_audio, np.float64), percentile, method="lower")
+    )
+    return level / float(image_peak)
+
+
+def unreachable_share(curves: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows whose target is above the clip's curve maximum (u* clipped at 1);
+    ``curves`` (N, G), ``targets`` (N,). NaN for no rows."""
+    t = np.asarray(targets, dtype=np.float64)
+    if len(t) == 0:
+        return float("nan")
+    return float(np.mean(t > np.asarray(curves, dtype=np.float64).max(axis=1)))
+
+
 def solve_targets(
     frame: pd.DataFrame,
     grid: np.ndarray,
@@ -158,17 +194,20 @@ def solve_targets(
     effects: Sequence[str],
     strengths: Mapping[str, ImageStrength],
     train_files: np.ndarray,
+    kappa_percentile: float = KAPPA_PERCENTILE,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per sample: m_i(θ), the target strength κ_ij m_i(θ) and u* (section 6.2). κ_ij maps
-    the strongest image level onto the median over training files of g_f(1), which is the
-    audio delta norm of j at its strongest configured level on the same window."""
+    the peak image strength onto the ``kappa_percentile``-th percentile over training files of
+    g_f(1), the audio delta norm of j at its strongest configured level on the same window
+    (:func:`kappa_scale`)."""
     j_of = {e: k for k, e in enumerate(effects)}
     kappa = {}
     for img, aud in (
         frame[["image_effect", "audio_effect"]].drop_duplicates().itertuples(index=False)
     ):
-        median_audio = float(np.median(curves[train_files, j_of[aud], -1]))
-        kappa[f"{img}->{aud}"] = median_audio / strengths[img].strongest
+        kappa[f"{img}->{aud}"] = kappa_scale(
+            curves[train_files, j_of[aud], -1], strengths[img].peak, kappa_percentile
+        )
     j = frame["audio_effect"].map(j_of).to_numpy()
     m = np.array(
         [float(strengths[i](t)) for i, t in zip(frame["image_effect"], frame["level"], strict=True)]
@@ -200,10 +239,23 @@ def matched_dependence(
     level_words: Sequence[str],
     target: str,
     min_sd: float,
+    files: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Section 6.2's audio-dependence figure: u* of every file at each level word's bin
-    centre θ (same description, same θ), before any training. In ``level`` mode the target
-    is θ itself: no spread by construction."""
+    """Section 6.2's audio-dependence figure: u* of each file in ``files`` at each level
+    word's bin centre θ (same description, same θ), before any training. In ``level`` mode
+    the target is θ itself: no spread by construction.
+
+    ``files`` (indices or a boolean mask over the curves' files) should be train +
+    validation: the figure decides whether training is worth it, so it must not look at the
+    test files the verdict is later drawn from. None uses every file, test included, and the
+    result says so (``files_used: "all, test included"``)."""
+    if files is None:
+        chosen, used = np.arange(curves.shape[0]), "all, test included"
+    else:
+        chosen = np.asarray(files)
+        chosen = np.flatnonzero(chosen) if chosen.dtype == bool else chosen.astype(int)
+        used = "given subset"
+    curves = np.asarray(curves)[chosen]
     n_files = curves.shape[0]
     cells = {}
     for img, aud in (
@@ -220,7 +272,7 @@ def matched_dependence(
             )
             cells[(f"{img}->{aud}", word)] = u
     dep = audio_dependence(cells, min_sd)
-    dep["target"] = target
+    dep.update(target=target, files_used=used, n_files_used=int(n_files))
     return dep
 
 
