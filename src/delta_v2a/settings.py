@@ -297,6 +297,7 @@ class StrengthSettings:
     target: str
     min_sd: float
     cache_dir: str | None
+    kappa_percentile: float  # κ from this percentile of the train files' strongest norms
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,8 @@ class Phase3Settings:
     checkpoint_interval_s: float
     device: str
     u_grid: int
+    alpha: float  # one-sided level of the verdict's sign-flip tests (Holm over its two gates)
+    min_test_files: int  # below it the verdict is inconclusive, never positive
 
 
 def windows_settings(config: Mapping[str, Any]) -> WindowsSettings:
@@ -397,6 +400,7 @@ def strength_settings(config: Mapping[str, Any]) -> StrengthSettings:
         target=p3["target"],
         min_sd=p3["audio_dependence_min_sd"],
         cache_dir=cache_dir(config),
+        kappa_percentile=p3["kappa_percentile"],
     )
 
 
@@ -418,6 +422,8 @@ def phase3_settings(config: Mapping[str, Any], checkpoint_dir: str) -> Phase3Set
         checkpoint_interval_s=p3["checkpoint_interval_s"],
         device=config["models"]["device"],
         u_grid=p3["u_grid"],
+        alpha=p3["alpha"],
+        min_test_files=p3["min_test_files"],
     )
 
 

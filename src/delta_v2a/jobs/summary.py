@@ -21,12 +21,13 @@ WINDOWS_VERSION = 1
 # --------------------------------------------------------------------------- summary
 
 
-def _verdict(name: str, ok: bool | None, lines: Sequence[str]) -> dict[str, Any]:
-    return {
-        "phase": name,
-        "status": {True: "ok", False: "FAILED", None: "n/a"}[ok],
-        "lines": list(lines),
-    }
+def _verdict(name: str, ok: bool | None | str, lines: Sequence[str]) -> dict[str, Any]:
+    """``ok``: True, False, None (not applicable) or "inconclusive" (too little data to test:
+    never a pass, and not a failure of the method either)."""
+    status = (
+        "INCONCLUSIVE" if ok == "inconclusive" else {True: "ok", False: "FAILED", None: "n/a"}[ok]
+    )
+    return {"phase": name, "status": status, "lines": list(lines)}
 
 
 def _variant(r: Mapping[str, Any]) -> str:
@@ -87,9 +88,25 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
     if status != "trained":
         return _verdict("phase 3 decoder", False, [training_log.get("message", str(status))])
     v, dep = training_log["verdict"], training_log.get("audio_dependence", {})
+    tests = [
+        f"{c['name']}: mean {c['mean']:.3g} over {c['n_files']} files, sign-flip p "
+        f"{c['p']:.3g} (Holm {c['p_holm']:.3g})" + ("" if c["gating"] else ", reported")
+        for seed in v.get("inference", {}).get("seeds", [])
+        for c in seed["comparisons"]
+    ]
+    spread = training_log.get("test", {}).get("shuffled_spread")
     lines = [
         f"target: {training_log.get('target')}; audio dependence: {dep.get('message', 'n/a')}",
         v["message"],
+        *tests,
+        *(
+            [
+                f"shuffled audio over {spread['n_derangements']} derangements: MSE "
+                f"{spread['mean']:.3g} (SD {spread['sd']:.3g} across derangements)"
+            ]
+            if spread
+            else []
+        ),
         *(
             [f"!!! pairs: {sig['note']} !!!"]
             if not (sig := training_log.get("pairs", {}).get("significance", {})).get(
@@ -109,7 +126,8 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
         f"{_fig(f['strength_error'], 3)}, log-mel {_fig(f['logmel_db'], 3)} dB"
         for name, f in figures.items()
     ]
-    return _verdict("phase 3 decoder", bool(v["uses_audio"]), lines)
+    ok = "inconclusive" if v.get("status") == "inconclusive" else bool(v["uses_audio"])
+    return _verdict("phase 3 decoder", ok, lines)
 
 
 def summarise(

@@ -162,7 +162,9 @@ def _test_section(run: TrainRun) -> dict[str, Any]:
     return {
         "figures": figures["test"],
         "paraphrase_figures": figures["paraphrase"],
-        "interval": "95 % percentile bootstrap over test files",
+        "interval": "95 % percentile bootstrap over test files (description; the verdict is "
+        "the sign-flip test over files in verdict.inference)",
+        "shuffled_spread": run.evaluation.get("shuffled_spread"),
         "n_rendered": run.renders["n_rendered"],
         "render_seconds": run.renders["seconds"],
         "mel": dict(run.renders["mel"]),

@@ -187,14 +187,23 @@ def _write_no_strength(
     log.warning("%s", doc["message"])
 
 
+#: Above this share of unreachable targets the run says so loudly (docs/methods.md §6.2).
+MAX_UNREACHABLE_SHARE = 0.05
+
+
 def _log_dependence(dep: Mapping[str, Any], target: str) -> None:
     (log.info if dep["can_matter"] else log.warning)(
         "AUDIO DEPENDENCE (%s targets): %s", target, dep["message"]
     )
-    log.info(
-        "%d of %d matched targets unreachable (clipped to u = 1); %d non-monotone curves",
+    share = dep.get("unreachable_share", 0.0)
+    (log.warning if share > MAX_UNREACHABLE_SHARE else log.info)(
+        "%s%d of %d matched targets unreachable (%.1f%%, clipped to u = 1; κ from the %gth "
+        "percentile of the train files' strongest norms); %d non-monotone curves",
+        "!!! " if share > MAX_UNREACHABLE_SHARE else "",
         dep["n_unreachable"],
         dep["n_samples"],
+        100 * share,
+        dep.get("kappa_percentile", float("nan")),
         dep["n_non_monotone_curves"],
     )
 
@@ -228,17 +237,39 @@ def run_strength(
     strengths = _image_strengths(
         read_json(inputs.sensitivity), sorted(set(frame["image_effect"])), settings.intensities
     )
-    targets, kappa = solve_targets(frame, grid, curves, space.effects, strengths, train_files)
+    targets, kappa = solve_targets(
+        frame,
+        grid,
+        curves,
+        space.effects,
+        strengths,
+        train_files,
+        kappa_percentile=settings.kappa_percentile,
+    )
+    # Nothing from test informs a choice: the dependence figure uses train + val files only.
+    fit = set(doc["split"]["train_files"]) | set(doc["split"]["val_files"])
+    fit_files = np.array([p in fit for p in paths])
     if target == "level":
         targets["u_star"] = frame["level"].to_numpy()
         targets["unreachable"] = False
     dep = matched_dependence(
-        frame, grid, curves, space.effects, strengths, kappa, doc["level_words"], target, min_sd
+        frame,
+        grid,
+        curves,
+        space.effects,
+        strengths,
+        kappa,
+        doc["level_words"],
+        target,
+        min_sd,
+        files=fit_files,
     )
     dep.update(
         status="ok",
         kappa=kappa,
         n_unreachable=int(targets["unreachable"].sum()),
+        unreachable_share=float(targets["unreachable"].mean()) if len(targets) else 0.0,
+        kappa_percentile=settings.kappa_percentile,
         n_samples=len(targets),
         n_non_monotone_curves=int((np.diff(curves, axis=2) < 0).any(axis=2).sum()),
         grid_size=int(grid_size),

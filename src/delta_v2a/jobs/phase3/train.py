@@ -26,8 +26,10 @@ from delta_v2a.jobs.phase3.renders import render_test
 from delta_v2a.phase3.artifact import portable_model, save_decoder
 from delta_v2a.phase3.baselines import (
     TRAINED_KINDS,
+    derangements,
     reference_predictions,
-    shuffled_files,
+    shuffled_error,
+    shuffled_files_many,
     text2fx_search,
 )
 from delta_v2a.phase3.dataset import targets_for
@@ -43,6 +45,9 @@ from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_
 from delta_v2a.phase3.windows import WindowSpec
 from delta_v2a.settings import Phase3Settings
 from delta_v2a.storage import EmbeddingTable, load_npz, read_json, write_json
+
+#: Derangements of the test files the shuffled-audio baseline averages over (all where fewer).
+N_DERANGEMENTS = 200
 
 
 def _write_untrained(
@@ -209,9 +214,17 @@ def _test_predictions(
     timing = {"decoder_forward_seconds_per_sample": (time.perf_counter() - t0) / len(test)}
     for name in ("concat", "text_mlp"):
         out[name] = predict(models[name], text, data.audio[files], dev)
-    shuffled = shuffled_files(files, seed)
-    out["shuffled_audio"] = predict(models["decoder"], text, data.audio[shuffled], dev)
+    # Shuffled audio over many derangements of the test files (all of them where few):
+    # the first one is rendered and plotted, the verdict uses the mean error over all.
+    perms = derangements(len(np.unique(files)), N_DERANGEMENTS, seed)
+    shuffled = [
+        np.clip(predict(models["decoder"], text, data.audio[f], dev), 0, 1)
+        for f in shuffled_files_many(files, perms)
+    ]
+    out["shuffled_audio"] = shuffled[0]
     out = {k: np.clip(v, 0, 1) for k, v in out.items()}
+    timing["shuffled_derangements"] = len(shuffled)
+    ctx["shuffled_all"] = np.stack(shuffled)
     keys = list(zip(frame["image_effect"], frame["level_word"], strict=True))
     reference, n_unseen = reference_predictions(
         [keys[i] for i in train], data.targets[train], [keys[i] for i in test], data.targets[test]
@@ -255,7 +268,25 @@ def _evaluate(
         }
         for name, pred in candidates.items()
     }
-    ev = evaluate_test(per_sample, data.file_index[test], data.split[test] == "test", n_boot, seed)
+    errors = np.stack([per_sample_mse(p, truth) for p in ctx["shuffled_all"]])  # (K, N)
+    shuffled = shuffled_error(errors, data.file_index[test])
+    per_sample["shuffled_audio"]["param_mse"] = shuffled.per_sample
+    ev = evaluate_test(
+        per_sample,
+        data.file_index[test],
+        data.split[test] == "test",
+        n_boot,
+        seed,
+        alpha=ctx["settings"].alpha,
+        min_test_files=ctx["settings"].min_test_files,
+    )
+    ev["shuffled_spread"] = {
+        "n_derangements": int(len(errors)),
+        "mean": shuffled.mean,
+        "sd": shuffled.sd,
+        "low": shuffled.low,
+        "high": shuffled.high,
+    }
     concl = ev["verdict"]
     (log.info if concl["uses_audio"] else log.warning)("VERDICT: %s", concl["message"])
     log.info(
@@ -291,6 +322,7 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
         return
     dev = resolve_device(st.device)
     ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
+    ctx["settings"] = st
     settings = TrainSettings(**dataclasses.asdict(st.optimiser), seed=seed)
     base_arch = _base_arch(ctx["data"], ctx["space"], dataclasses.asdict(st.architecture))
     dep = _announce(ctx["data"], settings, dev, dependence)
