@@ -242,6 +242,7 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
         "shuffled_audio",
         "oracle",
         "text2fx_search",
+        "curve_inversion",
     }
     for f in figures.values():
         assert f["param_mse"]["n_files"] == 2 and f["param_mse"]["low"] <= f["param_mse"]["high"]

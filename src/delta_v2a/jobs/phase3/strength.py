@@ -22,6 +22,7 @@ from delta_v2a.jobs.common import (
     load_embedder_for_job,
     log,
 )
+from delta_v2a.phase3.baselines import curve_inversion
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.strength import (
     ImageStrength,
@@ -187,6 +188,28 @@ def _write_no_strength(
     log.warning("%s", doc["message"])
 
 
+#: θ points per level word's bin at which curve inversion solves (the description gives the
+#: word, never θ: the mean of the solutions is the MSE-optimal guess for θ uniform in the bin).
+WORD_BIN_POINTS = 5
+
+
+def _curve_inversion(frame, grid, curves, effects, strengths, kappa, words, target) -> np.ndarray:
+    """Each sample's clip's own curve inverted at its level word (docs/methods.md §6.4): the
+    ceiling for any method that reads the clip's curve and the description."""
+    n = len(words)
+    theta = frame["level"].to_numpy(np.float64)
+    word = np.minimum((theta * n).astype(int), n - 1)
+    pts = (word[:, None] + (np.arange(WORD_BIN_POINTS) + 0.5) / WORD_BIN_POINTS) / n
+    if target == "level":  # the target is θ itself: the word's best guess is its bin's mean
+        return pts.mean(axis=1)
+    j_of = {e: k for k, e in enumerate(effects)}
+    pairs = zip(frame["image_effect"], frame["audio_effect"], strict=True)
+    scale = np.array([kappa[f"{i}->{a}"] for i, a in pairs])
+    m = np.stack([strengths[i](p) for i, p in zip(frame["image_effect"], pts, strict=True)])
+    rows = curves[frame["file_index"].to_numpy(), frame["audio_effect"].map(j_of).to_numpy()]
+    return curve_inversion(grid, rows, scale[:, None] * m)
+
+
 #: Above this share of unreachable targets the run says so loudly (docs/methods.md §6.2).
 MAX_UNREACHABLE_SHARE = 0.05
 
@@ -249,6 +272,9 @@ def run_strength(
     # Nothing from test informs a choice: the dependence figure uses train + val files only.
     fit = set(doc["split"]["train_files"]) | set(doc["split"]["val_files"])
     fit_files = np.array([p in fit for p in paths])
+    targets["u_curve_inversion"] = _curve_inversion(
+        frame, grid, curves, space.effects, strengths, kappa, doc["level_words"], target
+    )
     if target == "level":
         targets["u_star"] = frame["level"].to_numpy()
         targets["unreachable"] = False

@@ -96,7 +96,7 @@ def _load_training_data(
     tgt = pd.read_csv(targets, sep="\t", keep_default_na=False)
     if not np.array_equal(tgt["sample"].to_numpy(), frame["sample"].to_numpy()):
         raise PipelineError(f"{targets} and {samples} list different samples: rerun")
-    for col in ("u_star", "target_strength", "unreachable", "image_strength"):
+    for col in ("u_star", "target_strength", "unreachable", "image_strength", "u_curve_inversion"):
         frame[col] = (
             tgt[col].to_numpy()
             if col != "unreachable"
@@ -236,6 +236,11 @@ def _test_predictions(
     u = text2fx_search(curves["grid"], curves["rendered"][files, j], text)
     timing["text2fx_argmax_seconds_per_sample"] = (time.perf_counter() - t1) / len(test)
     out["text2fx_search"] = np.stack([space.target(e, x) for e, x in zip(effects, u, strict=True)])
+    # The ceiling for a method reading the clip's curve (§6.4): its own curve at its word.
+    u_ci = frame["u_curve_inversion"].iloc[test].to_numpy(np.float64)
+    out["curve_inversion"] = np.stack(
+        [space.target(e, x) for e, x in zip(effects, u_ci, strict=True)]
+    )
     timing["text_lookup_unseen_keys"] = int(n_unseen)
     return test, {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}, timing
 
