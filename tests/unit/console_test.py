@@ -88,3 +88,25 @@ def test_hugging_face_progress_bars_are_off_in_jobs(monkeypatch):
 
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     hf_logging.enable_progress_bar()
+
+
+def test_a_refusal_ends_the_job_with_one_line_and_no_traceback(tmp_path, capsys):
+    import pytest
+
+    from delta_v2a.jobs.common import PipelineError, run_job
+
+    def refuse():
+        raise PipelineError("data.images: data root 'x' does not exist or is not a folder")
+
+    with pytest.raises(SystemExit) as stop:
+        run_job(tmp_path / "logs/refuse.log", refuse)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "data root 'x' does not exist" in err and "Traceback" not in err
+    assert "Traceback" not in (tmp_path / "logs/refuse.log").read_text()
+
+    def bug():
+        raise KeyError("a bug keeps its traceback")
+
+    with pytest.raises(KeyError):
+        run_job(tmp_path / "logs/bug.log", bug)

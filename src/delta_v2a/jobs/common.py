@@ -144,7 +144,9 @@ def run_rule(smk: Any, job: Any) -> None:
 
 
 def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
-    """Run one job with logging; a failure is logged (message first) and re-raised."""
+    """Run one job with logging. A :class:`PipelineError` (bad input, a stated refusal) ends
+    the job with its one-line message and no traceback; anything else is a bug and keeps its
+    traceback."""
     setup_logging(logfile, job_tag(logfile, job.__name__))
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before huggingface_hub loads
     check_code_origin()
@@ -156,6 +158,10 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
     )
     try:
         job(**kwargs)
+    except PipelineError as err:
+        # What a user can fix: the one-line reason, no traceback (finished files stay).
+        log.error("%s failed: %s", job.__name__, err)
+        raise SystemExit(1) from None
     except Exception as err:
         log.error("%s failed: %s", job.__name__, err)
         raise
