@@ -40,6 +40,7 @@ from scipy.optimize import nnls
 
 __all__ = [
     "PAYLOAD_VERSION",
+    "ZERO_DELTA",
     "Decomposition",
     "StrengthCurve",
     "build_payload",
