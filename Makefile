@@ -49,7 +49,7 @@ lint: $(STAMP)
 # Ratios measured side by side in one run (benchmarks/README.md has the figures and the
 # full-size-model variants).
 benchmark: demo
-	$(BIN)/python benchmarks/extraction.py --rules --repeat 1
+	$(BIN)/python benchmarks/extraction.py --repeat 1
 	$(BIN)/python benchmarks/analyses.py
 	$(BIN)/python benchmarks/incremental.py
 

@@ -241,7 +241,8 @@ def _transfer(args: argparse.Namespace) -> int:
             force=args.force,
         )
     except Refused as err:
-        print(f"delta-v2a transfer: refused: {err} (--force goes on anyway)", file=sys.stderr)
+        hint = " (--force goes on anyway)" if err.forceable else ""
+        print(f"delta-v2a transfer: refused: {err}{hint}", file=sys.stderr)
         return EXIT_REFUSED
     except (FileNotFoundError, ValueError) as err:
         print(f"delta-v2a transfer: error: {err}", file=sys.stderr)

@@ -268,7 +268,10 @@ def test_bad_inputs_fail_with_one_line(study, capsys):
         assert main([*_args(root, *extra, "--out", out)]) == code
         err = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' bars
         assert message in err and err.startswith("delta-v2a transfer: ")
-    # identical photos stay refused under --force: there is nothing to transfer
+    # identical photos stay refused under --force: there is nothing to transfer, and the
+    # refusal does not suggest --force
+    assert main([*_args(root, "--before", b0, "--after", b0, "--out", out)]) == EXIT_REFUSED
+    assert "--force" not in capsys.readouterr().err
     assert main([*_args(root, "--before", b0, "--after", b0, "--out", out, "--force")]) == 3
     capsys.readouterr()
     old = ["transfer", "--model", str(root / "old_model.pt"), "--audio", str(root / "song.wav")]
@@ -305,6 +308,7 @@ def test_only_non_significant_pairs_are_refused_unless_forced(study, capsys):
         return
     assert code == EXIT_REFUSED
     if "not significant" in captured.err:
+        assert "(--force goes on anyway)" in captured.err  # here it does
         assert main([*_args(root, *photos, "--out", out, "--force", "--json")]) == 0
         doc = json.loads(capsys.readouterr().out)
         assert any("non-significant" in w for w in doc["saw"]["warnings"])

@@ -104,3 +104,20 @@ def test_docs_cite_only_files_that_exist():
         if "*" not in path and not (ROOT / path).exists()
     ]
     assert stale == [], f"docs cite files that do not exist: {stale}"
+
+
+def test_documented_benchmark_commands_use_flags_the_scripts_accept():
+    """Every `benchmarks/<script>.py --flag` in the Makefile and the Markdown names a flag that
+    script defines (a documented command must not stop on an unrecognised argument)."""
+    import re
+
+    texts = [ROOT / "Makefile", ROOT / "README.md", *ROOT.glob("*/README.md")]
+    calls = re.compile(r"benchmarks/(\w+)\.py((?:\s+--[\w-]+(?:[ =][^\s`-][^\s`]*)?)*)")
+    bad = []
+    for path in texts:
+        for script, args in calls.findall(path.read_text(encoding="utf-8")):
+            source = (ROOT / "benchmarks" / f"{script}.py").read_text(encoding="utf-8")
+            for flag in re.findall(r"--[\w-]+", args):
+                if f'"{flag}"' not in source:
+                    bad.append(f"{path.name}: benchmarks/{script}.py {flag}")
+    assert bad == [], f"documented flags the scripts do not define: {bad}"

@@ -19,7 +19,12 @@ from delta_v2a.transfer import geometry as tr
 
 
 class Refused(Exception):
-    """The inputs are valid but there is nothing (trustworthy) to transfer."""
+    """The inputs are valid but there is nothing (trustworthy) to transfer. ``forceable``:
+    whether ``--force`` would go on (a hint that says so only where it is true)."""
+
+    def __init__(self, why: str, forceable: bool = False) -> None:
+        super().__init__(why)
+        self.forceable = forceable
 
 
 @dataclass
@@ -118,7 +123,7 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
     seen = dec.to_dict() | {"threshold": th["explained_share_min"], "warnings": []}
     why = tr.refusal(dec, th["explained_share_min"])
     if why and (not force or dec.delta_norm <= tr.ZERO_DELTA):
-        raise Refused(why)
+        raise Refused(why, forceable=not force and dec.delta_norm > tr.ZERO_DELTA)
     if why:
         seen["warnings"].append(f"--force: {why}")
     names = tr.recognise(dec, th["component_share_min"])
@@ -150,7 +155,8 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
         steps.append(Step(pair["audio_effect"], text, {"image_effect": name, **info}))
     if not steps:
         raise Refused(
-            "recognised " + ", ".join(names) + " but no usable pair: " + "; ".join(skipped)
+            "recognised " + ", ".join(names) + " but no usable pair: " + "; ".join(skipped),
+            forceable=not force and any(s.endswith("not significant") for s in skipped),
         )
     seen["skipped"] = skipped
     return seen, steps
