@@ -1,4 +1,4 @@
-"""Typed settings of every job, built once from the validated config (docs/methods.md §1).
+"""Typed settings of every job, built once from the validated config (README: Layout).
 
 Why one module: each decision the config makes (which model, which batch size, which alpha)
 has one owner here, and every job receives a frozen object instead of unpacking the config
