@@ -323,7 +323,7 @@ def check_shared_words(config: Mapping[str, Any]) -> None:
         "also reported without them (sim3_no_shared); phase1.shared_words: drop (the default) "
         "removes them from both lists, error refuses such lists"
     )
-    mode = p1.get("shared_words", "drop")
+    mode = p1["shared_words"]  # the schema's default is merged in before any check
     if mode == "error":
         raise ConfigError(message)
     if mode == "warn":
