@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -322,6 +322,7 @@ class MelSettings:
     hop_length: int
     n_mels: int
     top_db: float
+    floor_db: float  # the gain-aware distance's absolute floor, dB re full scale
 
 
 @dataclass(frozen=True)
@@ -347,6 +348,18 @@ class Phase3Settings:
     u_grid: int
     alpha: float  # one-sided level of the verdict's sign-flip tests (Holm over its two gates)
     min_test_files: int  # below it the verdict is inconclusive, never positive
+    seeds: tuple[int, ...]  # training seeds; the first is the designated one (model file, renders)
+    text2fx_budget: int  # CLAP calls per test sample of the continuous Text2FX search (0: grid)
+    model: ModelSpec  # the CLAP the Text2FX search renders and embeds with
+
+
+def training_seeds(value: int | Sequence[int], base_seed: int) -> tuple[int, ...]:
+    """``phase3.seeds`` as a tuple: a count n gives ``base_seed, base_seed + 1, …`` (so the
+    first, designated seed is the run's own ``seed`` and a one-seed run trains what it always
+    did), a list is taken as given."""
+    if isinstance(value, int):
+        return tuple(base_seed + k for k in range(value))
+    return tuple(int(s) for s in value)
 
 
 def windows_settings(config: Mapping[str, Any]) -> WindowsSettings:
@@ -424,6 +437,9 @@ def phase3_settings(config: Mapping[str, Any], checkpoint_dir: str) -> Phase3Set
         u_grid=p3["u_grid"],
         alpha=p3["alpha"],
         min_test_files=p3["min_test_files"],
+        seeds=training_seeds(p3["seeds"], config["seed"]),
+        text2fx_budget=p3["text2fx_budget"],
+        model=model_spec(config, "audio"),
     )
 
 

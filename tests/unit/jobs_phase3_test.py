@@ -128,7 +128,7 @@ def _strength(base, ds, cfg, target="matched"):
     )
 
 
-def _train(base, ds, cfg, out="train", epochs=3):
+def _train(base, ds, cfg, out="train", epochs=3, seeds=3, budget=3):
     from delta_v2a.jobs.phase3 import run_train
 
     o = base / out
@@ -145,6 +145,8 @@ def _train(base, ds, cfg, out="train", epochs=3):
         "bootstrap": 200,
         "log_every": 2,
         "checkpoint_interval_s": 0,
+        "seeds": seeds,
+        "text2fx_budget": budget,
     }
     run_train(
         inputs=Paths(
@@ -222,15 +224,25 @@ def _check_strength(base, ds, model):
 
 
 def _check_training(base, ds, cfg, split, n_test_rows, caplog):
-    """The training log: every baseline on test, intervals, the verdict, predictions.tsv."""
+    """The training log: every baseline on test, intervals, the verdict over 3 training
+    seeds, the Text2FX-style search's calls, both log-mel distances, predictions.tsv."""
     with caplog.at_level("INFO"):
         out = _train(base, ds, cfg)
     assert "decoder epoch 2/3" in caplog.text or "attention epoch 2/3" in caplog.text
+    assert "training seed 2 (3 of 3)" in caplog.text and "seed 1 does NOT pass" in caplog.text
+    assert "decoder test MSE over 3 seeds" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
     assert log["status"] == "trained" and log["target"] == "matched"
     models = log["training"]["models"]
     assert set(models) == {"decoder", "concat", "text_mlp"}
     assert all(len(m["history"]) == 3 for m in models.values())
+    assert log["seeds"]["training_seeds"] == [0, 1, 2] and log["seeds"]["designated"] == 0
+    per_seed = log["training"]["per_seed"]
+    assert set(per_seed) == {"0", "1", "2"} and set(per_seed["1"]) == set(models)
+    # different seeds train different networks
+    assert len({per_seed[s]["decoder"]["best_val_loss"] for s in per_seed}) == 3
+    assert per_seed["0"]["decoder"]["best_val_loss"] == models["decoder"]["best_val_loss"]
+    assert [r["seed"] for r in log["verdict"]["inference"]["seeds"]] == [0, 1, 2]
     figures = log["test"]["figures"]
     assert set(figures) == {
         "decoder",
@@ -246,13 +258,21 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     }
     for f in figures.values():
         assert f["param_mse"]["n_files"] == 2 and f["param_mse"]["low"] <= f["param_mse"]["high"]
+        assert len(f["param_mse"]["per_seed"]) == 3 and set(f) >= {"logmel_db", "logmel_gain_db"}
+        assert np.mean(f["param_mse"]["per_seed"]) == pytest.approx(f["param_mse"]["mean"])
+    assert figures["decoder"]["param_mse"]["seed_sd"] > 0  # the seeds differ
+    assert figures["text2fx_search"]["param_mse"]["seed_sd"] == 0.0  # no seed changes it
     assert figures["oracle"]["param_mse"]["mean"] == 0.0
+    assert figures["oracle"]["logmel_gain_db"]["mean"] == 0.0
     assert set(log["test"]["paraphrase_figures"]) == set(figures)
     v = log["verdict"]
     assert isinstance(v["uses_audio"], bool) and set(v["beats"]) | set(v["does_not_beat"]) == (
         set(figures) - {"decoder"}
     )
-    assert log["cost"]["text2fx_search"]["clap_audio_calls_per_clip"] == 4
+    search = log["cost"]["text2fx_search"]
+    assert search["budget"] == 3 and 0 < search["search_calls_per_clip"] <= 3
+    assert search["clap_audio_calls_per_clip"] == 4 + search["search_calls_per_clip"]
+    assert 0 < search["clap_calls_made"] <= 3 * n_test_rows * 2
     assert log["meta"]["not_science"] is True and log["test"]["n_rendered"] == 6
     preds = pd.read_csv(out / "parameter_predictions/predictions.tsv", sep="\t")
     assert len(preds) == 2 * n_test_rows and set(preds["path"]) == set(split["test_files"])
@@ -260,6 +280,8 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
         preds
     )
     assert preds["logmel_db:decoder"].notna().sum() == 6
+    assert preds["logmel_gain_db:decoder"].notna().sum() == 6
+    assert not any("@seed" in c for c in preds)  # the designated seed only
     assert len(list((out / "parameter_predictions/examples").glob("*.wav"))) == 2 * 3
     return out
 

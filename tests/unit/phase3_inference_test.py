@@ -228,3 +228,53 @@ def test_power_with_a_planted_per_clip_sensitivity():
         c.mean for v, _ in runs for c in v.seeds[0].comparisons if c.name == "curve_inversion"
     ]
     assert np.mean(ceiling) < 0
+
+
+# --------------------------------------------------------------------------- several seeds
+
+
+def _seed_metrics(n_files, decoder_offset, bad=False):
+    """One training seed's per-sample metrics on 2 samples per file: text-only and shuffled
+    errors 0.3 + a per-file term, the decoder 0.1 + ``decoder_offset`` (or, for a bad seed,
+    exactly text-only's errors)."""
+    per_file = np.linspace(0.0, 0.05, n_files)
+    text = np.repeat(0.3 + per_file, 2)
+    dec = text.copy() if bad else np.full(2 * n_files, 0.1 + decoder_offset)
+    metrics = {
+        "decoder": dec,
+        "text_lookup": text,
+        "text_mlp": text + 0.01,
+        "shuffled_audio": text + 0.02,
+        "curve_inversion": np.full(2 * n_files, 0.05),
+    }
+    return {k: {"param_mse": v, "logmel_gain_db": v * 10} for k, v in metrics.items()}
+
+
+def test_several_seeds_figures_are_mean_and_spread_and_every_seed_must_pass():
+    """The job's pure evaluation (evaluate.evaluate_test) over 3 training seeds: the figures
+    are the mean over seeds with each seed's mean and their SD (known answers), and the
+    verdict fails when one of the 3 seeds fails, naming that seed."""
+    from delta_v2a.phase3.evaluate import evaluate_test
+
+    n = 12
+    files = np.repeat(np.arange(n), 2)
+    seen = np.ones(2 * n, dtype=bool)
+    per_seed = [_seed_metrics(n, 0.01 * k) for k in range(3)]
+    ev = evaluate_test(per_seed, files, seen, 200, 0, seeds=[7, 8, 9], min_test_files=10)
+    dec = ev["figures"]["test"]["decoder"]["param_mse"]
+    assert dec["per_seed"] == pytest.approx([0.1, 0.11, 0.12])
+    assert dec["mean"] == pytest.approx(0.11) and dec["seed_sd"] == pytest.approx(0.01)
+    assert ev["figures"]["test"]["text_lookup"]["param_mse"]["seed_sd"] == 0.0
+    v = ev["verdict"]
+    assert v["status"] == "pass" and v["seeds"] == [7, 8, 9] == v["seeds_passed"]
+    assert v["text_only_baseline_per_seed"] == ["text_lookup"] * 3
+    ps = [[c["p"] for c in r["comparisons"] if c["gating"]] for r in v["inference"]["seeds"]]
+    assert np.allclose(ps, 2.0**-n)  # every file better in every seed: the smallest p
+    per_seed[1] = _seed_metrics(n, 0.0, bad=True)
+    bad = evaluate_test(per_seed, files, seen, 200, 0, seeds=[7, 8, 9], min_test_files=10)
+    b = bad["verdict"]
+    assert b["status"] == "fail" and b["uses_audio"] is False and b["seeds_passed"] == [7, 9]
+    assert "seed 8: text_only" in b["reason"] and "seed 7" not in b["reason"]
+    assert b["beats_text_only"] is False and b["shuffled_audio_hurts"] is True
+    with pytest.raises(ValueError, match="per-seed results"):
+        evaluate_test(per_seed, files, seen, 200, 0, seeds=[7, 8])

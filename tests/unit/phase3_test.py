@@ -214,6 +214,25 @@ def test_gain_aware_distance_sees_what_the_peak_relative_one_cannot():
     assert np.median((a - b)[a > -60]) == pytest.approx(20 * np.log10(2), abs=0.05)
 
 
+def test_both_log_mels_of_a_rendered_gain_error():
+    """The job's two distances (renders.SPECTRAL_METRICS) on audio: a tone 6 dB too quiet is
+    0 dB away peak-relative and 6 dB away on the common reference, in every bin above the
+    floor (a pure tone is far above -100 dB only near its frequency: the mean is measured
+    over those bins)."""
+    sr = 16_000
+    t = np.arange(sr) / sr
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * np.sin(2 * np.pi * 3000 * t)
+    mel = spectral.MelSettings(n_fft=512, hop_length=256, n_mels=32, floor_db=-60.0)
+    peak_a, gain_a = spectral.both_log_mels(tone, sr, mel)
+    peak_b, gain_b = spectral.both_log_mels(tone * 10 ** (-6 / 20), sr, mel)
+    assert spectral.spectral_distance(peak_a, peak_b) == pytest.approx(0.0, abs=1e-4)
+    above = (gain_a > -60 + 7) & (gain_b > -60 + 1)
+    assert above.mean() > 0.1
+    np.testing.assert_allclose((gain_a - gain_b)[above], 6.0, atol=1e-3)
+    assert 0 < spectral.spectral_distance(gain_a, gain_b) <= 6.0 + 1e-6
+    np.testing.assert_array_equal(gain_a, spectral.log_mel_reference(tone, sr, mel, -60.0))
+
+
 def _simulated_strongest(rng, n):
     """g_f(1) of n clips: log-normal sensitivities, as CLAP distances spread across music."""
     return rng.lognormal(0.0, 0.6, size=n)

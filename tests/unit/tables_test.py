@@ -58,7 +58,8 @@ def test_phase1_keys_are_used_when_present():
 
 
 def test_phase3_rows_copy_every_test_figure_with_its_interval():
-    fig = {"mean": 0.1, "low": 0.05, "high": 0.2, "n_files": 3}
+    fig = {"mean": 0.1, "low": 0.05, "high": 0.2, "n_files": 3, "seed_sd": 0.02}
+    fig |= {"per_seed": [0.08, 0.1, 0.12]}
     log = {
         "status": "trained",
         "test": {
@@ -71,9 +72,9 @@ def test_phase3_rows_copy_every_test_figure_with_its_interval():
     }
     got = [tuple(r.values()) for r in phase3_rows(log).to_dict("records")]
     assert got == [
-        ("test", "decoder", "param_mse", 0.1, 0.05, 0.2, 3, "trained"),
-        ("test", "no_effect", "param_mse", 0.3, 0.05, 0.2, 3, "trained"),
-        ("paraphrases", "decoder", "strength_error", 0.5, 0.05, 0.2, 3, "trained"),
+        ("test", "decoder", "param_mse", 0.1, 0.05, 0.2, 3, 0.02, 3, "trained"),
+        ("test", "no_effect", "param_mse", 0.3, 0.05, 0.2, 3, 0.02, 3, "trained"),
+        ("paraphrases", "decoder", "strength_error", 0.5, 0.05, 0.2, 3, 0.02, 3, "trained"),
     ]
     assert phase3_rows({"status": "no_pairs"}).empty
     assert isinstance(phase3_rows({}), pd.DataFrame)

@@ -80,6 +80,20 @@ def _fig(f: Mapping[str, Any] | None, digits: int = 4) -> str:
     return f"{f['mean']:.{digits}g} [{f['low']:.{digits}g}, {f['high']:.{digits}g}]"
 
 
+def _seed_lines(v: Mapping[str, Any], figures: Mapping[str, Any]) -> list[str]:
+    """Which training seeds passed, and the decoder's test MSE as mean ± SD over seeds."""
+    seeds = v.get("seeds")
+    if not seeds:
+        return []
+    dec = figures.get("decoder", {}).get("param_mse", {})
+    per_seed = ", ".join(f"{x:.3g}" for x in dec.get("per_seed") or [])
+    return [
+        f"training seeds {seeds}: passed {v.get('seeds_passed', [])} (the verdict needs all)",
+        f"decoder test MSE over {len(seeds)} seeds: {dec.get('mean', float('nan')):.3g} ± "
+        f"{dec.get('seed_sd') or 0.0:.2g} (SD over seeds; per seed {per_seed})",
+    ]
+
+
 def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
     """Phase 3: the audio-dependence figure, the verdict ("uses the audio" or not), which
     baselines the decoder beats on test and which it does not, test MSE of each with its
@@ -88,10 +102,12 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
     if status != "trained":
         return _verdict("phase 3 decoder", False, [training_log.get("message", str(status))])
     v, dep = training_log["verdict"], training_log.get("audio_dependence", {})
+    inference_seeds = v.get("inference", {}).get("seeds", [])
     tests = [
-        f"{c['name']}: mean {c['mean']:.3g} over {c['n_files']} files, sign-flip p "
+        (f"seed {seed['seed']} " if len(inference_seeds) > 1 else "")
+        + f"{c['name']}: mean {c['mean']:.3g} over {c['n_files']} files, sign-flip p "
         f"{c['p']:.3g} (Holm {c['p_holm']:.3g})" + ("" if c["gating"] else ", reported")
-        for seed in v.get("inference", {}).get("seeds", [])
+        for seed in inference_seeds
         for c in seed["comparisons"]
     ]
     spread = training_log.get("test", {}).get("shuffled_spread")
@@ -121,11 +137,20 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
         f"{_fig(v['difference_shuffled_minus_decoder'], 3)}",
     ]
     figures = training_log["test"]["figures"]
+    lines += _seed_lines(v, figures)
     lines += [
         f"test {name}: MSE {_fig(f['param_mse'], 3)}, strength error "
         f"{_fig(f['strength_error'], 3)}, log-mel {_fig(f['logmel_db'], 3)} dB"
+        + (f", gain-aware {_fig(f['logmel_gain_db'], 3)} dB" if "logmel_gain_db" in f else "")
         for name, f in figures.items()
     ]
+    search = training_log.get("cost", {}).get("text2fx_search", {})
+    if "budget" in search:
+        lines.append(
+            f"text2fx_search: budget {search['budget']} CLAP calls per clip beyond the "
+            f"{search['grid_points_free']}-point grid, {search['search_calls_per_clip']:.3g} "
+            f"used per clip, {search['seconds_per_sample']:.3g} s per sample"
+        )
     ok = "inconclusive" if v.get("status") == "inconclusive" else bool(v["uses_audio"])
     return _verdict("phase 3 decoder", ok, lines)
 

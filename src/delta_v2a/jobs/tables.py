@@ -182,8 +182,10 @@ def discovery_rows(
 def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
     """One row per (split, candidate, metric) of the Phase 3 test figures: the decoder and
     every baseline on the test files (``test``) and on the held-out paraphrases
-    (``paraphrases``), each a mean with its bootstrap interval over test files."""
-    cols = ["split", "candidate", "metric", "mean", "low", "high", "n_files", "status"]
+    (``paraphrases``), each a mean with its bootstrap interval over test files, and its SD
+    over the training seeds (0 for what no seed changes)."""
+    cols = ["split", "candidate", "metric", "mean", "low", "high", "n_files", "seed_sd"]
+    cols += ["n_seeds", "status"]
     rows = []
     test = training_log.get("test")
     blocks = (
@@ -197,7 +199,8 @@ def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
                 if isinstance(fig, Mapping):
                     rows.append(
                         {"split": split, "candidate": candidate, "metric": metric,
-                         **{k: fig.get(k) for k in ("mean", "low", "high", "n_files")},
+                         **{k: fig.get(k) for k in ("mean", "low", "high", "n_files", "seed_sd")},
+                         "n_seeds": len(fig.get("per_seed") or []) or None,
                          "status": training_log.get("status")}
                     )  # fmt: skip
     return pd.DataFrame(rows, columns=cols)

@@ -26,6 +26,7 @@ __all__ = [
     "cost_comparison",
     "evaluate_test",
     "figures_over_files",
+    "seed_spread",
     "per_sample_mse",
     "strength_error",
     "strength_errors",
@@ -37,6 +38,8 @@ METRICS = {
     "param_mse": "mean squared error of the normalised parameter vector",
     "strength_error": "|g_f(u_hat) - target| / target, g_f the clip's strength curve",
     "logmel_db": "mean |log-mel(A) - log-mel(A_aug)|, dB re each clip's peak, top_db",
+    "logmel_gain_db": "mean |log-mel(A) - log-mel(A_aug)|, dB re a common reference (power "
+    "1), floored at floor_db: sees a gain error the peak-relative one cannot",
 }
 
 
@@ -94,14 +97,20 @@ def verdict(
     diff_shuffled: Mapping[str, Any],
     text_name: str,
     metric: str = "param_mse",
+    text_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """ "The decoder uses the audio" only when :func:`~delta_v2a.phase3.inference.phase3_verdict`
     passes: on enough test files, each gate (text-only − decoder, shuffled − decoder) has a
     Holm-corrected one-sided sign-flip p <= alpha and a positive mean, in every seed. The
     bootstrap intervals are kept as description (they are no test: with few files they are
     far too narrow). Lists which baselines the decoder beats on ``metric`` (point estimates;
-    lower is better) and which it does not."""
-    gates = {c.name: c for c in inference.seeds[0].comparisons} if inference.seeds else {}
+    lower is better) and which it does not. A gate counts as passed only when it passed in
+    every seed; ``text_names`` is each seed's text-only baseline (default: ``text_name``)."""
+    passed = {
+        g: bool(inference.seeds)
+        and all(c.passed for r in inference.seeds for c in r.comparisons if c.name == g)
+        for g in GATES
+    }
     mine = figures["decoder"][metric]["mean"]
     beaten, not_beaten = [], []
     for name, fig in figures.items():
@@ -119,9 +128,12 @@ def verdict(
         "uses_audio": uses,
         "status": inference.status,
         "reason": inference.reason,
-        "beats_text_only": bool(gates.get(GATES[0]) and gates[GATES[0]].passed),
-        "shuffled_audio_hurts": bool(gates.get(GATES[1]) and gates[GATES[1]].passed),
+        "beats_text_only": passed[GATES[0]],
+        "shuffled_audio_hurts": passed[GATES[1]],
         "text_only_baseline": text_name,
+        "text_only_baseline_per_seed": list(text_names or [text_name]),
+        "seeds": [r.seed for r in inference.seeds],
+        "seeds_passed": [r.seed for r in inference.seeds if r.passed],
         "metric": metric,
         "inference": inference.to_dict(),
         "difference_text_only_minus_decoder": dict(diff_text),
@@ -168,65 +180,137 @@ def figures_over_files(
     }
 
 
+def seed_spread(
+    per_seed: Sequence[Mapping[str, Mapping[str, np.ndarray]]], files: np.ndarray, mask: np.ndarray
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """baseline -> metric -> each seed's mean over files (in ``mask``) and their SD across
+    seeds (ddof 1; 0 with one seed): how much the figure depends on the training seed. The
+    untrained baselines are the same in every seed, so their SD is 0."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, metrics in per_seed[0].items():
+        out[name] = {}
+        for metric in metrics:
+            means = []
+            for ps in per_seed:
+                _, m = _file_means(ps[name][metric][mask], files[mask])
+                means.append(float(m.mean()) if len(m) else float("nan"))
+            arr = np.array(means)
+            ok = arr[np.isfinite(arr)]
+            sd = float(ok.std(ddof=1)) if len(ok) > 1 else 0.0 if len(ok) else None
+            out[name][metric] = {"per_seed": [_or_none(x) for x in means], "seed_sd": sd}
+    return out
+
+
+def _or_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _seed_mean(
+    per_seed: Sequence[Mapping[str, Mapping[str, np.ndarray]]],
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each baseline's per-sample value averaged over seeds (the samples' NaN pattern is the
+    same in every seed: the same samples are rendered)."""
+    return {
+        name: {m: np.mean([ps[name][m] for ps in per_seed], axis=0) for m in metrics}
+        for name, metrics in per_seed[0].items()
+    }
+
+
+def _with_spread(figures: dict, spread: Mapping) -> dict:
+    """The seed-averaged figures with each seed's mean and their SD added."""
+    for name, metrics in figures.items():
+        for metric, fig in metrics.items():
+            fig.update(spread[name][metric])
+    return figures
+
+
 def evaluate_test(
-    per_sample: Mapping[str, Mapping[str, np.ndarray]],
+    per_seed: Sequence[Mapping[str, Mapping[str, np.ndarray]]],
     files: np.ndarray,
     seen: np.ndarray,
     n_boot: int,
     seed: int,
     *,
+    seeds: Sequence[int] | None = None,
     alpha: float = DEFAULT_ALPHA,
     min_test_files: int = DEFAULT_MIN_TEST_FILES,
     reported: Sequence[str] = ("curve_inversion", "text2fx_search", "oracle"),
 ) -> dict[str, Any]:
     """Test figures, seen templates (``seen``) and held-out paraphrases apart, and the
-    verdict from the seen ones: the decoder against the better text-only baseline and
-    against itself on shuffled audio, per-file differences paired by sample, tested over
-    files (§6.5-6.6); the ``reported`` baselines that are present are compared too, without
-    gating. One training seed; several seeds go straight to :func:`phase3_verdict`."""
+    verdict from the seen ones, over one or several training seeds (``per_seed[s]``: baseline
+    -> metric -> per-sample values of seed ``seeds[s]``; §6.5-6.6).
+
+    Figures are over the per-sample values averaged over seeds (mean over files, percentile
+    bootstrap over files) with each seed's mean and their SD. The verdict: per seed, the
+    decoder against that seed's better text-only baseline and against itself on shuffled
+    audio, per-file differences paired by sample, tested over files; it passes only when
+    every seed passes (:func:`phase3_verdict`). The ``reported`` baselines that are present
+    are compared too, without gating."""
+    seeds = list(range(len(per_seed))) if seeds is None else list(seeds)
+    if len(seeds) != len(per_seed) or not per_seed:
+        raise ValueError(f"{len(per_seed)} per-seed results for the seeds {seeds}")
+    mean = _seed_mean(per_seed)
     figures = {
-        "test": figures_over_files(per_sample, files, seen, n_boot, seed),
-        "paraphrase": figures_over_files(per_sample, files, ~seen, n_boot, seed)
+        "test": _with_spread(
+            figures_over_files(mean, files, seen, n_boot, seed), seed_spread(per_seed, files, seen)
+        ),
+        "paraphrase": _with_spread(
+            figures_over_files(mean, files, ~seen, n_boot, seed),
+            seed_spread(per_seed, files, ~seen),
+        )
         if (~seen).any()
         else {},
     }
-    text_name = min(
-        ("text_lookup", "text_mlp"), key=lambda k: figures["test"][k]["param_mse"]["mean"]
+    text_names, per_file = [], {}
+    for ps in per_seed:
+        mse = {k: v["param_mse"][seen] for k, v in ps.items()}
+        text_name = min(
+            ("text_lookup", "text_mlp"), key=lambda k: _file_means(mse[k], files[seen])[1].mean()
+        )
+        text_names.append(text_name)
+        names = {GATES[0]: text_name, GATES[1]: "shuffled_audio"}
+        names.update({r: r for r in reported if r in mse})
+        for gate, name in names.items():
+            d = file_mean_differences(mse[name], mse["decoder"], files[seen])[1]
+            per_file.setdefault(gate, []).append(d)
+    text_mse = np.mean([ps[t]["param_mse"] for ps, t in zip(per_seed, text_names, strict=True)], 0)
+    diff_text = bootstrap_difference(
+        text_mse[seen], mean["decoder"]["param_mse"][seen], files[seen], n_boot, seed
     )
-    mse = {k: v["param_mse"][seen] for k, v in per_sample.items()}
-    diff_text = bootstrap_difference(mse[text_name], mse["decoder"], files[seen], n_boot, seed)
     diff_shuf = bootstrap_difference(
-        mse["shuffled_audio"], mse["decoder"], files[seen], n_boot, seed
+        mean["shuffled_audio"]["param_mse"][seen],
+        mean["decoder"]["param_mse"][seen],
+        files[seen],
+        n_boot,
+        seed,
     )
-    names = {GATES[0]: text_name, GATES[1]: "shuffled_audio"}
-    names.update({r: r for r in reported if r in mse})
-    per_file = {
-        gate: file_mean_differences(mse[name], mse["decoder"], files[seen])[1]
-        for gate, name in names.items()
-    }
-    inference = phase3_verdict(per_file, alpha=alpha, min_test_files=min_test_files, n_boot=n_boot)
-    return {
-        "figures": figures,
-        "verdict": verdict(figures["test"], inference, diff_text, diff_shuf, text_name),
-        "per_sample": per_sample,
-    }
+    inference = phase3_verdict(
+        {k: np.stack(v) for k, v in per_file.items()},
+        alpha=alpha,
+        min_test_files=min_test_files,
+        n_boot=n_boot,
+        seed_labels=seeds,
+    )
+    v = verdict(
+        figures["test"], inference, diff_text, diff_shuf, text_names[0], "param_mse", text_names
+    )
+    return {"figures": figures, "verdict": v, "per_sample": mean}
 
 
 def cost_comparison(
-    curve_cost: Mapping[str, Any], grid_size: int, n_windows: int, timing: Mapping[str, float]
+    curve_cost: Mapping[str, Any], grid_size: int, n_windows: int, timing: Mapping[str, Any]
 ) -> dict[str, Any]:
     """CLAP calls and seconds per clip: the decoder (its windows + one text) against the
-    per-clip search (every grid u rendered and embedded + one text), from the per-clip costs
-    measured where the strength curves were embedded (``curve_cost``)."""
+    Text2FX-style search, whose clip pays the grid (rendered and embedded, free here because
+    the strength job made it, not free for a standalone run) plus its own search calls
+    (``timing["text2fx"]``, measured in this job); per-clip grid costs from the strength
+    job (``curve_cost``)."""
     c = curve_cost["cost"]
     embed, render = c.get("embed_seconds_per_clip"), c.get("render_seconds_per_clip")
     known = embed is not None and render is not None
     decoder_s = n_windows * embed + timing["decoder_forward_seconds_per_sample"] if known else None
-    search_s = (
-        grid_size * (embed + render) + timing["text2fx_argmax_seconds_per_sample"]
-        if known
-        else None
-    )
+    search = timing["text2fx"]
+    search_s = grid_size * (embed + render) + search["seconds_per_sample"] if known else None
     return {
         "decoder": {
             "clap_audio_calls_per_clip": n_windows,
@@ -234,9 +318,10 @@ def cost_comparison(
             "seconds_per_clip": decoder_s,
         },
         "text2fx_search": {
-            "clap_audio_calls_per_clip": int(grid_size),
+            "clap_audio_calls_per_clip": float(grid_size + search["search_calls_per_clip"]),
             "clap_text_calls": 1,
             "seconds_per_clip": search_s,
+            **dict(search),
         },
         "per_clip_costs": dict(c),
         "u_grid": {

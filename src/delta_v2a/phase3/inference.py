@@ -228,6 +228,7 @@ def phase3_verdict(
     min_test_files: int = DEFAULT_MIN_TEST_FILES,
     level: float = 0.95,
     n_boot: int = 10_000,
+    seed_labels: Sequence[int] | None = None,
 ) -> Phase3Verdict:
     """ "The decoder uses the audio", decided over test files.
 
@@ -244,6 +245,8 @@ def phase3_verdict(
 
     "pass" needs every seed to pass (a lucky seed must not carry the verdict). Fewer than
     ``min_test_files`` files with a value in every gate gives "inconclusive", never "pass".
+    ``seed_labels`` names the rows (the training seeds; default 0, 1, …) in the results and
+    the reason, and seeds each row's bootstrap.
     """
     if min_test_files < MIN_TEST_FILES_FLOOR:
         raise ValueError(f"min_test_files must be >= {MIN_TEST_FILES_FLOOR}, got {min_test_files}")
@@ -253,9 +256,13 @@ def phase3_verdict(
     n_seeds = {a.shape[0] for a in arrays.values()}
     if len(n_seeds) != 1:
         raise ValueError(f"every comparison needs the same seeds, got {sorted(n_seeds)}")
+    n_rows = n_seeds.pop()
+    labels = list(range(n_rows)) if seed_labels is None else [int(x) for x in seed_labels]
+    if len(labels) != n_rows:
+        raise ValueError(f"{len(labels)} seed labels for {n_rows} rows of differences")
     seeds = tuple(
-        _seed_result(s, {k: a[s] for k, a in arrays.items()}, gates, alpha, level, n_boot)
-        for s in range(n_seeds.pop())
+        _seed_result(lab, {k: a[s] for k, a in arrays.items()}, gates, alpha, level, n_boot)
+        for s, lab in enumerate(labels)
     )
     n = min(c.n_files for r in seeds for c in r.comparisons if c.gating)
     args = (alpha, min_test_files, n, tuple(gates), seeds)

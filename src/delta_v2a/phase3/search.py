@@ -13,10 +13,12 @@ Pure apart from the calls to ``f``; no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SearchResult", "golden_section_max"]
+import numpy as np
+
+__all__ = ["ClipSearch", "SearchResult", "golden_section_max", "search_clips"]
 
 _INV_PHI = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...
 
@@ -92,3 +94,67 @@ def golden_section_max(
     inside = {u: v for u, v in cache.items() if lo <= u <= hi}
     best = max(inside, key=lambda u: (inside[u], -abs(u - (a + b) / 2)))
     return SearchResult(best, inside[best], calls, tuple(sorted(cache.items())))
+
+
+@dataclass(frozen=True)
+class ClipSearch:
+    u: np.ndarray  # (N,) each sample's best u
+    similarity: np.ndarray  # (N,) its audio-text cosine
+    calls: np.ndarray  # (N,) score evaluations of each sample's search beyond the free grid
+    embedded: int  # distinct (file, effect, u) rendered and embedded: the CLAP calls made
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / max(float(np.linalg.norm(x)), 1e-12)
+
+
+def search_clips(
+    embed: Callable[[int, str, float], np.ndarray],
+    files: Sequence[int],
+    effects: Sequence[str],
+    text: np.ndarray,
+    grid: np.ndarray,
+    known: np.ndarray,
+    *,
+    budget: int,
+    tol: float = 1e-3,
+) -> ClipSearch:
+    """The Text2FX-style competitor on every test sample: maximise the cosine between the
+    CLAP embedding of the sample's clip rendered by its audio effect at u and the CLAP text
+    embedding of its description (``text[n]``), by :func:`golden_section_max` within
+    ``budget`` evaluations (docs/methods.md §6.4).
+
+    ``embed(file, effect, u)`` renders and embeds one clip; it is called once per distinct
+    (file, effect, u) over all samples (a cache shared by the searches: two descriptions of
+    one clip ask for the same renders), so ``embedded`` counts the CLAP calls made while
+    ``calls`` counts what each sample's search asked for, what a standalone Text2FX run on
+    that clip would pay. ``known[n]`` (G, D) are the strength job's embeddings of the same
+    clip at ``grid``: free, and they place the first bracket. Budget 0 is the grid argmax.
+    Samples are searched grouped by file (stable order), so ``embed`` may hold one file's
+    audio at a time.
+    """
+    text, known, grid = np.asarray(text), np.asarray(known), np.asarray(grid, dtype=np.float64)
+    n = len(files)
+    if not (len(effects) == n == len(text) == len(known)):
+        raise ValueError("files, effects, text and known embeddings need one row per sample")
+    if budget < 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    cache: dict[tuple[int, str, float], np.ndarray] = {}
+    u, sim, calls = np.zeros(n), np.zeros(n), np.zeros(n, dtype=np.int64)
+    for i in np.argsort(np.asarray(files), kind="stable"):
+        f, e, t = int(files[i]), str(effects[i]), _unit(text[i])
+        grid_sims = {float(g): float(_unit(k) @ t) for g, k in zip(grid, known[i], strict=True)}
+        if budget == 0:
+            best = max(grid_sims, key=grid_sims.__getitem__)
+            u[i], sim[i] = best, grid_sims[best]
+            continue
+
+        def score(x: float, f: int = f, e: str = e, t: np.ndarray = t) -> float:
+            if (f, e, x) not in cache:
+                cache[(f, e, x)] = _unit(embed(f, e, x))
+            return float(cache[(f, e, x)] @ t)
+
+        r = golden_section_max(score, budget=budget, tol=tol, known=grid_sims)
+        u[i], sim[i], calls[i] = r.u, r.value, r.n_calls
+    return ClipSearch(u, sim, calls, len(cache))

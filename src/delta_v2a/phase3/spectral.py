@@ -21,6 +21,7 @@ class MelSettings:
     n_mels: int = 64
     amin: float = 1e-10  # power floor before the log
     top_db: float = 80.0  # dB below the clip's own peak where the spectrogram is floored
+    floor_db: float = -100.0  # the gain-aware scale's absolute floor, dB re power 1 (full scale)
 
 
 def mel_power(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:
@@ -69,6 +70,13 @@ def log_mel_reference(
     """(n_mels, frames) log-mel power in dB re ``ref`` (:func:`to_db_reference`): the
     gain-aware spectrogram, beside the peak-relative :func:`log_mel`."""
     return to_db_reference(mel_power(audio, sr, mel), mel.amin, floor_db, ref)
+
+
+def both_log_mels(audio: np.ndarray, sr: int, mel: MelSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The peak-relative (:func:`log_mel`) and gain-aware (:func:`log_mel_reference`, re power
+    1 floored at ``mel.floor_db``) spectrograms from one mel power spectrogram."""
+    power = mel_power(audio, sr, mel)
+    return to_db(power, mel.amin, mel.top_db), to_db_reference(power, mel.amin, mel.floor_db)
 
 
 def spectral_distance(a_db: np.ndarray, b_db: np.ndarray) -> float:

@@ -93,12 +93,19 @@ def write_figures(
 #: Where each random stream starts (docs/methods.md §6.3), written into every training log.
 SEED_STREAMS = {
     "split_and_levels": "numpy default_rng([seed, 101]) / ([seed, 202])",
-    "init": "torch.manual_seed(seed)",
-    "shuffle": "torch.Generator().manual_seed(seed + 1)",
+    "init": "torch.manual_seed(s) for each training seed s",
+    "shuffle": "torch.Generator().manual_seed(s + 1) for each training seed s",
     "spectral_subsample": "numpy default_rng([seed, 303])",
     "bootstrap": "numpy default_rng([seed, 404])",
     "audio_shuffle": "numpy default_rng([seed, 505])",
 }
+
+
+#: Why the model file, renders and predictions come from the first training seed.
+DESIGNATED_WHY = (
+    "the first of phase3.seeds, fixed before training: choosing the best seed on test would "
+    "be a choice from test, and the first seed's artifact does not change when seeds are added"
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ class TrainRun:
     device: str
     preroll: int
     transfer: Mapping[str, Any] | None = None
+    #: every training seed's models (the designated seed's are ``results`` too)
+    seed_results: Mapping[int, Mapping[str, TrainResult]] | None = None
 
 
 def _data_section(ctx: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,6 +163,17 @@ def _training_section(run: TrainRun) -> dict[str, Any]:
             }
             for name, r in run.results.items()
         },
+        "per_seed": {
+            str(s): {
+                name: {
+                    "best_epoch": r.best_epoch,
+                    "best_val_loss": r.best_val_loss,
+                    "train_seconds": r.train_seconds,
+                }
+                for name, r in models.items()
+            }
+            for s, models in (run.seed_results or {run.settings.seed: run.results}).items()
+        },
     }
 
 
@@ -162,8 +182,10 @@ def _test_section(run: TrainRun) -> dict[str, Any]:
     return {
         "figures": figures["test"],
         "paraphrase_figures": figures["paraphrase"],
-        "interval": "95 % percentile bootstrap over test files (description; the verdict is "
-        "the sign-flip test over files in verdict.inference)",
+        "interval": "95 % percentile bootstrap over test files of the per-sample values "
+        "averaged over training seeds (description; the verdict is the sign-flip test over "
+        "files in verdict.inference, per seed); per_seed / seed_sd: each seed's mean and their "
+        "SD across seeds",
         "shuffled_spread": run.evaluation.get("shuffled_spread"),
         "n_rendered": run.renders["n_rendered"],
         "render_seconds": run.renders["seconds"],
@@ -184,7 +206,13 @@ def training_log(ctx: Mapping[str, Any], run: TrainRun) -> dict[str, Any]:
         "verdict": run.evaluation["verdict"],
         "audio_dependence": dict(run.dependence),
         "pairs": {k: p[k] for k in ("threshold", "significance", "rows", "chosen")},
-        "seeds": {"seed": int(run.settings.seed), **SEED_STREAMS},
+        "seeds": {
+            "seed": int(run.settings.seed),
+            "training_seeds": [int(s) for s in (run.seed_results or {run.settings.seed: 0})],
+            "designated": int(run.settings.seed),
+            "designated_why": DESIGNATED_WHY,
+            **SEED_STREAMS,
+        },
         "data": _data_section(ctx),
         "paramspace": ctx["space"].to_dict(),
         "windows": {**ctx["table"].meta["windows"], "hop_s": ctx["table"].meta.get("hop_s")},
@@ -230,6 +258,7 @@ def save_model(model_out: str, ctx: Mapping[str, Any], run: TrainRun) -> None:
             "verdict": {k: ev["verdict"][k] for k in ("uses_audio", "message")},
             "apply": dict(run.calibration),
             "seed": int(run.settings.seed),
+            "training_seeds": [int(s) for s in (run.seed_results or {run.settings.seed: 0})],
             "not_science": bool(meta.get("not_science", False)),
             "note": meta.get("note", ""),
             **({"transfer": dict(run.transfer)} if run.transfer else {}),

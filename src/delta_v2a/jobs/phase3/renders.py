@@ -17,13 +17,16 @@ from delta_v2a.jobs.common import log
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.spectral import (
     MelSettings,
+    both_log_mels,
     example_order,
-    log_mel,
     rendered_subset,
     spectral_distance,
 )
 from delta_v2a.phase3.windows import WindowSpec
 from delta_v2a.storage import atomic_path
+
+#: The two log-mel distances (docs/methods.md §6.6): peak-relative with top_db, and gain-aware.
+SPECTRAL_METRICS = ("logmel_db", "logmel_gain_db")
 
 
 def _write_examples(
@@ -46,9 +49,10 @@ def _spectral_validation(
     validation: Mapping[str, Any],
     out_dir: Path,
     seed: int,
-) -> tuple[dict[str, np.ndarray], int]:
-    """Render A_aug and every candidate from A_raw; log-mel distances in dB re each clip's
-    peak with top_db (NaN where not rendered).
+) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """Render A_aug and every candidate from A_raw; per candidate both log-mel distances
+    (NaN where not rendered): ``logmel_db`` in dB re each clip's peak with top_db, and
+    ``logmel_gain_db`` in dB re a common reference, which sees a gain error (§6.6).
 
     At most ``validation["max_samples"]`` test samples are rendered (a seeded subset); the
     first ``validation["examples"]`` of them, one pair after another, are written as WAVs.
@@ -57,18 +61,18 @@ def _spectral_validation(
 
     sr, mel = spec.sample_rate, MelSettings(**validation["mel"])
     pick = rendered_subset(len(test_frame), validation["max_samples"], seed)
-    dist = {k: np.full(len(test_frame), np.nan) for k in candidates}
+    dist = {k: {m: np.full(len(test_frame), np.nan) for m in SPECTRAL_METRICS} for k in candidates}
     ex_dir = out_dir / "examples"
     ex_dir.mkdir(parents=True, exist_ok=True)
     chosen_examples = example_order(test_frame, pick, validation["examples"])
     # Per file, one rendering per distinct effective parameter set: the mean-parameter and
     # no-effect baselines render once per file, a description's prediction once per file.
-    mels: dict[str, np.ndarray] = {}
+    mels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def log_mel_of(vec: np.ndarray) -> np.ndarray:
+    def log_mel_of(vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         key = json.dumps(space.physical(vec), sort_keys=True)
         if key not in mels:
-            mels[key] = log_mel(space.render(raw, sr, vec, preroll), sr, mel)
+            mels[key] = both_log_mels(space.render(raw, sr, vec, preroll), sr, mel)
         return mels[key]
 
     raw_path = None
@@ -78,7 +82,8 @@ def _spectral_validation(
             raw, raw_path, mels = load_audio(row["path"], sr, spec.window, preroll), row["path"], {}
         target_db = log_mel_of(truth[i])
         for name, vecs in candidates.items():
-            dist[name][i] = spectral_distance(log_mel_of(vecs[i]), target_db)
+            for k, metric in enumerate(SPECTRAL_METRICS):
+                dist[name][metric][i] = spectral_distance(log_mel_of(vecs[i])[k], target_db[k])
         if i in chosen_examples:
             label = (
                 f"{chosen_examples.index(i):02d}_{Path(row['path']).stem}_"
@@ -100,7 +105,7 @@ def _write_predictions(
     truth: np.ndarray,
     candidates: Mapping[str, np.ndarray],
     space: ParamSpace,
-    spectral: Mapping[str, np.ndarray],
+    spectral: Mapping[str, Mapping[str, np.ndarray]],
     out_dir: Path,
 ) -> None:
     cols = ["sample", "path", "category", "image_effect", "audio_effect", "level", "level_word"]
@@ -115,8 +120,9 @@ def _write_predictions(
         # Physical values as rendered (a bypassed effect shows its neutral value).
         out[f"true_value:{axis.name}"] = [_phys(space, v, j) for v in truth]
         out[f"pred_value:{axis.name}"] = [_phys(space, v, j) for v in candidates["decoder"]]
-    for name, d in spectral.items():
-        out[f"logmel_db:{name}"] = d
+    for metric in SPECTRAL_METRICS:
+        for name, d in spectral.items():
+            out[f"{metric}:{name}"] = d[metric]
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.tsv") as tmp:
         out.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
@@ -137,16 +143,18 @@ def render_test(
     validation: Mapping[str, Any],
     predictions_dir: str,
     seed: int,
+    extra: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Log-mel distances of every baseline's render on (a seeded subset of) the test
-    samples, and predictions.tsv with every test sample."""
+    """Both log-mel distances of every baseline's render on (a seeded subset of) the test
+    samples, and predictions.tsv with every test sample. ``extra`` (the other training
+    seeds' predictions) is rendered and measured on the same samples, not written."""
     data, space = ctx["data"], ctx["space"]
     test_frame = ctx["frame"].iloc[test].reset_index(drop=True)
     t0 = time.perf_counter()
     spectral, rendered = _spectral_validation(
         test_frame,
         data.targets[test],
-        candidates,
+        {**candidates, **(extra or {})},
         space,
         spec,
         preroll,
@@ -155,8 +163,9 @@ def render_test(
         seed,
     )
     seconds = time.perf_counter() - t0
+    written = {k: spectral[k] for k in candidates}
     _write_predictions(
-        test_frame, data.targets[test], candidates, space, spectral, Path(predictions_dir)
+        test_frame, data.targets[test], candidates, space, written, Path(predictions_dir)
     )
     return {
         "spectral": spectral,

@@ -59,6 +59,17 @@ def _clip_key(file_hash: str, effect: str, params: Mapping | None) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def render_clip(
+    raw: np.ndarray, sr: int, space: ParamSpace, effect: str | None, u: float, preroll: int
+) -> np.ndarray:
+    """One clip as extraction renders it: ``raw`` (pre-roll + centred window) through the
+    audio effect at normalised strength u, pre-roll dropped; effect None is the raw clip.
+    The Text2FX search renders through this too, so its u values match the curves'."""
+    if effect is None:
+        return raw[preroll:]
+    return space.render(raw, sr, space.target(effect, u), preroll)
+
+
 def _render_and_embed(
     embedder: Any,
     paths: Sequence[str],
@@ -82,12 +93,7 @@ def _render_and_embed(
     for f, ns in by_file.items():
         raw = load_audio(paths[f], sr, window, preroll)
         t0 = time.perf_counter()
-        clips = [
-            raw[preroll:]
-            if jobs[n][1] is None
-            else space.render(raw, sr, space.target(jobs[n][1], jobs[n][2]), preroll)
-            for n in ns
-        ]
+        clips = [render_clip(raw, sr, space, jobs[n][1], jobs[n][2], preroll) for n in ns]
         t1 = time.perf_counter()
         new[ns] = embedder.embed_audio(clips, batch_size=batch_size)
         render_s, embed_s = render_s + t1 - t0, embed_s + time.perf_counter() - t1

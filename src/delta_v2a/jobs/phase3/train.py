@@ -22,7 +22,8 @@ from delta_v2a.jobs.phase3.records import (
     training_log,
     write_figures,
 )
-from delta_v2a.jobs.phase3.renders import render_test
+from delta_v2a.jobs.phase3.renders import SPECTRAL_METRICS, render_test
+from delta_v2a.jobs.phase3.text2fx import text2fx_test
 from delta_v2a.phase3.artifact import portable_model, save_decoder
 from delta_v2a.phase3.baselines import (
     TRAINED_KINDS,
@@ -30,7 +31,6 @@ from delta_v2a.phase3.baselines import (
     reference_predictions,
     shuffled_error,
     shuffled_files_many,
-    text2fx_search,
 )
 from delta_v2a.phase3.dataset import targets_for
 from delta_v2a.phase3.evaluate import (
@@ -146,8 +146,9 @@ def _train_models(
     dev: Any,
     log_every: int,
 ) -> dict[str, TrainResult]:
-    """The decoder, the concat ablation and the text-only MLP; every epoch goes to the log
-    file, every ``log_every``-th also to the console."""
+    """The decoder, the concat ablation and the text-only MLP of one training seed
+    (``settings.seed``, its own checkpoints); every epoch goes to the log file, every
+    ``log_every``-th also to the console."""
     import logging
 
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
@@ -169,15 +170,16 @@ def _train_models(
             {"kind": kind, **base_arch},
             data,
             settings,
-            checkpoint=Path(checkpoint_dir) / f"{kind}.pt",
+            checkpoint=Path(checkpoint_dir) / f"{kind}_seed{settings.seed}.pt",
             checkpoint_interval_s=checkpoint_interval_s,
             device=dev,
             on_epoch=to_file,
             log_every=log_every,
         )
         log.info(
-            "%s: best epoch %d on validation (val MSE %.5f); %d epochs in %.1f s",
+            "%s (seed %d): best epoch %d on validation (val MSE %.5f); %d epochs in %.1f s",
             name,
+            settings.seed,
             r.best_epoch,
             r.best_val_loss,
             len(r.history),
@@ -186,74 +188,88 @@ def _train_models(
     return results
 
 
-def _test_predictions(
+def _test_rows(data: TrainData) -> np.ndarray:
+    """The test samples (held-out paraphrases included); at least 2 files are needed."""
+    test = np.flatnonzero(np.isin(data.split, ["test", "heldout"]))
+    if len(np.unique(data.file_index[test])) < 2:
+        raise PipelineError(
+            f"the test split holds {len(np.unique(data.file_index[test]))} audio file: the "
+            "shuffled-audio baseline and the intervals over test files need at least 2; add "
+            "audio files or raise phase3.split.test"
+        )
+    return test
+
+
+def _seed_predictions(
     ctx: Mapping[str, Any],
+    test: np.ndarray,
     results: Mapping[str, TrainResult],
     base_arch: Mapping[str, Any],
     dev: Any,
     seed: int,
-) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, float]]:
-    """Every baseline's (N_test, P) prediction on the test samples (held-out paraphrases
-    included), and the decoder's forward time per sample."""
-    data, space, frame, curves = ctx["data"], ctx["space"], ctx["frame"], ctx["curves"]
-    test = np.flatnonzero(np.isin(data.split, ["test", "heldout"]))
-    train = np.flatnonzero(data.split == "train")
+) -> tuple[dict[str, np.ndarray], np.ndarray, float]:
+    """One training seed's trained candidates on the test samples: the decoder, concat,
+    text_mlp and the decoder on shuffled audio (the first derangement, rendered); with the
+    decoder's predictions under every derangement (K, N, P) and its forward time per sample.
+    The derangements are the same for every training seed (``seed``: the run's)."""
+    data = ctx["data"]
     text, files = data.text[data.desc_index[test]], data.file_index[test]
-    if len(np.unique(files)) < 2:
-        raise PipelineError(
-            f"the test split holds {len(np.unique(files))} audio file: the shuffled-audio "
-            "baseline and the intervals over test files need at least 2; add audio files or "
-            "raise phase3.split.test"
-        )
     models = {
         name: model_with_state({"kind": TRAINED_KINDS[name], **base_arch}, r.best_state, dev)
         for name, r in results.items()
     }
     t0 = time.perf_counter()
     out = {"decoder": predict(models["decoder"], text, data.audio[files], dev)}
-    timing = {"decoder_forward_seconds_per_sample": (time.perf_counter() - t0) / len(test)}
+    forward = (time.perf_counter() - t0) / len(test)
     for name in ("concat", "text_mlp"):
         out[name] = predict(models[name], text, data.audio[files], dev)
     # Shuffled audio over many derangements of the test files (all of them where few):
     # the first one is rendered and plotted, the verdict uses the mean error over all.
     perms = derangements(len(np.unique(files)), N_DERANGEMENTS, seed)
-    shuffled = [
-        np.clip(predict(models["decoder"], text, data.audio[f], dev), 0, 1)
-        for f in shuffled_files_many(files, perms)
-    ]
+    shuffled = np.stack(
+        [
+            np.clip(predict(models["decoder"], text, data.audio[f], dev), 0, 1)
+            for f in shuffled_files_many(files, perms)
+        ]
+    )
     out["shuffled_audio"] = shuffled[0]
-    out = {k: np.clip(v, 0, 1) for k, v in out.items()}
-    timing["shuffled_derangements"] = len(shuffled)
-    ctx["shuffled_all"] = np.stack(shuffled)
+    out = {k: np.asarray(np.clip(v, 0, 1), dtype=np.float64) for k, v in out.items()}
+    return out, shuffled, forward
+
+
+def _shared_predictions(
+    ctx: Mapping[str, Any], test: np.ndarray, search: Any
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The candidates no training seed changes: text lookup, global mean, no effect, the
+    oracle, the Text2FX-style search (its u per sample, ``search``) and curve inversion."""
+    data, space, frame = ctx["data"], ctx["space"], ctx["frame"]
+    train = np.flatnonzero(data.split == "train")
     keys = list(zip(frame["image_effect"], frame["level_word"], strict=True))
-    reference, n_unseen = reference_predictions(
+    out, n_unseen = reference_predictions(
         [keys[i] for i in train], data.targets[train], [keys[i] for i in test], data.targets[test]
     )
-    out.update(reference)
     effects = frame["audio_effect"].iloc[test]
-    j = effects.map({str(e): k for k, e in enumerate(curves["effects"])}).to_numpy()
-    t1 = time.perf_counter()
-    u = text2fx_search(curves["grid"], curves["rendered"][files, j], text)
-    timing["text2fx_argmax_seconds_per_sample"] = (time.perf_counter() - t1) / len(test)
-    out["text2fx_search"] = np.stack([space.target(e, x) for e, x in zip(effects, u, strict=True)])
+    out["text2fx_search"] = np.stack(
+        [space.target(e, x) for e, x in zip(effects, search.u, strict=True)]
+    )
     # The ceiling for a method reading the clip's curve (§6.4): its own curve at its word.
     u_ci = frame["u_curve_inversion"].iloc[test].to_numpy(np.float64)
     out["curve_inversion"] = np.stack(
         [space.target(e, x) for e, x in zip(effects, u_ci, strict=True)]
     )
-    timing["text_lookup_unseen_keys"] = int(n_unseen)
-    return test, {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}, timing
+    out = {k: np.clip(np.asarray(v, dtype=np.float64), 0, 1) for k, v in out.items()}
+    return out, {"text_lookup_unseen_keys": int(n_unseen)}
 
 
-def _evaluate(
+def _per_sample(
     ctx: Mapping[str, Any],
     test: np.ndarray,
     candidates: Mapping[str, np.ndarray],
-    spectral: Mapping[str, np.ndarray],
-    n_boot: int,
-    seed: int,
-) -> dict[str, Any]:
-    """Per-sample metrics of every baseline, then the test figures and the verdict."""
+    spectral: Mapping[str, Mapping[str, np.ndarray]],
+    shuffled_all: np.ndarray,
+) -> tuple[dict[str, dict[str, np.ndarray]], Any]:
+    """One seed's per-sample metrics of every candidate (§6.6); the shuffled baseline's MSE
+    averaged over the derangements, with its spread."""
     data, space, frame, curves = ctx["data"], ctx["space"], ctx["frame"], ctx["curves"]
     effects = frame["audio_effect"].iloc[test].to_numpy()
     j_of = {str(e): k for k, e in enumerate(curves["effects"])}
@@ -269,30 +285,63 @@ def _evaluate(
         name: {
             "param_mse": per_sample_mse(pred, truth),
             "strength_error": strength[name],
-            "logmel_db": spectral[name],
+            **{m: spectral[name][m] for m in SPECTRAL_METRICS},
         }
         for name, pred in candidates.items()
     }
-    errors = np.stack([per_sample_mse(p, truth) for p in ctx["shuffled_all"]])  # (K, N)
+    errors = np.stack([per_sample_mse(p, truth) for p in shuffled_all])  # (K, N)
     shuffled = shuffled_error(errors, data.file_index[test])
     per_sample["shuffled_audio"]["param_mse"] = shuffled.per_sample
+    return per_sample, shuffled
+
+
+def _evaluate(
+    ctx: Mapping[str, Any],
+    test: np.ndarray,
+    per_seed: Sequence[Mapping[str, Mapping[str, np.ndarray]]],
+    shuffled: Sequence[Any],
+    seeds: Sequence[int],
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The test figures over seeds and the verdict (every seed must pass), logged with each
+    seed's sign-flip p-values."""
+    data, st = ctx["data"], ctx["settings"]
     ev = evaluate_test(
-        per_sample,
+        per_seed,
         data.file_index[test],
         data.split[test] == "test",
         n_boot,
         seed,
-        alpha=ctx["settings"].alpha,
-        min_test_files=ctx["settings"].min_test_files,
+        seeds=seeds,
+        alpha=st.alpha,
+        min_test_files=st.min_test_files,
     )
     ev["shuffled_spread"] = {
-        "n_derangements": int(len(errors)),
-        "mean": shuffled.mean,
-        "sd": shuffled.sd,
-        "low": shuffled.low,
-        "high": shuffled.high,
+        "n_derangements": int(len(shuffled[0].per_derangement)),
+        **{k: [float(getattr(x, k)) for x in shuffled] for k in ("mean", "sd", "low", "high")},
+        "seeds": list(seeds),
     }
     concl = ev["verdict"]
+    for r in concl["inference"]["seeds"]:
+        log.info(
+            "seed %d %s: %s",
+            r["seed"],
+            "passes" if r["passed"] else "does NOT pass",
+            "; ".join(
+                f"{c['name']} mean {c['mean']:.3g}, p {c['p']:.3g}"
+                + (f" (Holm {c['p_holm']:.3g})" if c["gating"] else "")
+                for c in r["comparisons"]
+            ),
+        )
+    dec = ev["figures"]["test"]["decoder"]["param_mse"]
+    log.info(
+        "decoder test MSE over %d seeds: %.4g ± %.2g (SD over seeds; per seed %s)",
+        len(seeds),
+        dec["mean"],
+        dec["seed_sd"] or 0.0,
+        ", ".join(f"{x:.4g}" for x in dec["per_seed"]),
+    )
     (log.info if concl["uses_audio"] else log.warning)("VERDICT: %s", concl["message"])
     log.info(
         "decoder beats %s; does not beat %s",
@@ -302,10 +351,38 @@ def _evaluate(
     return ev
 
 
+def _train_seeds(
+    ctx: Mapping[str, Any], base_arch: Mapping[str, Any], dev: Any, test: np.ndarray
+) -> tuple[list[dict[str, TrainResult]], list[dict[str, np.ndarray]], list[np.ndarray], float]:
+    """Every training seed's models and their test predictions (``phase3.seeds``; the first
+    is the designated one), with the designated decoder's forward time per sample."""
+    st = ctx["settings"]
+    results, preds, shuffled, forward = [], [], [], 0.0
+    for k, s in enumerate(st.seeds):
+        log.info("training seed %d (%d of %d)", s, k + 1, len(st.seeds))
+        settings = TrainSettings(**dataclasses.asdict(st.optimiser), seed=s)
+        r = _train_models(
+            ctx["data"],
+            base_arch,
+            settings,
+            st.checkpoint_dir,
+            st.checkpoint_interval_s,
+            dev,
+            st.log_every,
+        )
+        out, shuf, fwd = _seed_predictions(ctx, test, r, base_arch, dev, st.seed)
+        results.append(r)
+        preds.append(out)
+        shuffled.append(shuf)
+        forward = fwd if k == 0 else forward
+    return results, preds, shuffled, forward
+
+
 def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, threads: int) -> None:
-    """Train on train files, choose the epoch on validation files, report every figure from
-    the test files once, with every baseline (sections 6.3-6.6); the model file also carries
-    what ``delta-v2a transfer`` needs (docs/methods.md §7)."""
+    """Train on train files, once per training seed, choose each epoch on validation files,
+    report every figure from the test files once, with every baseline, as mean and spread
+    over seeds (sections 6.3-6.6); the model file carries the designated (first) seed's
+    decoder and what ``delta-v2a transfer`` needs (docs/methods.md §7)."""
     st = settings
     seed, validation = st.seed, dataclasses.asdict(st.validation)
     windows, samples, pairs, texts = inputs.windows, inputs.samples, inputs.pairs, inputs.texts
@@ -328,28 +405,39 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
     dev = resolve_device(st.device)
     ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
     ctx["settings"] = st
-    settings = TrainSettings(**dataclasses.asdict(st.optimiser), seed=seed)
     base_arch = _base_arch(ctx["data"], ctx["space"], dataclasses.asdict(st.architecture))
-    dep = _announce(ctx["data"], settings, dev, dependence)
-    results = _train_models(
-        ctx["data"],
-        base_arch,
-        settings,
-        st.checkpoint_dir,
-        st.checkpoint_interval_s,
-        dev,
-        st.log_every,
-    )
-    test, candidates, timing = _test_predictions(ctx, results, base_arch, dev, seed)
+    first = TrainSettings(**dataclasses.asdict(st.optimiser), seed=st.seeds[0])
+    dep = _announce(ctx["data"], first, dev, dependence, st.seeds)
+    test = _test_rows(ctx["data"])
+    results, preds, shuffled_all, forward = _train_seeds(ctx, base_arch, dev, test)
+    search, search_cost = text2fx_test(ctx, test, st, threads)
+    shared, timing = _shared_predictions(ctx, test, search)
+    timing |= {"decoder_forward_seconds_per_sample": forward, "text2fx": search_cost}
+    timing["shuffled_derangements"] = int(shuffled_all[0].shape[0])
+    candidates = {**preds[0], **shared}  # the designated seed: renders, predictions.tsv
+    extra = {
+        f"{k}@seed{s}": v
+        for s, p in zip(st.seeds[1:], preds[1:], strict=True)
+        for k, v in p.items()
+    }
     spec = WindowSpec(**ctx["table"].meta["windows"])
     preroll = int(round(st.preroll_s * spec.sample_rate))
-    renders = render_test(ctx, test, candidates, spec, preroll, validation, predictions_dir, seed)
+    renders = render_test(
+        ctx, test, candidates, spec, preroll, validation, predictions_dir, seed, extra
+    )
+    spectral = renders["spectral"]
+    per_seed, shuffled = [], []
+    for s, p, shuf in zip(st.seeds, preds, shuffled_all, strict=True):
+        own = {k: spectral[k if s == st.seeds[0] else f"{k}@seed{s}"] for k in p}
+        ps, sh = _per_sample(ctx, test, {**p, **shared}, {**spectral, **own}, shuf)
+        per_seed.append(ps)
+        shuffled.append(sh)
     run = TrainRun(
-        results=results,
+        results=results[0],
         base_arch=base_arch,
-        settings=settings,
+        settings=first,
         dependence=dep,
-        evaluation=_evaluate(ctx, test, candidates, renders["spectral"], st.bootstrap, seed),
+        evaluation=_evaluate(ctx, test, per_seed, shuffled, st.seeds, st.bootstrap, seed),
         renders=renders,
         cost=cost_comparison(dep["curve_cost"], int(dep["grid_size"]), spec.count, timing),
         timing=timing,
@@ -358,23 +446,28 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
         device=str(dev),
         preroll=preroll,
         transfer=_transfer_entry(transfer_inputs, pairs, model_out, st.u_grid, seed),
+        seed_results=dict(zip(st.seeds, results, strict=True)),
     )
     save_model(model_out, ctx, run)
     write_figures(ctx, test, run, candidates, training_figure, predictions_figure)
     write_json(log_out, training_log(ctx, run))
 
 
-def _announce(data: TrainData, settings: TrainSettings, dev: Any, dependence: str) -> dict:
+def _announce(
+    data: TrainData, settings: TrainSettings, dev: Any, dependence: str, seeds: Sequence[int]
+) -> dict:
     """Log what is about to be trained, and the audio-dependence figure measured before it
     (a warning when no decoder can beat text-only on this data); returns that figure."""
     counts = {k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")}
     log.info(
-        "training on %s: samples %s, %d epochs, batch %d, lr %g",
+        "training on %s: samples %s, %d epochs, batch %d, lr %g, seeds %s (the first is the "
+        "designated one: model file, renders, predictions)",
         dev,
         counts,
         settings.epochs,
         settings.batch_size,
         settings.lr,
+        list(seeds),
     )
     dep = read_json(dependence)
     (log.info if dep["can_matter"] else log.warning)("audio dependence: %s", dep["message"])
