@@ -334,10 +334,6 @@ def test_bootstrap_over_files_and_baseline_helpers():
         ["a", "a", "b"], np.array([[0.0], [1.0], [3.0]]), ["a", "c"]
     )
     assert pred[:, 0].tolist() == [0.5, 4.0 / 3.0] and unseen == 1
-    grid = np.array([0.0, 0.5, 1.0])
-    rendered = np.array([[[1.0, 0.0], [0.7, 0.7], [0.0, 1.0]]])
-    assert baselines.text2fx_search(grid, rendered, np.array([[0.1, 1.0]]))[0] == 1.0
-    assert baselines.text2fx_search(grid, rendered, np.array([[1.0, 0.9]]))[0] == 0.5
     err = evaluate.strength_error(np.array([1.5, 0.5, 1.0]), np.array([1.0, 1.0, 0.0]))
     assert err[:2].tolist() == [0.5, 0.5] and np.isnan(err[2])
 

@@ -168,3 +168,14 @@ def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
     assert "blur -> lpf (score 0.02, p_adjusted 0.01, rank 2 in its row)" in verdict["lines"]
     assert _significance(labels, "blur", "lpf")["significant"] is True
     assert _significance(labels, "blur", "highshelf")["significant"] is False
+
+
+def test_phase3_seeds_are_a_count_from_the_run_seed_or_a_list():
+    """phase3.seeds: a count starts at the run's seed (the first, designated seed is the
+    one a one-seed run trained); a list is kept in order."""
+    assert S.training_seeds(3, 5) == (5, 6, 7) and S.training_seeds(1, 0) == (0,)
+    assert S.training_seeds([4, 1, 9], 0) == (4, 1, 9)
+    default = S.phase3_settings(CONFIG, "ckpt")
+    assert default.seeds == (CONFIG["seed"], CONFIG["seed"] + 1, CONFIG["seed"] + 2)
+    listed = S.phase3_settings(merge(CONFIG, {"phase3": {"seeds": [11, 3]}}), "ckpt")
+    assert listed.seeds == (11, 3) and listed.text2fx_budget == 8

@@ -29,3 +29,67 @@ def test_summary_warns_loudly_on_every_failed_phase():
     text = format_summary(summary)
     assert "!!! WARNING: 3 phase(s) FAILED" in text and "NOT SCIENCE" in text
     assert "insensitive: audio lpf/low" in text and "blur: no pair" in text
+
+
+def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_search_cost():
+    from delta_v2a.jobs.summary import _phase3_verdict
+
+    def comp(name, p, gating=True):
+        return {"name": name, "mean": 0.1, "n_files": 12, "p": p, "p_holm": 2 * p,
+                "gating": gating}  # fmt: skip
+
+    fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 12}
+    dec = {**fig, "per_seed": [0.01, 0.02, 0.03], "seed_sd": 0.01}
+    seeds = [
+        {
+            "seed": s,
+            "passed": s != 8,
+            "comparisons": [comp("text_only", p), comp("oracle", 1, False)],
+        }
+        for s, p in ((7, 0.001), (8, 0.4), (9, 0.002))
+    ]
+    log = {
+        "status": "trained",
+        "target": "matched",
+        "verdict": {
+            "uses_audio": False,
+            "status": "fail",
+            "message": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: seed 8: text_only",
+            "seeds": [7, 8, 9],
+            "seeds_passed": [7, 9],
+            "inference": {"seeds": seeds},
+            "beats": [],
+            "does_not_beat": ["text_lookup"],
+            "text_only_baseline": "text_lookup",
+            "difference_text_only_minus_decoder": fig,
+            "difference_shuffled_minus_decoder": fig,
+        },
+        "test": {
+            "figures": {
+                "decoder": {k: dec for k in ("param_mse", "strength_error", "logmel_db")}
+                | {"logmel_gain_db": {**fig, "mean": 4.5}},
+            }
+        },
+        "cost": {
+            "text2fx_search": {
+                "budget": 8,
+                "grid_points_free": 11,
+                "search_calls_per_clip": 7.5,
+                "seconds_per_sample": 0.25,
+            }
+        },
+    }
+    lines = _phase3_verdict(log)["lines"]
+    assert "seed 8 text_only: mean 0.1 over 12 files, sign-flip p 0.4 (Holm 0.8)" in lines
+    assert "seed 7 oracle: mean 0.1 over 12 files, sign-flip p 1 (Holm 2), reported" in lines
+    assert "training seeds [7, 8, 9]: passed [7, 9] (the verdict needs all)" in lines
+    assert any(
+        line.startswith("decoder test MSE over 3 seeds: 0.02 ± 0.01") and "0.01, 0.02, 0.03" in line
+        for line in lines
+    )
+    assert any("gain-aware 4.5 [0.01, 0.03] dB" in line for line in lines)
+    assert (
+        "text2fx_search: budget 8 CLAP calls per clip beyond the 11-point grid, 7.5 used "
+        "per clip, 0.25 s per sample" in lines
+    )
+    assert _phase3_verdict(log)["status"] == "FAILED"

@@ -1,6 +1,7 @@
 """Phase 3 baselines: what a decoder must beat, each lacking one ingredient
 (docs/methods.md §6.5). Text-only ones lack the audio, shuffled audio lacks the right audio,
-the per-clip search lacks training, the oracle bounds what any predictor can reach on the
+the per-clip search lacks training (it is
+:mod:`delta_v2a.phase3.search`), the oracle bounds what any predictor can reach on the
 grid. Pure functions on arrays, no I/O; the trained ones are fit in
 :mod:`delta_v2a.phase3.train`."""
 
@@ -26,7 +27,6 @@ __all__ = [
     "shuffled_error",
     "shuffled_files",
     "shuffled_files_many",
-    "text2fx_search",
     "text_lookup",
 ]
 
@@ -41,8 +41,9 @@ BASELINES = {
     "shuffled_audio": "the trained decoder with the audio windows permuted across test files "
     "(averaged over many derangements)",
     "oracle": "per-clip oracle: the target u* itself (floor of the grid and renders)",
-    "text2fx_search": "Text2FX-style per-clip search: the grid u whose rendered audio's CLAP "
-    "embedding is closest (cosine) to the CLAP text embedding of E_cond",
+    "text2fx_search": "Text2FX-style per-clip search: golden-section over u in [0, 1] for the "
+    "highest cosine between the CLAP embedding of the clip rendered at u and the CLAP text "
+    "embedding of E_cond, within phase3.text2fx_budget renders per clip (the u grid free)",
     "curve_inversion": "per-clip ceiling: the clip's own strength curve inverted at the target "
     "strength of the description's level word (mean u over the word's bin)",
 }
@@ -66,19 +67,6 @@ def text_lookup(
         len(keys), train_targets.shape[1]
     )
     return out, sum(k not in means for k in keys)
-
-
-def text2fx_search(grid: np.ndarray, rendered: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """Text2FX-style per-clip search on the u grid: for each sample, the u whose rendered
-    audio's CLAP embedding has the highest cosine with the CLAP text embedding of ``E_cond``.
-
-    rendered (N, G, D): each sample's clip rendered by its audio effect at every grid u;
-    text (N, D). Returns (N,) u.
-    """
-    r = rendered / np.maximum(np.linalg.norm(rendered, axis=-1, keepdims=True), 1e-12)
-    t = text / np.maximum(np.linalg.norm(text, axis=-1, keepdims=True), 1e-12)
-    sims = np.einsum("ngd,nd->ng", r, t)
-    return np.asarray(grid, dtype=np.float64)[np.argmax(sims, axis=1)]
 
 
 def derangement(n: int, seed: int) -> np.ndarray:
