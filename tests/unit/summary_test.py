@@ -65,10 +65,11 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
             "difference_shuffled_minus_decoder": fig,
         },
         "test": {
+            "shuffled_spread": {"n_derangements": 200, "mean": [0.5, 0.6, 0.7], "sd": [0.1] * 3},
             "figures": {
                 "decoder": {k: dec for k in ("param_mse", "strength_error", "logmel_db")}
                 | {"logmel_gain_db": {**fig, "mean": 4.5}},
-            }
+            },
         },
         "cost": {
             "text2fx_search": {
@@ -91,5 +92,9 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
     assert (
         "text2fx_search: budget 8 CLAP calls per clip beyond the 11-point grid, 7.5 used "
         "per clip, 0.25 s per sample" in lines
+    )
+    assert (
+        "shuffled audio over 200 derangements: MSE per seed 0.5, 0.6, 0.7 (SD 0.1, 0.1, 0.1 "
+        "across derangements)" in lines
     )
     assert _phase3_verdict(log)["status"] == "FAILED"

@@ -80,6 +80,18 @@ def _fig(f: Mapping[str, Any] | None, digits: int = 4) -> str:
     return f"{f['mean']:.{digits}g} [{f['low']:.{digits}g}, {f['high']:.{digits}g}]"
 
 
+def _shuffled_line(spread: Mapping[str, Any]) -> str:
+    """The shuffled baseline's MSE and its SD across derangements, per training seed (one
+    number each when the log has one seed)."""
+    means, sds = (list(np.atleast_1d(spread[k])) for k in ("mean", "sd"))
+    per = "" if len(means) == 1 else " per seed"
+    return (
+        f"shuffled audio over {spread['n_derangements']} derangements: MSE{per} "
+        f"{', '.join(f'{m:.3g}' for m in means)} (SD {', '.join(f'{x:.3g}' for x in sds)} "
+        "across derangements)"
+    )
+
+
 def _seed_lines(v: Mapping[str, Any], figures: Mapping[str, Any]) -> list[str]:
     """Which training seeds passed, and the decoder's test MSE as mean ± SD over seeds."""
     seeds = v.get("seeds")
@@ -115,14 +127,7 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
         f"target: {training_log.get('target')}; audio dependence: {dep.get('message', 'n/a')}",
         v["message"],
         *tests,
-        *(
-            [
-                f"shuffled audio over {spread['n_derangements']} derangements: MSE "
-                f"{spread['mean']:.3g} (SD {spread['sd']:.3g} across derangements)"
-            ]
-            if spread
-            else []
-        ),
+        *([_shuffled_line(spread)] if spread else []),
         *(
             [f"!!! pairs: {sig['note']} !!!"]
             if not (sig := training_log.get("pairs", {}).get("significance", {})).get(
