@@ -130,6 +130,27 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate_lines(app: dict[str, Any]) -> list[str]:
+    """What ``apply`` accepts, and the gate's validation and held-out figures."""
+    if "margin" not in app:
+        return [f"  apply threshold: cosine >= {app['threshold']:.4f} to a trained description"]
+    val, test = app["validation"], app["test"]
+    rule = (
+        f"cosine >= {app['threshold']:.4f} to a trained description of one effect and level, "
+        f"margin >= {app['margin']:.4f} over another"
+        if app["threshold"] <= 1.0
+        else "trained descriptions only (no validation paraphrase could be told apart)"
+    )
+    return [
+        f"  apply accepts: {rule}",
+        f"  apply gate on validation: {val['paraphrases_accepted']} of {val['n_paraphrases']} "
+        f"paraphrases accepted, {val['near_misses_refused']} of {val['n_near_misses']} near "
+        f"misses and {val['controls_refused']} of {val['n_controls']} controls refused; "
+        f"held-out test: {test['paraphrases_accepted']} of {test['n_paraphrases']} paraphrases "
+        f"accepted ({test['paraphrases_accepted_wrong_meaning']} with another meaning)",
+    ]
+
+
 def _info(args: argparse.Namespace) -> int:
     """Pairs, level words, templates, model ids, target mode and the test figures."""
     from delta_v2a.phase3.artifact import load_decoder
@@ -173,15 +194,7 @@ def _info(args: argparse.Namespace) -> int:
     am = doc["audio_model"]
     where = " (relative to the model file)" if am.get("relative_to_model_file") else ""
     print(f"  CLAP: {am['name_or_path']}{where}, {am.get('dtype', 'fp32')}")
-    print(f"  apply threshold: cosine >= {doc['apply']['threshold']:.4f} to a trained description")
-    if "margin" in doc["apply"]:
-        val, test = doc["apply"]["validation"], doc["apply"]["test"]
-        print(
-            f"  apply margin: >= {doc['apply']['margin']:.4f} over another level or effect; "
-            f"validation: {val['paraphrases_accepted']} of {val['n_paraphrases']} paraphrases "
-            f"accepted, {val['near_misses_refused']} of {val['n_near_misses']} near misses "
-            f"refused; test: {test['paraphrases_accepted']} of {test['n_paraphrases']} accepted"
-        )
+    print("\n".join(_gate_lines(doc["apply"])))
     print(f"  verdict: {doc['verdict']['message']}")
     for name, fig in doc["test_figures"].items():
         m = fig["param_mse"]

@@ -537,6 +537,7 @@ def _payload(arch, state, space, clap, window=480_000, gate=None):
         "level_words": WORDS,
         "templates": {"blur": TEMPLATES["blur"]},
         "heldout_templates": {"blur": TEMPLATES["blur"][-1:]},
+        "validation_templates": {"blur": TEMPLATES["blur"][-2:-1]},
         "pairs": [{"image_effect": "blur", "audio_effect": "lpf", "score": 0.1}],
         "target": "matched",
         "audio_model": {"name_or_path": str(clap), "dtype": "fp32", "normalize": True},
@@ -730,6 +731,8 @@ def test_info_prints_what_the_decoder_knows(tmp_path, tiny_clap_dir, clap_embedd
     assert "target matched" in out and "pair: blur -> lpf" in out
     assert "level words: slightly, moderately, very, extremely" in out
     assert "(held out, test only)" in out and "verdict: NO EVIDENCE" in out
+    assert "'a {level} fuzzy photo' (held out, calibrates apply)" in out
+    assert "apply gate on validation: " in out and "held-out test: " in out
     assert "test decoder: MSE 0.01 [0.005, 0.02]" in out and str(tiny_clap_dir) in out
     assert main(["info", str(model), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
