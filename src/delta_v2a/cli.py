@@ -147,7 +147,8 @@ def _gate_lines(app: dict[str, Any]) -> list[str]:
         f"paraphrases accepted, {val['near_misses_refused']} of {val['n_near_misses']} near "
         f"misses and {val['controls_refused']} of {val['n_controls']} controls refused; "
         f"held-out test: {test['paraphrases_accepted']} of {test['n_paraphrases']} paraphrases "
-        f"accepted ({test['paraphrases_accepted_wrong_meaning']} with another meaning)",
+        f"accepted ({test['paraphrases_accepted_wrong_meaning']} with another meaning), "
+        f"{test['near_misses_refused']} of {test['n_near_misses']} near misses refused",
     ]
 
 

@@ -61,7 +61,9 @@ def calibrate_apply(ctx: Mapping[str, Any], text_emb: np.ndarray) -> dict[str, A
         val["n_controls"],
         "" if accepted_any else " (NO paraphrase accepted: apply takes trained descriptions only)",
     )
-    (log.info if test["paraphrases_accepted_wrong_meaning"] == 0 else log.warning)(
+    clean = test["paraphrases_accepted_wrong_meaning"] == 0
+    clean = clean and test["near_misses_refused"] == test["n_near_misses"]
+    (log.info if clean else log.warning)(
         "apply gate on the held-out test paraphrases (reported, chose nothing): %d of %d "
         "accepted, %d accepted with another meaning; %d of %d near misses refused",
         test["paraphrases_accepted"],
