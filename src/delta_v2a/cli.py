@@ -8,8 +8,9 @@ description of an image effect; ``delta-v2a info`` says what a decoder knows.
 It needs only ``decoder_model.pt`` (weights, architecture, parameter space, level words, the
 CLAP model id or its path relative to the model file) and that CLAP model (``--clap`` points
 elsewhere when the stored one is not reachable from here). A description the decoder does not
-know is refused (exit 2) unless ``--force``. The output is the whole file, mono float32 WAV at
-the model's rate.
+know (nearest to another effect or level, or too far or too ambiguous: docs/methods.md §6.7) is
+refused (exit 3, one line naming what it is nearest to) unless ``--force``; bad input exits 2.
+The output is the whole file, mono float32 WAV at the model's rate.
 
 ``delta-v2a transfer``: edit a photo, and the song follows (docs/methods.md §7).
 
@@ -35,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-#: ``transfer``'s exit codes beside 0 (written): bad input, refused (``--force`` goes on).
+#: Exit codes of ``apply`` and ``transfer`` beside 0 (written): bad input, refused.
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 
@@ -44,7 +45,12 @@ def _apply(args: argparse.Namespace) -> int:
     import soundfile as sf
 
     from delta_v2a.models import load_embedder
-    from delta_v2a.phase3.artifact import apply_decoder, load_decoder, resolve_clap
+    from delta_v2a.phase3.artifact import (
+        DescriptionRefused,
+        apply_decoder,
+        load_decoder,
+        resolve_clap,
+    )
     from delta_v2a.storage import atomic_path
 
     decoder = load_decoder(args.model, device=args.device)
@@ -63,13 +69,21 @@ def _apply(args: argparse.Namespace) -> int:
             f"cannot load the decoder's CLAP model {clap!r} ({err}); pass --clap with the CLAP "
             "id or directory it was trained with"
         ) from err
-    rendered, vector, physical, acc = apply_decoder(
-        decoder, embedder, args.audio, args.describe, force=args.force
-    )
+    try:
+        rendered, vector, physical, acc = apply_decoder(
+            decoder, embedder, args.audio, args.describe, force=args.force
+        )
+    except DescriptionRefused as err:
+        print(
+            f"delta-v2a apply: refused (exit {EXIT_REFUSED}): {err} (--force applies it anyway)",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
     if not acc.accepted:
         print(
             f"delta-v2a apply: WARNING: --force: {args.describe!r} is not a known description "
-            f"(nearest {acc.nearest!r}, cosine {acc.cosine:.4f} < {acc.threshold:.4f})",
+            f"(nearest {acc.nearest!r}, {acc.nearest_effect} {acc.nearest_level}, cosine "
+            f"{acc.cosine:.4f}, margin {acc.margin:.4f}; refused for: {acc.reason})",
             file=sys.stderr,
         )
     out = Path(args.out)
@@ -86,7 +100,12 @@ def _apply(args: argparse.Namespace) -> int:
             "exact": acc.exact,
             "nearest": acc.nearest,
             "cosine": acc.cosine,
+            "nearest_effect": acc.nearest_effect,
+            "nearest_level": acc.nearest_level,
             "threshold": acc.threshold,
+            "margin": acc.margin,
+            "margin_needed": acc.margin_min,
+            "decision": acc.reason,
             "forced": not acc.accepted,
         },
         "not_science": bool(decoder.doc.get("not_science", False)),
@@ -111,6 +130,28 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gate_lines(app: dict[str, Any]) -> list[str]:
+    """What ``apply`` accepts, and the gate's validation and held-out figures."""
+    if "margin" not in app:
+        return [f"  apply threshold: cosine >= {app['threshold']:.4f} to a trained description"]
+    val, test = app["validation"], app["test"]
+    rule = (
+        f"cosine >= {app['threshold']:.4f} to a trained description of one effect and level, "
+        f"margin >= {app['margin']:.4f} over another"
+        if app["threshold"] <= 1.0
+        else "trained descriptions only (no validation paraphrase could be told apart)"
+    )
+    return [
+        f"  apply accepts: {rule}",
+        f"  apply gate on validation: {val['paraphrases_accepted']} of {val['n_paraphrases']} "
+        f"paraphrases accepted, {val['near_misses_refused']} of {val['n_near_misses']} near "
+        f"misses and {val['controls_refused']} of {val['n_controls']} controls refused; "
+        f"held-out test: {test['paraphrases_accepted']} of {test['n_paraphrases']} paraphrases "
+        f"accepted ({test['paraphrases_accepted_wrong_meaning']} with another meaning), "
+        f"{test['near_misses_refused']} of {test['n_near_misses']} near misses refused",
+    ]
+
+
 def _info(args: argparse.Namespace) -> int:
     """Pairs, level words, templates, model ids, target mode and the test figures."""
     from delta_v2a.phase3.artifact import load_decoder
@@ -122,6 +163,7 @@ def _info(args: argparse.Namespace) -> int:
             "level_words",
             "templates",
             "heldout_templates",
+            "validation_templates",
             "target",
             "audio_model",
             "windows",
@@ -132,6 +174,9 @@ def _info(args: argparse.Namespace) -> int:
         )
         out = {k: doc.get(k) for k in keep}
         out["apply_threshold"] = doc["apply"]["threshold"]
+        out["apply_margin"] = doc["apply"].get("margin")
+        out["apply_validation"] = doc["apply"].get("validation")
+        out["apply_test"] = doc["apply"].get("test")
         print(json.dumps(out, indent=2))
         return 0
     print(
@@ -142,12 +187,15 @@ def _info(args: argparse.Namespace) -> int:
     print(f"  level words: {', '.join(doc['level_words'])}")
     for effect, tpl in doc["templates"].items():
         held = set(doc.get("heldout_templates", {}).get(effect, []))
-        shown = ", ".join(f"{t!r}" + (" (held out, test only)" if t in held else "") for t in tpl)
+        val = set(doc.get("validation_templates", {}).get(effect, []))
+        tags = {t: " (held out, test only)" for t in held}
+        tags |= {t: " (held out, calibrates apply)" for t in val}
+        shown = ", ".join(f"{t!r}{tags.get(t, '')}" for t in tpl)
         print(f"  templates {effect}: {shown}")
     am = doc["audio_model"]
     where = " (relative to the model file)" if am.get("relative_to_model_file") else ""
     print(f"  CLAP: {am['name_or_path']}{where}, {am.get('dtype', 'fp32')}")
-    print(f"  apply threshold: cosine >= {doc['apply']['threshold']:.4f} to a trained description")
+    print("\n".join(_gate_lines(doc["apply"])))
     print(f"  verdict: {doc['verdict']['message']}")
     for name, fig in doc["test_figures"].items():
         m = fig["param_mse"]

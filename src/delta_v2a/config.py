@@ -332,8 +332,8 @@ def check_shared_words(config: Mapping[str, Any]) -> None:
 
 def check_phase3(config: Mapping[str, Any]) -> None:
     """Description templates for every image effect (only ``{level}`` in them, more than
-    ``heldout_templates`` of them), split shares that leave training files, and attention
-    heads that divide the model width."""
+    ``heldout_templates`` + ``validation_templates`` of them), split shares that leave
+    training files, and attention heads that divide the model width."""
     p3 = config["phase3"]
     missing = [e for e in effect_names(config, "image") if e not in p3["descriptions"]]
     if missing:
@@ -348,11 +348,13 @@ def check_phase3(config: Mapping[str, Any]) -> None:
                 raise ConfigError(
                     f"phase3.descriptions.{effect}: {template!r} may contain only {{level}}"
                 )
-        if effect in effect_names(config, "image") and len(templates) <= p3["heldout_templates"]:
+        held = p3["heldout_templates"] + p3["validation_templates"]
+        if effect in effect_names(config, "image") and len(templates) <= held:
             raise ConfigError(
                 f"phase3.descriptions.{effect}: {len(templates)} template(s), but "
-                f"phase3.heldout_templates = {p3['heldout_templates']} are held out for test: "
-                "list at least one more template, or lower heldout_templates"
+                f"phase3.heldout_templates = {p3['heldout_templates']} are held out for test "
+                f"and phase3.validation_templates = {p3['validation_templates']} for apply's "
+                "gate: list at least one more template, or lower them"
             )
     split = p3["split"]
     if split["val"] + split["test"] >= 1.0:

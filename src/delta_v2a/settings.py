@@ -282,6 +282,7 @@ class DatasetSettings:
     level_words: tuple[str, ...]
     descriptions: dict[str, tuple[str, ...]]
     heldout_templates: int
+    validation_templates: int  # before the held-out ones: apply's validation paraphrases
     levels_per_pair: int
     bypass_below: float
     seed: int
@@ -396,6 +397,7 @@ def dataset_settings(config: Mapping[str, Any]) -> DatasetSettings:
         level_words=tuple(p3["level_words"]),
         descriptions=descriptions,
         heldout_templates=p3["heldout_templates"],
+        validation_templates=p3["validation_templates"],
         levels_per_pair=p3["levels_per_pair"],
         bypass_below=p3["bypass_below"],
         seed=config["seed"],

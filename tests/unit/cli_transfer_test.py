@@ -24,6 +24,7 @@ from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.artifact import load_whole
+from delta_v2a.phase3.dataset import describe
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.storage import write_json
 
@@ -114,6 +115,8 @@ def _model_doc(space, clap_embedder, tiny_clap_dir) -> dict:
     state["head.3.weight"][1] = 0.0  # highshelf always bypassed, lpf depends on text and audio
     state["head.3.bias"][1] = -3.0
     state["head.3.bias"][0] = 0.5
+    words = CONFIG["phase3"]["level_words"]
+    first = [describe(CONFIG["phase3"]["descriptions"]["blur"][0], w) for w in words]
     doc = {
         "status": "trained",
         "arch": arch,
@@ -122,11 +125,16 @@ def _model_doc(space, clap_embedder, tiny_clap_dir) -> dict:
         "level_words": CONFIG["phase3"]["level_words"],
         "templates": CONFIG["phase3"]["descriptions"],
         "pairs": [],
-        # apply's acceptance is tested in cli_test.py; here every description is accepted
+        # apply's gate is tested in apply_gate_test.py and phase3_test.py; here it holds the
+        # first template at every level word, so the decoder route's descriptions are exact
         "apply": {
-            "threshold": -1.0,
-            "trained_descriptions": ["a slightly blurry photo"],
-            "trained_embeddings": torch.ones(1, 512) / 512**0.5,
+            "threshold": 2.0,
+            "margin": 3.0,
+            "references": [
+                {"text": t, "effect": "blur", "level_word": w, "trained": True}
+                for t, w in zip(first, words, strict=True)
+            ],
+            "reference_embeddings": torch.as_tensor(clap_embedder.embed_texts(first)),
         },
         "audio_model": {"name_or_path": str(tiny_clap_dir), "dtype": "fp32", "normalize": True},
         "windows": {

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from phase3_utils import CONFIG, WORDS
+from phase3_utils import CONFIG, TEMPLATES, WORDS
 
 from delta_v2a.config import merge
 from delta_v2a.jobs.common import Paths
@@ -202,7 +202,14 @@ def _check_dataset(base, model, caplog):
     n_test_rows = 2 * 2 * 4
     assert len(samples) == 5 * 2 * 4 + n_test_rows  # + one held-out paraphrase per test sample
     assert set(samples.loc[samples.held_out, "split"]) == {"test"}
-
+    # apply's validation paraphrases reach no sample; every gate text is embedded
+    val_tpl = pairs["validation_templates"]
+    assert val_tpl == {e: [TEMPLATES[e][-2]] for e in ("blur", "brightness")}
+    val_texts = {r["text"] for r in pairs["gate_texts"] if r["role"] == "val_paraphrase"}
+    assert len(val_texts) == 2 * len(WORDS) and not val_texts & set(samples["description"])
+    test_texts = {r["text"] for r in pairs["gate_texts"] if r["role"] == "test_paraphrase"}
+    assert test_texts == set(samples.loc[samples.held_out, "description"])
+    assert {r["text"] for r in pairs["gate_texts"]} <= set(pairs["texts"])
     return ds, split, n_test_rows
 
 
@@ -304,7 +311,21 @@ def _check_model_file(out, model):
     assert resolve_clap(loaded.doc, out / "decoder_model.pt", None) == str(
         Path(model["models"]["audio"]).resolve()
     )
-    assert loaded.doc["apply"]["threshold"] <= 1.0 and "transfer" not in loaded.doc
+    assert "transfer" not in loaded.doc
+    # apply's gate: chosen on validation, the same in the model file and the training log
+    gate = loaded.doc["apply"]
+    logged = json.loads((out / "training_log.json").read_text())["apply"]
+    assert (logged["threshold"], logged["margin"]) == (gate["threshold"], gate["margin"])
+    assert logged["validation"] == gate["validation"] and logged["test"] == gate["test"]
+    val, test = gate["validation"], gate["test"]
+    assert val["n_paraphrases"] == test["n_paraphrases"] == 2 * len(WORDS)  # 2 pairs
+    assert val["paraphrases_accepted_wrong_meaning"] == 0
+    assert val["controls_refused"] == val["n_controls"] and val["n_near_misses"] > 0
+    # no paraphrase accepted on validation: the gate takes trained descriptions only
+    assert (gate["threshold"] <= 1.0) == (val["paraphrases_accepted"] > 0)
+    n_trained = sum(r["trained"] for r in gate["references"])
+    assert n_trained == gate["n_trained"] > 0
+    assert len(gate["reference_embeddings"]) == len(gate["references"]) > n_trained
     assert (out / "training.png").stat().st_size > 1000
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from delta_v2a.media import load_audio
+from delta_v2a.phase3.calibrate import gate_decision, named_levels, nearest_reference
 from delta_v2a.phase3.model import DecoderNet, model_with_state, predict
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.windows import WindowSpec, embed_windows
@@ -134,8 +135,9 @@ def apply_decoder(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, float] | None], Acceptance]:
     """Predict parameters for ``description`` on this file and render the whole file with them.
 
-    A description the decoder does not know (:func:`check_description`) is refused with a
-    ValueError naming what it knows, unless ``force``. Returns (rendered float32 mono audio
+    A description the decoder does not know (:func:`check_description`) is refused with
+    :class:`DescriptionRefused` naming what it is nearest to and what it knows, unless
+    ``force``. Returns (rendered float32 mono audio
     at the space's rate, the normalised vector, the physical parameters per effect, None
     where bypassed, and the acceptance check).
     """
@@ -148,12 +150,7 @@ def apply_decoder(
     text = embedder.embed_texts([description])
     acc = check_description(decoder, description, text[0])
     if not acc.accepted and not force:
-        raise ValueError(
-            f"{description!r} is not a description this decoder knows: its nearest trained "
-            f"description {acc.nearest!r} has cosine {acc.cosine:.4f} < threshold "
-            f"{acc.threshold:.4f}. It knows {known_descriptions(decoder.doc)}. "
-            "Use --force to apply it anyway"
-        )
+        raise DescriptionRefused(refusal_message(description, acc, decoder.doc))
     windows = embed_windows(embedder, [str(audio_path)], spec)
     vector = decoder.predict(text, windows)[0]
     audio = load_whole(audio_path, spec.sample_rate)
@@ -207,27 +204,77 @@ def resolve_clap(doc: Mapping[str, Any], model_path: str | Path, override: str |
 
 @dataclass(frozen=True)
 class Acceptance:
-    """Whether a description is one the decoder can use (section 6.7 of docs/methods.md)."""
+    """Whether a description is one the decoder can use (section 6.7 of docs/methods.md):
+    its nearest reference description, the cosine and margin there, the gate's values, and
+    ``reason`` ("exact", "accepted", or why it is refused)."""
 
     accepted: bool
     exact: bool
     nearest: str
     cosine: float
     threshold: float
+    margin: float
+    margin_min: float
+    nearest_effect: str | None
+    nearest_level: str | None
+    reason: str
 
 
 def check_description(decoder: Decoder, description: str, text_emb: np.ndarray) -> Acceptance:
-    """A trained description is accepted as is; another one when its CLAP text embedding's
-    nearest trained description has cosine >= the threshold stored in the model."""
+    """A trained description is accepted as is; another one only when its CLAP text
+    embedding's nearest reference is a trained description whose level is the one it names
+    (if it names one), with cosine and margin at least the model's calibrated gate."""
     app = decoder.doc["apply"]
-    trained = list(app["trained_descriptions"])
-    emb = np.asarray(app["trained_embeddings"], dtype=np.float64)
-    v = np.asarray(text_emb, dtype=np.float64).reshape(-1)
-    sims = emb @ v / np.maximum(np.linalg.norm(emb, axis=1) * np.linalg.norm(v), 1e-12)
-    k = int(np.argmax(sims))
-    exact = description in trained
-    threshold = float(app["threshold"])
-    return Acceptance(exact or sims[k] >= threshold, exact, trained[k], float(sims[k]), threshold)
+    if "references" not in app:
+        raise ValueError(
+            "this decoder_model.pt predates apply's near-miss gate (no reference "
+            "descriptions): rerun phase3 to write it again"
+        )
+    refs = list(app["references"])
+    emb = np.asarray(app["reference_embeddings"], dtype=np.float64)
+    k, cos, margin = nearest_reference(
+        emb, [(r["effect"], r["level_word"]) for r in refs], text_emb
+    )
+    exact = any(r["trained"] and r["text"] == description for r in refs)
+    words = decoder.doc["level_words"]
+    reason = "exact" if exact else gate_decision(description, refs[k], cos, margin, app, words)
+    return Acceptance(
+        accepted=reason in ("exact", "accepted"),
+        exact=exact,
+        nearest=refs[k]["text"],
+        cosine=cos,
+        threshold=float(app["threshold"]),
+        margin=margin,
+        margin_min=float(app["margin"]),
+        nearest_effect=refs[k]["effect"],
+        nearest_level=refs[k]["level_word"],
+        reason=reason,
+    )
+
+
+def refusal_message(description: str, acc: Acceptance, doc: Mapping[str, Any]) -> str:
+    """One line: what ``description`` is nearest to and why that is not enough."""
+    near = f"{acc.nearest!r} ({acc.nearest_effect}, {acc.nearest_level}; cosine {acc.cosine:.4f})"
+    if acc.reason == "untrained_effect":
+        why = f"it is nearest to {near}, an image effect this decoder was not trained on"
+    elif acc.reason == "other_level":
+        named = ", ".join(sorted(named_levels(description, doc["level_words"])))
+        why = f"it names level {named} but is nearest to {near}, a description of another level"
+    elif acc.reason == "cosine":
+        why = f"its nearest trained description {near} is under the threshold {acc.threshold:.4f}"
+    else:
+        why = (
+            f"its nearest trained description {near} is only {acc.margin:.4f} above a "
+            f"description of another level or effect (margin needed {acc.margin_min:.4f})"
+        )
+    return (
+        f"{description!r} is not a description this decoder knows: {why}. It knows "
+        f"{known_descriptions(doc)}"
+    )
+
+
+class DescriptionRefused(ValueError):
+    """``apply`` refuses a description (:func:`check_description`); ``--force`` goes on."""
 
 
 def known_descriptions(doc: Mapping[str, Any]) -> str:

@@ -16,9 +16,9 @@ from delta_v2a.phase3.paramspace import ParamSpace
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-#: Descriptions no decoder is trained on: their similarity to the nearest trained description
-#: sets the floor of ``apply``'s acceptance threshold (docs/methods.md §6.7), so that a text
-#: tower that cannot tell descriptions apart refuses paraphrases rather than accepting anything.
+#: Descriptions of nothing an image effect does: unrelated controls of ``apply``'s gate
+#: (docs/methods.md §6.7), which must refuse every one, so that a text tower that cannot tell
+#: descriptions apart refuses paraphrases rather than accepting anything.
 CONTROL_DESCRIPTIONS = (
     "a cat playing piano",
     "a bowl of soup on a wooden table",
@@ -205,6 +205,7 @@ def build_samples(
     level_words: Sequence[str],
     templates: Mapping[str, Sequence[str]],
     heldout_templates: int,
+    validation_templates: int,
     split: Sequence[str],
     seed: int,
 ) -> pd.DataFrame:
@@ -212,8 +213,10 @@ def build_samples(
 
     Levels are stratified: the k-th θ of a (file, pair) is uniform in ``[k / n, (k + 1) / n)``.
     The last ``heldout_templates`` templates of each image effect are held out: every sample
-    gets one of the other templates at random, and each test sample is repeated once with a
-    held-out template (same θ, ``held_out`` True) so paraphrases are scored on test only.
+    gets one of the templates before them at random, and each test sample is repeated once
+    with a held-out template (same θ, ``held_out`` True) so paraphrases are scored on test only.
+    The ``validation_templates`` before those reach no sample: they are apply's validation
+    paraphrases (delta_v2a.phase3.calibrate), so no sample trains on them.
     ``split`` is each file's split (delta_v2a.split: decided once for Phases 1 and 3).
     """
     rng = np.random.default_rng([seed, 202])
@@ -222,7 +225,13 @@ def build_samples(
         for pair in pairs:
             effect = pair["image_effect"]
             tpl = list(templates[effect])
-            n_seen = len(tpl) - heldout_templates
+            n_seen = len(tpl) - heldout_templates - validation_templates
+            if n_seen < 1:
+                raise ValueError(
+                    f"image effect {effect!r} has {len(tpl)} template(s): {heldout_templates} "
+                    f"held out for test and {validation_templates} for validation leave none "
+                    "to train on"
+                )
             thetas = (np.arange(levels_per_pair) + rng.uniform(size=levels_per_pair)) / (
                 levels_per_pair
             )
@@ -231,7 +240,8 @@ def build_samples(
                 seen = int(rng.integers(n_seen))
                 choices = [(seen, False)]
                 if split[f] == "test" and heldout_templates:
-                    choices.append((n_seen + int(rng.integers(heldout_templates)), True))
+                    first_held = len(tpl) - heldout_templates
+                    choices.append((first_held + int(rng.integers(heldout_templates)), True))
                 for t, held in choices:
                     rows.append(
                         {

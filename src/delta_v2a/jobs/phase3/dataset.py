@@ -12,8 +12,8 @@ import pandas as pd
 
 from delta_v2a.extract import read_manifest
 from delta_v2a.jobs.common import Paths, gate_health, load_embedder_for_job, log
+from delta_v2a.phase3.calibrate import gate_texts, template_roles
 from delta_v2a.phase3.dataset import (
-    CONTROL_DESCRIPTIONS,
     SPLITS,
     build_samples,
     choose_pairs,
@@ -104,6 +104,12 @@ def _pairs_doc(
     }
 
 
+def _validation_templates(templates: Sequence[str], st: DatasetSettings) -> list[str]:
+    """The templates that only calibrate apply's gate (neither trained on nor test)."""
+    roles = template_roles(len(templates), st.heldout_templates, st.validation_templates)
+    return [t for t, role in zip(templates, roles, strict=True) if role == "val"]
+
+
 def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, threads: int) -> None:
     """Choose the pairs, split the files, draw the sample list, embed each distinct
     description (trained and held-out templates) once."""
@@ -127,6 +133,7 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         level_words=st.level_words,
         templates=templates,
         heldout_templates=st.heldout_templates,
+        validation_templates=st.validation_templates,
         split=split.of([f.path for f in files], inputs.split),
         seed=st.seed,
     )
@@ -135,12 +142,16 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
     order = [e for e in st.audio_effects if e in selected]
     effects_config = {"intensities": list(st.intensities), "effects": {"audio": st.audio_effects}}
     space = audio_space_from_config(effects_config, order, embedder.sampling_rate, st.bypass_below)
-    texts = list(dict.fromkeys(samples["description"]))
-    texts += [c for c in CONTROL_DESCRIPTIONS if c not in texts]  # apply's refusal floor
+    used = {r["image_effect"] for r in chosen}
+    # apply's gate (docs/methods.md §6.7): references of the effects not trained on, validation
+    # and test paraphrases, near misses and unrelated controls, embedded with the rest
+    gate = gate_texts(
+        templates, sorted(used), st.level_words, st.heldout_templates, st.validation_templates
+    )
+    texts = list(dict.fromkeys([*samples["description"], *(g["text"] for g in gate)]))
     text_emb = embedder.embed_texts(texts)
     meta = merge_model_meta([{"modality": "audio", "model": embedder.info.to_dict()}])
     by_split = {name: sorted(set(samples.loc[samples["split"] == name, "path"])) for name in SPLITS}
-    used = {r["image_effect"] for r in chosen}
     doc.update(
         status="ok",
         message=f"{len(chosen)} pair(s) chosen",
@@ -149,6 +160,8 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         heldout_templates={
             e: templates[e][len(templates[e]) - st.heldout_templates :] for e in used
         },
+        validation_templates={e: _validation_templates(templates[e], st) for e in used},
+        gate_texts=gate,
         texts=texts,
         paramspace=space.to_dict(),
         split={"fractions": split.fractions, **{f"{k}_files": v for k, v in by_split.items()}},

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from delta_v2a.jobs.common import log
+from delta_v2a.jobs.common import PipelineError, log
 from delta_v2a.phase3.artifact import portable_model, save_decoder
 from delta_v2a.phase3.baselines import BASELINES, TRAINED_KINDS
 from delta_v2a.phase3.calibrate import apply_calibration
@@ -29,26 +29,55 @@ def _history(result: TrainResult) -> list[dict[str, float]]:
 
 
 def calibrate_apply(ctx: Mapping[str, Any], text_emb: np.ndarray) -> dict[str, Any]:
-    """:func:`~delta_v2a.phase3.calibrate.apply_calibration`, logged, with a tensor for the
-    model file."""
-    cal = apply_calibration(ctx["frame"], ctx["texts"], text_emb)
-    (log.info if cal["separable"] else log.warning)(
-        "apply: unrelated control descriptions reach cosine %.4f, held-out paraphrases %.4f"
-        "%s; %d of %d paraphrases accepted",
-        cal["control_ceiling"],
-        cal["paraphrase_floor"],
-        "" if cal["separable"] else " (NOT separable: the text tower cannot tell them apart)",
-        cal["paraphrases_accepted"],
-        len(cal["calibration"]),
+    """:func:`~delta_v2a.phase3.calibrate.apply_calibration` on the train split's descriptions
+    and pairs.json's gate texts, logged, with a tensor for the model file."""
+    frame, pairs = ctx["frame"], ctx["pairs"]
+    if "gate_texts" not in pairs:
+        raise PipelineError("pairs.json has no gate_texts (an older phase3_dataset): rerun it")
+    train = frame.loc[frame["split"] == "train"].drop_duplicates("description")
+    trained = [
+        {"text": t, "effect": e, "level_word": w}
+        for t, e, w in zip(
+            train["description"], train["image_effect"], train["level_word"], strict=True
+        )
+    ]
+    cal = apply_calibration(
+        trained, pairs["gate_texts"], ctx["texts"], text_emb, pairs["level_words"]
     )
-    log.info(
-        "apply threshold: cosine >= %.4f to the nearest trained description (calibrated on "
-        "%d held-out paraphrases, %d of them nearest to a description of the same meaning)",
+    val, test = cal["validation"], cal["test"]
+    accepted_any = val["paraphrases_accepted"] > 0
+    (log.info if accepted_any else log.warning)(
+        "apply gate: cosine >= %.4f and margin >= %.4f, calibrated on validation: %d of %d "
+        "paraphrases accepted (%d nearest to another level or effect), %d of %d near misses "
+        "and %d of %d unrelated controls refused%s",
         cal["threshold"],
-        len(cal["calibration"]),
-        cal["n_same_meaning"],
+        cal["margin"],
+        val["paraphrases_accepted"],
+        val["n_paraphrases"],
+        val["paraphrases_nearest_other_meaning"],
+        val["near_misses_refused"],
+        val["n_near_misses"],
+        val["controls_refused"],
+        val["n_controls"],
+        "" if accepted_any else " (NO paraphrase accepted: apply takes trained descriptions only)",
     )
-    return {**cal, "trained_embeddings": torch_tensor(cal["trained_embeddings"])}
+    clean = test["paraphrases_accepted_wrong_meaning"] == 0
+    clean = clean and test["near_misses_refused"] == test["n_near_misses"]
+    (log.info if clean else log.warning)(
+        "apply gate on the held-out test paraphrases (reported, chose nothing): %d of %d "
+        "accepted, %d accepted with another meaning; %d of %d near misses refused",
+        test["paraphrases_accepted"],
+        test["n_paraphrases"],
+        test["paraphrases_accepted_wrong_meaning"],
+        test["near_misses_refused"],
+        test["n_near_misses"],
+    )
+    return {**cal, "reference_embeddings": torch_tensor(cal["reference_embeddings"])}
+
+
+def gate_section(calibration: Mapping[str, Any]) -> dict[str, Any]:
+    """training_log.json's "apply": the gate and its figures, without the embeddings."""
+    return {k: v for k, v in calibration.items() if k != "reference_embeddings"}
 
 
 def torch_tensor(arr: np.ndarray) -> Any:
@@ -221,6 +250,7 @@ def training_log(ctx: Mapping[str, Any], run: TrainRun) -> dict[str, Any]:
         "best_epoch": main.best_epoch,
         "best_val_loss": main.best_val_loss,
         "test": _test_section(run),
+        "apply": gate_section(run.calibration),
         "cost": dict(run.cost),
     }
 
@@ -247,6 +277,7 @@ def save_model(model_out: str, ctx: Mapping[str, Any], run: TrainRun) -> None:
             "level_words": list(p["level_words"]),
             "templates": dict(p["templates"]),
             "heldout_templates": dict(p["heldout_templates"]),
+            "validation_templates": dict(p.get("validation_templates", {})),
             "pairs": list(p["chosen"]),
             "target": run.target,
             "audio_model": _portable_audio_model(ctx["table"], model_out),
