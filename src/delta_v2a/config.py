@@ -128,7 +128,10 @@ def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
         if not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist"
             raise ConfigError(f"{key}: data root '{root}' {what} (set {key} in your config)")
-        media[modality] = discover(root, modality)
+        try:
+            media[modality] = discover(root, modality)
+        except OSError as err:  # an unreadable folder: discover's message names it
+            raise ConfigError(f"{key}: {err.strerror or err}") from None
         if not media[modality]:
             exts = ",".join(e.lstrip(".") for e in MODALITY_EXTENSIONS[modality])
             raise ConfigError(
@@ -136,6 +139,23 @@ def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
                 f"{root}/<category>/**/*.{{{exts}}}"
             )
     return media
+
+
+def data_inventory(config: Mapping[str, Any], modality: str, files: list) -> str:
+    """The inventory text of one modality's discovered files (content hashes, cached).
+
+    Why here: the workflow writes it at parse time, where a file the user cannot read must stop
+    the run with one line naming the file, not a Snakemake traceback.
+    """
+    from delta_v2a.inventory import cache_path, content_hashes, media_inventory
+    from delta_v2a.media import ROOT_KEYS
+
+    root = config["data"]["images" if modality == "image" else "audio"]
+    try:
+        states, _ = content_hashes([f.path for f in files], cache_path(root, modality))
+    except OSError as err:
+        raise ConfigError(f"{ROOT_KEYS[modality]}: {err.strerror or err}") from None
+    return media_inventory(files, states)
 
 
 def looks_like_local_path(name: str) -> bool:

@@ -238,11 +238,11 @@ def _walk(
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or exc
         raise OSError(
             exc.errno,
-            f"cannot list folder '{shown_path(directory.as_posix())}' "
-            f"({exc.strerror or exc}); give the workflow's user read and execute permission "
-            "on it, or move it out of the data root",
+            f"cannot list folder '{shown_path(directory.as_posix())}': {why}; give the "
+            "workflow's user read and execute permission on it, or move it out of the data root",
         ) from exc
     for entry in entries:
         if entry.name.startswith("."):
