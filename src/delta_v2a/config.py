@@ -221,6 +221,22 @@ def effect_params(
     return {**spec.get("fixed", {}), **spec["levels"][intensity]}
 
 
+def check_config_for_console(config: Mapping[str, Any], stream: Any = None) -> None:
+    """:func:`check_config` as the workflow runs it: a SharedWordWarning becomes one line on
+    stderr ("Warning: ..."), not Python's two (file:line and the source line); other
+    warnings pass through as they were."""
+    import sys
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SharedWordWarning)
+        check_config(config)
+    for w in caught:
+        if issubclass(w.category, SharedWordWarning):
+            print(f"Warning: {w.message}", file=stream or sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Reject what the schema cannot: unknown effects, missing intensities, non-monotone or
     out-of-range levels. Raises ConfigError naming the key.
@@ -336,18 +352,23 @@ def check_shared_words(config: Mapping[str, Any]) -> None:
     shared = shared_words(syn["image"], syn["audio"])
     if not shared:
         return
-    detail = "; ".join(f"{w!r} in {', '.join(where)}" for w, where in shared.items())
-    message = (
-        f"phase1.synonyms: image and audio synonym lists share word(s) {sorted(shared)} "
-        f"({detail}); sim3 rewards shared spelling, so pairs are chosen on the full lists and "
-        "also reported without them (sim3_no_shared); phase1.shared_words: drop (the default) "
-        "removes them from both lists, error refuses such lists"
-    )
     mode = p1["shared_words"]  # the schema's default is merged in before any check
     if mode == "error":
-        raise ConfigError(message)
+        detail = "; ".join(f"{w!r} in {', '.join(where)}" for w, where in shared.items())
+        raise ConfigError(
+            f"phase1.synonyms: image and audio synonym lists share word(s) {sorted(shared)} "
+            f"({detail}); sim3 rewards shared spelling; phase1.shared_words: drop (the "
+            "default) removes them from both lists, warn keeps them and reports both"
+        )
     if mode == "warn":
-        warnings.warn(message, SharedWordWarning, stacklevel=2)
+        # One short line: the words and the key (discovery_labels.json says where each is).
+        warnings.warn(
+            f"phase1.synonyms: image and audio share {', '.join(map(repr, sorted(shared)))}; "
+            "also reported without them (sim3_no_shared); phase1.shared_words: drop removes "
+            "them and this line",
+            SharedWordWarning,
+            stacklevel=2,
+        )
 
 
 def check_phase3(config: Mapping[str, Any]) -> None:

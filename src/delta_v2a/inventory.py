@@ -24,6 +24,7 @@ from delta_v2a.storage import atomic_path
 CACHE_DIR = ".snakemake/delta_v2a/file_hashes"
 CACHE_HEADER = "# delta_v2a file hashes v1: path (JSON)\tsize\tmtime_ns\tctime_ns\tsha256"
 INVENTORY_HEADER = "path\tsize\tsha256"
+UNREADABLE = "unreadable"  # in the sha256 column: permission denied at the parse (never cached)
 StatKey = tuple[str, int, int, int]
 _SHA256 = re.compile("[0-9a-f]{64}")
 
@@ -48,14 +49,16 @@ def stat_key(path: str) -> StatKey:
 
 
 def sha256_file(path: str) -> str:
-    """The SHA-256 of a file's bytes; a file the user cannot read is named on one line."""
+    """The SHA-256 of a file's bytes, or :data:`UNREADABLE` for a file the user cannot read.
+
+    Why not an error: an unreadable file is a bad file like any other; the manifest job skips
+    it or stops on it (``on_bad_file``) with its reason, and the walk goes on.
+    """
     try:
         with open(path, "rb") as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
-    except PermissionError as err:
-        raise UnreadableFileError(
-            err.errno, f"{shown_path(path)}: permission denied (cannot read the data file)"
-        ) from err
+    except PermissionError:
+        return UNREADABLE
 
 
 def cache_path(root: str | Path, modality: str, base: str | Path = CACHE_DIR) -> Path:
@@ -121,8 +124,9 @@ def content_hashes(
     else:
         fresh = {}
     entries = {k: fresh.get(k) or cached[k] for k in keys}
-    if cache_file and (missing or len(entries) != len(cached)):
-        write_cache(cache_file, entries)
+    keep = {k: h for k, h in entries.items() if h != UNREADABLE}
+    if cache_file and keep != cached:
+        write_cache(cache_file, keep)
     return [(k[1], entries[k]) for k in keys], len(missing)
 
 
@@ -156,6 +160,7 @@ def read_inventory(path: str | Path) -> dict[str, str]:
 
 
 __all__ = [
+    "UNREADABLE",
     "UnreadableFileError",
     "cache_path",
     "content_hashes",

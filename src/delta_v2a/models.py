@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,7 @@ def _check_local(name_or_path: str) -> None:
                 f"model path {name_or_path!r} exists but is not a directory; "
                 "pass the directory written by save_pretrained"
             )
+        _check_readable(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"model directory {name_or_path!r} has no config.json; it is not a saved "
@@ -154,6 +156,21 @@ def _check_local(name_or_path: str) -> None:
         return
     if looks_like_local_path(name_or_path):
         raise FileNotFoundError(f"model directory {name_or_path!r} does not exist. {_OFFLINE_HINT}")
+
+
+def _check_readable(path: Path) -> None:
+    """The folder and every file in it must be readable by this user.
+
+    Why: transformers reports an unreadable folder or weights file (another user's 0600
+    ``model.safetensors``) as a missing one ("the local directory is incomplete (No such file
+    or directory)"); the user needs the path and the words permission denied. ``os.access``
+    asks the kernel with this process's real ids (root passes, as it reads everything).
+    """
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise PermissionError(f"model directory '{path}': permission denied (cannot list it)")
+    for item in sorted(path.iterdir()):
+        if item.is_file() and not os.access(item, os.R_OK):
+            raise PermissionError(f"model file '{item}': permission denied (cannot read it)")
 
 
 def _resolved_dir(name_or_path: str) -> Path | None:

@@ -104,17 +104,30 @@ def test_names_that_are_not_utf8_or_hold_tabs_round_trip(tmp_path):
     assert inv.content_hashes([odd], cache) == (first, 0)
 
 
-def test_unreadable_file_is_one_line_naming_it(tmp_path, monkeypatch):
+def test_unreadable_file_is_marked_and_never_cached(tmp_path, monkeypatch):
     # tests run as root, where chmod 000 still reads: the denial is simulated at open()
-    paths = _files(tmp_path, 1)
+    paths, cache = _files(tmp_path, 2), tmp_path / "cache.tsv"
+    real_open = open
 
+    def denied(file, *args, **kwargs):
+        if file == paths[0]:
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", denied)
+    states, _ = inv.content_hashes(paths, cache)
+    assert states[0] == (10, inv.UNREADABLE) and len(states[1][1]) == 64
+    assert {k[0] for k in inv.read_cache(cache)} == {paths[1]}  # read again once allowed
+
+
+def test_file_in_an_unsearchable_folder_is_one_line_naming_it(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("builtins.open", denied)
+    monkeypatch.setattr(inv.os, "stat", denied)
     with pytest.raises(inv.UnreadableFileError) as err:
-        inv.content_hashes(paths, None)
-    assert str(err.value.strerror) == f"{paths[0]}: permission denied (cannot read the data file)"
+        inv.content_hashes(["data/x.png"], None)
+    assert err.value.strerror == "data/x.png: permission denied (cannot stat the data file)"
 
 
 def test_cache_file_is_per_root_and_modality(tmp_path):

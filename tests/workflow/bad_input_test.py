@@ -78,7 +78,7 @@ def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
     config = write_config(tmp_path, small_config(models))
     proc = snakemake(tmp_path, REPLACE, "--keep-going", *P0, config=config, check=False)
     assert proc.returncode != 0
-    logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").glob("*.log"))
+    logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").rglob("*.log"))
     for path, words in bad.items():
         assert path in logs, path
         line = next(ln for ln in logs.splitlines() if path in ln)

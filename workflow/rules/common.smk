@@ -20,7 +20,7 @@ import yaml
 
 from delta_v2a.config import (
     MODALITIES,
-    check_config,
+    check_config_for_console,
     check_data_roots,
     check_keys,
     check_models,
@@ -61,7 +61,7 @@ SCHEMA = yaml.safe_load(
 check_keys(config, SCHEMA)
 config.update(with_defaults(config, SCHEMA))
 validate(config, "../schemas/config.schema.yaml", set_default=False)
-check_config(config)
+check_config_for_console(config)
 check_models(config)
 
 INTENSITIES = list(config["intensities"])

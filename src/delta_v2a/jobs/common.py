@@ -235,7 +235,7 @@ def load_embedder_for_job(model: ModelSpec, threads: int):
             normalize=model.normalize,
             revision=model.revision,
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, PermissionError) as err:
         raise PipelineError(f"models.{model.modality}: {err}") from err
     if embedder.dim != model.dim:
         raise PipelineError(
