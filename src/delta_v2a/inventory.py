@@ -11,11 +11,11 @@ files stats them and reads none.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
 from delta_v2a.media import MediaFile, shown_path
@@ -25,7 +25,6 @@ CACHE_DIR = ".snakemake/delta_v2a/file_hashes"
 CACHE_HEADER = "# delta_v2a file hashes v1: path (JSON)\tsize\tmtime_ns\tctime_ns\tsha256"
 INVENTORY_HEADER = "path\tsize\tsha256"
 UNREADABLE = "unreadable"  # in the sha256 column: permission denied at the parse (never cached)
-StatKey = tuple[str, int, int, int]
 _SHA256 = re.compile("[0-9a-f]{64}")
 
 
@@ -33,11 +32,13 @@ class UnreadableFileError(OSError):
     """A data file cannot be stat'ed or read; the message names it and why, on one line."""
 
 
-def stat_key(path: str) -> StatKey:
-    """What identifies one state of a file without reading it.
+def stat_key(path: str) -> tuple[str, int]:
+    """What identifies one state of a file without reading it: (cache key, size).
 
-    ctime is in the key as well as mtime because a tool can set mtime back (``touch -r``,
-    ``cp -p`` over a same-length file) but never ctime: any write or metadata change moves it.
+    The key is the cache line's first four fields, path (as a JSON string: any name, tabs
+    and undecodable bytes included), size, mtime_ns and ctime_ns. ctime is in it as well as
+    mtime because a tool can set mtime back (``touch -r``, ``cp -p`` over a same-length file)
+    but never ctime: any write or metadata change moves it.
     """
     try:
         st = os.stat(path)
@@ -45,7 +46,7 @@ def stat_key(path: str) -> StatKey:
         raise UnreadableFileError(
             err.errno, f"{shown_path(path)}: permission denied (cannot stat the data file)"
         ) from err
-    return (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return f"{_json_str(path)}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}", st.st_size
 
 
 def sha256_file(path: str) -> str:
@@ -72,37 +73,33 @@ def cache_path(root: str | Path, modality: str, base: str | Path = CACHE_DIR) ->
     return Path(base) / f"{modality}-{digest}.tsv"
 
 
-def read_cache(path: str | Path) -> dict[StatKey, str]:
-    """The cached hashes; a missing, foreign or damaged file is an empty cache (it only costs
-    a re-hash, and every version written is complete: see :func:`write_cache`)."""
+def read_cache(path: str | Path) -> dict[str, str]:
+    """{state key: sha256} from the cache file; a missing, foreign or damaged file is an empty
+    cache (it only costs a re-hash, and every version written is complete: see
+    :func:`write_cache`). Lines are split, never parsed: a warm parse at 10^5 files costs
+    about as much as the walk itself (benchmarks/inventory.py)."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (FileNotFoundError, UnicodeDecodeError):
         return {}
     if not lines or lines[0] != CACHE_HEADER:
         return {}
-    out: dict[StatKey, str] = {}
+    out: dict[str, str] = {}
     for line in lines[1:]:
-        fields = line.split("\t")
-        try:
-            name, size, mtime, ctime, sha = fields
-            key = (json.loads(name), int(size), int(mtime), int(ctime))
-        except (ValueError, TypeError):
-            continue  # a damaged line is a miss, never a wrong hash
-        if isinstance(key[0], str) and _SHA256.fullmatch(sha):
-            out[key] = sha
+        key, _, sha = line.rpartition("\t")
+        if key.count("\t") >= 3 and _SHA256.fullmatch(sha):  # a cut line is a miss, never a
+            out[key] = sha  # wrong hash; a damaged key matches no file
     return out
 
 
-def write_cache(path: str | Path, entries: Mapping[StatKey, str]) -> None:
+def write_cache(path: str | Path, entries: Mapping[str, str]) -> None:
     """Replace the cache file whole (temporary file + rename).
 
     Why this is safe with concurrent parses (several SLURM jobs start at once): each writer
     renames a complete file into place, so a reader sees one whole version; the last writer
     wins and a lost entry is only hashed again later.
     """
-    lines = [CACHE_HEADER]
-    lines += [f"{json.dumps(p)}\t{s}\t{m}\t{c}\t{h}" for (p, s, m, c), h in entries.items()]
+    lines = [CACHE_HEADER, *(f"{key}\t{sha}" for key, sha in entries.items())]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -112,22 +109,22 @@ def content_hashes(
 ) -> tuple[list[tuple[int, str]], int]:
     """(size, SHA-256) of each file, reading only files whose state is not in the cache.
 
-    Returns (one pair per path, in order; the number of files hashed). The cache is rewritten only
-    when it changed, and holds only the files of this walk (removed files drop out).
+    Returns (one pair per path, in order; the number of files hashed). The cache is rewritten
+    only when it changed, and holds only the files of this walk (removed files drop out).
     """
     cached = read_cache(cache_file) if cache_file else {}
-    keys = [stat_key(p) for p in paths]
-    missing = [k for k in keys if k not in cached]
+    states = [stat_key(p) for p in paths]
+    missing = [(p, key) for p, (key, _) in zip(paths, states, strict=True) if key not in cached]
+    fresh: dict[str, str] = {}
     if missing:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            fresh = dict(zip(missing, pool.map(sha256_file, [k[0] for k in missing]), strict=True))
-    else:
-        fresh = {}
-    entries = {k: fresh.get(k) or cached[k] for k in keys}
+            hashes = pool.map(sha256_file, [p for p, _ in missing])
+            fresh = {key: sha for (_, key), sha in zip(missing, hashes, strict=True)}
+    entries = {key: fresh.get(key) or cached[key] for key, _ in states}
     keep = {k: h for k, h in entries.items() if h != UNREADABLE}
     if cache_file and keep != cached:
         write_cache(cache_file, keep)
-    return [(k[1], entries[k]) for k in keys], len(missing)
+    return [(size, entries[key]) for key, size in states], len(missing)
 
 
 def media_inventory(files: Iterable[MediaFile], states: Sequence[tuple[int, str]]) -> str:
