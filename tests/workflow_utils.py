@@ -98,11 +98,14 @@ def snakemake(
     return proc
 
 
-TRACE_FRAME = re.compile(r'^\s*File "[^"]+", line \d+, in ', re.MULTILINE)
+# A frame of Python code (Snakemake's own report of a failed job names the rule's line in its
+# .smk file; that is the workflow's location, not a traceback of the code).
+TRACE_FRAME = re.compile(r'^\s*File "[^"]+\.py", line \d+, in ', re.MULTILINE)
 
 
 def assert_refused(proc: subprocess.CompletedProcess) -> str:
-    """A refusal: a non-zero exit and no Python traceback on the console (the reason is a
+    """A refusal: a non-zero exit and no Python traceback on the console, neither Python's
+    own nor the frames Snakemake lists for an exception raised while parsing (the reason is a
     line a person reads; docs/methods.md §8). Returns the console text."""
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]

@@ -8,12 +8,13 @@ checked here, before any job runs, with messages that name the config key.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import os
 import string
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,21 @@ def effect_params(
     """Physical parameters of one variant: the effect's fixed values, then the level's."""
     spec = config["effects"][modality][effect]
     return {**spec.get("fixed", {}), **spec["levels"][intensity]}
+
+
+@contextlib.contextmanager
+def one_line_refusal(stream: Any = None) -> Iterator[None]:
+    """Around the workflow's parse-time checks: a ConfigError ends the run with its message as
+    one "Error: ..." line and exit status 1. Why: Snakemake prints an exception raised while
+    the Snakefile is parsed with the Python frames it passed through; a refusal is a line a
+    person reads (docs/methods.md §8), not a traceback."""
+    import sys
+
+    try:
+        yield
+    except ConfigError as err:
+        print(f"Error: {err}", file=stream or sys.stderr)
+        raise SystemExit(1) from None
 
 
 def check_config_for_console(config: Mapping[str, Any], stream: Any = None) -> None:

@@ -71,6 +71,11 @@ _OFFLINE_HINT = (
 # --------------------------------------------------------------------------- device and dtype
 
 
+class DeviceError(ValueError):
+    """A device the config or command names that this machine does not have: a refusal the
+    user fixes (``models.device``), ended with its one line by the jobs and the CLI."""
+
+
 def resolve_device(device: str) -> torch.device:
     """Turn "auto" / "cpu" / "cuda" / "cuda:N" into a device, failing loudly if CUDA is absent.
 
@@ -83,20 +88,20 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from err
+        raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from err
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise DeviceError(
                 f"device {device!r} requested but CUDA is not available on this machine "
                 "(torch.cuda.is_available() is False); use device='cpu' or 'auto'"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise DeviceError(
                 f"device {device!r} requested but only {torch.cuda.device_count()} "
                 "CUDA device(s) are visible"
             )
     elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
+        raise DeviceError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
     return dev
 
 

@@ -155,3 +155,17 @@ def test_the_revision_enters_the_cache_key_only_when_pinned():
     unpinned = key(None)
     pinned, other = key(REV), key("e" * 40)
     assert len({unpinned, pinned, other}) == 3
+
+
+def test_parse_time_refusal_is_one_line_and_exit_1():
+    import io
+
+    from delta_v2a.config import one_line_refusal
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as stop, one_line_refusal(out):
+        raise ConfigError("data.images: data root 'x' does not exist")
+    assert stop.value.code == 1
+    assert out.getvalue() == "Error: data.images: data root 'x' does not exist\n"
+    with pytest.raises(KeyError), one_line_refusal(out):  # anything else is not a refusal
+        raise KeyError("bug")

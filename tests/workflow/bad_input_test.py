@@ -286,7 +286,7 @@ def _artifact_digests(base: Path) -> dict[str, str]:
             continue
         if path.name.startswith("."):  # a killed writer's temporary file, never an artifact
             continue
-        if rel.endswith(".inventory.tsv"):  # parse-time record of file sizes and mtimes
+        if rel.endswith(".inventory.tsv"):  # written at parse time, not by a job
             continue
         if path.suffix in (".json", ".tsv"):
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -27,6 +27,7 @@ from delta_v2a.config import (
     data_inventory,
     effect_names,
     effect_params,
+    one_line_refusal,
     with_defaults,
 )
 from delta_v2a import __version__ as VERSION
@@ -58,11 +59,12 @@ SCHEMA = yaml.safe_load(
         encoding="utf-8"
     )
 )
-check_keys(config, SCHEMA)
-config.update(with_defaults(config, SCHEMA))
-validate(config, "../schemas/config.schema.yaml", set_default=False)
-check_config_for_console(config)
-check_models(config)
+with one_line_refusal():  # a refusal is one line, not the parse's Python frames
+    check_keys(config, SCHEMA)
+    config.update(with_defaults(config, SCHEMA))
+    validate(config, "../schemas/config.schema.yaml", set_default=False)
+    check_config_for_console(config)
+    check_models(config)
 
 INTENSITIES = list(config["intensities"])
 EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
@@ -74,14 +76,15 @@ EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
 # reads only new or changed files. The manifest's vetted output is named by the inventory's
 # digest: the same bytes (touched, copied back, restored) map to the same file and plan nothing,
 # and a failed vetting of new files never touches the last good manifest.
-DISCOVERED = check_data_roots(config)
-MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
 INVENTORY = {m: f"results/manifest/{m}.inventory.tsv" for m in MODALITIES}
 DIGEST = {}
-for _m in MODALITIES:
-    _text = data_inventory(config, _m, DISCOVERED[_m])
-    write_if_changed(INVENTORY[_m], _text)
-    DIGEST[_m] = inventory_digest(_text)
+with one_line_refusal():
+    DISCOVERED = check_data_roots(config)
+    for _m in MODALITIES:
+        _text = data_inventory(config, _m, DISCOVERED[_m])
+        write_if_changed(INVENTORY[_m], _text)
+        DIGEST[_m] = inventory_digest(_text)
+MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
 
 ENV = "../../envs/delta_v2a.yaml"
 

@@ -163,8 +163,18 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
         log.error("%s failed: %s", job.__name__, err)
         raise SystemExit(1) from None
     except Exception as err:
-        log.error("%s failed: %s", job.__name__, err)
-        raise
+        if not _is_device_refusal(err):
+            log.error("%s failed: %s", job.__name__, err)
+            raise
+        log.error("%s failed: models.device: %s", job.__name__, err)  # a refusal, as above
+        raise SystemExit(1) from None
+
+
+def _is_device_refusal(err: BaseException) -> bool:
+    """A device this machine lacks (models.DeviceError), raised wherever a job resolves it.
+    Checked by name in sys.modules: a job that never imported the models module has none."""
+    models = sys.modules.get("delta_v2a.models")
+    return models is not None and isinstance(err, models.DeviceError)
 
 
 _LEASES: list[Any] = []  # device leases held until the job's process ends
