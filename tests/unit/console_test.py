@@ -135,3 +135,18 @@ def test_a_device_this_machine_lacks_is_a_one_line_refusal(tmp_path, capsys, mon
 
     with pytest.raises(ValueError):
         run_job(tmp_path / "logs/bug.log", bug)
+
+
+def test_a_damaged_artifact_is_a_one_line_refusal(tmp_path, capsys):
+    import pytest
+
+    from delta_v2a.jobs.common import run_job
+    from delta_v2a.storage import StoreError
+
+    def read():
+        raise StoreError("results/image_deltas.npz: cannot read array store; delete it and rerun")
+
+    with pytest.raises(SystemExit) as stop:
+        run_job(tmp_path / "logs/linearity.log", read)
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and "delete it and rerun" in err and "Traceback" not in err

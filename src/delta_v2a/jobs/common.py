@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from delta_v2a.settings import BatchSizes, ModelSpec
-from delta_v2a.storage import read_json
+from delta_v2a.storage import StoreError, read_json
 
 log = logging.getLogger("delta_v2a")
 
@@ -160,6 +160,9 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
         job(**kwargs)
     except PipelineError as err:
         # What a user can fix: the one-line reason, no traceback (finished files stay).
+        log.error("%s failed: %s", job.__name__, err)
+        raise SystemExit(1) from None
+    except StoreError as err:  # a damaged artifact: the message names it and says what to do
         log.error("%s failed: %s", job.__name__, err)
         raise SystemExit(1) from None
     except Exception as err:
