@@ -142,6 +142,15 @@ def media_inventory(files: Iterable[MediaFile], states: Sequence[tuple[int, str]
     return "\n".join(lines) + "\n"
 
 
+def inventory_of(root: str | Path, modality: str) -> str:
+    """The inventory text of a data root as the workflow writes it, without a hash cache (for
+    tests, benchmarks and scripts that run the manifest job outside Snakemake)."""
+    from delta_v2a.media import discover
+
+    files = discover(root, modality)
+    return media_inventory(files, content_hashes([f.path for f in files], None)[0])
+
+
 def inventory_digest(text: str) -> str:
     """A short name for one inventory's content (16 hex digits: 64 bits, collision-free in
     practice for the handful of data states a project goes through)."""
@@ -162,6 +171,7 @@ __all__ = [
     "cache_path",
     "content_hashes",
     "inventory_digest",
+    "inventory_of",
     "media_inventory",
     "read_cache",
     "read_inventory",

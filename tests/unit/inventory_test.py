@@ -169,3 +169,75 @@ def test_inventory_changes_exactly_when_content_or_set_changes(tmp_path):
     path.write_text("path\tsize\tmtime_ns\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not an inventory"):
         inv.read_inventory(path)
+
+
+def _vetting(tmp_path):
+    """A data root, its inventory file and the manifest job's settings, as the workflow has them."""
+    from PIL import Image
+
+    from delta_v2a.settings import ManifestSettings
+
+    root = tmp_path / "img"
+    (root / "cat").mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (32, 32), (100 * i, 50, 0)).save(root / "cat" / f"{i}.png")
+    inventory = tmp_path / "image.inventory.tsv"
+    inventory.write_text(inv.inventory_of(root, "image"), encoding="utf-8")
+    digest = inv.inventory_digest(inventory.read_text(encoding="utf-8"))
+    settings = ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "t")
+    return root, inventory, digest, settings
+
+
+def _run_manifest(tmp_path, inventory, digest, settings):
+    from delta_v2a.jobs.common import Paths
+    from delta_v2a.jobs.extract import run_manifest
+
+    vetted = tmp_path / "vetted" / f"image.{digest}.tsv"
+    run_manifest(
+        inputs=Paths(inventory=str(inventory)),
+        outputs=Paths(
+            manifest=str(vetted), skipped=str(tmp_path / "vetted" / f"image_skipped.{digest}.tsv")
+        ),
+        settings=settings,
+        threads=1,
+    )
+    return vetted
+
+
+def test_manifest_job_vets_exactly_its_inventory_state(tmp_path):
+    from delta_v2a.extract import read_manifest
+    from delta_v2a.jobs.common import PipelineError
+
+    root, inventory, digest, settings = _vetting(tmp_path)
+    vetted = _run_manifest(tmp_path, inventory, digest, settings)
+    expected = inv.read_inventory(inventory)
+    assert {f.path: f.sha256 for f in read_manifest(vetted)} == expected
+    with pytest.raises(PipelineError, match="image.inventory.tsv: the data changed after"):
+        _run_manifest(tmp_path, inventory, "0" * 16, settings)  # a name that is not its state
+    (root / "cat/0.png").write_bytes((root / "cat/1.png").read_bytes())  # rewritten since
+    with pytest.raises(PipelineError, match=r"cat/0\.png: the data changed after the workflow"):
+        _run_manifest(tmp_path, inventory, digest, settings)
+    (root / "cat/2.png").write_bytes((root / "cat/1.png").read_bytes())  # added since
+    with pytest.raises(PipelineError, match=r"cat/2\.png: the data changed after the workflow"):
+        _run_manifest(tmp_path, inventory, digest, settings)
+
+
+def test_manifest_current_copies_the_state_and_drops_earlier_ones(tmp_path):
+    from delta_v2a.jobs.common import Paths
+    from delta_v2a.jobs.extract import run_manifest_current
+
+    _, inventory, digest, settings = _vetting(tmp_path)
+    vetted = _run_manifest(tmp_path, inventory, digest, settings)
+    old = vetted.parent / "image.00000000000000aa.tsv"
+    old.write_text("an earlier state\n", encoding="utf-8")
+    audio = vetted.parent / "audio.00000000000000aa.tsv"
+    audio.write_text("the other modality's\n", encoding="utf-8")
+    skipped = vetted.parent / f"image_skipped.{digest}.tsv"
+    out = tmp_path / "current"
+    run_manifest_current(
+        inputs=Paths(manifest=str(vetted), skipped=str(skipped)),
+        outputs=Paths(manifest=str(out / "image.tsv"), skipped=str(out / "image_skipped.tsv")),
+    )
+    assert (out / "image.tsv").read_bytes() == vetted.read_bytes()
+    assert (out / "image_skipped.tsv").read_bytes() == skipped.read_bytes()
+    assert not old.exists() and audio.exists() and vetted.exists() and skipped.exists()
