@@ -98,6 +98,22 @@ def snakemake(
     return proc
 
 
+# A frame of Python code (Snakemake's own report of a failed job names the rule's line in its
+# .smk file; that is the workflow's location, not a traceback of the code).
+TRACE_FRAME = re.compile(r'^\s*File "[^"]+\.py", line \d+, in ', re.MULTILINE)
+
+
+def assert_refused(proc: subprocess.CompletedProcess) -> str:
+    """A refusal: a non-zero exit and no Python traceback on the console, neither Python's
+    own nor the frames Snakemake lists for an exception raised while parsing (the reason is a
+    line a person reads; docs/methods.md §8). Returns the console text."""
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-3000:]
+    assert "Traceback (most recent call last)" not in text, text[-3000:]
+    assert not TRACE_FRAME.search(text), text[-3000:]
+    return text
+
+
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     """Rule -> count from a dry run's 'Job stats' table (empty when nothing to do)."""
     text = proc.stdout + proc.stderr

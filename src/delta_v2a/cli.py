@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print as JSON")
     i.set_defaults(func=_info)
     add_transfer_parser(sub)
+    add_verbose_option(parser, sub)
     return parser
 
 
@@ -302,9 +304,28 @@ def _transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_verbose_option(parser: argparse.ArgumentParser, sub: Any) -> None:
+    """``--verbose`` before or after the command: third-party progress bars and info logs."""
+    help_ = "show transformers' / huggingface_hub's progress bars and info logs"
+    parser.add_argument("--verbose", action="store_true", help=help_)
+    for command in sub.choices.values():
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Unless ``verbose``: no "Loading weights" bars or info chatter from transformers and
+    huggingface_hub, which read these at import (before any command imports them). A value
+    the user set in the environment wins."""
+    if verbose:
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_third_party(args.verbose)
     # One line, no traceback, for what a user can fix: a missing or unreadable file or model,
     # a device this machine lacks (checked first, before any model is loaded).
     try:

@@ -8,12 +8,13 @@ checked here, before any job runs, with messages that name the config key.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import os
 import string
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,10 @@ def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
         if not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist"
             raise ConfigError(f"{key}: data root '{root}' {what} (set {key} in your config)")
-        media[modality] = discover(root, modality)
+        try:
+            media[modality] = discover(root, modality)
+        except OSError as err:  # an unreadable folder: discover's message names it
+            raise ConfigError(f"{key}: {err.strerror or err}") from None
         if not media[modality]:
             exts = ",".join(e.lstrip(".") for e in MODALITY_EXTENSIONS[modality])
             raise ConfigError(
@@ -136,6 +140,23 @@ def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
                 f"{root}/<category>/**/*.{{{exts}}}"
             )
     return media
+
+
+def data_inventory(config: Mapping[str, Any], modality: str, files: list) -> str:
+    """The inventory text of one modality's discovered files (content hashes, cached).
+
+    Why here: the workflow writes it at parse time, where a file the user cannot read must stop
+    the run with one line naming the file, not a Snakemake traceback.
+    """
+    from delta_v2a.inventory import cache_path, content_hashes, media_inventory
+    from delta_v2a.media import ROOT_KEYS
+
+    root = config["data"]["images" if modality == "image" else "audio"]
+    try:
+        states, _ = content_hashes([f.path for f in files], cache_path(root, modality))
+    except OSError as err:
+        raise ConfigError(f"{ROOT_KEYS[modality]}: {err.strerror or err}") from None
+    return media_inventory(files, states)
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -199,6 +220,37 @@ def effect_params(
     """Physical parameters of one variant: the effect's fixed values, then the level's."""
     spec = config["effects"][modality][effect]
     return {**spec.get("fixed", {}), **spec["levels"][intensity]}
+
+
+@contextlib.contextmanager
+def one_line_refusal(stream: Any = None) -> Iterator[None]:
+    """Around the workflow's parse-time checks: a ConfigError ends the run with its message as
+    one "Error: ..." line and exit status 1. Why: Snakemake prints an exception raised while
+    the Snakefile is parsed with the Python frames it passed through; a refusal is a line a
+    person reads (docs/methods.md §8), not a traceback."""
+    import sys
+
+    try:
+        yield
+    except ConfigError as err:
+        print(f"Error: {err}", file=stream or sys.stderr)
+        raise SystemExit(1) from None
+
+
+def check_config_for_console(config: Mapping[str, Any], stream: Any = None) -> None:
+    """:func:`check_config` as the workflow runs it: a SharedWordWarning becomes one line on
+    stderr ("Warning: ..."), not Python's two (file:line and the source line); other
+    warnings pass through as they were."""
+    import sys
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SharedWordWarning)
+        check_config(config)
+    for w in caught:
+        if issubclass(w.category, SharedWordWarning):
+            print(f"Warning: {w.message}", file=stream or sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -316,18 +368,23 @@ def check_shared_words(config: Mapping[str, Any]) -> None:
     shared = shared_words(syn["image"], syn["audio"])
     if not shared:
         return
-    detail = "; ".join(f"{w!r} in {', '.join(where)}" for w, where in shared.items())
-    message = (
-        f"phase1.synonyms: image and audio synonym lists share word(s) {sorted(shared)} "
-        f"({detail}); sim3 rewards shared spelling, so pairs are chosen on the full lists and "
-        "also reported without them (sim3_no_shared); phase1.shared_words: drop (the default) "
-        "removes them from both lists, error refuses such lists"
-    )
     mode = p1["shared_words"]  # the schema's default is merged in before any check
     if mode == "error":
-        raise ConfigError(message)
+        detail = "; ".join(f"{w!r} in {', '.join(where)}" for w, where in shared.items())
+        raise ConfigError(
+            f"phase1.synonyms: image and audio synonym lists share word(s) {sorted(shared)} "
+            f"({detail}); sim3 rewards shared spelling; phase1.shared_words: drop (the "
+            "default) removes them from both lists, warn keeps them and reports both"
+        )
     if mode == "warn":
-        warnings.warn(message, SharedWordWarning, stacklevel=2)
+        # One short line: the words and the key (discovery_labels.json says where each is).
+        warnings.warn(
+            f"phase1.synonyms: image and audio share {', '.join(map(repr, sorted(shared)))}; "
+            "also reported without them (sim3_no_shared); phase1.shared_words: drop removes "
+            "them and this line",
+            SharedWordWarning,
+            stacklevel=2,
+        )
 
 
 def check_phase3(config: Mapping[str, Any]) -> None:

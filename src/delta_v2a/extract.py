@@ -229,31 +229,12 @@ def degenerate_rows(store: DeltaStore) -> list[dict]:
     ]
 
 
-# --- inventory (the manifest rule's one input) -------------------------------------------------
-
-
-def media_inventory(files: Sequence[MediaFile]) -> str:
-    """One line per file: path, size and modification time (ns), tab-separated.
-
-    Why: the manifest rule needs to rerun when a file is added, removed or changed, but listing
-    10^4 files as its ``input:`` makes a console line of hundreds of kilobytes. The workflow
-    writes this text at parse time only when it differs (storage.write_if_changed), so its
-    modification time moves exactly when the data folder changed.
-    """
-    lines = ["path\tsize\tmtime_ns"]
-    for f in files:
-        st = Path(f.path).stat()
-        lines.append(f"{f.shown}\t{st.st_size}\t{st.st_mtime_ns}")  # names need not be UTF-8
-    return "\n".join(lines) + "\n"
-
-
 __all__ = [
     "BadMediaError",
     "Decoding",
     "degenerate_rows",
     "embed_variant",
     "gather",
-    "media_inventory",
     "manifest_hashes",
     "prefetched_batches",
     "read_manifest",

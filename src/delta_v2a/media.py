@@ -238,11 +238,11 @@ def _walk(
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or exc
         raise OSError(
             exc.errno,
-            f"cannot list folder '{shown_path(directory.as_posix())}' "
-            f"({exc.strerror or exc}); give the workflow's user read and execute permission "
-            "on it, or move it out of the data root",
+            f"cannot list folder '{shown_path(directory.as_posix())}': {why}; give the "
+            "workflow's user read and execute permission on it, or move it out of the data root",
         ) from exc
     for entry in entries:
         if entry.name.startswith("."):
@@ -367,16 +367,16 @@ def _decode_image(path: str | Path, size: int, data: bytes | None = None) -> np.
         with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as im:
             fmt = im.format or fmt
             _check_declared(path_s, im)
+            # A file whose data ends early is named as truncated, never refused for the size
+            # its header promises (docs/methods.md §2): the end checks come before the budget.
+            _check_complete(path_s, im.format, data)
             if _is_16bit_colour_png(im):  # must be asked before load(), which drops the tiles
                 _check_budget(path_s, im, _decode_bytes(im, 0))
-                _check_png_rows(path_s, data)
                 arr = _decode_16bit_colour_png(data, size)
             else:
                 # JPEG only: decode at 1/2, 1/4 or 1/8 scale while both sides stay >= 2*size.
                 im.draft("RGB", (2 * size, 2 * size))
                 _check_budget(path_s, im, _decode_bytes(im, size))
-                if im.format == "PNG":
-                    _check_png_rows(path_s, data)
                 im.load()
                 arr = _pil_to_float(_to_srgb(path_s, im), size)
             orientation = _exif_orientation(im)
@@ -466,6 +466,20 @@ def _check_budget(path_s: str, im: Image.Image, need: int) -> None:
         )
 
 
+def _check_complete(path_s: str, fmt: str | None, data: bytes) -> None:
+    """A PNG must reach its IEND chunk and inflate to every declared row; a JPEG must end
+    (EOI marker) after its last scan starts (entropy-coded data never holds 0xFFD9, and an
+    EXIF thumbnail's EOI comes before the main image's scans)."""
+    if fmt == "PNG":
+        _check_png_rows(path_s, data)
+    elif fmt in ("JPEG", "MPO") and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        raise BadMediaError(
+            path_s,
+            f"truncated JPEG: the file ends ({len(data):,} bytes) inside its image data, "
+            "before the end-of-image marker (the missing part would decode as grey)",
+        )
+
+
 def _check_png_rows(path_s: str, data: bytes) -> None:
     """A PNG's image data must inflate to every row its header declares.
 
@@ -473,7 +487,7 @@ def _check_png_rows(path_s: str, data: bytes) -> None:
     rows than the header declares and leaves the rest black; this inflates the IDAT stream
     in bounded chunks and counts the bytes. APNG frames are refused before this runs.
     """
-    pos, need, seen = 8, None, 0
+    pos, need, seen, ended = 8, None, 0, False
     inflater = zlib.decompressobj()
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos : pos + 8])
@@ -486,7 +500,14 @@ def _check_png_rows(path_s: str, data: bytes) -> None:
                 seen += len(inflater.decompress(body, 1 << 20))
                 body = inflater.unconsumed_tail
         elif kind == b"IEND":
+            ended = True
             break
+    if need is not None and not ended and (seen < need or not inflater.eof):
+        raise BadMediaError(
+            path_s,
+            f"truncated PNG: the file ends ({len(data):,} bytes) before its IEND chunk, its "
+            f"image data holding {seen:,} of the {need:,} bytes the header declares",
+        )
     if need is not None and (seen < need or not inflater.eof):
         raise BadMediaError(
             path_s,

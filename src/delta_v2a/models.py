@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,11 @@ _OFFLINE_HINT = (
 # --------------------------------------------------------------------------- device and dtype
 
 
+class DeviceError(ValueError):
+    """A device the config or command names that this machine does not have: a refusal the
+    user fixes (``models.device``), ended with its one line by the jobs and the CLI."""
+
+
 def resolve_device(device: str) -> torch.device:
     """Turn "auto" / "cpu" / "cuda" / "cuda:N" into a device, failing loudly if CUDA is absent.
 
@@ -82,20 +88,20 @@ def resolve_device(device: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from err
+        raise DeviceError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from err
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise DeviceError(
                 f"device {device!r} requested but CUDA is not available on this machine "
                 "(torch.cuda.is_available() is False); use device='cpu' or 'auto'"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
+            raise DeviceError(
                 f"device {device!r} requested but only {torch.cuda.device_count()} "
                 "CUDA device(s) are visible"
             )
     elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
+        raise DeviceError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
     return dev
 
 
@@ -146,6 +152,7 @@ def _check_local(name_or_path: str) -> None:
                 f"model path {name_or_path!r} exists but is not a directory; "
                 "pass the directory written by save_pretrained"
             )
+        _check_readable(path)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"model directory {name_or_path!r} has no config.json; it is not a saved "
@@ -154,6 +161,21 @@ def _check_local(name_or_path: str) -> None:
         return
     if looks_like_local_path(name_or_path):
         raise FileNotFoundError(f"model directory {name_or_path!r} does not exist. {_OFFLINE_HINT}")
+
+
+def _check_readable(path: Path) -> None:
+    """The folder and every file in it must be readable by this user.
+
+    Why: transformers reports an unreadable folder or weights file (another user's 0600
+    ``model.safetensors``) as a missing one ("the local directory is incomplete (No such file
+    or directory)"); the user needs the path and the words permission denied. ``os.access``
+    asks the kernel with this process's real ids (root passes, as it reads everything).
+    """
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise PermissionError(f"model directory '{path}': permission denied (cannot list it)")
+    for item in sorted(path.iterdir()):
+        if item.is_file() and not os.access(item, os.R_OK):
+            raise PermissionError(f"model file '{item}': permission denied (cannot read it)")
 
 
 def _resolved_dir(name_or_path: str) -> Path | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -236,7 +237,15 @@ def _save(model, processor, out_dir: Path, seed: int, kind: str) -> Path:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     _write_marker(out_dir, seed, kind)
+    share_readable(out_dir)
     return out_dir
+
+
+def share_readable(out_dir: Path) -> None:
+    """Every file 0644 and folder 0755: safetensors writes its weights 0600, which another user
+    (a shared lab install, a service account's job) could not load."""
+    for item in [out_dir, *out_dir.rglob("*")]:
+        os.chmod(item, 0o755 if item.is_dir() else 0o644)
 
 
 def write_tiny_clip(out_dir: Path, seed: int = 0, full_size: bool = False) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 from seed_spec import ORIGINAL_VARIANT
@@ -112,6 +113,7 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     from PIL import Image
 
     from delta_v2a.extract import read_manifest
+    from delta_v2a.inventory import inventory_digest, inventory_of
     from delta_v2a.jobs.common import Paths
     from delta_v2a.jobs.extract import run_embed, run_manifest
     from delta_v2a.media import FileChangedError
@@ -125,12 +127,17 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
             root / "cat" / f"{name}.png"
         )
     out = tmp_path / "m"
+    out.mkdir()
+    inventory = out / "image.inventory.tsv"
+    inventory.write_text(inventory_of(root, "image"), encoding="utf-8")
+    vetted = out / f"image.{inventory_digest(inventory.read_text(encoding='utf-8'))}.tsv"
     run_manifest(
-        inputs=Paths(),
-        outputs=Paths(manifest=str(out / "image.tsv"), skipped=str(out / "skipped.tsv")),
+        inputs=Paths(inventory=str(inventory)),
+        outputs=Paths(manifest=str(vetted), skipped=str(out / "skipped.tsv")),
         settings=ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "test"),
         threads=1,
     )
+    shutil.copyfile(vetted, out / "image.tsv")  # what manifest_current does
     original_a = (root / "cat/a.png").read_bytes()
     (root / "cat/a.png").write_bytes((root / "cat/b.png").read_bytes())  # replaced mid-run
     model = ModelSpec("image", str(tiny_clip_dir), None, "cpu", "fp32", True, 768)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,41 @@ def test_missing_empty_and_file_roots_name_the_key_and_path(tmp_path):
         check_data_roots(_cfg(tmp_path / "img", tmp_path / "file.wav"))
 
 
+def test_unreadable_data_root_is_one_line_naming_it(tmp_path, monkeypatch):
+    # tests run as root (chmod 000 still lists): the denial is simulated at os.scandir
+    for sub in ("img/cat/x.png", "audio/folk/a.wav"):
+        (tmp_path / sub).parent.mkdir(parents=True)
+        (tmp_path / sub).write_bytes(b"")
+    real = os.scandir
+
+    def denied(path="."):
+        if str(path).endswith("img"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    with pytest.raises(ConfigError) as err:
+        check_data_roots(_cfg(tmp_path / "img", tmp_path / "audio"))
+    assert str(err.value).startswith(f"data.images: cannot list folder '{tmp_path}/img': ")
+    assert "permission denied" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_data_inventory_holds_content_hashes(tmp_path, monkeypatch):
+    import hashlib
+
+    from delta_v2a.config import data_inventory
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "img/cat").mkdir(parents=True)
+    (tmp_path / "img/cat/x.png").write_bytes(b"abc")
+    (tmp_path / "audio/folk").mkdir(parents=True)
+    (tmp_path / "audio/folk/a.wav").write_bytes(b"")
+    media = check_data_roots(_cfg("img", "audio"))
+    text = data_inventory(_cfg("img", "audio"), "image", media["image"])
+    assert text == f"path\tsize\tsha256\nimg/cat/x.png\t3\t{hashlib.sha256(b'abc').hexdigest()}\n"
+    assert list((tmp_path / ".snakemake/delta_v2a/file_hashes").glob("image-*.tsv"))
+
+
 def test_data_roots_return_the_media_found(tmp_path):
     for rel in ("img/cat/x.png", "img/cat/sub/y.JPG", "aud/jazz/z.flac", "aud/jazz/notes.txt"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -119,3 +155,17 @@ def test_the_revision_enters_the_cache_key_only_when_pinned():
     unpinned = key(None)
     pinned, other = key(REV), key("e" * 40)
     assert len({unpinned, pinned, other}) == 3
+
+
+def test_parse_time_refusal_is_one_line_and_exit_1():
+    import io
+
+    from delta_v2a.config import one_line_refusal
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as stop, one_line_refusal(out):
+        raise ConfigError("data.images: data root 'x' does not exist")
+    assert stop.value.code == 1
+    assert out.getvalue() == "Error: data.images: data root 'x' does not exist\n"
+    with pytest.raises(KeyError), one_line_refusal(out):  # anything else is not a refusal
+        raise KeyError("bug")

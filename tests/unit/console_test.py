@@ -110,3 +110,43 @@ def test_a_refusal_ends_the_job_with_one_line_and_no_traceback(tmp_path, capsys)
 
     with pytest.raises(KeyError):
         run_job(tmp_path / "logs/bug.log", bug)
+
+
+def test_a_device_this_machine_lacks_is_a_one_line_refusal(tmp_path, capsys, monkeypatch):
+    import pytest
+
+    from delta_v2a import models
+    from delta_v2a.jobs.common import run_job
+
+    monkeypatch.setattr(models.torch.cuda, "is_available", lambda: False)
+
+    def embed():
+        models.resolve_device("cuda")  # where run_embed resolves the device for its cache key
+
+    with pytest.raises(SystemExit) as stop:
+        run_job(tmp_path / "logs/embed.log", embed)
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "failed: models.device: device 'cuda' requested but CUDA is not available" in err
+    assert "Traceback" not in err
+
+    def bug():
+        raise ValueError("any other ValueError is a bug and keeps its traceback")
+
+    with pytest.raises(ValueError):
+        run_job(tmp_path / "logs/bug.log", bug)
+
+
+def test_a_damaged_artifact_is_a_one_line_refusal(tmp_path, capsys):
+    import pytest
+
+    from delta_v2a.jobs.common import run_job
+    from delta_v2a.storage import StoreError
+
+    def read():
+        raise StoreError("results/image_deltas.npz: cannot read array store; delete it and rerun")
+
+    with pytest.raises(SystemExit) as stop:
+        run_job(tmp_path / "logs/linearity.log", read)
+    err = capsys.readouterr().err
+    assert stop.value.code == 1 and "delete it and rerun" in err and "Traceback" not in err

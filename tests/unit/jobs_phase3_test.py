@@ -31,6 +31,7 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     """A manifest, extraction's originals and a discovery matrix, as the workflow makes them."""
     from workflow_utils import write_audio
 
+    from delta_v2a.inventory import inventory_digest, inventory_of
     from delta_v2a.jobs.extract import run_embed, run_manifest
     from delta_v2a.jobs.split import run_split
     from delta_v2a.settings import SplitSettings
@@ -41,12 +42,16 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     cfg = merge(CONFIG, {"models": {"audio": str(tiny_clap_dir), "device": "cpu"}})
     cfg = merge(cfg, {"cache": {"dir": str(base / "cache")}, "data": {"audio": str(base / "data")}})
     cfg = merge(cfg, {"models": {"batch_size": {"cpu": {"audio": 8}}}})
+    inventory = base / "audio.inventory.tsv"
+    inventory.write_text(inventory_of(base / "data", "audio"), encoding="utf-8")
+    vetted = base / f"audio.{inventory_digest(inventory.read_text(encoding='utf-8'))}.tsv"
     run_manifest(
-        inputs=Paths(),
-        outputs=Paths(manifest=str(base / "audio.tsv"), skipped=str(base / "skipped.tsv")),
+        inputs=Paths(inventory=str(inventory)),
+        outputs=Paths(manifest=str(vetted), skipped=str(base / "skipped.tsv")),
         settings=manifest_settings(merge(cfg, {"phase3": {"windows": {"count": 1}}}), "audio", "t"),
         threads=1,
     )
+    vetted.rename(base / "audio.tsv")  # what manifest_current does
     run_split(
         inputs=Paths(manifest=str(base / "audio.tsv")),
         outputs=Paths(split=str(base / "split.json")),

@@ -551,16 +551,45 @@ def test_png_whose_data_holds_fewer_rows_than_declared_is_truncated(tmp_path):
     _check_out(load_image(tmp_path / "i.png", SIZE))
 
 
-def test_15000px_png_with_truncated_data_is_refused_before_decoding(tmp_path):
-    # The issue's file: 15000×15000 declared, data truncated. Refused by the memory budget from
-    # the header alone, before a pixel is decoded (and the row check would catch it after).
-    path = _touch(tmp_path / "huge.png", _png_with_rows(15000, 15000, 4))
-    tracemalloc.start()
-    with pytest.raises(BadMediaError, match=r"needs about [\d,]+ MiB, over the 640 MiB"):
+def test_15000px_png_with_one_row_is_named_truncated_not_too_big(tmp_path):
+    # The issue's file: 15000×15000 declared, data for one row. Named as truncated (its data
+    # ends early), not refused for the size its header promises; nothing large is allocated.
+    for name, data in (
+        ("huge.png", _png_with_rows(15000, 15000, 1)),
+        ("no_iend.png", _png_with_rows(15000, 15000, 1)[:-12]),
+    ):
+        path = _touch(tmp_path / name, data)
+        tracemalloc.start()
+        with pytest.raises(BadMediaError, match=r"truncated PNG: ") as err:
+            load_image(path, 224)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 50 * 2**20
+        assert "memory budget" not in str(err.value)
+    assert "before its IEND chunk" in str(err.value)
+
+
+def _jpeg_declaring(w: int, h: int) -> bytes:
+    """A real JPEG whose frame header is rewritten to declare w×h."""
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), np.uint8)).save(
+        buf, "JPEG"
+    )
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", h, w)
+    return bytes(data)
+
+
+def test_15000px_jpeg_whose_data_ends_early_is_named_truncated(tmp_path):
+    data = _jpeg_declaring(15000, 15000)
+    path = _touch(tmp_path / "huge.jpg", data[: data.index(b"\xff\xda") + 40])
+    with pytest.raises(BadMediaError, match=r"truncated JPEG: the file ends \(\d+ bytes\) inside"):
         load_image(path, 224)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert peak < 50 * 2**20
+    # a whole JPEG passes the end check
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(buf, "JPEG")
+    _check_out(load_image(_touch(tmp_path / "ok.jpg", buf.getvalue()), SIZE))
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
@@ -711,7 +740,7 @@ def test_unreadable_folder_is_named(tmp_path, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(os, "scandir", guarded)
-    with pytest.raises(OSError, match=r"cannot list folder '.*root/cat' \(Permission denied\)"):
+    with pytest.raises(OSError, match=r"cannot list folder '.*root/cat': permission denied; give"):
         discover(tmp_path / "root", "image")
 
 

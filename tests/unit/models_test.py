@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,6 +172,31 @@ def test_missing_directory_raises_clear_error(tmp_path):
         ClapEmbedder.load(str(missing), device="cpu")
     assert str(missing) in str(err.value)
     assert "python -m delta_v2a.tiny_models" in str(err.value)
+
+
+def test_tiny_model_files_are_readable_by_everyone(tiny_clip_dir, tiny_clap_dir):
+    # safetensors writes 0600; a shared install needs 0644 files and 0755 folders
+    for root in (tiny_clip_dir, tiny_clap_dir):
+        modes = {p.name: p.stat().st_mode & 0o777 for p in root.rglob("*") if p.is_file()}
+        assert modes and set(modes.values()) == {0o644}, modes
+        assert "model.safetensors" in modes
+        assert root.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize("denied", ["folder", "weights"])
+def test_unreadable_model_is_one_line_saying_permission_denied(
+    tmp_path, tiny_clip_dir, monkeypatch, denied
+):
+    # tests run as root, who reads everything: the kernel's answer is simulated at os.access
+    copy = shutil.copytree(tiny_clip_dir, tmp_path / "clip")
+    target = copy if denied == "folder" else copy / "model.safetensors"
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and Path(p) != target)
+    with pytest.raises(PermissionError) as err:
+        load_embedder("image", str(copy), device="cpu")
+    message = str(err.value)
+    assert f"'{target}': permission denied" in message and "\n" not in message
+    assert "No such file" not in message and "incomplete" not in message
 
 
 def test_wrong_model_type_and_modality(tiny_clap_dir):

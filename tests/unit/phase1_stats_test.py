@@ -238,14 +238,35 @@ def test_file_sums_bootstrap_with_unit_weights_reproduces_the_prototype():
 # --------------------------------------------------------------------------- shared words
 
 
+def test_shared_word_warning_is_one_console_line():
+    import io
+
+    from delta_v2a.config import check_config_for_console
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["phase1"]["shared_words"] = "warn"
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SharedWordWarning)  # it is printed, never re-raised
+        check_config_for_console(cfg, out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Warning: phase1.synonyms: image and audio")
+    cfg["phase1"]["shared_words"] = "drop"
+    out = io.StringIO()
+    check_config_for_console(cfg, out)
+    assert out.getvalue() == ""
+
+
 def test_shared_word_check_names_the_words_and_can_refuse():
     cfg = copy.deepcopy(DEFAULTS)
     with warnings.catch_warnings():  # drop (the default): Phase 1 removes them, no warning
         warnings.simplefilter("error", SharedWordWarning)
         check_config(cfg)
     cfg["phase1"]["shared_words"] = "warn"
-    with pytest.warns(SharedWordWarning, match=r"'bright'.*image\.brightness: bright"):
+    with pytest.warns(SharedWordWarning, match=r"share 'bright', 'dull'.*drop removes") as got:
         check_config(cfg)
+    (line,) = [str(w.message) for w in got if w.category is SharedWordWarning]
+    assert "\n" not in line and len(line) <= 300 and "phase1.shared_words: drop" in line
     cfg["phase1"]["shared_words"] = "error"
     with pytest.raises(ConfigError, match=r"phase1\.synonyms.*'dull'.*'muted'"):
         check_config(cfg)

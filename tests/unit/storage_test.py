@@ -147,21 +147,3 @@ def test_write_if_changed_keeps_the_mtime_of_identical_content(tmp_path):
     assert write_if_changed(path, "a\n") is False
     assert path.stat().st_mtime_ns == stamp
     assert write_if_changed(path, "b\n") is True and path.read_text() == "b\n"
-
-
-def test_media_inventory_changes_with_added_or_changed_files(tmp_path):
-    from delta_v2a.extract import media_inventory
-    from delta_v2a.media import MediaFile
-
-    a = tmp_path / "a.png"
-    a.write_bytes(b"x")
-    files = [MediaFile(str(a), "c", "image")]
-    first = media_inventory(files)
-    assert first.splitlines()[0] == "path\tsize\tmtime_ns"
-    assert first.splitlines()[1].startswith(f"{a}\t1\t")
-    assert media_inventory(files) == first
-    a.write_bytes(b"xy")  # changed content (size and mtime)
-    assert media_inventory(files) != first
-    b = tmp_path / "b.png"
-    b.write_bytes(b"x")
-    assert len(media_inventory([*files, MediaFile(str(b), "c", "image")]).splitlines()) == 3

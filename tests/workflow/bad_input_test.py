@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 from workflow_utils import (
+    assert_refused,
     planned_jobs,
     small_config,
     snakemake,
@@ -77,8 +78,8 @@ def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
     bad = bad_data(tmp_path)
     config = write_config(tmp_path, small_config(models))
     proc = snakemake(tmp_path, REPLACE, "--keep-going", *P0, config=config, check=False)
-    assert proc.returncode != 0
-    logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").glob("*.log"))
+    assert_refused(proc)
+    logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").rglob("*.log"))
     for path, words in bad.items():
         assert path in logs, path
         line = next(ln for ln in logs.splitlines() if path in ln)
@@ -120,7 +121,7 @@ def test_empty_root_and_category_without_usable_files(tmp_path, models):
     proc = snakemake(
         other, REPLACE, *P0, config=write_config(other, small_config(models)), check=False
     )
-    assert proc.returncode != 0
+    assert_refused(proc)
     # stopped at parse time, before any job is planned (tests/unit/config_test.py has the rest)
     assert "data.images: data root 'data/images' is empty" in proc.stdout + proc.stderr
     assert not (other / "logs/manifest").exists()
@@ -201,7 +202,7 @@ def test_bad_config_is_rejected_at_start_naming_the_key(tmp_path, models, overri
     good_data(tmp_path, images={"c": 1}, audio={"g": 1})
     config = write_config(tmp_path, small_config(models, **override))
     proc = snakemake(tmp_path, REPLACE, "--dry-run", config=config, check=False)
-    assert proc.returncode != 0
+    assert_refused(proc)
     assert words in proc.stdout + proc.stderr
 
 
@@ -212,7 +213,7 @@ def test_model_problems_give_clear_messages(tmp_path, models):
     proc = snakemake(
         tmp_path, REPLACE, "results/embeddings/image/original.npz", config=cfg, check=False
     )
-    assert proc.returncode != 0
+    assert_refused(proc)
     assert (
         "models.dim.image: the config declares 512-d"
         in (tmp_path / "logs/embed/image/original.log").read_text()
@@ -223,7 +224,7 @@ def test_model_problems_give_clear_messages(tmp_path, models):
         proc = snakemake(
             tmp_path, REPLACE, "results/embeddings/audio/original.npz", config=cfg, check=False
         )
-        assert proc.returncode != 0
+        assert_refused(proc)
         assert "CUDA is not available" in (tmp_path / "logs/embed/audio/original.log").read_text()
 
 
@@ -237,7 +238,7 @@ def test_failed_health_check_stops_science_unless_allowed(tmp_path, models):
         config=write_config(tmp_path, strict),
         check=False,
     )
-    assert proc.returncode != 0
+    assert_refused(proc)
     log = (tmp_path / "logs/sensitivity.log").read_text()
     assert "model health check failed for" in log and "models.health.limit" in log
     health = json.loads((tmp_path / "results/health/audio.json").read_text())
@@ -262,7 +263,7 @@ def test_corrupt_store_fails_naming_the_file(tmp_path, models):
     proc = snakemake(
         tmp_path, REPLACE, "--forcerun", "sensitivity", P0[0], config=config, check=False
     )
-    assert proc.returncode != 0
+    assert_refused(proc)
     assert (
         "results/image_deltas.npz: cannot read array store"
         in (tmp_path / "logs/sensitivity.log").read_text()
@@ -285,7 +286,7 @@ def _artifact_digests(base: Path) -> dict[str, str]:
             continue
         if path.name.startswith("."):  # a killed writer's temporary file, never an artifact
             continue
-        if rel.endswith(".inventory.tsv"):  # parse-time record of file sizes and mtimes
+        if rel.endswith(".inventory.tsv"):  # written at parse time, not by a job
             continue
         if path.suffix in (".json", ".tsv"):
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -334,6 +334,7 @@ def test_failing_job_makes_snakemake_exit_nonzero(cluster, tmp_path, tiny_clip_d
     assert wall < 240, f"took {time.monotonic() - t0:.0f} s"
     assert re.search(r"Error in rule manifest", out), out[-4000:]
     assert re.search(r"SLURM-job '\d+' failed", out), out[-4000:]
-    ids = SLURM_ID.findall((base / "logs/manifest/image.log").read_text())
+    manifest_log = "".join(p.read_text() for p in (base / "logs/manifest/image").glob("*.log"))
+    ids = SLURM_ID.findall(manifest_log)
     assert ids and ids[0].isdigit() and int(ids[0]) in cluster.launched_batch_jobs()
-    assert "broken.png" in (base / "logs/manifest/image.log").read_text()
+    assert "broken.png" in manifest_log

@@ -20,16 +20,18 @@ import yaml
 
 from delta_v2a.config import (
     MODALITIES,
-    check_config,
+    check_config_for_console,
     check_data_roots,
     check_keys,
     check_models,
+    data_inventory,
     effect_names,
     effect_params,
+    one_line_refusal,
     with_defaults,
 )
 from delta_v2a import __version__ as VERSION
-from delta_v2a.extract import media_inventory
+from delta_v2a.inventory import inventory_digest
 from delta_v2a.jobs.tables import TABLES
 from delta_v2a.settings import (
     dataset_settings,
@@ -57,25 +59,32 @@ SCHEMA = yaml.safe_load(
         encoding="utf-8"
     )
 )
-check_keys(config, SCHEMA)
-config.update(with_defaults(config, SCHEMA))
-validate(config, "../schemas/config.schema.yaml", set_default=False)
-check_config(config)
-check_models(config)
+with one_line_refusal():  # a refusal is one line, not the parse's Python frames
+    check_keys(config, SCHEMA)
+    config.update(with_defaults(config, SCHEMA))
+    validate(config, "../schemas/config.schema.yaml", set_default=False)
+    check_config_for_console(config)
+    check_models(config)
 
 INTENSITIES = list(config["intensities"])
 EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
 
-# One walk of each data root per Snakemake invocation; a missing or empty root stops here, at
-# parse time, naming the key (not when the manifest job runs). The walk is summarised (path,
-# size, mtime) in an inventory file rewritten only when it changes: the manifest rule's one
-# input, so an added, removed or changed file reruns the manifest, a console line stays short at
-# 10^4 files, and names Snakemake cannot track as paths ({ }, not UTF-8) are data like any other.
-DISCOVERED = check_data_roots(config)
-MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
+# One walk of each data root per Snakemake invocation; a missing, empty or unreadable root stops
+# here, at parse time, naming the key (not when the manifest job runs). The walk is summarised
+# (path, size, SHA-256 of the bytes; docs/methods.md §2.1) in an inventory rewritten only when it
+# changes; a file's hash is cached per (path, size, mtime, ctime) under .snakemake/, so a parse
+# reads only new or changed files. The manifest's vetted output is named by the inventory's
+# digest: the same bytes (touched, copied back, restored) map to the same file and plan nothing,
+# and a failed vetting of new files never touches the last good manifest.
 INVENTORY = {m: f"results/manifest/{m}.inventory.tsv" for m in MODALITIES}
-for _m in MODALITIES:
-    write_if_changed(INVENTORY[_m], media_inventory(DISCOVERED[_m]))
+DIGEST = {}
+with one_line_refusal():
+    DISCOVERED = check_data_roots(config)
+    for _m in MODALITIES:
+        _text = data_inventory(config, _m, DISCOVERED[_m])
+        write_if_changed(INVENTORY[_m], _text)
+        DIGEST[_m] = inventory_digest(_text)
+MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
 
 ENV = "../../envs/delta_v2a.yaml"
 

@@ -4,17 +4,20 @@
 
 
 rule manifest:
-    """Walk a data root once, decode every file, and stop (or skip) on bad ones before any model
-    loads."""
+    """Decode every file of one data state (named by its inventory's digest) and stop (or skip)
+    on bad ones before any model loads."""
     input:
-        inventory=lambda wc: INVENTORY[wc.modality],
+        # ancient: the digest in the output's name already says which content it vetted
+        inventory=lambda wc: ancient(INVENTORY[wc.modality]),
     output:
-        manifest="results/manifest/{modality}.tsv",
-        skipped="results/manifest/{modality}_skipped.tsv",
+        manifest="results/manifest/vetted/{modality}.{digest}.tsv",
+        skipped="results/manifest/vetted/{modality}_skipped.{digest}.tsv",
     log:
-        "logs/manifest/{modality}.log",
+        "logs/manifest/{modality}/{digest}.log",
     benchmark:
-        "results/benchmarks/manifest/{modality}.tsv"
+        "results/benchmarks/manifest/{modality}/{digest}.tsv"
+    wildcard_constraints:
+        digest="[0-9a-f]{16}",
     conda:
         ENV
     threads: 2
@@ -27,6 +30,24 @@ rule manifest:
         settings=lambda wc: to_params(manifest_settings(config, wc.modality, VERSION)),
     script:
         "../scripts/manifest.py"
+
+
+rule manifest_current:
+    """The vetted manifest of the data as it is now: what every later job reads. A failed
+    vetting of a new data state never reaches here, so the last good manifest stays."""
+    input:
+        manifest=lambda wc: f"results/manifest/vetted/{wc.modality}.{DIGEST[wc.modality]}.tsv",
+        skipped=lambda wc: f"results/manifest/vetted/{wc.modality}_skipped.{DIGEST[wc.modality]}.tsv",
+    output:
+        manifest="results/manifest/{modality}.tsv",
+        skipped="results/manifest/{modality}_skipped.tsv",
+    log:
+        "logs/manifest/{modality}/current.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/manifest_current.py"
 
 
 rule skipped_files:

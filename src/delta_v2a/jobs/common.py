@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from delta_v2a.settings import BatchSizes, ModelSpec
-from delta_v2a.storage import read_json
+from delta_v2a.storage import StoreError, read_json
 
 log = logging.getLogger("delta_v2a")
 
@@ -162,9 +162,22 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
         # What a user can fix: the one-line reason, no traceback (finished files stay).
         log.error("%s failed: %s", job.__name__, err)
         raise SystemExit(1) from None
-    except Exception as err:
+    except StoreError as err:  # a damaged artifact: the message names it and says what to do
         log.error("%s failed: %s", job.__name__, err)
-        raise
+        raise SystemExit(1) from None
+    except Exception as err:
+        if not _is_device_refusal(err):
+            log.error("%s failed: %s", job.__name__, err)
+            raise
+        log.error("%s failed: models.device: %s", job.__name__, err)  # a refusal, as above
+        raise SystemExit(1) from None
+
+
+def _is_device_refusal(err: BaseException) -> bool:
+    """A device this machine lacks (models.DeviceError), raised wherever a job resolves it.
+    Checked by name in sys.modules: a job that never imported the models module has none."""
+    models = sys.modules.get("delta_v2a.models")
+    return models is not None and isinstance(err, models.DeviceError)
 
 
 _LEASES: list[Any] = []  # device leases held until the job's process ends
@@ -235,7 +248,7 @@ def load_embedder_for_job(model: ModelSpec, threads: int):
             normalize=model.normalize,
             revision=model.revision,
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, PermissionError) as err:
         raise PipelineError(f"models.{model.modality}: {err}") from err
     if embedder.dim != model.dim:
         raise PipelineError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from delta_v2a.extract import (
     write_manifest,
     write_skipped,
 )
+from delta_v2a.inventory import inventory_digest, read_inventory
 from delta_v2a.jobs.common import (
     Paths,
     PipelineError,
@@ -56,12 +58,16 @@ def run_manifest(
         files = discover(root, modality)
     except OSError as err:
         raise PipelineError(f"{key}: {err.strerror or err}") from err
+    expected = _inventory_for(inputs.inventory, outputs.manifest, files)
     try:
         good, hashes, bad = vet(
             files, default_decoding(modality, max(preroll_s, lead_s)), workers=threads
         )
     except FileChangedError as err:
         raise PipelineError(str(err)) from err
+    changed = [f.shown for f, h in zip(good, hashes, strict=True) if expected[f.shown] != h]
+    if changed:
+        raise PipelineError(f"{changed[0]}: {_CHANGED}")
     for f, reason in bad:
         log.warning("bad %s file %s: %s", modality, f.shown, reason)
     if bad and settings.on_bad_file == "error":
@@ -87,6 +93,43 @@ def run_manifest(
     )
     write_skipped(outputs.skipped, bad)
     write_manifest(outputs.manifest, good, hashes)
+
+
+_CHANGED = "the data changed after the workflow was parsed; run snakemake again"
+
+
+def _inventory_for(inventory: str, vetted: str, files: list) -> dict[str, str]:
+    """{path: sha256} of the data state this job vets, checked against the files found now.
+
+    Why: the output is named by the inventory's digest (docs/methods.md §2.1), so what it holds
+    must be exactly that state; a file added, removed or rewritten since the parse stops here.
+    """
+    text = Path(inventory).read_text(encoding="utf-8")
+    digest = Path(vetted).name.split(".")[1]
+    if inventory_digest(text) != digest:
+        raise PipelineError(f"{inventory}: {_CHANGED}")
+    expected = read_inventory(inventory)
+    if set(expected) != {f.shown for f in files}:
+        extra = sorted(set(expected) ^ {f.shown for f in files})
+        raise PipelineError(f"{extra[0]}: {_CHANGED}")
+    return expected
+
+
+def run_manifest_current(*, inputs: Paths, outputs: Paths) -> None:
+    """Make the vetted manifest of the current data state the one every later job reads, and
+    drop the vetted manifests of earlier states (a return to one vets it again)."""
+    keep = {Path(inputs.manifest).resolve(), Path(inputs.skipped).resolve()}
+    for src, dst in ((inputs.manifest, outputs.manifest), (inputs.skipped, outputs.skipped)):
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+    modality = Path(outputs.manifest).stem
+    vetted = Path(inputs.manifest).parent
+    old = [p for p in vetted.glob(f"{modality}[._]*.tsv") if p.resolve() not in keep]
+    for path in old:
+        path.unlink(missing_ok=True)
+    log.info(
+        "%s is %s (%d earlier vetted file(s) removed)", outputs.manifest, inputs.manifest, len(old)
+    )
 
 
 def run_skipped(*, inputs: Paths, outputs: Paths) -> None:
