@@ -35,7 +35,7 @@ resources/demo/SOURCES.md: $(STAMP)
 # random models (results/). Both say NOT SCIENCE.
 demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
 	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
-	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/snakemake --profile profiles/demo --cores $(CORES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -54,7 +54,7 @@ benchmark: demo
 	$(BIN)/python benchmarks/incremental.py
 
 # After `make demo`; for your own run: make report REPORT_ARGS="--configfile my.yaml"
-REPORT_ARGS ?= --configfile config/demo.yaml
+REPORT_ARGS ?= --profile profiles/demo
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html $(REPORT_ARGS)
 
