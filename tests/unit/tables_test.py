@@ -128,3 +128,25 @@ def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
     assert len(lines) == 1 + 41
     sens = lines[lines["phase"] == "phase 0-a sensitivity"]
     assert list(sens["line"]) == list(range(1, 42)) and list(sens["text"])[1:] == long
+
+
+def test_front_page_opens_with_the_banner_and_the_verdict_table():
+    from delta_v2a.jobs.tables import front_page
+
+    summary = {"phases": [{"phase": "phase 1 discovery", "status": "FAILED", "lines": ["0 of 2"]}]}
+    empty = pd.DataFrame(columns=["modality", "effect", "intensity", "category", "consistent",
+                                  "mean_cosine", "cv"])  # fmt: skip
+    frames = {
+        "verdicts": verdict_rows(summary),
+        "phase0_sensitivity": empty,
+        "phase0_consistency": empty,
+        "phase0_invariance": empty,
+        "phase1_discovery": discovery_rows(MATRIX, LABELS, LOG),
+        "phase3_results": phase3_rows({}),
+    }
+    page = front_page(frames, "", {"not_science": True, "note": "NOT SCIENCE: tiny"})
+    banner, table = page.index('id="not-science"'), page.index('id="verdicts"')
+    assert page.index("<style>") < banner < table < page.index("Phase 0-a")
+    assert '<td class="FAILED">FAILED</td><td>0 of 2</td>' in page
+    assert "align-items:flex-start!important" in page  # Snakemake's centred box, undone
+    assert 'id="not-science"' not in front_page(frames, "", {})

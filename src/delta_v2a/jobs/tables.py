@@ -363,15 +363,53 @@ def examples_html(groups: Mapping[str, Mapping[str, Path]]) -> str:
     )
 
 
+#: The report's own CSS, shipped inside its results section so that a plain ``snakemake
+#: --report`` gets it. Snakemake 9's report page (its content component) centres
+#: its content box vertically (``items-center``) inside a fixed-height overflow box, so a
+#: description taller than the screen starts above the page top where no scroll reaches it, and
+#: puts the description beside the rule graph in a 32 rem column. These rules start the box at
+#: the top, stack description and graph, let the description use the width, and give each wide
+#: table a horizontal scroll box of its own; tests/workflow/report_test.py measures the result.
 STYLE = (
-    "<style>table.dv2a{border-collapse:collapse;margin:1em 0}table.dv2a td,table.dv2a th"
-    "{border:1px solid #ccc;padding:2px 6px;text-align:right}table.dv2a caption{text-align:"
-    "left;font-weight:bold}table.dv2a td.chosen{background:#fff3b0}</style>"
+    "<style>"
+    "#app div.grow.h-screen.overflow-auto{align-items:flex-start!important;"
+    "justify-content:flex-start!important;min-width:0}"
+    "#app div.grow.h-screen>div.grow.flex.items-start{flex-direction:column;"
+    "align-items:stretch!important;min-width:0;width:100%}"
+    "#app div.grow.h-screen>div.grow.flex.items-start>div{min-width:0;max-width:100%}"
+    "#app .prose.max-w-lg{max-width:none!important}"
+    "#app .prose table.dv2a{margin:0.6em 0;font-size:0.8rem}"
+    "table.dv2a{display:block;max-width:100%;overflow-x:auto;border-collapse:collapse;"
+    "margin:1em 0}"
+    "table.dv2a td,table.dv2a th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "table.dv2a caption{text-align:left;font-weight:bold}"
+    "table.dv2a td.chosen{background:#fff3b0}"
+    "table.verdicts td,table.verdicts th{text-align:left;vertical-align:top}"
+    "table.verdicts td.FAILED,table.verdicts td.INCONCLUSIVE{color:#b00;font-weight:bold}"
+    "#not-science{border:2px solid #b00;padding:0.3em 0.6em;color:#b00;margin:0.5em 0}"
+    "</style>"
 )
 
 
+def verdicts_table(frame: pd.DataFrame) -> str:
+    """The verdict table the report opens with: one row per phase, its status (FAILED in red)
+    and the short detail of verdicts.tsv."""
+    body = "".join(
+        f'<tr><th>{html.escape(str(r.phase))}</th><td class="{html.escape(str(r.status))}">'
+        f"{html.escape(str(r.status))}</td><td>{html.escape(str(r.detail))}</td></tr>"
+        for r in frame.itertuples(index=False)
+    )
+    return (
+        '<table class="dv2a verdicts" id="verdicts"><caption>Verdicts: every phase '
+        "(results/summary.json; every line: results/tables/verdict_lines.tsv and "
+        "results/summary.txt)</caption><thead><tr><th>phase</th><th>status</th><th>detail</th>"
+        f"</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
 def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping) -> str:
-    """The report's results section (below the verdict table the report page renders)."""
+    """The report's results section: the not-science banner, the verdict table first (the
+    report's first screen), then the Phase 0, 1 and 3 tables and the listening examples."""
     models = meta.get("models", {})
     provenance = "; ".join(
         f"{m}: {html.escape(str(info.get('name_or_path')))} @ "
@@ -381,6 +419,7 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
     parts = [STYLE]
     if meta.get("not_science"):
         parts.append(f'<p id="not-science"><b>{html.escape(meta.get("note", ""))}</b></p>')
+    parts.append(verdicts_table(frames["verdicts"]))
     parts.append(f"<p>Models: {provenance or 'unknown'}.</p>")
     sens = frames["phase0_sensitivity"]
     parts.append("<h2>Phase 0-a: sensitivity</h2>")
