@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import yaml
 from PIL import Image, ImageFilter
 from workflow_utils import ROOT, deep_update
@@ -79,7 +80,9 @@ def _demo_config(small_run: Path) -> dict:
 def demo_state(small_run: Path, tiny_model_root: Path, tmp_path_factory) -> Path:
     """A copy of the repository as `make demo` leaves it: the small run's results (made by the
     session's small_run fixture) under results/, its data and tiny models under resources/, and
-    config/demo.yaml describing that run, so that each command runs as the docs write it."""
+    config/demo.yaml describing that run, so that each command runs as the docs write it.
+    The decoder stores its CLAP relative to results/ (../../tiny_models0/tiny-clap here): the
+    state is made beside the small run, in the same temporary root, so that path holds."""
     state = tmp_path_factory.mktemp("demo_state")
     skip = (".git", ".venv", "results", "logs", ".snakemake", "runs", "resources", "__pycache__",
             ".pytest_cache", ".ruff_cache")  # fmt: skip
@@ -97,9 +100,10 @@ def demo_state(small_run: Path, tiny_model_root: Path, tmp_path_factory) -> Path
     photo = next((state / "resources/demo/images").rglob("*.png"))
     Image.open(photo).convert("RGB").save(state / "a.jpg", quality=95)
     Image.open(state / "a.jpg").filter(ImageFilter.GaussianBlur(4)).save(state / "b.jpg")
-    song = next((state / "resources/demo/audio").rglob("*.wav"))
+    song = sorted(p for p in (state / "resources/demo/audio").rglob("*") if p.is_file())[0]
+    data, rate = sf.read(song, dtype="float32")
     for name in ("in.wav", "song.wav"):
-        shutil.copy(song, state / name)
+        sf.write(state / name, data, rate)
     return state
 
 
@@ -135,4 +139,7 @@ def test_documented_command_runs_in_the_demo_state(entry, demo_state):
         argv.append(_normal(command))
     proc = subprocess.run(argv, cwd=demo_state, env=env, capture_output=True, text=True,
                           timeout=900)  # fmt: skip
+    if entry.get("xfail") and proc.returncode != 0:
+        pytest.xfail(f"known (docs/commands.yaml): {entry['xfail']}")
+    assert not entry.get("xfail"), f"{command}: runs now; remove its xfail in docs/commands.yaml"
     assert proc.returncode == 0, f"{command}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
