@@ -52,7 +52,7 @@ lint: $(STAMP)
 ifeq ($(BENCHMARK),tiny)
 BENCH_EXTRACTION := --repeat 1 --jpegs 2 --mp3s 1 --wf-effects 1 --wf-intensities 1
 BENCH_ANALYSES := --sizes 200 --json-up-to 200
-BENCH_INCREMENTAL := --files 2
+BENCH_INCREMENTAL := --files 2 --effects 1
 else
 BENCH_EXTRACTION := --repeat 1
 endif
