@@ -128,6 +128,8 @@ def test_documented_command_runs_in_the_demo_state(entry, demo_state):
     if command.startswith("make ") and _stale_stamp(demo_state):
         pytest.skip(f"{VENV}/.installed missing or older than the requirements: make would "
                     "reinstall .venv")  # fmt: skip
+    if entry.get("slow") and os.environ.get("DV2A_SLOW_COMMANDS") != "1":
+        pytest.skip(f"{entry['slow']}; DV2A_SLOW_COMMANDS=1 runs it (.ci/run does)")
     if "report_screenshot" in command and shutil.which("chromium") is None:
         pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
     if "report_screenshot" in command and not (demo_state / "results/report.html").exists():
@@ -138,7 +140,7 @@ def test_documented_command_runs_in_the_demo_state(entry, demo_state):
     if not entry.get("python"):
         argv.append(_normal(command))
     proc = subprocess.run(argv, cwd=demo_state, env=env, capture_output=True, text=True,
-                          timeout=900)  # fmt: skip
+                          timeout=2400 if entry.get("slow") else 900)  # fmt: skip
     if entry.get("xfail") and proc.returncode != 0:
         pytest.xfail(f"known (docs/commands.yaml): {entry['xfail']}")
     assert not entry.get("xfail"), f"{command}: runs now; remove its xfail in docs/commands.yaml"
