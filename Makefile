@@ -35,7 +35,7 @@ resources/demo/SOURCES.md: $(STAMP)
 # random models (results/). Both say NOT SCIENCE.
 demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
 	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
-	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/snakemake --profile profiles/demo --cores $(CORES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -47,14 +47,22 @@ lint: $(STAMP)
 	$(BIN)/snakemake --directory .test --configfile .test/config/config.yaml --lint
 
 # Ratios measured side by side in one run (benchmarks/README.md has the figures and the
-# full-size-model variants).
+# full-size-model variants). `make benchmark BENCHMARK=tiny`: every benchmark once at a tiny
+# size, a smoke test that the commands run (tests/workflow/commands_test.py), not figures.
+ifeq ($(BENCHMARK),tiny)
+BENCH_EXTRACTION := --repeat 1 --jpegs 2 --mp3s 1 --wf-effects 1 --wf-intensities 1
+BENCH_ANALYSES := --sizes 200 --json-up-to 200
+BENCH_INCREMENTAL := --files 2 --effects 1
+else
+BENCH_EXTRACTION := --repeat 1
+endif
 benchmark: demo
-	$(BIN)/python benchmarks/extraction.py --repeat 1
-	$(BIN)/python benchmarks/analyses.py
-	$(BIN)/python benchmarks/incremental.py
+	$(BIN)/python benchmarks/extraction.py $(BENCH_EXTRACTION)
+	$(BIN)/python benchmarks/analyses.py $(BENCH_ANALYSES)
+	$(BIN)/python benchmarks/incremental.py $(BENCH_INCREMENTAL)
 
 # After `make demo`; for your own run: make report REPORT_ARGS="--configfile my.yaml"
-REPORT_ARGS ?= --configfile config/demo.yaml
+REPORT_ARGS ?= --profile profiles/demo
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html $(REPORT_ARGS)
 

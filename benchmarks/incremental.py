@@ -37,6 +37,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", default="resources/models", help="holds tiny-clip, tiny-clap")
     p.add_argument("--files", type=int, default=6, help="files per category")
+    p.add_argument("--effects", type=int, default=2, choices=(1, 2), help="effects per modality")
     args = p.parse_args()
     models = {"image": ROOT / args.models / "tiny-clip", "audio": ROOT / args.models / "tiny-clap"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,7 +48,9 @@ def main() -> None:
                 write_image(base / f"data/images/{cat}/{i}.png", seed)
                 write_audio(base / f"data/audio/{cat}/{i}.wav", seed)
                 seed += 1
-        cfg = small_config(models, models={"health": {"allow_unhealthy": True}})
+        cfg = small_config(
+            models, n_effects=args.effects, models={"health": {"allow_unhealthy": True}}
+        )
         config = write_config(base, cfg)
         replace = "--replace-workflow-config"
         rows = []

@@ -96,7 +96,7 @@ def rules(project) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^(\w+)(?: \(|$)", proc.stdout, re.MULTILINE)}
 
 
-@pytest.mark.parametrize("name", ["slurm", "workstation"])
+@pytest.mark.parametrize("name", ["slurm", "workstation", "demo"])
 def test_profile_keys_are_snakemake_options(name, rules):
     profile = load(name)
     unknown = set(profile) - cli_options()
@@ -116,7 +116,7 @@ def test_slurm_profile_has_the_documented_defaults():
     for rule, res in profile["set-resources"].items():
         assert res["slurm_partition"] == GPU_PARTITION and res["gpu"] == 1, rule
     readme = (PROFILES / "README.md").read_text()
-    for key in [*profile, *defaults, *load("workstation")]:
+    for key in [*profile, *defaults, *load("workstation"), *load("demo")]:
         assert f"`{key}`" in readme, f"profiles/README.md does not document `{key}`"
 
 

@@ -98,3 +98,27 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
         "across derangements)" in lines
     )
     assert _phase3_verdict(log)["status"] == "FAILED"
+
+
+def test_summary_says_which_pairs_phase3_trained_on_and_why():
+    from delta_v2a.jobs.summary import summarise
+    from delta_v2a.jobs.tables import phase3_choice
+
+    pairs = {
+        "chosen": [{"image_effect": "contrast", "audio_effect": "reverb", "score": 0.1}],
+        "significance": {"available": True, "required": False, "alpha": 0.05},
+    }
+    log = {"status": "no_pairs", "message": "x", "pairs": pairs}  # status: keep Phase 3 short
+    summary = summarise(
+        health=[{"passed": True}],
+        sensitivity={"meta": {}, "results": []},
+        linearity={"summary": []},
+        cross={"results": []},
+        discovery=np.zeros((2, 2)),
+        labels={"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]},
+        training_log=log,
+    )
+    basis = phase3_choice(log)["basis"]
+    assert summary["phase3_pairs"] == {"pairs": [["contrast", "reverb"]], "basis": basis}
+    phase1 = next(p for p in summary["phases"] if p["phase"] == "phase 1 discovery")
+    assert phase1["lines"][-1] == f"Phase 3 trained on: contrast -> reverb ({basis})"

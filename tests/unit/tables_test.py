@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.tables import discovery_rows, matrix_table, phase1_pairs, phase3_rows
+from delta_v2a.jobs.tables import (
+    discovery_rows,
+    matrix_table,
+    pairs_html,
+    phase1_pairs,
+    phase3_choice,
+    phase3_rows,
+    verdict_line_rows,
+    verdict_rows,
+)
 
 LABELS = {
     "image_effects": ["blur", "contrast"],
@@ -23,7 +32,9 @@ ROWS = [
     {"image_effect": "blur", "audio_effect": "lpf", "chosen": True},
     {"image_effect": "contrast", "audio_effect": "reverb", "chosen": False},
 ]
-LOG = {"pairs": {"rows": ROWS}}
+SCORE_ONLY = {"available": True, "required": False, "alpha": 0.05}
+CHOSEN = [{"image_effect": "blur", "audio_effect": "lpf", "score": 0.18, "p_adjusted": 1.0}]
+LOG = {"pairs": {"rows": ROWS, "chosen": CHOSEN, "significance": SCORE_ONLY}}
 
 
 def test_discovery_rows_copy_the_cells_and_mark_best_and_chosen():
@@ -78,3 +89,65 @@ def test_phase3_rows_copy_every_test_figure_with_its_interval():
     ]
     assert phase3_rows({"status": "no_pairs"}).empty
     assert isinstance(phase3_rows({}), pd.DataFrame)
+
+
+def test_phase3_choice_names_the_pairs_and_what_they_rest_on():
+    assert phase3_choice(LOG) == {
+        "pairs": [("blur", "lpf")],
+        "basis": "score only: phase3.require_significant_pairs is false (not evidence)",
+    }
+    significant = {"pairs": {**LOG["pairs"], "significance": {"available": True, "required": True,
+                                                              "alpha": 0.01}}}  # fmt: skip
+    assert phase3_choice(significant)["basis"] == "significant: p_adjusted <= 0.01"
+    no_p = {"pairs": {**LOG["pairs"], "significance": {"available": False, "alpha": 0.05}}}
+    assert phase3_choice(no_p)["basis"].startswith("score only: discovery_labels.json has no")
+    # the no-pairs training log holds a list, not the pairs block
+    assert phase3_choice({"status": "no_pairs", "pairs": []}) == {"pairs": [], "basis": "none"}
+    frame = discovery_rows(MATRIX, LABELS, LOG)
+    basis = frame.set_index(["image_effect", "audio_effect"])["phase3_basis"]
+    assert basis[("blur", "lpf")] == phase3_choice(LOG)["basis"]
+    assert basis.drop(("blur", "lpf")).isna().all()
+    assert pairs_html(frame).count("◆ blur → lpf") == 1 and "not evidence" in pairs_html(frame)
+    assert "no pair" in pairs_html(discovery_rows(MATRIX, LABELS, {}))
+
+
+def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
+    long = [f"insensitive: audio effect_{i}/high (mean ||Δe|| 0.001)" for i in range(40)]
+    summary = {
+        "phases": [
+            {"phase": "health", "status": "ok", "lines": ["2 model(s) passed"]},
+            {"phase": "phase 0-a sensitivity", "status": "FAILED", "lines": ["x " * 150, *long]},
+            {"phase": "phase 3 decoder", "status": "n/a", "lines": []},
+        ]
+    }
+    rows = verdict_rows(summary)
+    assert list(rows["detail"].str.len() <= 200) == [True] * 3
+    assert rows["detail"][0] == "2 model(s) passed"  # one line: whole, no pointer
+    assert rows["detail"][1].endswith("… (+40 more: verdict_lines.tsv)")
+    assert rows["detail"][1].startswith("x x ") and rows["detail"][2] == ""
+    lines = verdict_line_rows(summary)
+    assert len(lines) == 1 + 41
+    sens = lines[lines["phase"] == "phase 0-a sensitivity"]
+    assert list(sens["line"]) == list(range(1, 42)) and list(sens["text"])[1:] == long
+
+
+def test_front_page_opens_with_the_banner_and_the_verdict_table():
+    from delta_v2a.jobs.tables import front_page
+
+    summary = {"phases": [{"phase": "phase 1 discovery", "status": "FAILED", "lines": ["0 of 2"]}]}
+    empty = pd.DataFrame(columns=["modality", "effect", "intensity", "category", "consistent",
+                                  "mean_cosine", "cv"])  # fmt: skip
+    frames = {
+        "verdicts": verdict_rows(summary),
+        "phase0_sensitivity": empty,
+        "phase0_consistency": empty,
+        "phase0_invariance": empty,
+        "phase1_discovery": discovery_rows(MATRIX, LABELS, LOG),
+        "phase3_results": phase3_rows({}),
+    }
+    page = front_page(frames, "", {"not_science": True, "note": "NOT SCIENCE: tiny"})
+    banner, table = page.index('id="not-science"'), page.index('id="verdicts"')
+    assert page.index("<style>") < banner < table < page.index("Phase 0-a")
+    assert '<td class="FAILED">FAILED</td><td>0 of 2</td>' in page
+    assert "align-items:flex-start!important" in page  # Snakemake's centred box, undone
+    assert 'id="not-science"' not in front_page(frames, "", {})

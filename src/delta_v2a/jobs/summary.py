@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.jobs.common import Paths, log
+from delta_v2a.jobs.tables import phase3_choice
 from delta_v2a.storage import (
     atomic_path,
     read_json,
@@ -72,6 +73,15 @@ def _phase1_verdict(discovery: np.ndarray, labels: Mapping[str, Any]) -> dict[st
     if not chosen:
         lines.append("!!! NO significant pair: Phase 3 has nothing to learn !!!")
     return _verdict("phase 1 discovery", bool(chosen), lines)
+
+
+def _pairs_line(choice: Mapping[str, Any]) -> str:
+    """Which pairs Phase 3 trained on and why, in the words of the tables and the report
+    (one source: ``jobs.tables.phase3_choice``)."""
+    if not choice["pairs"]:
+        return "Phase 3 trained on no pair"
+    pairs = ", ".join(f"{i} -> {a}" for i, a in choice["pairs"])
+    return f"Phase 3 trained on: {pairs} ({choice['basis']})"
 
 
 def _fig(f: Mapping[str, Any] | None, digits: int = 4) -> str:
@@ -206,6 +216,8 @@ def summarise(
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
     phases.append(_verdict("phase 0-b linearity", not inconsistent and not varying, lines))
     phases.append(_phase1_verdict(discovery, labels))
+    choice = phase3_choice(training_log)
+    phases[-1]["lines"].append(_pairs_line(choice))
     phases.append(_phase3_verdict(training_log))
     failed = [p["phase"] for p in phases if p["status"] == "FAILED"]
     return {
@@ -213,6 +225,7 @@ def summarise(
         "note": sensitivity["meta"].get("note", ""),
         "phases": phases,
         "failed": failed,
+        "phase3_pairs": {"pairs": [list(p) for p in choice["pairs"]], "basis": choice["basis"]},
     }
 
 

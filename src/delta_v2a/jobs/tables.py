@@ -28,9 +28,12 @@ from delta_v2a.storage import atomic_path, read_json, write_json
 #: Seconds of each example WAV embedded (16-bit) in the report; the full files stay on disk.
 REPORT_AUDIO_SECONDS = 5.0
 EXAMPLE_ROLES = ("raw", "target", "predicted")
+#: Longest ``detail`` of verdicts.tsv: one screen line of the report's verdict table.
+DETAIL_CHARS = 200
 #: Each table's name and what one of its rows is (the report's caption).
 TABLES = {
-    "verdicts": "every phase's verdict (from results/summary.json)",
+    "verdicts": "every phase's verdict and its headline (from results/summary.json)",
+    "verdict_lines": "every line of every phase's verdict, one row per line (summary.json)",
     "phase0_sensitivity": "Phase 0-a, one row per (modality, effect, intensity)",
     "phase0_consistency": "Phase 0-b, one row per (modality, effect, intensity, category)",
     "phase0_invariance": "Phase 0-b, one row per (modality, effect, intensity)",
@@ -42,13 +45,36 @@ TABLES = {
 # --------------------------------------------------------------------------- rows
 
 
-def verdict_rows(summary: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per phase: its status and the summary's lines joined with "; "."""
-    rows = [
-        {"phase": p["phase"], "status": p["status"], "detail": "; ".join(p.get("lines", []))}
-        for p in summary.get("phases", [])
-    ]
+def _short(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters, "…" marking the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:")
+    return cut + "…"
+
+
+def verdict_rows(summary: Mapping[str, Any], limit: int = DETAIL_CHARS) -> pd.DataFrame:
+    """One row per phase: its status and a ``detail`` of at most ``limit`` characters (the
+    verdict's first line, then how many more lines ``verdict_lines.tsv`` holds), so that the
+    table is read at a glance; the lists themselves are in :func:`verdict_line_rows`."""
+    rows = []
+    for p in summary.get("phases", []):
+        lines = list(p.get("lines", []))
+        more = f" (+{len(lines) - 1} more: verdict_lines.tsv)" if len(lines) > 1 else ""
+        head = _short(lines[0], limit - len(more)) if lines else ""
+        rows.append({"phase": p["phase"], "status": p["status"], "detail": head + more})
     return pd.DataFrame(rows, columns=["phase", "status", "detail"])
+
+
+def verdict_line_rows(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per line of each phase's verdict (the summary's lists: insensitive variants,
+    pairs, baselines), numbered from 1 in the summary's order."""
+    rows = [
+        {"phase": p["phase"], "status": p["status"], "line": i, "text": text}
+        for p in summary.get("phases", [])
+        for i, text in enumerate(p.get("lines", []), start=1)
+    ]
+    return pd.DataFrame(rows, columns=["phase", "status", "line", "text"])
 
 
 def _gate_rows(
@@ -132,11 +158,31 @@ def phase1_pairs(labels: Mapping[str, Any]) -> set[tuple[str, str]]:
     }
 
 
+def phase3_choice(training_log: Mapping[str, Any]) -> dict[str, Any]:
+    """The pairs Phase 3 trained on and what they rest on, from the training log's copy of
+    ``pairs.json`` (its ``chosen`` and ``significance``; docs/methods.md §6.1): the one source
+    that the tables, the report and the summary all quote. ``basis`` is ``significant``
+    (Phase 1's corrected p-value, ``p_adjusted <= alpha``), ``score only`` with why (the demo's
+    ``phase3.require_significant_pairs: false``, or no p-values), or ``none`` (no pair)."""
+    block = training_log.get("pairs")
+    block = block if isinstance(block, Mapping) else {}
+    pairs = [(r["image_effect"], r["audio_effect"]) for r in block.get("chosen") or []]
+    sig = block.get("significance") or {}
+    if not pairs:
+        basis = "none"
+    elif not sig.get("available", True):
+        basis = "score only: discovery_labels.json has no p-values"
+    elif not sig.get("required", True):
+        basis = "score only: phase3.require_significant_pairs is false (not evidence)"
+    else:
+        basis = f"significant: p_adjusted <= {sig.get('alpha', float('nan')):g}"
+    return {"pairs": pairs, "basis": basis}
+
+
 def phase3_pairs(training_log: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """Pairs Phase 3 trained on: Phase 1's choice above phase3.pair_threshold, or the
-    score-only pairs of the exercise mode, as recorded in the training log."""
-    rows = (training_log.get("pairs") or {}).get("rows", [])
-    return {(r["image_effect"], r["audio_effect"]) for r in rows if r.get("chosen")}
+    """Pairs Phase 3 trained on (:func:`phase3_choice`): Phase 1's significant pairs above
+    phase3.pair_threshold, or the score-only pairs of the exercise mode."""
+    return set(phase3_choice(training_log)["pairs"])
 
 
 def _matrix_or_none(value: Any, shape: tuple[int, int]) -> np.ndarray | None:
@@ -152,13 +198,15 @@ def discovery_rows(
 ) -> pd.DataFrame:
     """One row per (image effect, audio effect) cell of the discovery matrix: the score, its
     three factors, the adjusted p-value where Phase 1 gives one, best match, Phase 1's choice
-    (``chosen``) and whether Phase 3 trained on it (``used_by_phase3``)."""
+    (``chosen``), whether Phase 3 trained on it (``used_by_phase3``) and why
+    (``phase3_basis``, :func:`phase3_choice`)."""
     rows_e, cols_e = list(labels["image_effects"]), list(labels["audio_effects"])
     shape = (len(rows_e), len(cols_e))
     sim3 = _matrix_or_none(labels.get("sim3"), shape)
     p_adj = _matrix_or_none(labels.get("p_adjusted"), shape)
     best = {b["image_effect"]: b["best"] for b in labels.get("best_matches", [])}
-    chosen, used = phase1_pairs(labels), phase3_pairs(training_log)
+    chosen, choice = phase1_pairs(labels), phase3_choice(training_log)
+    used = set(choice["pairs"])
     out = []
     for i, img in enumerate(rows_e):
         for j, aud in enumerate(cols_e):
@@ -174,6 +222,7 @@ def discovery_rows(
                     "best_match": best.get(img) == aud,
                     "chosen": (img, aud) in chosen,
                     "used_by_phase3": (img, aud) in used,
+                    "phase3_basis": choice["basis"] if (img, aud) in used else None,
                 }
             )
     return pd.DataFrame(out)
@@ -262,6 +311,19 @@ def matrix_table(frame: pd.DataFrame) -> str:
     )
 
 
+def pairs_html(frame: pd.DataFrame) -> str:
+    """One sentence above the matrix: the pairs Phase 3 trained on (◆) and why, the same
+    rows and words as ``phase1_discovery.tsv`` and the summary (:func:`phase3_choice`)."""
+    used = frame[frame["used_by_phase3"].astype(bool)]
+    if used.empty:
+        return '<p id="phase3-pairs">Phase 3 trained on no pair.</p>'
+    names = ", ".join(f"◆ {r.image_effect} → {r.audio_effect}" for r in used.itertuples())
+    basis = "; ".join(dict.fromkeys(used["phase3_basis"].astype(str)))
+    return (
+        f'<p id="phase3-pairs">Phase 3 trained on: {html.escape(names)} ({html.escape(basis)}).</p>'
+    )
+
+
 def example_groups(folder: str | Path) -> dict[str, dict[str, Path]]:
     """``examples/<stem>_{raw,target,predicted}.wav`` grouped by stem (complete triples only)."""
     groups: dict[str, dict[str, Path]] = {}
@@ -304,15 +366,53 @@ def examples_html(groups: Mapping[str, Mapping[str, Path]]) -> str:
     )
 
 
+#: The report's own CSS, shipped inside its results section so that a plain ``snakemake
+#: --report`` gets it. Snakemake 9's report page (its content component) centres
+#: its content box vertically (``items-center``) inside a fixed-height overflow box, so a
+#: description taller than the screen starts above the page top where no scroll reaches it, and
+#: puts the description beside the rule graph in a 32 rem column. These rules start the box at
+#: the top, stack description and graph, let the description use the width, and give each wide
+#: table a horizontal scroll box of its own; tests/workflow/report_test.py measures the result.
 STYLE = (
-    "<style>table.dv2a{border-collapse:collapse;margin:1em 0}table.dv2a td,table.dv2a th"
-    "{border:1px solid #ccc;padding:2px 6px;text-align:right}table.dv2a caption{text-align:"
-    "left;font-weight:bold}table.dv2a td.chosen{background:#fff3b0}</style>"
+    "<style>"
+    "#app div.grow.h-screen.overflow-auto{align-items:flex-start!important;"
+    "justify-content:flex-start!important;min-width:0}"
+    "#app div.grow.h-screen>div.grow.flex.items-start{flex-direction:column;"
+    "align-items:stretch!important;min-width:0;width:100%}"
+    "#app div.grow.h-screen>div.grow.flex.items-start>div{min-width:0;max-width:100%}"
+    "#app .prose.max-w-lg{max-width:none!important}"
+    "#app .prose table.dv2a{margin:0.6em 0;font-size:0.8rem}"
+    "table.dv2a{display:block;max-width:100%;overflow-x:auto;border-collapse:collapse;"
+    "margin:1em 0}"
+    "table.dv2a td,table.dv2a th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+    "table.dv2a caption{text-align:left;font-weight:bold}"
+    "table.dv2a td.chosen{background:#fff3b0}"
+    "table.verdicts td,table.verdicts th{text-align:left;vertical-align:top}"
+    "table.verdicts td.FAILED,table.verdicts td.INCONCLUSIVE{color:#b00;font-weight:bold}"
+    "#not-science{border:2px solid #b00;padding:0.3em 0.6em;color:#b00;margin:0.5em 0}"
+    "</style>"
 )
 
 
+def verdicts_table(frame: pd.DataFrame) -> str:
+    """The verdict table the report opens with: one row per phase, its status (FAILED in red)
+    and the short detail of verdicts.tsv."""
+    body = "".join(
+        f'<tr><th>{html.escape(str(r.phase))}</th><td class="{html.escape(str(r.status))}">'
+        f"{html.escape(str(r.status))}</td><td>{html.escape(str(r.detail))}</td></tr>"
+        for r in frame.itertuples(index=False)
+    )
+    return (
+        '<table class="dv2a verdicts" id="verdicts"><caption>Verdicts: every phase '
+        "(results/summary.json; every line: results/tables/verdict_lines.tsv and "
+        "results/summary.txt)</caption><thead><tr><th>phase</th><th>status</th><th>detail</th>"
+        f"</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
 def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping) -> str:
-    """The report's results section (below the verdict table the report page renders)."""
+    """The report's results section: the not-science banner, the verdict table first (the
+    report's first screen), then the Phase 0, 1 and 3 tables and the listening examples."""
     models = meta.get("models", {})
     provenance = "; ".join(
         f"{m}: {html.escape(str(info.get('name_or_path')))} @ "
@@ -322,6 +422,7 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
     parts = [STYLE]
     if meta.get("not_science"):
         parts.append(f'<p id="not-science"><b>{html.escape(meta.get("note", ""))}</b></p>')
+    parts.append(verdicts_table(frames["verdicts"]))
     parts.append(f"<p>Models: {provenance or 'unknown'}.</p>")
     sens = frames["phase0_sensitivity"]
     parts.append("<h2>Phase 0-a: sensitivity</h2>")
@@ -348,6 +449,7 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
         html_table(inv, "Variance of the category prototypes' cosines", "phase0-invariance")
     )
     parts.append("<h2>Phase 1: discovery matrix</h2>")
+    parts.append(pairs_html(frames["phase1_discovery"]))
     parts.append(matrix_table(frames["phase1_discovery"]))
     parts.append("<h2>Phase 3: held-out figures</h2>")
     p3 = frames["phase3_results"]
@@ -383,7 +485,8 @@ def run_tables(*, inputs: Paths, outputs: Paths) -> None:
     log_doc = read_json(inputs.training_log)
     labels_doc = read_json(inputs.labels)
     frames = {
-        "verdicts": verdict_rows(read_json(inputs.summary)),
+        "verdicts": verdict_rows(summary := read_json(inputs.summary)),
+        "verdict_lines": verdict_line_rows(summary),
         "phase0_sensitivity": sensitivity_rows(sens := read_json(inputs.sensitivity)),
         "phase0_consistency": consistency_rows(read_json(inputs.linearity)),
         "phase0_invariance": invariance_rows(read_json(inputs.cross)),
