@@ -159,7 +159,7 @@ def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
     rows = choose_pairs(matrix, labels["image_effects"], labels["audio_effects"], 0.0, [pick])
     used = [(r["image_effect"], r["audio_effect"]) for r in rows if r["chosen"]]
     assert used == [("blur", "lpf")]
-    log = {"pairs": {"rows": rows}}
+    log = {"pairs": {"rows": rows, "chosen": [r for r in rows if r["chosen"]]}}  # as pairs.json
     frame = discovery_rows(matrix, labels, log).set_index(["image_effect", "audio_effect"])
     assert frame["chosen"].sum() == 1 and frame.loc[("blur", "lpf"), "chosen"]
     assert frame["used_by_phase3"].sum() == 1 and frame.loc[("blur", "lpf"), "used_by_phase3"]
