@@ -12,6 +12,22 @@ configfile: Path(workflow.basedir) / "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/extract.smk"
+# The model jobs of extraction: extract.group picks which rules exist (docs/methods.md §2.2).
+# Each writes one table per variant, so no later rule depends on the grouping. Not Snakemake's
+# `group:` directive: a job group still starts one process per rule job, each loading its model.
+include: f"workflow/rules/embed_{EXTRACT.group}.smk"
+
+
+if EXTRACT.group != "modality":
+
+    include: "workflow/rules/embed_original.smk"
+
+
+if EXTRACT.shard_files:
+
+    include: "workflow/rules/embed_shards.smk"
+
+
 include: "workflow/rules/phase0.smk"
 include: "workflow/rules/split.smk"
 include: "workflow/rules/phase1.smk"

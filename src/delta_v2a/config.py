@@ -425,3 +425,18 @@ def check_phase3(config: Mapping[str, Any]) -> None:
             f"phase3.model.d_model ({model['d_model']}) must be divisible by "
             f"phase3.model.heads ({model['heads']})"
         )
+
+
+PLAN_INVENTORY_VARIABLE = "DELTA_V2A_PLAN_INVENTORY"
+
+
+def plan_inventory(modality: str) -> str | None:
+    """The prepared inventory benchmarks/extraction.py plans with, else None.
+
+    Why: planning 10^6 files must not need 10^6 media files on disk. The benchmark sets
+    ``$DELTA_V2A_PLAN_INVENTORY`` to a folder of ``<modality>.inventory.tsv`` files, which
+    common.smk writes in place of the walk's inventory (of data roots holding one file each).
+    A workflow run never sets it.
+    """
+    folder = os.environ.get(PLAN_INVENTORY_VARIABLE)
+    return str(Path(folder) / f"{modality}.inventory.tsv") if folder else None

@@ -18,9 +18,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["DeviceLease", "default_lock_dir", "pick_device"]
+__all__ = ["DeviceLease", "default_lock_dir", "device_kind", "pick_device"]
 
 LOCK_DIR_VARIABLE = "DELTA_V2A_GPU_LOCKS"
+
+
+def device_kind(device: str) -> str:
+    """``cpu`` or ``cuda`` for a ``models.device`` value, importing torch only for ``auto``.
+
+    Why: the embedding cache key and the batch size need only the kind, and a job whose files
+    are all cached should not pay seconds of torch and transformers imports to learn it
+    (docs/methods.md §2.2). Whether the device exists is checked when a model loads
+    (``models.resolve_device``).
+    """
+    name = device.strip().lower()
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda[:N]'")
+    return kind
 
 
 def default_lock_dir() -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +168,25 @@ def embed_variant(
 # --- gathering -------------------------------------------------------------------------------
 
 
+def shard_rows(n_files: int, shards: int, shard: int, batch: int) -> range:
+    """The manifest rows shard ``shard`` of ``shards`` embeds (``shards`` 0: every row).
+
+    Why batch-aligned: a forward pass's bits can depend on which files share its batch, so each
+    shard starts at a multiple of ``batch`` and holds whole batches (the last one ragged). Every
+    file then meets the same batch-mates as in an unsharded run, and the concatenated shards are
+    bit-identical to it (docs/methods.md §2.2). Later shards may be empty when there are fewer
+    batches than shards.
+    """
+    if shards <= 0:
+        return range(n_files)
+    if not 0 <= shard < shards or batch < 1:
+        raise ValueError(f"shard {shard} of {shards} (batch {batch}) does not exist")
+    batches = -(-n_files // batch)
+    per = -(-batches // shards)  # whole batches per shard
+    start = min(n_files, shard * per * batch)
+    return range(start, min(n_files, start + per * batch))
+
+
 def gather(
     modality: str,
     original: EmbeddingTable,
@@ -181,27 +200,65 @@ def gather(
     Returns the compact store and the augmented embeddings (row-aligned with the store) for the
     JSON. Every variant must cover exactly the originals' files, in order.
     """
-    f = len(original.paths)
+    parts = [(e, i, (t,)) for e, i, t in variants]
+    return gather_parts(modality, original, parts, effects, intensities, meta)
+
+
+def gather_parts(
+    modality: str,
+    original: EmbeddingTable,
+    variants: Sequence[tuple[str, str, Iterable[EmbeddingTable]]],
+    effects: Sequence[str],
+    intensities: Sequence[str],
+    meta: Mapping[str, Any],
+    augmented: np.ndarray | None = None,
+) -> tuple[DeltaStore, np.ndarray]:
+    """:func:`gather` for variants that come in parts (file shards, in manifest order).
+
+    Why an iterable per variant: the deltas job passes generators that load one shard at a
+    time, so memory holds the output (the deltas, preallocated) plus one shard, never every
+    variant's tables at once; ``augmented`` (rows × dim float32, e.g. a memory-mapped file)
+    receives the augmented rows for the JSON, in memory when None. The parts of a variant must
+    concatenate to exactly the originals' files, in order; the result is the same bits as one
+    table per variant.
+    """
+    f, dim = original.embeddings.shape
     eff_code = {e: i for i, e in enumerate(effects)}
     int_code = {x: i for i, x in enumerate(intensities)}
-    deltas, augmented, ecodes, icodes = [], [], [], []
-    for effect, intensity, table in variants:
-        if not np.array_equal(table.paths, original.paths):
+    n = f * len(variants)
+    delta = np.empty((n, dim), dtype=np.float32)
+    if augmented is None:
+        augmented = np.empty((n, dim), dtype=np.float32)
+    elif augmented.shape != (n, dim) or augmented.dtype != np.float32:
+        raise ValueError(f"augmented buffer {augmented.shape} {augmented.dtype}, not {(n, dim)}")
+    ecodes = np.empty(n, dtype=np.int16)
+    icodes = np.empty(n, dtype=np.int16)
+    for v, (effect, intensity, parts) in enumerate(variants):
+        lo = 0  # next file of this variant
+        for table in parts:
+            hi = lo + len(table.paths)
+            if hi > f or not np.array_equal(table.paths, original.paths[lo:hi]):
+                raise ValueError(
+                    f"{modality} {effect}/{intensity}: its files differ from the originals'; "
+                    "the manifest changed between jobs, rerun extraction"
+                )
+            rows = slice(v * f + lo, v * f + hi)
+            np.subtract(table.embeddings, original.embeddings[lo:hi], out=delta[rows])
+            augmented[rows] = table.embeddings
+            lo = hi
+        if lo != f:
             raise ValueError(
-                f"{modality} {effect}/{intensity}: its files differ from the originals'; "
-                "the manifest changed between jobs, rerun extraction"
+                f"{modality} {effect}/{intensity}: {lo} of the originals' {f} files; a shard "
+                "is missing or the manifest changed between jobs, rerun extraction"
             )
-        augmented.append(table.embeddings)
-        deltas.append(table.embeddings - original.embeddings)
-        ecodes.append(np.full(f, eff_code[effect], dtype=np.int16))
-        icodes.append(np.full(f, int_code[intensity], dtype=np.int16))
-    dim = original.embeddings.shape[1]
+        ecodes[v * f : (v + 1) * f] = eff_code[effect]
+        icodes[v * f : (v + 1) * f] = int_code[intensity]
     store = DeltaStore(
         modality=modality,
-        delta=np.concatenate(deltas) if deltas else np.zeros((0, dim), np.float32),
+        delta=delta,
         file_index=np.tile(np.arange(f, dtype=np.int64), len(variants)),
-        effect_code=np.concatenate(ecodes) if ecodes else np.zeros(0, np.int16),
-        intensity_code=np.concatenate(icodes) if icodes else np.zeros(0, np.int16),
+        effect_code=ecodes,
+        intensity_code=icodes,
         files=np.asarray(original.paths, dtype=str),
         file_category=np.asarray(original.categories, dtype=str),
         original=original.embeddings,
@@ -209,8 +266,7 @@ def gather(
         intensities=np.asarray(list(intensities), dtype=str),
         meta=dict(meta),
     )
-    aug = np.concatenate(augmented) if augmented else np.zeros((0, dim), np.float32)
-    return store, aug
+    return store, augmented
 
 
 def degenerate_rows(store: DeltaStore) -> list[dict]:
@@ -235,10 +291,12 @@ __all__ = [
     "degenerate_rows",
     "embed_variant",
     "gather",
+    "gather_parts",
     "manifest_hashes",
     "prefetched_batches",
     "read_manifest",
     "render",
+    "shard_rows",
     "vet",
     "write_manifest",
     "write_skipped",

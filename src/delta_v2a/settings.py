@@ -96,6 +96,26 @@ class EmbedSettings:
     intensity: str | None
     effect_params: dict[str, float]
     cache_dir: str | None
+    shards: int  # extract.shard_files: file shards per variant (0: off, one job per variant)
+    shard: int  # which of them this job embeds (0 when off)
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How extraction is cut into jobs (docs/methods.md §2.2): ``group`` is what one model job
+    embeds (``variant``, ``effect``: every intensity of one effect, ``modality``: the originals
+    and every variant of one modality, the model loaded once); ``shard_files`` splits every
+    variant's files into that many jobs (0: off)."""
+
+    group: str
+    shard_files: int
+
+
+@dataclass(frozen=True)
+class EmbedGroupSettings:
+    """One grouped model job: its variants, in the order of the rule's outputs."""
+
+    variants: tuple[EmbedSettings, ...]
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,7 @@ class DeltasSettings:
     modality: str
     effects: tuple[str, ...]
     intensities: tuple[str, ...]
+    shards: int  # extract.shard_files: each variant's table comes in this many parts (0: one)
 
 
 @dataclass(frozen=True)
@@ -125,10 +146,22 @@ def manifest_settings(config: Mapping[str, Any], modality: str, version: str) ->
     )
 
 
+def extract_settings(config: Mapping[str, Any]) -> ExtractSettings:
+    extract = config["extract"]
+    return ExtractSettings(group=extract["group"], shard_files=extract["shard_files"])
+
+
 def embed_settings(
-    config: Mapping[str, Any], modality: str, effect: str | None, intensity: str | None
+    config: Mapping[str, Any],
+    modality: str,
+    effect: str | None,
+    intensity: str | None,
+    shard: int = 0,
 ) -> EmbedSettings:
     params = effect_params(config, modality, effect, intensity) if effect else {}
+    shards = extract_settings(config).shard_files
+    if not 0 <= shard < max(1, shards):
+        raise ValueError(f"shard {shard} of extract.shard_files: {shards}")
     return EmbedSettings(
         model=model_spec(config, modality),
         batch=batch_sizes(config, modality),
@@ -137,6 +170,21 @@ def embed_settings(
         intensity=intensity,
         effect_params=params,
         cache_dir=cache_dir(config),
+        shards=shards,
+        shard=shard,
+    )
+
+
+def embed_group_settings(
+    config: Mapping[str, Any],
+    modality: str,
+    variants: Sequence[tuple[str | None, str | None]],
+    shard: int = 0,
+) -> EmbedGroupSettings:
+    """The settings of every ``(effect, intensity)`` a grouped job embeds (``(None, None)``:
+    the originals), each exactly what its own per-variant job would get."""
+    return EmbedGroupSettings(
+        variants=tuple(embed_settings(config, modality, e, i, shard) for e, i in variants)
     )
 
 
@@ -145,6 +193,7 @@ def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
         modality=modality,
         effects=tuple(effect_names(config, modality)),
         intensities=tuple(config["intensities"]),
+        shards=extract_settings(config).shard_files,
     )
 
 

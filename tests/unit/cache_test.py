@@ -142,7 +142,13 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     (root / "cat/a.png").write_bytes((root / "cat/b.png").read_bytes())  # replaced mid-run
     model = ModelSpec("image", str(tiny_clip_dir), None, "cpu", "fp32", True, 768)
     settings = EmbedSettings(
-        model, BatchSizes(2, 2), 1.0, **ORIGINAL_VARIANT, cache_dir=str(tmp_path / "cache")
+        model,
+        BatchSizes(2, 2),
+        1.0,
+        **ORIGINAL_VARIANT,
+        cache_dir=str(tmp_path / "cache"),
+        shards=0,
+        shard=0,
     )
     inputs = Paths(manifest=str(out / "image.tsv"))
 

@@ -105,3 +105,27 @@ def test_job_device_with_a_faked_device_count(tmp_path, monkeypatch, device, cou
     assert common.job_device(device) == want
     if want.startswith("cuda:") and device != "cuda:3":
         assert common.job_device(device) == "cuda:1"  # the second job gets the other GPU
+
+
+@pytest.mark.parametrize(
+    ("device", "kind"), [("cpu", "cpu"), (" CUDA ", "cuda"), ("cuda:3", "cuda")]
+)
+def test_device_kind_of_an_explicit_device_needs_no_torch(device, kind):
+    """An explicit device is read from its name alone: a subprocess proves torch stays out."""
+    code = (
+        "import sys; from delta_v2a.devices import device_kind; "
+        f"k = device_kind({device!r}); print(k, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [kind, "False"]
+
+
+def test_device_kind_auto_asks_torch_and_a_bad_name_is_refused():
+    import torch
+
+    assert devices.device_kind("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    for bad in ("gpu", "cpu:0", "cuda:x"):
+        with pytest.raises(ValueError, match="unknown device"):
+            devices.device_kind(bad)

@@ -150,11 +150,13 @@ def test_workstation_dry_run_shares_the_gpu_in_two_slots(project):
     out = proc.stdout + proc.stderr
     assert "profiles/workstation" in out
     jobs = planned_jobs(proc)
-    assert jobs["embed_variant"] == 24
+    # extract.group: modality: one model job per modality, not 1 + 12 per modality
+    assert jobs["embed_image"] == jobs["embed_audio"] == 1
+    assert not {"embed_variant", "embed_original"} & set(jobs)
     profile = load("workstation")
     assert profile["cores"] == 8 and profile["resources"] == {"gpu": 2}
     resources = job_resources(proc)
     model_rules = {r for r, lines in resources.items() if any(resource(x, "gpu") for x in lines)}
-    assert {"embed_original", "embed_variant", "health"} <= model_rules
+    assert {"embed_image", "embed_audio", "health"} <= model_rules
     # CPU-only rules exist to run beside the model job
     assert {"manifest", "deltas", "sensitivity"} <= set(resources) - model_rules

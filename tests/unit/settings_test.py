@@ -63,6 +63,11 @@ def test_schema_defaults_merge_like_snakemake_configs():
         lambda c: S.manifest_settings(c, "audio", "v"),
         lambda c: S.embed_settings(c, "audio", "lpf", "high"),
         lambda c: S.embed_settings(c, "image", None, None),
+        lambda c: S.embed_group_settings(c, "image", [(None, None), ("blur", "low")]),
+        lambda c: S.embed_settings(
+            merge(c, {"extract": {"shard_files": 4}}), "audio", None, None, 3
+        ),
+        S.extract_settings,
         lambda c: S.deltas_settings(c, "image"),
         lambda c: S.health_settings(c, "audio"),
         S.sensitivity_settings,
@@ -95,6 +100,19 @@ def test_a_changed_batch_size_does_not_rerun_phase1_but_a_synonym_does():
     )
     words = merge(CONFIG, {"phase1": {"synonyms": {"audio": {"lpf": ["muffled"]}}}})
     assert S.to_params(S.phase1_settings(words)) != S.to_params(S.phase1_settings(CONFIG))
+
+
+def test_a_grouped_job_gets_what_each_variant_job_would_and_shards_are_checked():
+    group = S.embed_group_settings(CONFIG, "audio", [(None, None), ("lpf", "high")])
+    assert group.variants == (
+        S.embed_settings(CONFIG, "audio", None, None),
+        S.embed_settings(CONFIG, "audio", "lpf", "high"),
+    )
+    assert S.extract_settings(CONFIG) == S.ExtractSettings(group="variant", shard_files=0)
+    sharded = merge(CONFIG, {"extract": {"shard_files": 2}})
+    assert S.deltas_settings(sharded, "image").shards == 2
+    with pytest.raises(ValueError, match="shard 2 of extract.shard_files: 2"):
+        S.embed_settings(sharded, "image", None, None, 2)
 
 
 def _job_functions():

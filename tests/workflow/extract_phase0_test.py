@@ -37,7 +37,9 @@ def project(tmp_path_factory, tiny_clip_dir, tiny_clap_dir):
     base = tmp_path_factory.mktemp("wf")
     write_data(base, IMAGES, AUDIO)
     models = {"image": tiny_clip_dir, "audio": tiny_clap_dir}
-    cfg = small_config(models, models={"health": {"allow_unhealthy": True}})
+    # batches of 2, so that file shards (test_shards_...) hold several batches each
+    batch = {"cpu": {"image": 2, "audio": 2}}
+    cfg = small_config(models, models={"health": {"allow_unhealthy": True}, "batch_size": batch})
     config = write_config(base, cfg)
     dry = snakemake(base, REPLACE, "--dry-run", *TARGETS, config=config)
     run = snakemake(base, REPLACE, *TARGETS, config=config)
@@ -89,6 +91,92 @@ def test_full_run_writes_seed_artifacts(project):
     assert all(r["invariant"] is None and "single cosine" in r["reason"] for r in audio_rows)
     for fig in ("sensitivity", "linearity"):
         assert (base / f"results/figures/{fig}.png").stat().st_size > 1000
+
+
+DELTAS = [f"results/{m}_deltas.{ext}" for m in ("image", "audio") for ext in ("npz", "json")]
+
+
+def beside(project, tmp_path_factory, name: str, extract: dict):
+    """The project's data and config in a fresh folder, extracted with other ``extract`` keys."""
+    _, config, *_ = project
+    base = tmp_path_factory.mktemp(name)
+    write_data(base, IMAGES, AUDIO)
+    cfg = yaml.safe_load(config.read_text()) | {"extract": extract}
+    other = write_config(base, cfg)
+    return base, other, snakemake(base, REPLACE, *DELTAS, config=other)
+
+
+def assert_same_deltas(a, b):
+    """Stores, seed JSON and meta of two runs: the same bits."""
+    for m in ("image", "audio"):
+        x, y = (
+            DeltaStore.load(a / f"results/{m}_deltas.npz"),
+            DeltaStore.load(b / f"results/{m}_deltas.npz"),
+        )
+        assert (
+            x.delta.tobytes() == y.delta.tobytes() and x.original.tobytes() == y.original.tobytes()
+        )
+        for name in ("file_index", "effect_code", "intensity_code", "files", "effects"):
+            np.testing.assert_array_equal(getattr(x, name), getattr(y, name))
+        assert x.meta == y.meta
+        for ext in ("json", "meta.json"):
+            path = f"results/{m}_deltas.{ext}"
+            assert (a / path).read_bytes() == (b / path).read_bytes(), path
+
+
+@pytest.fixture(scope="module")
+def grouped(project, tmp_path_factory):
+    return beside(project, tmp_path_factory, "grouped", {"group": "modality"})
+
+
+def test_modality_grouping_runs_one_job_per_modality_with_the_same_bits(project, grouped):
+    base, *_ = project
+    gbase, _, run = grouped
+    out = run.stdout + run.stderr
+    assert "rule embed_image:" in out and "rule embed_audio:" in out
+    assert "rule embed_variant:" not in out and "rule embed_original:" not in out
+    assert_same_deltas(base, gbase)
+    for path in (base / "results/embeddings").rglob("*.npz"):  # every table, one per variant
+        mine = EmbeddingTable.load(gbase / path.relative_to(base))
+        theirs = EmbeddingTable.load(path)
+        assert mine.embeddings.tobytes() == theirs.embeddings.tobytes(), path
+        assert mine.meta == theirs.meta, path
+
+
+def test_a_grouped_rerun_embeds_only_the_changed_variant(grouped):
+    gbase, config, _ = grouped
+    cfg = yaml.safe_load(config.read_text())
+    cfg["effects"]["image"]["blur"]["levels"]["high"]["sigma"] += 0.5
+    changed = write_config(gbase, cfg, "changed.yaml")
+    jobs = planned_jobs(snakemake(gbase, REPLACE, "--dry-run", *DELTAS, config=changed))
+    assert jobs == {"embed_image": 1, "deltas": 1}  # the audio side and the manifests stay
+    snakemake(gbase, REPLACE, *DELTAS, config=changed)
+    n = sum(IMAGES.values())
+    for path in (gbase / "results/embeddings/image").rglob("*.npz"):
+        table = EmbeddingTable.load(path)
+        expected = 0 if path.match("blur/high.npz") else n  # the cache answers the others
+        assert table.meta["n_cached"] == expected, path
+
+
+def test_shards_merge_to_the_same_bits_as_one_job_per_variant(project, tmp_path_factory):
+    """3 shards of batches of 2: 5 images -> 2 + 2 + 1, 4 clips -> 2 + 2 + none."""
+    base, *_ = project
+    sbase, _, run = beside(
+        project, tmp_path_factory, "sharded", {"group": "modality", "shard_files": 3}
+    )
+    out = run.stdout + run.stderr
+    assert out.count("rule embed_image:") == 3 and out.count("rule merge_original:") == 2
+    sizes = [
+        len(EmbeddingTable.load(sbase / f"results/embeddings/audio/lpf/low.part{k}.npz").paths)
+        for k in range(3)
+    ]
+    assert sizes == [2, 2, 0]
+    assert_same_deltas(base, sbase)
+    for m in ("image", "audio"):
+        path = f"results/embeddings/{m}/original.npz"
+        mine, theirs = EmbeddingTable.load(sbase / path), EmbeddingTable.load(base / path)
+        assert mine.embeddings.tobytes() == theirs.embeddings.tobytes()
+        assert mine.meta == theirs.meta
 
 
 def test_second_dry_run_has_nothing_to_do(project):

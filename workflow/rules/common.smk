@@ -28,6 +28,7 @@ from delta_v2a.config import (
     effect_names,
     effect_params,
     one_line_refusal,
+    plan_inventory,
     with_defaults,
 )
 from delta_v2a import __version__ as VERSION
@@ -37,7 +38,9 @@ from delta_v2a.settings import (
     dataset_settings,
     deltas_settings,
     embed_settings,
+    embed_group_settings,
     examples_settings,
+    extract_settings,
     health_settings,
     linearity_settings,
     manifest_settings,
@@ -82,6 +85,10 @@ with one_line_refusal():
     DISCOVERED = check_data_roots(config)
     for _m in MODALITIES:
         _text = data_inventory(config, _m, DISCOVERED[_m])
+        # benchmarks/extraction.py plans 10^6 files without media: its prepared inventory
+        # replaces the walk's (delta_v2a.config.plan_inventory; a workflow run has none).
+        if plan_inventory(_m):
+            _text = Path(plan_inventory(_m)).read_text(encoding="utf-8")
         write_if_changed(INVENTORY[_m], _text)
         DIGEST[_m] = inventory_digest(_text)
 MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
@@ -93,13 +100,57 @@ wildcard_constraints:
     modality="image|audio",
     effect="|".join(sorted(set(EFFECTS["image"]) | set(EFFECTS["audio"]))),
     intensity="|".join(INTENSITIES),
+    shard="[0-9]+",
+
+
+# How extraction is cut into jobs (extract.group, extract.shard_files; docs/methods.md §2.2).
+# With file shards each variant's table is written in parts, ".../<variant>.part<k>.npz".
+EXTRACT = extract_settings(config)
+PART = ".part{shard}" if EXTRACT.shard_files else ""
+
+
+def embedding_parts(modality, variant):
+    """The tables of one variant ("original" or "effect/intensity"): one, or one per shard."""
+    if not EXTRACT.shard_files:
+        return [f"results/embeddings/{modality}/{variant}.npz"]
+    return [
+        f"results/embeddings/{modality}/{variant}.part{k}.npz"
+        for k in range(EXTRACT.shard_files)
+    ]
+
+
+def shard_of(wildcards):
+    return int(wildcards.shard) if EXTRACT.shard_files else 0
+
+
+def modality_group(modality):
+    """The originals, then every effect x intensity: what one `modality` job embeds."""
+    return [(None, None)] + [(e, i) for e in EFFECTS[modality] for i in INTENSITIES]
+
+
+def modality_group_outputs(modality):
+    return [
+        (
+            f"results/embeddings/{modality}/{e}/{i}{PART}.npz"
+            if e
+            else f"results/embeddings/{modality}/original{PART}.npz"
+        )
+        for e, i in modality_group(modality)
+    ]
+
+
+def modality_group_params(modality):
+    return lambda wc: to_params(
+        embed_group_settings(config, modality, modality_group(modality), shard_of(wc))
+    )
 
 
 def variant_embeddings(modality):
     return [
-        f"results/embeddings/{modality}/{effect}/{intensity}.npz"
+        path
         for effect in EFFECTS[modality]
         for intensity in INTENSITIES
+        for path in embedding_parts(modality, f"{effect}/{intensity}")
     ]
 
 

@@ -1,5 +1,5 @@
-# Extraction: vet files -> embed originals once -> one job per (modality, effect, intensity)
-# -> gather the deltas. Model jobs ask for one `gpu` each: a profile's `resources: gpu=N` is the
+# Extraction: vet files -> embed originals and variants (the model rules in embed_*.smk, cut
+# into jobs by extract.group and extract.shard_files) -> gather the deltas. Model jobs ask for one `gpu` each: a profile's `resources: gpu=N` is the
 # number of GPU slots (model jobs at once); each job leases its device (delta_v2a.devices).
 
 
@@ -63,54 +63,6 @@ rule skipped_files:
         ENV
     script:
         "../scripts/skipped_files.py"
-
-
-rule embed_original:
-    """Embed every original once per modality; effects never re-embed them."""
-    input:
-        manifest="results/manifest/{modality}.tsv",
-    output:
-        embeddings="results/embeddings/{modality}/original.npz",
-    log:
-        "logs/embed/{modality}/original.log",
-    benchmark:
-        "results/benchmarks/embed/{modality}/original.tsv"
-    conda:
-        ENV
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=120,
-    params:
-        settings=lambda wc: to_params(embed_settings(config, wc.modality, None, None)),
-    script:
-        "../scripts/embed.py"
-
-
-rule embed_variant:
-    """Render one effect at one intensity on every file and embed the result."""
-    input:
-        manifest="results/manifest/{modality}.tsv",
-    output:
-        embeddings="results/embeddings/{modality}/{effect}/{intensity}.npz",
-    log:
-        "logs/embed/{modality}/{effect}/{intensity}.log",
-    benchmark:
-        "results/benchmarks/embed/{modality}/{effect}/{intensity}.tsv"
-    conda:
-        ENV
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=120,
-    params:
-        settings=lambda wc: to_params(
-            embed_settings(config, wc.modality, wc.effect, wc.intensity)
-        ),
-    script:
-        "../scripts/embed.py"
 
 
 rule deltas:

@@ -151,10 +151,11 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before huggingface_hub loads
     check_code_origin()
     log.info(
-        "%s on %s, SLURM_JOB_ID=%s",
+        "%s on %s, SLURM_JOB_ID=%s, process up %.2f s",
         job.__name__,
         socket.gethostname(),
         os.environ.get("SLURM_JOB_ID"),
+        process_age_s(),
     )
     try:
         job(**kwargs)
@@ -178,6 +179,17 @@ def _is_device_refusal(err: BaseException) -> bool:
     Checked by name in sys.modules: a job that never imported the models module has none."""
     models = sys.modules.get("delta_v2a.models")
     return models is not None and isinstance(err, models.DeviceError)
+
+
+def process_age_s() -> float:
+    """Seconds since this job's process started: with the log's timestamps, what a job spends
+    before its first batch (Python start, imports, model load) can be read from its log alone
+    (benchmarks/extraction.py reads it as ``job_start_to_first_batch_s``)."""
+    import time
+
+    import psutil  # a dependency of Snakemake, so present wherever a job runs
+
+    return time.time() - psutil.Process().create_time()
 
 
 _LEASES: list[Any] = []  # device leases held until the job's process ends

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from delta_v2a.cache import fill, variant_key
+from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
     degenerate_rows,
     embed_variant,
-    gather,
+    gather_parts,
     read_manifest,
+    shard_rows,
     vet,
     write_manifest,
     write_skipped,
@@ -30,10 +32,23 @@ from delta_v2a.jobs.common import (
     log,
     prefer_item_parallelism,
 )
-from delta_v2a.media import FileChangedError, discover
+from delta_v2a.media import FileChangedError, MediaFile, discover
 from delta_v2a.provenance import merge_model_meta
-from delta_v2a.settings import DeltasSettings, EmbedSettings, HealthSettings, ManifestSettings
-from delta_v2a.storage import EmbeddingTable, atomic_path, write_deltas_json, write_json
+from delta_v2a.settings import (
+    DeltasSettings,
+    EmbedGroupSettings,
+    EmbedSettings,
+    HealthSettings,
+    ManifestSettings,
+    ModelSpec,
+)
+from delta_v2a.storage import (
+    DeltaStore,
+    EmbeddingTable,
+    atomic_path,
+    write_deltas_json,
+    write_json,
+)
 
 
 def default_decoding(modality: str, preroll_s: float) -> Decoding:
@@ -83,6 +98,8 @@ def run_manifest(
             f"{'.{jpg,jpeg,png}' if modality == 'image' else '.{wav,mp3,flac}'}; "
             f"{len(bad)} bad file(s) skipped)"
         )
+    import pandas as pd  # here only: a model job does not need pandas (its start is the cost)
+
     per_cat = pd.Series([f.category for f in good]).value_counts().sort_index()
     log.info(
         "%d usable %s files in %d categories: %s",
@@ -134,6 +151,8 @@ def run_manifest_current(*, inputs: Paths, outputs: Paths) -> None:
 
 def run_skipped(*, inputs: Paths, outputs: Paths) -> None:
     """One table of every file left out, with its reason."""
+    import pandas as pd
+
     output = outputs.table
     frames = [pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for p in inputs.skipped]
     table = pd.concat(frames, ignore_index=True)
@@ -144,30 +163,81 @@ def run_skipped(*, inputs: Paths, outputs: Paths) -> None:
 
 
 def run_embed(*, inputs: Paths, outputs: Paths, settings: EmbedSettings, threads: int) -> None:
-    """Embed every manifest file under one variant, embedding only what the cache lacks."""
+    """Embed every manifest file (or this job's shard of them) under one variant, embedding
+    only what the cache lacks."""
+    files = read_manifest(inputs.manifest)
+    get_embedder = embedder_once(settings.model, threads)
+    embed_one(files, settings, outputs.embeddings, get_embedder, threads)
+
+
+def run_embed_group(
+    *, inputs: Paths, outputs: Paths, settings: EmbedGroupSettings, threads: int
+) -> None:
+    """Embed several variants in one job, the model loaded once (at the first cache miss).
+
+    Why: a model job's fixed price (process start, imports, model load) dominates a small run;
+    grouping pays it once per group (docs/methods.md §2.2). Each variant is written to its own
+    table, exactly as its own job would write it, so later rules cannot tell the difference.
+    """
+    variants, paths = settings.variants, list(outputs.embeddings)
+    if len(variants) != len(paths):
+        raise PipelineError(f"{len(variants)} variants for {len(paths)} outputs: {paths}")
+    models = {v.model for v in variants}
+    if len(models) != 1:
+        raise PipelineError(f"one grouped job embeds with one model, not {len(models)}")
+    files = read_manifest(inputs.manifest)
+    get_embedder = embedder_once(variants[0].model, threads)
+    for variant, path in zip(variants, paths, strict=True):
+        embed_one(files, variant, path, get_embedder, threads)
+
+
+def embedder_once(model: ModelSpec, threads: int) -> Callable[[], Any]:
+    """The job's model, loaded on the first call only (a fully cached job never loads it)."""
+    loaded: list[Any] = []
+
+    def get() -> Any:
+        if not loaded:
+            loaded.append(load_embedder_for_job(model, threads))
+        return loaded[0]
+
+    return get
+
+
+def embed_one(
+    files: list[MediaFile],
+    settings: EmbedSettings,
+    output: str,
+    get_embedder: Callable[[], Any],
+    threads: int,
+) -> None:
+    """One variant's table: this job's shard of ``files``, the cache asked first."""
     model, effect, intensity = settings.model, settings.effect, settings.intensity
     modality, effect_params, preroll_s = model.modality, settings.effect_params, settings.preroll_s
-    from delta_v2a.models import resolve_device
-
-    files = read_manifest(inputs.manifest)
+    device_type = device_kind(model.device)  # no torch import for an explicit device
+    rows = shard_rows(
+        len(files), settings.shards, settings.shard, settings.batch.for_device(device_type)
+    )
+    files = [files[i] for i in rows]
     hashes = [f.sha256 for f in files]  # the vetted bytes; render() refuses any others
-    label = f"{modality} {effect or 'original'}/{intensity or '-'}"
-    shard = None
+    part = f" part {settings.shard + 1}/{settings.shards}" if settings.shards else ""
+    label = f"{modality} {effect or 'original'}/{intensity or '-'}{part}"
+    cache = None
     if settings.cache_dir:
         key = variant_key(
             modality=modality,
             model=model,
-            device_type=resolve_device(model.device).type,
+            device_type=device_type,
             effect=effect,
             effect_params=effect_params,
             preroll_s=preroll_s,
         )
-        shard = Path(settings.cache_dir) / "embeddings" / modality / f"{key}.npz"
+        suffix = f".part{settings.shard}of{settings.shards}" if settings.shards else ""
+        cache = Path(settings.cache_dir) / "embeddings" / modality / f"{key}{suffix}.npz"
 
-    def embed_missing(rows: np.ndarray) -> tuple[np.ndarray, dict]:
-        misses = [files[i] for i in rows]
+    def embed_missing(missing: np.ndarray) -> tuple[np.ndarray, dict]:
+        misses = [files[i] for i in missing]
         log.info("%s: %d files, %d to embed", label, len(files), len(misses))
-        embedder = load_embedder_for_job(model, threads)
+        embedder = get_embedder()
         decoding = job_decoding(modality, embedder, preroll_s)
         prefer_item_parallelism(threads)
         new = embed_variant(
@@ -182,9 +252,12 @@ def run_embed(*, inputs: Paths, outputs: Paths, settings: EmbedSettings, threads
         )
         return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
 
-    filled = fill(shard, hashes, embed_missing)
-    emb, hit = filled.embeddings, filled.hit
-    meta_model = {k: filled.meta[k] for k in ("model", "decoding")}
+    if files:
+        filled = fill(cache, hashes, embed_missing)
+        emb, hit, meta_model = filled.embeddings, filled.hit, filled.meta
+    else:  # a trailing shard with no batch left: an empty table, no model
+        emb, hit = np.zeros((0, model.dim), np.float32), np.zeros(0, bool)
+        meta_model = {"model": None, "decoding": None}
     log.info("%s: %d of %d files from the cache", label, int(hit.sum()), len(files))
     meta = {
         "modality": modality,
@@ -192,13 +265,32 @@ def run_embed(*, inputs: Paths, outputs: Paths, settings: EmbedSettings, threads
         "intensity": intensity,
         "effect_params": dict(effect_params),
         "n_cached": int(hit.sum()),
-        **meta_model,
+        **{k: meta_model[k] for k in ("model", "decoding")},
     }
+    if settings.shards:
+        meta |= {"shard": settings.shard, "shards": settings.shards}
     EmbeddingTable(
         paths=np.array([f.path for f in files], dtype=str),
         categories=np.array([f.category for f in files], dtype=str),
         embeddings=emb,
         meta=meta,
+    ).save(output)
+
+
+def run_merge_original(*, inputs: Paths, outputs: Paths) -> None:
+    """The originals' shards as one table (what Phase 3 and the deltas job read), with the
+    same bits and meta as an unsharded job's (memory: twice the originals' table)."""
+    tables = [EmbeddingTable.load(p) for p in inputs.parts]
+    metas = [t.meta for t in tables if t.meta["model"] is not None]  # empty trailing shards
+    if not metas:
+        raise PipelineError(f"{inputs.parts[0]}: every shard of the originals is empty")
+    cached = sum(int(t.meta["n_cached"]) for t in tables)
+    meta = {k: v for k, v in metas[0].items() if k not in ("shard", "shards")}
+    EmbeddingTable(
+        paths=np.concatenate([t.paths for t in tables]),
+        categories=np.concatenate([t.categories for t in tables]),
+        embeddings=np.concatenate([t.embeddings for t in tables]),
+        meta=meta | {"n_cached": cached},
     ).save(outputs.embeddings)
 
 
@@ -216,19 +308,61 @@ def job_decoding(modality: str, embedder: Any, preroll_s: float) -> Decoding:
 
 
 def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> None:
-    """Join variants with originals into the seed's JSON and the compact store."""
+    """Join variants with originals into the seed's JSON and the compact store.
+
+    Variant tables (each variant in ``max(1, shards)`` parts, in manifest order) are read one
+    at a time while the output fills: memory is the output plus one table (docs/methods.md
+    §2.2), not every variant of the modality at once.
+    """
     modality, effects, intensities = settings.modality, settings.effects, settings.intensities
     orig = EmbeddingTable.load(inputs.original)
-    tables = []
-    for path in inputs.variants:
-        table = EmbeddingTable.load(path)
-        tables.append((table.meta["effect"], table.meta["intensity"], table))
+    per, paths = max(1, settings.shards), list(inputs.variants)
+    labels = [(e, i) for e in effects for i in intensities]
+    if len(paths) != per * len(labels):
+        raise PipelineError(
+            f"{modality} deltas: {len(paths)} variant tables for {len(labels)} variants × {per} "
+            "part(s); extract.shard_files changed under this job, rerun extraction"
+        )
+    params: dict[str, Any] = {}
+
+    def parts(effect: str, intensity: str, chunk: list[str]) -> Iterator[EmbeddingTable]:
+        for path in chunk:
+            table = EmbeddingTable.load(path)
+            if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
+                raise PipelineError(
+                    f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
+                    f"expected {effect}/{intensity}"
+                )
+            params[f"{effect}/{intensity}"] = table.meta["effect_params"]
+            yield table
+
+    variants = [
+        (e, i, parts(e, i, paths[k * per : (k + 1) * per])) for k, (e, i) in enumerate(labels)
+    ]
     meta = {
         "model": orig.meta["model"],
         "decoding": orig.meta["decoding"],
-        "effect_params": {f"{e}/{i}": t.meta["effect_params"] for e, i, t in tables},
+        "effect_params": {},
     } | merge_model_meta([orig.meta])
-    store, augmented = gather(modality, orig, tables, effects, intensities, meta)
+    # The augmented rows (as many bytes as the deltas) go to a memory-mapped file beside the
+    # JSON, read back in order by its writer: RAM holds the deltas and one shard, not twice that.
+    scratch = Path(outputs.json).with_suffix(".augmented.tmp.npy")
+    shape = (len(orig.paths) * len(labels), orig.embeddings.shape[1])
+    buffer = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        store, augmented = gather_parts(
+            modality, orig, variants, effects, intensities, meta, augmented=buffer
+        )
+        store.meta["effect_params"] = params
+        write_store_and_json(store, augmented, outputs)
+    finally:
+        del buffer
+        scratch.unlink(missing_ok=True)
+
+
+def write_store_and_json(store: DeltaStore, augmented: np.ndarray, outputs: Paths) -> None:
+    """The compact store, the seed's JSON and its meta; degenerate deltas named in the log."""
+    modality = store.modality
     bad = degenerate_rows(store)
     for row in bad:
         log.warning(
@@ -248,8 +382,8 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
         modality,
         n,
         len(store.files),
-        len(effects),
-        len(intensities),
+        len(store.effects),
+        len(store.intensities),
     )
 
 
