@@ -673,16 +673,21 @@ def _our_lines(err: str) -> str:
     return ours[0]
 
 
+def _apply_args(tmp_path, model):
+    """`delta-v2a apply` arguments on an 11 s music clip, and the output path they name."""
+    audio = tmp_path / "in.wav"
+    sf.write(audio, music(seconds=11.0, seed=5), SR)
+    out = tmp_path / "out.wav"
+    return ["apply", "--model", str(model), "--audio", str(audio), "--out", str(out)], out
+
+
 def test_apply_refuses_unknown_descriptions_unless_forced(
     tmp_path, tiny_clap_dir, clap_embedder, capsys
 ):
     from delta_v2a.cli import main
 
     model = _apply_model(tmp_path, tiny_clap_dir, clap_embedder)
-    audio = tmp_path / "in.wav"
-    sf.write(audio, music(seconds=11.0, seed=5), SR)
-    out = tmp_path / "out.wav"
-    args = ["apply", "--model", str(model), "--audio", str(audio), "--out", str(out)]
+    args, out = _apply_args(tmp_path, model)
     assert main([*args, "--describe", "a cat playing piano"]) == 3
     err = _our_lines(capsys.readouterr().err)
     assert err.startswith("delta-v2a apply: refused (exit 3): 'a cat playing piano' is not a")
@@ -701,10 +706,7 @@ def test_contrast_only_decoder_refuses_an_extremely_blurry_photo(
     from delta_v2a.cli import main
 
     model = _apply_model(tmp_path, tiny_clap_dir, clap_embedder, effect="contrast")
-    audio = tmp_path / "in.wav"
-    sf.write(audio, music(seconds=11.0, seed=5), SR)
-    out = tmp_path / "out.wav"
-    args = ["apply", "--model", str(model), "--audio", str(audio), "--out", str(out)]
+    args, out = _apply_args(tmp_path, model)
     assert main([*args, "--describe", "an extremely blurry photo"]) == 3
     err = _our_lines(capsys.readouterr().err)
     assert not out.exists()
