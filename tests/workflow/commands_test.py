@@ -129,7 +129,7 @@ def test_documented_command_runs_in_the_demo_state(entry, demo_state):
         pytest.skip(f"{VENV}/.installed missing or older than the requirements: make would "
                     "reinstall .venv")  # fmt: skip
     if entry.get("slow") and os.environ.get("DV2A_SLOW_COMMANDS") != "1":
-        pytest.skip(f"{entry['slow']}; DV2A_SLOW_COMMANDS=1 runs it (.ci/run does)")
+        pytest.skip(f"{entry['slow']}; DV2A_SLOW_COMMANDS=1 runs it")
     if "report_screenshot" in command and shutil.which("chromium") is None:
         pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
     if "report_screenshot" in command and not (demo_state / "results/report.html").exists():

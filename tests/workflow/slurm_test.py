@@ -40,7 +40,7 @@ IMAGES = {"city": 2, "forest": 2}
 AUDIO = {"folk": 2, "jazz": 2}
 RUN_TIMEOUT_S = 900  # every snakemake call is killed (SIGKILL) past this
 MODEL_RULES = {"embed_original", "embed_variant", "health"}
-SLURM_ID = re.compile(r"SLURM_JOB_ID=(\S+)")
+SLURM_ID = re.compile(r"SLURM_JOB_ID=([^\s,]+)")  # the log line goes on: ", process up …"
 
 
 def small_workflow(base: Path, models: dict[str, Path], source: Path = ROOT) -> Path:

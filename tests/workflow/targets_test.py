@@ -78,7 +78,7 @@ def test_tables_open_with_one_read_csv_and_have_one_row_per_unit(small_run):
         p.stem: pd.read_csv(p, sep="\t") for p in (small_run / "results/tables").glob("*.tsv")
     }
     assert set(tables) == {
-        "verdicts", "phase0_sensitivity", "phase0_consistency", "phase0_invariance",
+        "verdicts", "verdict_lines", "phase0_sensitivity", "phase0_consistency", "phase0_invariance",
         "phase1_discovery", "phase3_results",
     }  # fmt: skip
     assert len(tables["phase0_sensitivity"]) == variants
@@ -89,6 +89,8 @@ def test_tables_open_with_one_read_csv_and_have_one_row_per_unit(small_run):
     assert len(disc) == n_eff["image"] * n_eff["audio"]
     summary = json.loads((small_run / "results/summary.json").read_text())
     assert list(tables["verdicts"]["phase"]) == [p["phase"] for p in summary["phases"]]
+    lines = tables["verdict_lines"]  # every verdict line, in the summary's order
+    assert list(lines["text"]) == [t for p in summary["phases"] for t in p["lines"]]
     # values are copied, not recomputed: the same numbers as the JSON and the matrix
     sens = json.loads((small_run / "results/sensitivity_results.json").read_text())
     assert list(tables["phase0_sensitivity"]["mean_norm"]) == pytest.approx(
