@@ -78,8 +78,8 @@ def test_tables_open_with_one_read_csv_and_have_one_row_per_unit(small_run):
         p.stem: pd.read_csv(p, sep="\t") for p in (small_run / "results/tables").glob("*.tsv")
     }
     assert set(tables) == {
-        "verdicts", "verdict_lines", "phase0_sensitivity", "phase0_consistency", "phase0_invariance",
-        "phase1_discovery", "phase3_results",
+        "verdicts", "verdict_lines", "phase0_sensitivity", "phase0_consistency",
+        "phase0_invariance", "phase1_discovery", "phase3_results",
     }  # fmt: skip
     assert len(tables["phase0_sensitivity"]) == variants
     assert not tables["phase0_sensitivity"].duplicated(["modality", "effect", "intensity"]).any()
