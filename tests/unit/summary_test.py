@@ -51,6 +51,13 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
     log = {
         "status": "trained",
         "target": "matched",
+        "audio_dependence": {
+            "message": "m",
+            "n_unreachable": 0,
+            "n_samples": 8,
+            "unreachable_share": 0.0,
+            "kappa_percentile": 5,
+        },
         "verdict": {
             "uses_audio": False,
             "status": "fail",
@@ -81,6 +88,7 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
         },
     }
     lines = _phase3_verdict(log)["lines"]
+    assert lines[1].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
     assert "seed 8 text_only: mean 0.1 over 12 files, sign-flip p 0.4 (Holm 0.8)" in lines
     assert "seed 7 oracle: mean 0.1 over 12 files, sign-flip p 1 (Holm 2), reported" in lines
     assert "training seeds [7, 8, 9]: passed [7, 9] (the verdict needs all)" in lines
@@ -122,3 +130,15 @@ def test_summary_says_which_pairs_phase3_trained_on_and_why():
     assert summary["phase3_pairs"] == {"pairs": [["contrast", "reverb"]], "basis": basis}
     phase1 = next(p for p in summary["phases"] if p["phase"] == "phase 1 discovery")
     assert phase1["lines"][-1] == f"Phase 3 trained on: contrast -> reverb ({basis})"
+
+
+def test_unreachable_targets_are_counted_and_loud_above_five_percent():
+    from delta_v2a.phase3.strength import unreachable_line
+
+    dep = {"n_unreachable": 3, "n_samples": 30, "unreachable_share": 0.1, "kappa_percentile": 5}
+    assert unreachable_line(dep) == (
+        "!!! 3 of 30 matched targets unreachable (10.0%, clipped to u = 1; κ from the 5th "
+        "percentile of the train files' strongest norms), over 5% !!!"
+    )
+    quiet = unreachable_line(dep | {"n_unreachable": 1, "unreachable_share": 1 / 30})
+    assert quiet.startswith("1 of 30 matched targets unreachable (3.3%") and "!!!" not in quiet

@@ -10,6 +10,7 @@ import numpy as np
 
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.jobs.tables import phase3_choice
+from delta_v2a.phase3.strength import unreachable_line
 from delta_v2a.storage import (
     atomic_path,
     read_json,
@@ -135,6 +136,7 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
     spread = training_log.get("test", {}).get("shuffled_spread")
     lines = [
         f"target: {training_log.get('target')}; audio dependence: {dep.get('message', 'n/a')}",
+        *([unreachable_line(dep)] if "n_unreachable" in dep else []),
         v["message"],
         *tests,
         *([_shuffled_line(spread)] if spread else []),

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "MAX_UNREACHABLE_SHARE",
+    "unreachable_line",
     "ImageStrength",
     "SolvedTargets",
     "audio_dependence",
@@ -289,3 +291,22 @@ def dependence_message(dep: Mapping[str, Any], min_sd: float) -> str:
             else f" -- below {min_sd:g}: NO DECODER CAN BEAT TEXT-ONLY ON THIS DATA"
         )
     )
+
+
+#: Above this share of unreachable targets a run says so loudly (docs/methods.md §6.2).
+MAX_UNREACHABLE_SHARE = 0.05
+
+
+def unreachable_line(dep: Mapping[str, Any]) -> str:
+    """How many matched targets lie beyond their clip's curve (clipped to u = 1): the one line
+    the strength log and the summary print, marked ``!!!`` above :data:`MAX_UNREACHABLE_SHARE`,
+    because a censored target is one no method can reach (docs/methods.md §6.2)."""
+    share = float(dep.get("unreachable_share", 0.0))
+    loud = share > MAX_UNREACHABLE_SHARE
+    text = (
+        f"{dep['n_unreachable']} of {dep['n_samples']} matched targets unreachable "
+        f"({100 * share:.1f}%, clipped to u = 1; κ from the "
+        f"{dep.get('kappa_percentile', float('nan')):g}th percentile of the train files' "
+        "strongest norms)"
+    )
+    return f"!!! {text}, over {100 * MAX_UNREACHABLE_SHARE:g}% !!!" if loud else text

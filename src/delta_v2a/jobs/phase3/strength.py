@@ -25,6 +25,7 @@ from delta_v2a.jobs.common import (
 from delta_v2a.phase3.baselines import curve_inversion
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.strength import (
+    MAX_UNREACHABLE_SHARE,
     ImageStrength,
     curve_norms,
     dependence_message,
@@ -32,6 +33,7 @@ from delta_v2a.phase3.strength import (
     matched_dependence,
     solve_targets,
     u_grid,
+    unreachable_line,
 )
 from delta_v2a.settings import ModelSpec, StrengthSettings
 from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
@@ -216,24 +218,13 @@ def _curve_inversion(frame, grid, curves, effects, strengths, kappa, words, targ
     return curve_inversion(grid, rows, scale[:, None] * m)
 
 
-#: Above this share of unreachable targets the run says so loudly (docs/methods.md §6.2).
-MAX_UNREACHABLE_SHARE = 0.05
-
-
 def _log_dependence(dep: Mapping[str, Any], target: str) -> None:
     (log.info if dep["can_matter"] else log.warning)(
         "AUDIO DEPENDENCE (%s targets): %s", target, dep["message"]
     )
-    share = dep.get("unreachable_share", 0.0)
-    (log.warning if share > MAX_UNREACHABLE_SHARE else log.info)(
-        "%s%d of %d matched targets unreachable (%.1f%%, clipped to u = 1; κ from the %gth "
-        "percentile of the train files' strongest norms); %d non-monotone curves",
-        "!!! " if share > MAX_UNREACHABLE_SHARE else "",
-        dep["n_unreachable"],
-        dep["n_samples"],
-        100 * share,
-        dep.get("kappa_percentile", float("nan")),
-        dep["n_non_monotone_curves"],
+    loud = dep.get("unreachable_share", 0.0) > MAX_UNREACHABLE_SHARE
+    (log.warning if loud else log.info)(
+        "%s; %d non-monotone curves", unreachable_line(dep), dep["n_non_monotone_curves"]
     )
 
 
