@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def stores_for(modality: str, model: str, root: str, dtype: str, config: dict, batch: int):
     emb = load_embedder(modality, model, device="cpu", dtype=dtype)
     files = discover(root, modality)
-    dec = job_decoding(modality, emb, preroll_s=1.0)  # as the workflow's default
+    dec = job_decoding(modality, emb, preroll_s=1.0, budget_mib=640)  # the workflow's defaults
     paths = np.array([f.path for f in files])
     cats = np.array([f.category for f in files])
     t0 = time.perf_counter()

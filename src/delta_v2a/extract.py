@@ -74,6 +74,10 @@ class Decoding:
     sampling_rate: int = 48_000
     window: int = 480_000
     preroll: int = 48_000
+    #: Most bytes one image decode may need (``preprocessing.image.decode_budget_mib``). It
+    #: decides which files are refused, never what an accepted file's pixels are, so it stays
+    #: out of :meth:`as_dict` (the cache key). None: the default, with no config in play.
+    decode_budget: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         if self.modality == "image":
@@ -99,6 +103,7 @@ def vet(
             sr=decoding.sampling_rate,
             window=decoding.window,
             preroll=decoding.preroll,
+            budget=decoding.decode_budget,
         )
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -121,7 +126,9 @@ def render(
     actually decoded.
     """
     if decoding.modality == "image":
-        image = load_image(file.path, decoding.image_size, sha256=file.sha256)
+        image = load_image(
+            file.path, decoding.image_size, sha256=file.sha256, budget=decoding.decode_budget
+        )
         return image if effect is None else apply_image_effect(effect, image, params)
     audio = load_audio(
         file.path, decoding.sampling_rate, decoding.window, decoding.preroll, sha256=file.sha256

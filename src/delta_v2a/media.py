@@ -26,7 +26,8 @@ Decisions a maintainer should know:
   pixels into a content-addressed cache.
 * Truncated data is an error in every format (PIL's ``LOAD_TRUNCATED_IMAGES`` stays off, and a
   PNG's image data is checked to hold every row); the memory a decode needs is estimated from
-  the declared size before decoding and refused above :data:`MAX_DECODE_BYTES`.
+  the declared size before decoding and refused above the budget (default
+  :data:`MAX_DECODE_BYTES`, raised by the config key :data:`BUDGET_KEY`).
 * Embedded ICC profiles are honoured (converted to sRGB with littleCMS); animations are refused.
 """
 
@@ -69,6 +70,8 @@ Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 #: pixel is decoded. The manifest rule vets `threads: 2` files at once within `mem_mb=2000`
 #: (docs/methods.md section 8 has the measured RSS), so 2 x 640 MiB + the interpreter fit.
 MAX_DECODE_BYTES = 640 * 2**20
+#: The config key that sets the budget (in MiB), named in the refusal so users know what to raise.
+BUDGET_KEY = "preprocessing.image.decode_budget_mib"
 # Truncated data must be an error, never grey or black pixels: keep PIL's switch off.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -293,13 +296,29 @@ def _expect(path: str, expected: str | None, actual: str) -> str:
     return actual
 
 
-def probe(file: MediaFile, *, image_size: int, sr: int, window: int, preroll: int) -> str | None:
+def probe(
+    file: MediaFile,
+    *,
+    image_size: int,
+    sr: int,
+    window: int,
+    preroll: int,
+    budget: int | None = None,
+) -> str | None:
     """Decode ``file`` exactly as the models will; None if it is usable, else the reason."""
-    return vet_file(file, image_size=image_size, sr=sr, window=window, preroll=preroll)[0]
+    return vet_file(
+        file, image_size=image_size, sr=sr, window=window, preroll=preroll, budget=budget
+    )[0]
 
 
 def vet_file(
-    file: MediaFile, *, image_size: int, sr: int, window: int, preroll: int
+    file: MediaFile,
+    *,
+    image_size: int,
+    sr: int,
+    window: int,
+    preroll: int,
+    budget: int | None = None,
 ) -> tuple[str | None, str]:
     """Decode ``file`` exactly as the models will: (None, sha256) if usable, else (reason, "").
 
@@ -308,7 +327,7 @@ def vet_file(
     """
     try:
         if file.modality == "image":
-            _, sha = load_image_hashed(file.path, image_size)
+            _, sha = load_image_hashed(file.path, image_size, budget=budget)
         elif file.modality == "audio":
             _, sha = load_audio_hashed(file.path, sr, window, preroll)
         else:
@@ -324,18 +343,23 @@ def vet_file(
 # images
 
 
-def load_image(path: str | Path, size: int, *, sha256: str | None = None) -> np.ndarray:
+def load_image(
+    path: str | Path, size: int, *, sha256: str | None = None, budget: int | None = None
+) -> np.ndarray:
     """Decode to float32 RGB in [0, 1], short side resized to ``size``, centre-cropped square.
 
     Returns an array of shape (size, size, 3). Given ``sha256`` (the manifest's), bytes that
-    differ raise :class:`FileChangedError`.
+    differ raise :class:`FileChangedError`. ``budget``: the most bytes the decode may need (the
+    config's ``preprocessing.image.decode_budget_mib``; None: :data:`MAX_DECODE_BYTES`).
     """
-    arr, actual = load_image_hashed(path, size)
+    arr, actual = load_image_hashed(path, size, budget=budget)
     _expect(str(path), sha256, actual)
     return arr
 
 
-def load_image_hashed(path: str | Path, size: int) -> tuple[np.ndarray, str]:
+def load_image_hashed(
+    path: str | Path, size: int, *, budget: int | None = None
+) -> tuple[np.ndarray, str]:
     """:func:`load_image` and the SHA-256 of the one in-memory read it decoded."""
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
@@ -343,16 +367,18 @@ def load_image_hashed(path: str | Path, size: int) -> tuple[np.ndarray, str]:
     with open(path_s, "rb") as fh:  # outside the decoder's try: PermissionError is not "corrupt"
         data = fh.read()
     sha = hashlib.sha256(data).hexdigest()
-    rgb = _decode_image(path_s, size, data)
+    rgb = _decode_image(path_s, size, data, budget)
     return _resize_crop(rgb, size), sha
 
 
-def _decode_image(path: str | Path, size: int, data: bytes | None = None) -> np.ndarray:
+def _decode_image(
+    path: str | Path, size: int, data: bytes | None = None, budget: int | None = None
+) -> np.ndarray:
     """Decode, orient, colour-manage and flatten alpha: float32 (h, w, 1 or 3) in [0, 1].
 
     Large JPEGs decode reduced (draft mode) and other large images are box-reduced in the
     integer domain first, keeping the short side >= 2*size; the memory the decode needs is
-    checked against :data:`MAX_DECODE_BYTES` before any pixel is decoded.
+    checked against ``budget`` (bytes) before any pixel is decoded.
     """
     path_s = str(path)
     if data is None:
@@ -371,12 +397,12 @@ def _decode_image(path: str | Path, size: int, data: bytes | None = None) -> np.
             # its header promises (docs/methods.md §2): the end checks come before the budget.
             _check_complete(path_s, im.format, data)
             if _is_16bit_colour_png(im):  # must be asked before load(), which drops the tiles
-                _check_budget(path_s, im, _decode_bytes(im, 0))
+                _check_budget(path_s, im, _decode_bytes(im, 0), budget)
                 arr = _decode_16bit_colour_png(data, size)
             else:
                 # JPEG only: decode at 1/2, 1/4 or 1/8 scale while both sides stay >= 2*size.
                 im.draft("RGB", (2 * size, 2 * size))
-                _check_budget(path_s, im, _decode_bytes(im, size))
+                _check_budget(path_s, im, _decode_bytes(im, size), budget)
                 im.load()
                 arr = _pil_to_float(_to_srgb(path_s, im), size)
             orientation = _exif_orientation(im)
@@ -455,14 +481,20 @@ def _decode_bytes(im: Image.Image, size: int) -> int:
     return w * h * (_MODE_BYTES.get(im.mode, 4) + copies) + small
 
 
-def _check_budget(path_s: str, im: Image.Image, need: int) -> None:
-    if need > MAX_DECODE_BYTES:
+def _check_budget(path_s: str, im: Image.Image, need: int, budget: int | None) -> None:
+    """Refuse a decode needing more than ``budget`` bytes. ``None``: the default budget with no
+    config in play (the CLI), so the hint is to downscale; a configured budget names its key."""
+    limit = MAX_DECODE_BYTES if budget is None else budget
+    if need > limit:
         w, h = im.size
+        fix = "downscale it"
+        if budget is not None:
+            fix = f"raise {BUDGET_KEY} to at least {math.ceil(need / 2**20)}, or downscale it"
         raise BadMediaError(
             path_s,
             f"decoding this {im.format} ({w}×{h} px, mode {im.mode}) needs about "
-            f"{need / 2**20:,.0f} MiB, over the {MAX_DECODE_BYTES / 2**20:,.0f} MiB per-file "
-            "memory budget; downscale it (a JPEG this size would decode reduced)",
+            f"{need / 2**20:,.0f} MiB, over the {limit / 2**20:,.0f} MiB per-file memory "
+            f"budget; {fix}",
         )
 
 

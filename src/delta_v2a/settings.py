@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from delta_v2a.config import MODALITIES, effect_names, effect_params
+from delta_v2a.media import MAX_DECODE_BYTES
 
 T = TypeVar("T")
 
@@ -85,6 +86,7 @@ class ManifestSettings:
     preroll_s: float
     lead_s: float  # Phase 3's window sequence reaches this far before the centred window
     version: str  # a new package version reruns the manifest (formats may change)
+    decode_budget_mib: int  # preprocessing.image.decode_budget_mib: larger images are refused
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class EmbedSettings:
     cache_dir: str | None
     shards: int  # extract.shard_files: file shards per variant (0: off, one job per variant)
     shard: int  # which of them this job embeds (0 when off)
+    decode_budget_mib: int  # the manifest's budget: every vetted file decodes here too
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,32 @@ def manifest_settings(config: Mapping[str, Any], modality: str, version: str) ->
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
         lead_s=(windows["count"] - 1) * windows["hop_s"],
         version=version,
+        decode_budget_mib=decode_budget_mib(config, modality),
     )
+
+
+#: The schema's default for preprocessing.image.decode_budget_mib (a test keeps them equal): the
+#: budget the rules' declared memory (manifest 2000 MB for two decodes, embedding 8000 MB) fits.
+DEFAULT_DECODE_BUDGET_MIB = MAX_DECODE_BYTES // 2**20
+
+
+def decode_budget_mib(config: Mapping[str, Any], modality: str) -> int:
+    """The most memory one image decode may need (MiB): larger images are refused when vetted.
+
+    Audio jobs get 0 (they decode no image), so a changed budget reruns no audio job.
+    """
+    if modality != "image":
+        return 0
+    return int(config["preprocessing"]["image"]["decode_budget_mib"])
+
+
+def decode_mem_mb(config: Mapping[str, Any], modality: str, base_mb: int, decodes: int) -> int:
+    """A decoding job's ``mem_mb``: what it declares at the default budget (``base_mb``) plus
+    ``decodes`` (the files it decodes at once: its threads) times the budget above the default,
+    so raising ``preprocessing.image.decode_budget_mib`` asks the scheduler for the memory it
+    needs (docs/methods.md §8)."""
+    extra = max(0, decode_budget_mib(config, modality) - DEFAULT_DECODE_BUDGET_MIB)
+    return base_mb + decodes * extra
 
 
 def extract_settings(config: Mapping[str, Any]) -> ExtractSettings:
@@ -172,6 +200,7 @@ def embed_settings(
         cache_dir=cache_dir(config),
         shards=shards,
         shard=shard,
+        decode_budget_mib=decode_budget_mib(config, modality),
     )
 
 

@@ -134,7 +134,9 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     run_manifest(
         inputs=Paths(inventory=str(inventory)),
         outputs=Paths(manifest=str(vetted), skipped=str(out / "skipped.tsv")),
-        settings=ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "test"),
+        settings=ManifestSettings(
+            "image", str(root), "data.images", "error", 1.0, 0.0, "test", 640
+        ),
         threads=1,
     )
     shutil.copyfile(vetted, out / "image.tsv")  # what manifest_current does
@@ -149,6 +151,7 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
         cache_dir=str(tmp_path / "cache"),
         shards=0,
         shard=0,
+        decode_budget_mib=640,
     )
     inputs = Paths(manifest=str(out / "image.tsv"))
 

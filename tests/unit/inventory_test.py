@@ -184,7 +184,7 @@ def _vetting(tmp_path):
     inventory = tmp_path / "image.inventory.tsv"
     inventory.write_text(inv.inventory_of(root, "image"), encoding="utf-8")
     digest = inv.inventory_digest(inventory.read_text(encoding="utf-8"))
-    settings = ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "t")
+    settings = ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "t", 640)
     return root, inventory, digest, settings
 
 

@@ -29,6 +29,7 @@ from delta_v2a.media import (
     load_audio,
     load_image,
     probe,
+    vet_file,
 )
 
 SIZE = 32
@@ -624,6 +625,31 @@ def test_memory_budget_is_checked_from_the_header_before_decoding(tmp_path, monk
         load_image(tmp_path / "p.png", SIZE)
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need)
     _check_out(load_image(tmp_path / "p.png", SIZE))
+
+
+def test_a_configured_budget_is_named_in_the_refusal_with_the_value_that_passes(
+    tmp_path, monkeypatch
+):
+    """The workflow passes preprocessing.image.decode_budget_mib: a refusal names the key and the
+    smallest value that accepts the file (which then does); the CLI's default names no key."""
+    import delta_v2a.media as media
+
+    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
+    need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
+    mib = -(-need // 2**20)
+    file = MediaFile(str(tmp_path / "p.png"), "c", "image")
+    common = {"image_size": SIZE, "sr": 48_000, "window": 48_000, "preroll": 0}
+    reason, _ = vet_file(file, **common, budget=(mib - 1) * 2**20)
+    assert reason is not None
+    assert f"raise preprocessing.image.decode_budget_mib to at least {mib}," in reason
+    assert vet_file(file, **common, budget=mib * 2**20)[0] is None
+    with pytest.raises(BadMediaError) as err:
+        load_image(tmp_path / "p.png", SIZE, budget=need - 1)
+    assert "decode_budget_mib" in str(err.value)
+    monkeypatch.setattr(media, "MAX_DECODE_BYTES", need - 1)
+    with pytest.raises(BadMediaError) as err:
+        load_image(tmp_path / "p.png", SIZE)
+    assert "decode_budget_mib" not in str(err.value) and "downscale it" in str(err.value)
 
 
 def test_16bit_colour_png_reduced_matches_full_float_reduction(tmp_path):

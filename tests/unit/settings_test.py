@@ -102,6 +102,23 @@ def test_a_changed_batch_size_does_not_rerun_phase1_but_a_synonym_does():
     assert S.to_params(S.phase1_settings(words)) != S.to_params(S.phase1_settings(CONFIG))
 
 
+def test_the_decode_budget_reaches_the_image_jobs_and_their_memory_only():
+    """preprocessing.image.decode_budget_mib: the vetting and embedding jobs of images get it and
+    ask for threads x the extra MiB; audio jobs neither see it nor rerun for it."""
+    assert _schema_default("preprocessing.image.decode_budget_mib") == (S.DEFAULT_DECODE_BUDGET_MIB)
+    big = merge(CONFIG, {"preprocessing": {"image": {"decode_budget_mib": 2000}}})
+    assert S.manifest_settings(big, "image", "v").decode_budget_mib == 2000
+    assert S.embed_settings(big, "image", "blur", "low").decode_budget_mib == 2000
+    for build in (lambda c: S.manifest_settings(c, "audio", "v"),
+                  lambda c: S.embed_settings(c, "audio", "lpf", "low")):  # fmt: skip
+        assert S.to_params(build(big)) == S.to_params(build(CONFIG))
+    assert S.decode_mem_mb(CONFIG, "image", 2000, 2) == 2000  # the default: as declared
+    assert S.decode_mem_mb(big, "image", 2000, 2) == 2000 + 2 * (2000 - 640)
+    assert S.decode_mem_mb(big, "audio", 8000, 4) == 8000
+    small = merge(CONFIG, {"preprocessing": {"image": {"decode_budget_mib": 100}}})
+    assert S.decode_mem_mb(small, "image", 8000, 4) == 8000  # never below the declared
+
+
 def test_a_grouped_job_gets_what_each_variant_job_would_and_shards_are_checked():
     group = S.embed_group_settings(CONFIG, "audio", [(None, None), ("lpf", "high")])
     assert group.variants == (

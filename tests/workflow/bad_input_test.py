@@ -76,7 +76,12 @@ def models(tiny_clip_dir, tiny_clap_dir):
 def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
     good_data(tmp_path)
     bad = bad_data(tmp_path)
-    config = write_config(tmp_path, small_config(models))
+    # Over a lowered memory budget (3000² RGB needs ~78 MiB): named, with the key that raises it
+    Image.new("RGB", (3000, 3000)).save(tmp_path / "data/images/sea/large.png")
+    bad["data/images/sea/large.png"] = "raise preprocessing.image.decode_budget_mib to at least 78"
+    cfg = small_config(models)
+    cfg["preprocessing"]["image"] = {"decode_budget_mib": 64}
+    config = write_config(tmp_path, cfg)
     proc = snakemake(tmp_path, REPLACE, "--keep-going", *P0, config=config, check=False)
     assert_refused(proc)
     logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").rglob("*.log"))

@@ -36,6 +36,7 @@ from delta_v2a.inventory import inventory_digest
 from delta_v2a.jobs.tables import TABLES
 from delta_v2a.settings import (
     dataset_settings,
+    decode_mem_mb,
     deltas_settings,
     embed_settings,
     embed_group_settings,

@@ -20,7 +20,7 @@ rule embed_effect:
     threads: 4
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 8000, threads),
         runtime=120 * len(INTENSITIES),
     params:
         settings=lambda wc: to_params(

@@ -18,7 +18,7 @@ rule embed_image:
     threads: 4
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=lambda wc, threads: decode_mem_mb(config, "image", 8000, threads),
         runtime=120 * len(modality_group("image")),
     params:
         settings=modality_group_params("image"),

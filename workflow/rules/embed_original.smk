@@ -17,7 +17,7 @@ rule embed_original:
     threads: 4
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 8000, threads),
         runtime=120,
     params:
         settings=lambda wc: to_params(

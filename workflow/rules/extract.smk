@@ -22,7 +22,7 @@ rule manifest:
         ENV
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 2000, threads),
         runtime=30,
     params:
         # A new package version may change formats: everything downstream reruns (and the

@@ -51,9 +51,13 @@ from delta_v2a.storage import (
 )
 
 
-def default_decoding(modality: str, preroll_s: float) -> Decoding:
+def default_decoding(modality: str, preroll_s: float, budget_mib: int) -> Decoding:
     """Decoding used to vet files before a model is loaded (CLIP 224 px, CLAP 48 kHz × 10 s)."""
-    return Decoding(modality=modality, preroll=int(round(preroll_s * 48_000)))
+    return Decoding(
+        modality=modality,
+        preroll=int(round(preroll_s * 48_000)),
+        decode_budget=budget_mib * 2**20 or None,
+    )
 
 
 def run_manifest(
@@ -76,7 +80,9 @@ def run_manifest(
     expected = _inventory_for(inputs.inventory, outputs.manifest, files)
     try:
         good, hashes, bad = vet(
-            files, default_decoding(modality, max(preroll_s, lead_s)), workers=threads
+            files,
+            default_decoding(modality, max(preroll_s, lead_s), settings.decode_budget_mib),
+            workers=threads,
         )
     except FileChangedError as err:
         raise PipelineError(str(err)) from err
@@ -238,7 +244,7 @@ def embed_one(
         misses = [files[i] for i in missing]
         log.info("%s: %d files, %d to embed", label, len(files), len(misses))
         embedder = get_embedder()
-        decoding = job_decoding(modality, embedder, preroll_s)
+        decoding = job_decoding(modality, embedder, preroll_s, settings.decode_budget_mib)
         prefer_item_parallelism(threads)
         new = embed_variant(
             embedder,
@@ -294,10 +300,10 @@ def run_merge_original(*, inputs: Paths, outputs: Paths) -> None:
     ).save(outputs.embeddings)
 
 
-def job_decoding(modality: str, embedder: Any, preroll_s: float) -> Decoding:
+def job_decoding(modality: str, embedder: Any, preroll_s: float, budget_mib: int) -> Decoding:
     """How files reach this model: its input size, or its rate and window plus the pre-roll."""
     if modality == "image":
-        return Decoding("image", image_size=embedder.input_size)
+        return Decoding("image", image_size=embedder.input_size, decode_budget=budget_mib * 2**20)
     sr = embedder.sampling_rate
     return Decoding(
         "audio",
