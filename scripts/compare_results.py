@@ -2,6 +2,7 @@
 contents. A refactor must change none: `python scripts/compare_results.py OLD/results NEW/results`.
 """
 
+import argparse
 import hashlib
 import json
 import sys
@@ -65,4 +66,11 @@ def main(old: Path, new: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("old", type=Path, help="the reference results/ folder")
+    parser.add_argument("new", type=Path, help="the results/ folder to compare with it")
+    args = parser.parse_args()
+    for folder in (args.old, args.new):
+        if not folder.is_dir():
+            parser.error(f"{folder}: not a folder")
+    sys.exit(main(args.old, args.new))
