@@ -117,11 +117,23 @@ def _stale_stamp(state: Path) -> bool:
 
 
 RUN = [e for e in listed() if e.get("run")]
+#: The fixture behind each `state` of docs/commands.yaml (default: demo).
+STATES = {"demo": "demo_state", "planted": "planted_state"}
+
+
+def _setters(entry: dict) -> str:
+    """The `sets` lines listed before ``entry`` in its state (shell variables such as M= and A=,
+    which the docs set once for the commands after them), as a prefix for its shell."""
+    state = entry.get("state", "demo")
+    before = [e for e in RUN[: RUN.index(entry)] if e.get("state", "demo") == state]
+    lines = [_normal(e["command"]) for e in before if e.get("sets")]
+    return "".join(f"{line}; " for line in lines)
 
 
 @pytest.mark.workflow
 @pytest.mark.parametrize("entry", RUN, ids=[_normal(e["command"])[:60] for e in RUN])
-def test_documented_command_runs_in_the_demo_state(entry, demo_state):
+def test_documented_command_runs_in_the_demo_state(entry, request):
+    demo_state = request.getfixturevalue(STATES[entry.get("state", "demo")])
     for name in entry.get("files", []):
         assert (demo_state / name).is_file(), f"the demo state has no {name}"
     command = entry["command"].strip()
@@ -138,10 +150,15 @@ def test_documented_command_runs_in_the_demo_state(entry, demo_state):
     env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env['PATH']}"
     argv = [str(VENV / "bin/python"), "-c", command] if entry.get("python") else ["bash", "-c"]
     if not entry.get("python"):
-        argv.append(_normal(command))
+        argv.append(_setters(entry) + _normal(command))
     proc = subprocess.run(argv, cwd=demo_state, env=env, capture_output=True, text=True,
                           timeout=2400 if entry.get("slow") else 900)  # fmt: skip
     if entry.get("xfail") and proc.returncode != 0:
         pytest.xfail(f"known (docs/commands.yaml): {entry['xfail']}")
     assert not entry.get("xfail"), f"{command}: runs now; remove its xfail in docs/commands.yaml"
-    assert proc.returncode == 0, f"{command}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    expected = entry.get("exit", 0)
+    assert proc.returncode == expected, (
+        f"{command}: exit {proc.returncode}, documented {expected}\n{proc.stdout}\n{proc.stderr}"
+    )
+    for words in entry.get("prints", []):
+        assert words in proc.stdout + proc.stderr, f"{command}: does not print {words!r}"
