@@ -97,14 +97,27 @@ def demo_state(small_run: Path, tiny_model_root: Path, tmp_path_factory) -> Path
         if (small_run / folder).exists():
             shutil.copytree(small_run / folder, state / folder, symlinks=True)
     (state / "config/demo.yaml").write_text(yaml.safe_dump(_demo_config(small_run)))
-    photo = next((state / "resources/demo/images").rglob("*.png"))
+    _user_files(state)
+    return state
+
+
+def _user_files(state: Path) -> None:
+    """The files the docs' commands name as a user's own: a.jpg (a demo photo), b.jpg (that
+    photo blurred), in.wav and song.wav (a demo song)."""
+    photo = sorted((state / "resources/demo/images").rglob("*.png"))[0]
     Image.open(photo).convert("RGB").save(state / "a.jpg", quality=95)
     Image.open(state / "a.jpg").filter(ImageFilter.GaussianBlur(4)).save(state / "b.jpg")
     song = sorted(p for p in (state / "resources/demo/audio").rglob("*") if p.is_file())[0]
     data, rate = sf.read(song, dtype="float32")
     for name in ("in.wav", "song.wav"):
         sf.write(state / name, data, rate)
-    return state
+
+
+@pytest.fixture(scope="module")
+def planted_commands_state(planted_state: Path) -> Path:
+    """The session's planted state (make demo's first half) with the user files beside it."""
+    _user_files(planted_state)
+    return planted_state
 
 
 def _stale_stamp(state: Path) -> bool:
@@ -118,7 +131,7 @@ def _stale_stamp(state: Path) -> bool:
 
 RUN = [e for e in listed() if e.get("run")]
 #: The fixture behind each `state` of docs/commands.yaml (default: demo).
-STATES = {"demo": "demo_state", "planted": "planted_state"}
+STATES = {"demo": "demo_state", "planted": "planted_commands_state"}
 
 
 def _setters(entry: dict) -> str:

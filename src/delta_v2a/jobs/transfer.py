@@ -332,6 +332,7 @@ def run_examples(*, inputs: Paths, outputs: Paths, settings: ExamplesSettings) -
     doc = {
         "status": "ok",
         "not_science": setup.not_science,
+        "note": setup.note,
         "photo": photo,
         "split": split,
         "seconds": time.perf_counter() - start,
@@ -352,7 +353,7 @@ def _write_pages(out: Path, doc: Mapping[str, Any]) -> None:
     """index.html (audio players, for the report) and README.md with the same account."""
     import html
 
-    note = "Tiny random models: not science." if doc["not_science"] else ""
+    note = doc["note"]
     md = ["# Delta transfer examples", "", note, ""]
     page = ["<html><body><h2>Delta transfer examples</h2>", f"<p><b>{note}</b></p>"]
     for k, rec in enumerate(doc["examples"]):

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.provenance import NOT_SCIENCE
 from delta_v2a.transfer import geometry as tr
 
 
@@ -44,6 +45,14 @@ class Setup:
         tiny_id = any("tiny" in Path(str(n)).name.lower() for n in names)
         towers = any(getattr(m.info, "tiny", False) for m in (self.clip, self.clap) if m)
         return bool(self.decoder.doc.get("not_science")) or tiny_id or towers
+
+    @property
+    def note(self) -> str:
+        """What kind of not-science: the model file's own note (tiny random or planted), else
+        the tiny-model note; empty for real models."""
+        if not self.not_science:
+            return ""
+        return str(self.decoder.doc.get("note") or NOT_SCIENCE)
 
 
 @dataclass
@@ -284,6 +293,7 @@ def transfer(
         "out": str(out),
         "model": setup.model_path,
         "not_science": setup.not_science,
+        "note": setup.note,
         "seconds": time.perf_counter() - start,
     }
 
@@ -346,5 +356,5 @@ def format_report(result: dict[str, Any], space: Any) -> list[str]:
     lines.append(f"-> {result['out']} ({result['seconds']:.2f} s)")
     lines += [f"WARNING: {w}" for w in seen.get("warnings", [])]
     if result["not_science"]:
-        lines.append("[tiny random models: the recognition and the levels are not science]")
+        lines.append(f"[{result['note']}]")
     return lines
