@@ -45,6 +45,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -296,19 +297,10 @@ def _expect(path: str, expected: str | None, actual: str) -> str:
     return actual
 
 
-def probe(
-    file: MediaFile,
-    *,
-    image_size: int,
-    sr: int,
-    window: int,
-    preroll: int,
-    budget: int | None = None,
-) -> str | None:
-    """Decode ``file`` exactly as the models will; None if it is usable, else the reason."""
-    return vet_file(
-        file, image_size=image_size, sr=sr, window=window, preroll=preroll, budget=budget
-    )[0]
+def probe(file: MediaFile, **decoding: Any) -> str | None:
+    """Decode ``file`` exactly as the models will (``decoding``: :func:`vet_file`'s keywords);
+    None if it is usable, else the reason."""
+    return vet_file(file, **decoding)[0]
 
 
 def vet_file(
