@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,18 @@ from delta_v2a.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+VENV = Path(sys.executable).parents[1]
+#: What a copy of the repository leaves out: made or linked in its place by whoever copies it.
+NOT_COPIED = (".git", ".venv", "results", "logs", ".snakemake", "runs", "resources",
+              "__pycache__", ".pytest_cache", ".ruff_cache")  # fmt: skip
+
+
+def copy_repository(state: Path) -> Path:
+    """The checkout's tracked layout copied into ``state`` without run outputs, with this
+    interpreter's .venv linked in, so documented commands run there as in a fresh clone."""
+    shutil.copytree(ROOT, state, ignore=shutil.ignore_patterns(*NOT_COPIED), dirs_exist_ok=True)
+    (state / ".venv").symlink_to(VENV)
+    return state
 
 
 def write_image(path: Path, seed: int, size=(96, 80)) -> None:

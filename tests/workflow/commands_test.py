@@ -7,18 +7,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 import yaml
 from PIL import Image, ImageFilter
-from workflow_utils import ROOT, deep_update
+from workflow_utils import ROOT, VENV, copy_repository, deep_update
 
 LIST = ROOT / "docs/commands.yaml"
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-VENV = Path(sys.executable).parents[1]
 
 
 def _normal(command: str) -> str:
@@ -83,11 +81,7 @@ def demo_state(small_run: Path, tiny_model_root: Path, tmp_path_factory) -> Path
     config/demo.yaml describing that run, so that each command runs as the docs write it.
     The decoder stores its CLAP relative to results/ (../../tiny_models0/tiny-clap here): the
     state is made beside the small run, in the same temporary root, so that path holds."""
-    state = tmp_path_factory.mktemp("demo_state")
-    skip = (".git", ".venv", "results", "logs", ".snakemake", "runs", "resources", "__pycache__",
-            ".pytest_cache", ".ruff_cache")  # fmt: skip
-    shutil.copytree(ROOT, state, ignore=shutil.ignore_patterns(*skip), dirs_exist_ok=True)
-    (state / ".venv").symlink_to(VENV)
+    state = copy_repository(tmp_path_factory.mktemp("demo_state"))
     (state / "resources/models").mkdir(parents=True)
     for name in ("tiny-clip", "tiny-clap"):
         (state / "resources/models" / name).symlink_to(tiny_model_root / name)

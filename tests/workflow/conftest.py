@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_utils import ROOT, small_run_configs, snakemake
+from workflow_utils import ROOT, VENV, copy_repository, small_run_configs, snakemake
 
 #: Pinned revisions the small run declares, so every artifact must carry them.
 SMALL_RUN_REVISIONS = {"image": "a" * 40, "audio": "b" * 40}
@@ -38,24 +38,16 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -
     return base
 
 
-#: What the planted state's copy of the repository leaves out (made or linked in its place).
-_NOT_COPIED = (".git", ".venv", "results", "logs", ".snakemake", "runs", "resources",
-               "__pycache__", ".pytest_cache", ".ruff_cache")  # fmt: skip
-
-
 @pytest.fixture(scope="session")
 def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository after the first half of `make demo`: the demo media under
     resources/demo and the planted world run to the end under runs/planted, by the Makefile's
     own command (the positive control: docs/methods.md §9)."""
-    state = tmp_path_factory.mktemp("planted_state")
-    shutil.copytree(ROOT, state, ignore=shutil.ignore_patterns(*_NOT_COPIED), dirs_exist_ok=True)
-    venv = Path(sys.executable).parents[1]
-    (state / ".venv").symlink_to(venv)
+    state = copy_repository(tmp_path_factory.mktemp("planted_state"))
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(state / "src")}
     subprocess.run([sys.executable, "-m", "delta_v2a.demo", str(state / "resources/demo")],
                    check=True, capture_output=True, cwd=state, env=env)  # fmt: skip
-    argv = [str(venv / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted",
+    argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted",
             "--configfile", "config/planted.yaml"]  # fmt: skip
     run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True, timeout=1800)
     (state / "planted_console.txt").write_text(run.stdout + run.stderr)
