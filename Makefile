@@ -72,4 +72,5 @@ format: $(STAMP)
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean-demo:
-	rm -rf results logs .snakemake resources/demo resources/models
+	rm -rf logs .snakemake resources/demo resources/models
+	rm -rf $(filter-out results/README.md,$(wildcard results/*))  # the README is committed
