@@ -321,6 +321,21 @@ def test_many_derangements_and_the_shuffled_error_over_them():
     assert out.sd == pytest.approx(np.sqrt(2.0)) and out.low < out.mean < out.high
 
 
+def test_seed_spread_is_exactly_zero_for_a_seed_free_figure_and_the_sd_otherwise():
+    """A baseline no seed changes reports SD 0 exactly (CI once saw 1.7e-17 from summing three
+    equal means); a seeded figure reports the ddof-1 SD of its seeds' means."""
+    files = np.repeat(np.arange(3), 2)
+    mask = np.ones(6, dtype=bool)
+    same = {"fixed": {"mse": np.full(6, 0.1 + 0.2)}}
+    per_seed = [{**same, "net": {"mse": np.full(6, v)}} for v in (1.0, 2.0, 4.0)]
+    out = evaluate.seed_spread(per_seed, files, mask)
+    assert out["fixed"]["mse"]["seed_sd"] == 0.0
+    assert out["net"]["mse"]["per_seed"] == [1.0, 2.0, 4.0]
+    assert out["net"]["mse"]["seed_sd"] == pytest.approx(np.std([1.0, 2.0, 4.0], ddof=1))
+    one = evaluate.seed_spread(per_seed[:1], files, mask)
+    assert one["net"]["mse"]["seed_sd"] == 0.0
+
+
 def test_bootstrap_over_files_and_baseline_helpers():
     files = np.repeat(np.arange(4), 3)
     values = np.repeat([1.0, 2.0, 3.0, 4.0], 3)

@@ -196,9 +196,17 @@ def seed_spread(
                 means.append(float(m.mean()) if len(m) else float("nan"))
             arr = np.array(means)
             ok = arr[np.isfinite(arr)]
-            sd = float(ok.std(ddof=1)) if len(ok) > 1 else 0.0 if len(ok) else None
+            sd = _spread(ok) if len(ok) else None
             out[name][metric] = {"per_seed": [_or_none(x) for x in means], "seed_sd": sd}
     return out
+
+
+def _spread(values: np.ndarray) -> float:
+    """SD (ddof 1) of the seeds' means; exactly 0 when they are all equal, since a
+    computed SD of equal floats can come out at 1e-17 depending on how the platform sums."""
+    if len(values) < 2 or np.all(values == values[0]):
+        return 0.0
+    return float(values.std(ddof=1))
 
 
 def _or_none(x: float) -> float | None:
