@@ -37,8 +37,12 @@ demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
 	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
 	$(BIN)/snakemake --profile profiles/demo --cores $(CORES)
 
+# One pytest worker per logical CPU (pytest-xdist); a module's tests stay on one worker
+# (--dist loadscope) so its module fixtures are built once, and the minutes-long session runs
+# are built once per run for all workers (tests/sessions.py). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= logical
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts benchmarks scripts

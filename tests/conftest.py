@@ -9,17 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sessions import shared_folder
 
 
 @pytest.fixture(scope="session")
 def tiny_model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Directory holding `tiny-clip/` and `tiny-clap/` (seed 0), written once per session."""
+    """Directory holding `tiny-clip/` and `tiny-clap/` (seed 0), written once per test run
+    (shared by xdist's workers: tests/sessions.py)."""
     from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
 
-    root = tmp_path_factory.mktemp("tiny_models")
-    write_tiny_clip(root / "tiny-clip", seed=0)
-    write_tiny_clap(root / "tiny-clap", seed=0)
-    return root
+    def build(root: Path) -> None:
+        write_tiny_clip(root / "tiny-clip", seed=0)
+        write_tiny_clap(root / "tiny-clap", seed=0)
+
+    return shared_folder(tmp_path_factory, "tiny_models", build)
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +83,12 @@ def _no_log_handlers_left_behind():
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
+
+
+#: Modules that take many minutes on their own (a real SLURM cluster runs the workflow) start
+#: first, so that under pytest-xdist they run beside the rest instead of ending the run alone.
+START_FIRST = ("tests/workflow/slurm_test.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(START_FIRST))

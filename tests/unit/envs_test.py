@@ -7,7 +7,16 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "ruff", "snakefmt"}
+DEV_ONLY = {
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+    "pytest",
+    "pytest-xdist",
+    "execnet",
+    "filelock",
+    "ruff",
+    "snakefmt",
+}
 
 
 def pins(lines):
@@ -52,6 +61,8 @@ INDIRECT = {
     "snakemake-executor-plugin-slurm": "profiles/slurm (executor: slurm)",
     "ruff": "make lint",
     "snakefmt": "make lint",
+    "pytest-xdist": "make test's worker processes (pytest -n)",
+    "execnet": "pytest-xdist's channel to its workers",
 }
 
 

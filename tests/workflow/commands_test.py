@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import yaml
 from PIL import Image, ImageFilter
+from sessions import shared_folder, shared_root
 from workflow_utils import ROOT, VENV, copy_repository, deep_update
 
 LIST = ROOT / "docs/commands.yaml"
@@ -79,20 +80,25 @@ def demo_state(small_run: Path, tiny_model_root: Path, tmp_path_factory) -> Path
     """A copy of the repository as `make demo` leaves it: the small run's results (made by the
     session's small_run fixture) under results/, its data and tiny models under resources/, and
     config/demo.yaml describing that run, so that each command runs as the docs write it.
-    The decoder stores its CLAP relative to results/ (../../tiny_models0/tiny-clap here): the
-    state is made beside the small run, in the same temporary root, so that path holds."""
-    state = copy_repository(tmp_path_factory.mktemp("demo_state"))
-    (state / "resources/models").mkdir(parents=True)
-    for name in ("tiny-clip", "tiny-clap"):
-        (state / "resources/models" / name).symlink_to(tiny_model_root / name)
-    shutil.copytree(small_run / "data", state / "resources/demo")
-    (state / "data").symlink_to(state / "resources/demo")  # the default config's data root
-    for folder in ("results", "logs", ".snakemake"):
-        if (small_run / folder).exists():
-            shutil.copytree(small_run / folder, state / folder, symlinks=True)
-    (state / "config/demo.yaml").write_text(yaml.safe_dump(_demo_config(small_run)))
-    _user_files(state)
-    return state
+    The decoder stores its CLAP relative to results/ (../../tiny_models/tiny-clap here): the
+    state is made beside the small run, in the run's common temporary root (tests/sessions.py),
+    so that path holds."""
+
+    def build(state: Path) -> None:
+        copy_repository(state)
+        (state / "resources/models").mkdir(parents=True)
+        for name in ("tiny-clip", "tiny-clap"):
+            (state / "resources/models" / name).symlink_to(tiny_model_root / name)
+        shutil.copytree(small_run / "data", state / "resources/demo")
+        (state / "data").symlink_to(state / "resources/demo")  # the default config's data root
+        for folder in ("results", "logs", ".snakemake"):
+            if (small_run / folder).exists():
+                shutil.copytree(small_run / folder, state / folder, symlinks=True)
+        (state / "config/demo.yaml").write_text(yaml.safe_dump(_demo_config(small_run)))
+        _user_files(state)
+
+    assert shared_root(tmp_path_factory) == small_run.parent
+    return shared_folder(tmp_path_factory, "demo_state", build)
 
 
 def _user_files(state: Path) -> None:

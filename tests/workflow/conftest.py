@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sessions import shared_folder
 from workflow_utils import ROOT, VENV, copy_repository, small_run_configs, snakemake
 
 #: Pinned revisions the small run declares, so every artifact must carry them.
@@ -20,36 +21,43 @@ SMALL_RUN_REVISIONS = {"image": "a" * 40, "audio": "b" * 40}
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -> Path:
-    """.test/ copied to a temporary folder and run to the end (`all`) on the tiny models."""
-    base = tmp_path_factory.mktemp("small_run")
-    shutil.copytree(ROOT / ".test/config", base / "config")
-    shutil.copytree(ROOT / ".test/data", base / "data")
-    overlay = {
-        "models": {
-            "image": str(tiny_model_root / "tiny-clip"),
-            "audio": str(tiny_model_root / "tiny-clap"),
-            "device": "cpu",
-            "revision": SMALL_RUN_REVISIONS,
+    """.test/ copied to a temporary folder and run to the end (`all`) on the tiny models, once
+    per test run (shared by xdist's workers: tests/sessions.py)."""
+
+    def build(base: Path) -> None:
+        shutil.copytree(ROOT / ".test/config", base / "config")
+        shutil.copytree(ROOT / ".test/data", base / "data")
+        overlay = {
+            "models": {
+                "image": str(tiny_model_root / "tiny-clip"),
+                "audio": str(tiny_model_root / "tiny-clap"),
+                "device": "cpu",
+                "revision": SMALL_RUN_REVISIONS,
+            }
         }
-    }
-    (base / "config/tiny-models.yaml").write_text(yaml.safe_dump(overlay))
-    run = snakemake(base, *small_run_configs(base))
-    (base / "console.txt").write_text(run.stdout + run.stderr)  # what the run printed
-    return base
+        (base / "config/tiny-models.yaml").write_text(yaml.safe_dump(overlay))
+        run = snakemake(base, *small_run_configs(base))
+        (base / "console.txt").write_text(run.stdout + run.stderr)  # what the run printed
+
+    return shared_folder(tmp_path_factory, "small_run", build)
 
 
 @pytest.fixture(scope="session")
 def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository after the first half of `make demo`: the demo media under
     resources/demo and the planted world run to the end under runs/planted, by the Makefile's
-    own command (the positive control: docs/methods.md §9)."""
-    state = copy_repository(tmp_path_factory.mktemp("planted_state"))
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(state / "src")}
-    subprocess.run([sys.executable, "-m", "delta_v2a.demo", str(state / "resources/demo")],
-                   check=True, capture_output=True, cwd=state, env=env)  # fmt: skip
-    argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted",
-            "--configfile", "config/planted.yaml"]  # fmt: skip
-    run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True, timeout=1800)
-    (state / "planted_console.txt").write_text(run.stdout + run.stderr)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    return state
+    own command (the positive control: docs/methods.md §9). Built once per test run."""
+
+    def build(state: Path) -> None:
+        copy_repository(state)
+        env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(state / "src")}
+        subprocess.run([sys.executable, "-m", "delta_v2a.demo", str(state / "resources/demo")],
+                       check=True, capture_output=True, cwd=state, env=env)  # fmt: skip
+        argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted",
+                "--configfile", "config/planted.yaml"]  # fmt: skip
+        run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True,
+                             timeout=1800)  # fmt: skip
+        (state / "planted_console.txt").write_text(run.stdout + run.stderr)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+
+    return shared_folder(tmp_path_factory, "planted_state", build)
