@@ -120,7 +120,8 @@ def verdict(
         (beaten if mine < other else not_beaten).append(name)
     uses = inference.uses_audio
     head = {
-        "pass": "the decoder USES THE AUDIO: ",
+        # what a pass generalises to: files are the unit, not genres (docs/methods.md §6.5)
+        "pass": "the decoder USES THE AUDIO (for new songs of the genres studied): ",
         "fail": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
         "inconclusive": "INCONCLUSIVE, NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
     }[inference.status]
