@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,11 +15,11 @@ from delta_v2a.cache import fill, variant_key
 from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
-    degenerate_rows,
+    degenerate_problems,
     embed_variant,
-    gather_parts,
     read_manifest,
     shard_rows,
+    variant_deltas,
     vet,
     write_manifest,
     write_skipped,
@@ -43,10 +45,10 @@ from delta_v2a.settings import (
     ModelSpec,
 )
 from delta_v2a.storage import (
-    DeltaStore,
+    DeltaStoreWriter,
     EmbeddingTable,
+    SeedJsonWriter,
     atomic_path,
-    write_deltas_json,
     write_json,
 )
 
@@ -314,11 +316,13 @@ def job_decoding(modality: str, embedder: Any, preroll_s: float, budget_mib: int
 
 
 def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> None:
-    """Join variants with originals into the seed's JSON and the compact store.
+    """Join variants with originals into the compact store and the seed's JSON, streamed.
 
     Variant tables (each variant in ``max(1, shards)`` parts, in manifest order) are read one
-    at a time while the output fills: memory is the output plus one table (docs/methods.md
-    §2.2), not every variant of the modality at once.
+    at a time and each part's deltas written to the store and the JSON before the next is read:
+    memory is the originals plus one part (docs/methods.md §2.3), whatever the number of
+    variants. The seed JSON is written in full, gzip-compressed or not at all
+    (``extract.seed_json``); no later job reads it.
     """
     modality, effects, intensities = settings.modality, settings.effects, settings.intensities
     orig = EmbeddingTable.load(inputs.original)
@@ -329,68 +333,95 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
             f"{modality} deltas: {len(paths)} variant tables for {len(labels)} variants × {per} "
             "part(s); extract.shard_files changed under this job, rerun extraction"
         )
+    f = len(orig.paths)
+    writer = DeltaStoreWriter(
+        outputs.store,
+        modality,
+        files=orig.paths,
+        file_category=orig.categories,
+        original=orig.embeddings,
+        effects=effects,
+        intensities=intensities,
+        n_rows=f * len(labels),
+    )
     params: dict[str, Any] = {}
-
-    def parts(effect: str, intensity: str, chunk: list[str]) -> Iterator[EmbeddingTable]:
-        for path in chunk:
-            table = EmbeddingTable.load(path)
-            if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
-                raise PipelineError(
-                    f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
-                    f"expected {effect}/{intensity}"
-                )
-            params[f"{effect}/{intensity}"] = table.meta["effect_params"]
-            yield table
-
-    variants = [
-        (e, i, parts(e, i, paths[k * per : (k + 1) * per])) for k, (e, i) in enumerate(labels)
-    ]
-    meta = {
-        "model": orig.meta["model"],
-        "decoding": orig.meta["decoding"],
-        "effect_params": {},
-    } | merge_model_meta([orig.meta])
-    # The augmented rows (as many bytes as the deltas) go to a memory-mapped file beside the
-    # JSON, read back in order by its writer: RAM holds the deltas and one shard, not twice that.
-    scratch = Path(outputs.json).with_suffix(".augmented.tmp.npy")
-    shape = (len(orig.paths) * len(labels), orig.embeddings.shape[1])
-    buffer = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=shape)
-    try:
-        store, augmented = gather_parts(
-            modality, orig, variants, effects, intensities, meta, augmented=buffer
-        )
-        store.meta["effect_params"] = params
-        write_store_and_json(store, augmented, outputs)
-    finally:
-        del buffer
-        scratch.unlink(missing_ok=True)
-
-
-def write_store_and_json(store: DeltaStore, augmented: np.ndarray, outputs: Paths) -> None:
-    """The compact store, the seed's JSON and its meta; degenerate deltas named in the log."""
-    modality = store.modality
-    bad = degenerate_rows(store)
-    for row in bad:
-        log.warning(
-            "degenerate delta: %s %s/%s: %s",
-            row["path"],
-            row["effect_type"],
-            row["intensity"],
-            row["problem"],
-        )
-    store.meta["degenerate"] = bad
-    store.save(outputs.store)
-    with atomic_path(outputs.json) as tmp, open(tmp, "wb") as fh:
-        n = write_deltas_json(fh, store, augmented)
-    write_json(outputs.meta, store.meta | {"n_records": n})
+    bad: list[dict] = []
+    with writer as store, _seed_json(outputs, settings.seed_json, modality) as records:
+        for k, (e, i) in enumerate(labels):
+            parts = _variant_parts(e, i, paths[k * per : (k + 1) * per], params)
+            try:
+                for lo, delta, table in variant_deltas(modality, orig, e, i, parts):
+                    store.add(
+                        delta, range(lo, lo + len(delta)), effects.index(e), k % len(intensities)
+                    )
+                    bad += _degenerate(delta, table, e, i)
+                    if records is not None:
+                        hi = lo + len(delta)
+                        records.write(
+                            e,
+                            i,
+                            table.paths,
+                            table.categories,
+                            delta,
+                            orig.embeddings[lo:hi],
+                            table.embeddings,
+                        )
+            except ValueError as err:
+                raise PipelineError(str(err)) from err
+        meta = {"model": orig.meta["model"], "decoding": orig.meta["decoding"]}
+        meta |= merge_model_meta([orig.meta]) | {"effect_params": params, "degenerate": bad}
+        store.meta = meta
+    n = f * len(labels)
+    write_json(outputs.meta, meta | {"n_records": n, "seed_json": settings.seed_json})
     log.info(
-        "%s: %d delta records (%d files × %d effects × %d intensities)",
+        "%s: %d delta records (%d files × %d effects × %d intensities); seed JSON: %s",
         modality,
         n,
-        len(store.files),
-        len(store.effects),
-        len(store.intensities),
+        f,
+        len(effects),
+        len(intensities),
+        settings.seed_json,
     )
+
+
+def _variant_parts(
+    effect: str, intensity: str, chunk: list[str], params: dict[str, Any]
+) -> Iterator[EmbeddingTable]:
+    """One variant's tables, loaded one at a time, each checked to hold that variant."""
+    for path in chunk:
+        table = EmbeddingTable.load(path)
+        if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
+            raise PipelineError(
+                f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
+                f"expected {effect}/{intensity}"
+            )
+        params[f"{effect}/{intensity}"] = table.meta["effect_params"]
+        yield table
+
+
+def _degenerate(delta: np.ndarray, table: EmbeddingTable, effect: str, intensity: str) -> list:
+    """The part's deltas with no direction or no value, each named in the log."""
+    rows = []
+    for r, problem in degenerate_problems(delta):
+        row = {"path": str(table.paths[r]), "effect_type": effect, "intensity": intensity}
+        rows.append(row | {"problem": problem})
+        log.warning("degenerate delta: %s %s/%s: %s", row["path"], effect, intensity, problem)
+    return rows
+
+
+@contextlib.contextmanager
+def _seed_json(outputs: Paths, mode: str, modality: str) -> Iterator[SeedJsonWriter | None]:
+    """The seed's JSON writer for ``extract.seed_json``: the full text, gzip (level 1: the
+    floats' text compresses ~2.5x at ~100 MB/s), or none (no output declared)."""
+    if mode == "none":
+        yield None
+        return
+    with atomic_path(outputs.json) as tmp:
+        opener = gzip.open(tmp, "wb", compresslevel=1) if mode == "gzip" else open(tmp, "wb")
+        with opener as fh:
+            records = SeedJsonWriter(fh, modality)
+            yield records
+            records.close()
 
 
 def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
