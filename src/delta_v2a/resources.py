@@ -69,8 +69,9 @@ def resident_mb(rule: str, sizes_mb: Sequence[float], variants: int, effects: in
 def mem_mb(rule: str, sizes_mb: Sequence[float], variants: int = 1, effects: int = 1) -> int:
     """The ``mem_mb`` a job of ``rule`` declares for inputs of ``sizes_mb`` (rounded up to
     100 MB so a small change of the data does not change the declaration)."""
+    held = resident_mb(rule, sizes_mb, variants, effects)
     cost = COSTS[rule]
-    need = cost.base_mb + cost.per_mb * resident_mb(rule, sizes_mb, variants, effects)
+    need = cost.base_mb + cost.per_mb * held
     return int(math.ceil(need / 100.0) * 100)
 
 

@@ -72,7 +72,7 @@ rule deltas:
         original="results/embeddings/{modality}/original.npz",
         variants=lambda wc: variant_embeddings(wc.modality),
     output:
-        json="results/{modality}_deltas.json",
+        **SEED_JSON_OUTPUT,
         store="results/{modality}_deltas.npz",
         meta="results/{modality}_deltas.meta.json",
     log:
@@ -83,8 +83,8 @@ rule deltas:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wc, input: job_mem_mb("deltas", input, wc.modality),
+        runtime=lambda wc, input: job_runtime("deltas", input),
     params:
         settings=lambda wc: to_params(deltas_settings(config, wc.modality)),
     script:
