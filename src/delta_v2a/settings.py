@@ -87,6 +87,8 @@ class ManifestSettings:
     lead_s: float  # Phase 3's window sequence reaches this far before the centred window
     version: str  # a new package version reruns the manifest (formats may change)
     decode_budget_mib: int  # preprocessing.image.decode_budget_mib: larger images are refused
+    shards: int = 0  # extract.shard_files: vetting in this many jobs (0: one job)
+    shard: int = 0  # which of them this job is
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,9 @@ class HealthSettings:
     limit: float
 
 
-def manifest_settings(config: Mapping[str, Any], modality: str, version: str) -> ManifestSettings:
+def manifest_settings(
+    config: Mapping[str, Any], modality: str, version: str, shard: int = 0
+) -> ManifestSettings:
     key = {"image": "images", "audio": "audio"}[modality]
     windows = config["phase3"]["windows"]
     return ManifestSettings(
@@ -148,6 +152,8 @@ def manifest_settings(config: Mapping[str, Any], modality: str, version: str) ->
         lead_s=(windows["count"] - 1) * windows["hop_s"],
         version=version,
         decode_budget_mib=decode_budget_mib(config, modality),
+        shards=extract_settings(config).shard_files,
+        shard=shard,
     )
 
 

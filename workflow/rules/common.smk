@@ -54,7 +54,11 @@ from delta_v2a.settings import (
     windows_settings,
 )
 from delta_v2a.storage import write_if_changed
-from delta_v2a.resources import mem_mb as cost_mem_mb, runtime_min as cost_runtime_min
+from delta_v2a.resources import (
+    mem_mb as cost_mem_mb,
+    runtime_min as cost_runtime_min,
+    vet_runtime_min,
+)
 
 # A typo gets one line with the closest valid key before validate() prints the whole schema.
 # The schema owns every default (config/config.yaml is an overlay): they are merged under the
@@ -109,6 +113,21 @@ wildcard_constraints:
 # With file shards each variant's table is written in parts, ".../<variant>.part<k>.npz".
 EXTRACT = extract_settings(config)
 PART = ".part{shard}" if EXTRACT.shard_files else ""
+
+
+# Vetting is cut like extraction: with extract.shard_files, one job per shard of the sorted
+# files, named by the same inventory digest (docs/methods.md §2.1-2.2).
+VET_PART = ".part{shard}" if EXTRACT.shard_files else ""
+
+
+def vetted_output(path):
+    return temp(path) if EXTRACT.shard_files else path
+
+
+def vetted_parts(wildcards, kind):
+    """The vetting shards' files of one data state (kind "" or "_skipped")."""
+    stem = f"results/manifest/vetted/{wildcards.modality}{kind}.{wildcards.digest}"
+    return [f"{stem}.part{k}.tsv" for k in range(EXTRACT.shard_files)]
 
 
 def embedding_parts(modality, variant):

@@ -10,26 +10,61 @@ rule manifest:
         # ancient: the digest in the output's name already says which content it vetted
         inventory=lambda wc: ancient(INVENTORY[wc.modality]),
     output:
-        manifest="results/manifest/vetted/{modality}.{digest}.tsv",
-        skipped="results/manifest/vetted/{modality}_skipped.{digest}.tsv",
+        # With extract.shard_files each shard vets its part of the sorted files (the parts are
+        # temporary: manifest_parts joins them into the one vetted manifest of this state).
+        manifest=vetted_output(
+            "results/manifest/vetted/{modality}.{digest}" + VET_PART + ".tsv"
+        ),
+        skipped=vetted_output(
+            "results/manifest/vetted/{modality}_skipped.{digest}" + VET_PART + ".tsv"
+        ),
     log:
-        "logs/manifest/{modality}/{digest}.log",
+        "logs/manifest/{modality}/{digest}" + VET_PART + ".log",
     benchmark:
-        "results/benchmarks/manifest/{modality}/{digest}.tsv"
+        "results/benchmarks/manifest/{modality}/{digest}" + VET_PART + ".tsv"
     wildcard_constraints:
         digest="[0-9a-f]{16}",
     conda:
         ENV
     threads: 2
     resources:
-        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 2000, threads),
-        runtime=30,
+        # decodes at once (threads) x the decode budget, plus ~1 KB per file of the walk
+        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 2000, threads)
+        + len(MEDIA[wc.modality]) // 1000,
+        runtime=lambda wc: vet_runtime_min(len(MEDIA[wc.modality]), EXTRACT.shard_files),
     params:
         # A new package version may change formats: everything downstream reruns (and the
         # embedding cache keeps that cheap unless preprocessing itself changed).
-        settings=lambda wc: to_params(manifest_settings(config, wc.modality, VERSION)),
+        settings=lambda wc: to_params(
+            manifest_settings(config, wc.modality, VERSION, shard_of(wc))
+        ),
     script:
         "../scripts/manifest.py"
+
+
+if EXTRACT.shard_files:
+
+    rule manifest_parts:
+        """The vetting shards of one data state joined into its one vetted manifest."""
+        input:
+            manifests=lambda wc: vetted_parts(wc, ""),
+            skipped=lambda wc: vetted_parts(wc, "_skipped"),
+        output:
+            manifest="results/manifest/vetted/{modality}.{digest}.tsv",
+            skipped="results/manifest/vetted/{modality}_skipped.{digest}.tsv",
+        log:
+            "logs/manifest/{modality}/{digest}.log",
+        wildcard_constraints:
+            digest="[0-9a-f]{16}",
+        localrule: True
+        conda:
+            ENV
+        params:
+            settings=lambda wc: to_params(
+                manifest_settings(config, wc.modality, VERSION)
+            ),
+        script:
+            "../scripts/manifest_parts.py"
 
 
 rule manifest_current:

@@ -80,6 +80,8 @@ def run_manifest(
     except OSError as err:
         raise PipelineError(f"{key}: {err.strerror or err}") from err
     expected = _inventory_for(inputs.inventory, outputs.manifest, files)
+    if settings.shards:  # this job's part of the sorted files (docs/methods.md §2.2)
+        files = [files[i] for i in shard_rows(len(files), settings.shards, settings.shard, 1)]
     try:
         good, hashes, bad = vet(
             files,
@@ -100,24 +102,48 @@ def run_manifest(
             f"set on_bad_file: skip to leave them out and list them in "
             f"results/skipped_files.tsv):\n{listing}"
         )
+    if not settings.shards:
+        _log_usable(good, len(bad), settings)
+    write_skipped(outputs.skipped, bad)
+    write_manifest(outputs.manifest, good, hashes)
+
+
+def _log_usable(good: list[MediaFile], n_bad: int, settings: ManifestSettings) -> None:
+    """The usable files per category in the log; none at all stops the run."""
+    modality, root, key = settings.modality, settings.root, settings.key
     if not good:
         raise PipelineError(
             f"{key} '{root}': no usable {modality} files (expected {root}/<category>/**/*"
             f"{'.{jpg,jpeg,png}' if modality == 'image' else '.{wav,mp3,flac}'}; "
-            f"{len(bad)} bad file(s) skipped)"
+            f"{n_bad} bad file(s) skipped)"
         )
-    import pandas as pd  # here only: a model job does not need pandas (its start is the cost)
-
-    per_cat = pd.Series([f.category for f in good]).value_counts().sort_index()
+    per_cat: dict[str, int] = {}
+    for f in good:
+        per_cat[f.category] = per_cat.get(f.category, 0) + 1
     log.info(
         "%d usable %s files in %d categories: %s",
         len(good),
         modality,
         len(per_cat),
-        per_cat.to_dict(),
+        dict(sorted(per_cat.items())),
     )
-    write_skipped(outputs.skipped, bad)
-    write_manifest(outputs.manifest, good, hashes)
+
+
+def run_manifest_parts(*, inputs: Paths, outputs: Paths, settings: ManifestSettings) -> None:
+    """The vetting shards of one data state as its one vetted manifest (and skipped list), in
+    the sorted order one vetting job writes (docs/methods.md §2.2)."""
+    files = [f for part in inputs.manifests for f in read_manifest(part)]
+    n_bad = 0
+    with atomic_path(outputs.skipped) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for k, part in enumerate(inputs.skipped):
+            with open(part, encoding="utf-8") as fh:
+                header = fh.readline()
+                out.write(header if k == 0 else "")
+                for line in fh:
+                    out.write(line)
+                    n_bad += 1
+    _log_usable(files, n_bad, settings)
+    write_manifest(outputs.manifest, files, [f.sha256 for f in files])
 
 
 _CHANGED = "the data changed after the workflow was parsed; run snakemake again"
