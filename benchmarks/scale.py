@@ -9,7 +9,7 @@ then each job after extraction runs as its own process, exactly the job function
 calls: ``deltas`` (image, audio), ``sensitivity``, ``linearity``, ``split`` and ``phase1``
 (its text towers stubbed by seeded random vectors; its resampling counts cut, see
 ``PHASE1_OPTIONS``; everything else, the I/O included, real). Per job: its peak RSS (the
-process's ``ru_maxrss``), the ``mem_mb`` its rule declares for those inputs
+process's ``VmHWM``), the ``mem_mb`` its rule declares for those inputs
 (``delta_v2a.resources``, what the rules call with ``input.size_files_mb``) and its wall time.
 ``--json`` prints one line per job (``rule``, ``n_files``, ``peak_mb``, ``declared_mb``,
 ``wall_s``) and a last line with the 10^6 extrapolation and the cost model's wall time on 1, 8
@@ -192,8 +192,18 @@ def run_child(folder: Path, rule: str, modality: str, seed_json: str) -> None:
         )
     else:
         run_phase1_stubbed(folder, cfg, ins, out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_mb": round(peak, 1)}))
+    print(json.dumps({"peak_mb": round(peak_rss_mb(), 1)}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (MB): ``VmHWM``, the high-water mark of its own
+    address space. Not ``ru_maxrss``: Linux carries that across exec, so a job started by a
+    large parent would report the parent's peak."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_phase1_stubbed(folder: Path, cfg: dict, ins: list[str], out: Path) -> None:

@@ -295,10 +295,14 @@ def variant_deltas(
 
 
 def degenerate_problems(delta: np.ndarray) -> list[tuple[int, str]]:
-    """[(row, problem)] of the deltas with no direction (zero norm) or no value (NaN/inf)."""
+    """[(row, problem)] of the deltas with no direction (zero norm) or no value (NaN/inf).
+
+    The squared norms are summed in float64 by ``einsum`` without a copy of the rows (the deltas
+    job calls this on every part; a masked copy cost one more part of memory)."""
     finite = np.isfinite(delta).all(axis=1)
-    norms = np.where(finite, np.linalg.norm(np.where(finite[:, None], delta, 0), axis=1), 0)
-    rows = np.flatnonzero(~finite | (norms <= 1e-12))
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", delta, delta, dtype=np.float64))
+    rows = np.flatnonzero(~finite | (np.where(finite, norms, 0) <= 1e-12))
     return [(int(r), "non-finite delta" if not finite[r] else "zero-norm delta") for r in rows]
 
 

@@ -238,4 +238,4 @@ def test_every_job_stays_inside_its_declared_memory_at_two_sizes(tmp_path):
             peaks[rule, modality, n] = peak
     one_variant = 4500 * 768 * 4 / 2**20  # the image originals or one variant grow by this
     growth = peaks["deltas", "image", 6000] - peaks["deltas", "image", 1500]
-    assert growth < 4 * one_variant < 12 * one_variant, growth
+    assert growth < 6 * one_variant, growth  # holding all 12 variants grew by > 12
