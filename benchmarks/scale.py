@@ -310,15 +310,15 @@ def extrapolate(rows: list[dict], target: int = 10**6) -> dict:
     return out
 
 
-def nodes_prediction(fit: dict, slots_per_node: int = 4) -> dict:
+def nodes_prediction(fit: dict, slots_per_node: int = 1) -> dict:
     """Wall minutes of vetting + deltas + Phase 0 + split + Phase 1 at 10^6 files on 1, 8 and 64
     nodes, from the extrapolated per-job wall times (vetting: its shards)."""
 
     def minutes(rule):
         return fit.get(rule, {}).get("wall_s", 0.0) / 60
 
-    vet_jobs = 64
-    vet_min = resources.vet_runtime_min(10**6, vet_jobs) - 10  # the measured rate, no start
+    vet_jobs, threads = 64, 16  # extract.shard_files 64, a 16-core node per vetting job
+    vet_min = 10**6 / vet_jobs * 0.0275 / threads / 60  # 27.5 ms a decode, measured
     stages = [
         (2 * vet_jobs, vet_min),
         (2, max(minutes("deltas:image"), minutes("deltas:audio"))),

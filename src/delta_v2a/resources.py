@@ -82,11 +82,14 @@ def runtime_min(rule: str, sizes_mb: Sequence[float]) -> int:
     return int(math.ceil(cost.fixed_min + cost.min_per_gb * sum(sizes_mb) / 1024.0))
 
 
-def vet_runtime_min(n_files: int, shards: int, seconds_per_file: float = 0.01) -> int:
-    """Minutes one vetting shard declares: its files at ``seconds_per_file`` (measured 1.7 ms a
-    file on 2 threads at 10^6 small images, 29 min; six-fold margin), plus 10 minutes."""
-    per_shard = n_files / max(1, shards)
-    return int(math.ceil(10 + per_shard * seconds_per_file / 60.0))
+def vet_runtime_min(
+    n_files: int, shards: int, threads: int = 2, seconds_per_decode: float = 0.0275
+) -> int:
+    """Minutes one vetting job declares: its files (all, or one shard's) decoded on ``threads``
+    at ``seconds_per_decode`` (27.5 ms, measured on a 12 MP JPEG; benchmarks/README.md), twice
+    that for margin, plus 10 minutes for the walk and the start."""
+    per_job = n_files / max(1, shards)
+    return int(math.ceil(10 + 2 * per_job * seconds_per_decode / max(1, threads) / 60.0))
 
 
 def wall_on_nodes(stages: Sequence[tuple[int, float]], nodes: int, slots_per_node: int) -> float:

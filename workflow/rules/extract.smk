@@ -31,7 +31,9 @@ rule manifest:
         # decodes at once (threads) x the decode budget, plus ~1 KB per file of the walk
         mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 2000, threads)
         + len(MEDIA[wc.modality]) // 1000,
-        runtime=lambda wc: vet_runtime_min(len(MEDIA[wc.modality]), EXTRACT.shard_files),
+        runtime=lambda wc, threads: vet_runtime_min(
+            len(MEDIA[wc.modality]), EXTRACT.shard_files, threads
+        ),
     params:
         # A new package version may change formats: everything downstream reruns (and the
         # embedding cache keeps that cheap unless preprocessing itself changed).
