@@ -34,14 +34,17 @@ class Cost:
     min_per_gb: float
 
 
-#: Measured at 10^3 to 3·10^4 files (benchmarks/README.md), with a margin of at least 1.5x over
-#: the largest measured ratio. "At once" per rule: see :func:`resident_mb`.
+#: Measured with benchmarks/scale.py at 10^3 to 10^5 files (benchmarks/README.md): peak minus
+#: the process's imports, per MB held at once, was at most 2.5 (deltas), 4.7 (Phase 0) and 4.6
+#: (Phase 1); the coefficients carry a margin of 1.5x or more. Minutes per GB: twice the rate
+#: measured on a 2-core machine at load 15-18 (Phase 1 at its default resampling counts, about
+#: ten times the benchmark's). "At once" per rule: see :func:`resident_mb`.
 COSTS = {
-    "deltas": Cost(BASE_MB, 4.0, 10, 3.0),
-    "sensitivity": Cost(BASE_MB, 8.0, 10, 2.0),
-    "linearity": Cost(BASE_MB, 8.0, 10, 4.0),
+    "deltas": Cost(BASE_MB, 4.0, 10, 6.0),
+    "sensitivity": Cost(BASE_MB, 8.0, 10, 4.0),
+    "linearity": Cost(BASE_MB, 8.0, 10, 6.0),
     "split": Cost(BASE_MB, 30.0, 5, 10.0),
-    "phase1": Cost(BASE_MB + 3000, 12.0, 20, 20.0),
+    "phase1": Cost(BASE_MB + 3000, 7.0, 20, 60.0),
 }
 
 

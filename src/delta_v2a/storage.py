@@ -299,16 +299,19 @@ class StoreReader:
         """Each row's effect and intensity code (2 bytes a row each)."""
         return self.read("effect_code"), self.read("intensity_code")
 
-    def store(self, index: np.ndarray | None = None) -> DeltaStore:
+    def store(self, index: np.ndarray | None = None, *, originals: bool = True) -> DeltaStore:
         """A :class:`DeltaStore` of the rows at sorted ``index`` (every row when None), with
-        every file column (the originals, paths, categories) whole."""
+        every file column (the originals, paths, categories) whole; ``originals=False`` leaves
+        the originals out (an empty array: a reader that needs only deltas saves one
+        variant's worth of memory)."""
         if index is None:
             cols = {k: self.read(k) for k in DELTA_COLUMNS}
         else:
             index = np.asarray(index, dtype=np.int64)
             cols = {k: self.read(k)[index] for k in DELTA_COLUMNS[1:]}
             cols["delta"] = self.rows(index)
-        files = {k: self.read(k) for k in FILE_COLUMNS}
+        files = {k: self.read(k) for k in FILE_COLUMNS if originals or k != "original"}
+        files.setdefault("original", np.zeros((0, self.dim), dtype=np.float32))
         return DeltaStore(modality=self.modality, meta=dict(self.meta), **cols, **files)
 
     def variant_rows(self) -> list[tuple[int, int, np.ndarray]]:

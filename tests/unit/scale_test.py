@@ -18,7 +18,7 @@ from delta_v2a import phase0, resources
 from delta_v2a.extract import gather
 from delta_v2a.jobs.common import Paths, PipelineError
 from delta_v2a.jobs.extract import run_deltas
-from delta_v2a.jobs.phase0 import per_effect
+from delta_v2a.jobs.phase0 import store_parts
 from delta_v2a.settings import DeltasSettings
 from delta_v2a.storage import (
     DeltaStore,
@@ -112,9 +112,11 @@ def test_phase0_one_effect_at_a_time_gives_the_whole_store_tables(tmp_path):
     original, variants = tables(np.random.default_rng(2), n=30)
     ref, _ = reference(original, variants)
     ref.save(tmp_path / "s.npz")
-    subs = list(per_effect([open_store(tmp_path / "s.npz")]))
-    assert [len(s) for s in subs] == [60, 60, 60]  # one effect (two intensities) each
-    assert all(len(s.effects) == 1 for s in subs)
+    reader = open_store(tmp_path / "s.npz")
+    by_effect, by_variant = (list(store_parts([reader], by)) for by in ("effect", "variant"))
+    assert [len(s) for s in by_effect] == [60, 60, 60]  # one effect (two intensities) each
+    assert [len(s) for s in by_variant] == [30] * 6
+    assert all(len(s.effects) == 1 and s.original.size == 0 for s in by_effect + by_variant)
     pieces = {
         "sensitivity": lambda ss: phase0.sensitivity_table(ss, 0.5),
         "within": lambda ss: phase0.within_category_table(ss, 0.3, 1.0),
@@ -123,6 +125,7 @@ def test_phase0_one_effect_at_a_time_gives_the_whole_store_tables(tmp_path):
     }
     for name, table in pieces.items():
         whole = table([ref])
+        subs = by_effect if name == "across" else by_variant
         streamed = [row for s in subs for row in table([s])]
         assert json.dumps(streamed) == json.dumps(whole), name
 

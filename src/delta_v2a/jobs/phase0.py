@@ -15,30 +15,35 @@ from delta_v2a.settings import LinearitySettings, SensitivitySettings
 from delta_v2a.storage import DeltaStore, StoreReader, open_store, write_json
 
 
-def per_effect(readers: Sequence[StoreReader]) -> Iterator[DeltaStore]:
-    """Each store's rows one effect at a time (every intensity of it), as a store of that one
-    effect: what the Phase 0 tables need at once (docs/methods.md §2.3).
+def store_parts(readers: Sequence[StoreReader], by: str) -> Iterator[DeltaStore]:
+    """Each store's rows one variant (``by="variant"``) or one effect with every intensity of
+    it (``by="effect"``) at a time, as a store of that one effect without the originals (no
+    Phase 0 statistic reads them): what the Phase 0 tables need at once (docs/methods.md §2.3).
 
     Why: a job reading whole stores needs every variant of a modality in memory (37 GB of image
-    deltas at 10^6 files); one effect is ``1/len(effects)`` of that. Every Phase 0 statistic
-    is per variant or per effect, so the tables are the same row for row (a test compares).
+    deltas at 10^6 files). Every Phase 0 statistic is per variant (sensitivity, within- and
+    cross-category) or per effect across its intensities, so the tables are the same row for
+    row (a test compares).
     """
     for reader in readers:
-        effect_code, _ = reader.codes()
-        for e in dict.fromkeys(effect_code.tolist()):
-            sub = reader.store(np.flatnonzero(effect_code == e))
+        effect_code, intensity_code = reader.codes()
+        key = effect_code.astype(np.int64)
+        if by == "variant":
+            key = key * (int(intensity_code.max(initial=0)) + 1) + intensity_code
+        for k in dict.fromkeys(key.tolist()):
+            rows = np.flatnonzero(key == k)
+            e = int(effect_code[rows[0]])
+            sub = reader.store(rows, originals=False)
             yield dataclasses.replace(
-                sub,
-                effect_code=np.zeros(len(sub), dtype=np.int16),
-                effects=sub.effects[[e]],
+                sub, effect_code=np.zeros(len(sub), dtype=np.int16), effects=sub.effects[[e]]
             )
 
 
-def _tables(readers: Sequence[StoreReader], *tables: Callable) -> list[list[dict]]:
-    """Each of ``tables`` (a function of a list of stores) over every store, one effect at a
-    time, its rows concatenated in store and effect order."""
+def _tables(readers: Sequence[StoreReader], by: str, *tables: Callable) -> list[list[dict]]:
+    """Each of ``tables`` (a function of a list of stores) over every store, one variant or
+    effect at a time (``by``), its rows concatenated in store order."""
     out: list[list[dict]] = [[] for _ in tables]
-    for sub in per_effect(readers):
+    for sub in store_parts(readers, by):
         for rows, table in zip(out, tables, strict=True):
             rows += table([sub])
     return out
@@ -86,7 +91,10 @@ def run_sensitivity(*, inputs: Paths, outputs: Paths, settings: SensitivitySetti
     docs = gate_health(inputs.health, settings.allow_unhealthy, "media")
     readers = [open_store(p) for p in inputs.stores]
     rows, norms = _tables(
-        readers, lambda subs: phase0.sensitivity_table(subs, min_distance), lambda s: [_norms(s[0])]
+        readers,
+        "variant",
+        lambda subs: phase0.sensitivity_table(subs, min_distance),
+        lambda subs: [_norms(subs[0])],
     )
     _warn_failed(
         rows,
@@ -107,12 +115,13 @@ def run_linearity(*, inputs: Paths, outputs: Paths, settings: LinearitySettings)
     readers = [open_store(p) for p in inputs.stores]
     thresholds = {k: getattr(settings, k) for k in ("min_cosine", "max_cv", "max_variance")}
     min_cosine, max_variance = thresholds["min_cosine"], thresholds["max_variance"]
-    within, cross, across = _tables(
+    within, cross = _tables(
         readers,
+        "variant",
         lambda subs: phase0.within_category_table(subs, min_cosine, thresholds["max_cv"]),
         lambda subs: phase0.cross_category_table(subs, max_variance),
-        phase0.across_intensity_table,
     )
+    (across,) = _tables(readers, "effect", phase0.across_intensity_table)
     summary = phase0.summarise_consistency(within)
     meta = _phase_meta(readers, docs)
     _warn_failed(
