@@ -248,7 +248,7 @@ def run_size(n: int, args, cfg: dict) -> list[dict]:
                 continue
             seed_json = args.seed_json if n <= args.full_json_max else "none"
             cmd = [sys.executable, __file__, "--child", rule, "--dir", str(folder)]
-            cmd += ["--modality", modality if modality != "-" else "image"]
+            cmd += ["--modality", "image" if modality == "-" else modality]
             cmd += ["--seed-json", seed_json]
             t0 = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -256,24 +256,16 @@ def run_size(n: int, args, cfg: dict) -> list[dict]:
             if done.returncode:
                 sys.exit(f"{rule} at {n} files failed:\n{done.stderr[-3000:]}")
             peak = json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
+            m = modality if modality != "-" else "image"
+            sizes = [os.path.getsize(p) / 2**20 for p in rule_inputs(folder, rule, cfg, m)]
             row = {
                 "rule": rule if modality == "-" else f"{rule}:{modality}",
                 "n_files": n,
                 "peak_mb": peak,
-                "declared_mb": declared_mb(
-                    folder, rule, cfg, modality if modality != "-" else "image"
-                ),
+                "declared_mb": declared_mb(folder, rule, cfg, m),
                 "wall_s": round(wall, 2),
-                "input_mb": round(
-                    sum(
-                        os.path.getsize(p)
-                        for p in rule_inputs(
-                            folder, rule, cfg, modality if modality != "-" else "image"
-                        )
-                    )
-                    / 2**20,
-                    1,
-                ),
+                "input_mb": round(sum(sizes), 1),
+                "sizes_mb": [round(x, 3) for x in sizes],
             }
             if rule == "deltas":
                 row["seed_json"] = seed_json
@@ -293,9 +285,11 @@ def _line(row: dict) -> str:
 
 
 def extrapolate(rows: list[dict], target: int = 10**6) -> dict:
-    """Per rule: peak, declared and wall at ``target`` files, each by a least-squares line in
-    the number of files through the three largest sizes measured (every job here is linear in
-    its input; the smallest sizes are dominated by the process's fixed cost)."""
+    """Per rule: input, peak and wall at ``target`` files, each by a least-squares line in the
+    number of files through the three largest sizes measured (every job here is linear in its
+    input; the smallest sizes are dominated by the process's fixed cost); the declaration is the
+    cost model's for the inputs extrapolated file by file (a line through declarations would
+    carry their 100 MB rounding and floor)."""
     out = {}
     for rule in dict.fromkeys(r["rule"] for r in rows):
         pts = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["n_files"])[-3:]
@@ -303,9 +297,12 @@ def extrapolate(rows: list[dict], target: int = 10**6) -> dict:
             continue
         n = np.array([r["n_files"] for r in pts], dtype=float)
         fit = {}
-        for key in ("peak_mb", "declared_mb", "wall_s", "input_mb"):
+        for key in ("peak_mb", "wall_s", "input_mb"):
             slope, icept = np.polyfit(n, [r[key] for r in pts], 1)
             fit[key] = round(float(slope * target + icept), 1)
+        slopes, icepts = np.polyfit(n, np.array([r["sizes_mb"] for r in pts], dtype=float), 1)
+        sizes = slopes * target + icepts
+        fit["declared_mb"] = resources.mem_mb(rule.split(":")[0], sizes, 12, 4)
         out[rule] = fit | {"from_sizes": [int(x) for x in n]}
     return out
 
