@@ -36,6 +36,8 @@ from transformers import (
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
+from delta_v2a.constants import SAMPLE_RATE
+
 __all__ = [
     "TINY_MARKER",
     "TINY_NOTE",
@@ -212,7 +214,7 @@ def build_tiny_clap(seed: int = 0, full_size: bool = False) -> tuple[ClapModel, 
     )
     feature_extractor = ClapFeatureExtractor(
         feature_size=64,
-        sampling_rate=48000,
+        sampling_rate=SAMPLE_RATE,
         hop_length=480,
         max_length_s=10,
         fft_window_size=1024,

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.cache import fill, variant_key
+from delta_v2a.constants import SAMPLE_RATE
 from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
@@ -55,7 +56,7 @@ def default_decoding(modality: str, preroll_s: float, budget_mib: int) -> Decodi
     """Decoding used to vet files before a model is loaded (CLIP 224 px, CLAP 48 kHz × 10 s)."""
     return Decoding(
         modality=modality,
-        preroll=int(round(preroll_s * 48_000)),
+        preroll=int(round(preroll_s * SAMPLE_RATE)),
         decode_budget=budget_mib * 2**20 or None,
     )
 
