@@ -179,7 +179,7 @@ def variant_embeddings(modality):
 # or none (the deltas rule declares no JSON output; no later rule reads it).
 SEED_JSON_SUFFIX = dict(full=".json", gzip=".json.gz", none="")
 SEED_JSON = (
-    "results/{modality}_deltas" + SEED_JSON_SUFFIX[config["extract"]["seed_json"]]
+    f"results/{{modality}}_deltas{SEED_JSON_SUFFIX[config['extract']['seed_json']]}"
     if config["extract"]["seed_json"] != "none"
     else None
 )

@@ -13,15 +13,15 @@ rule manifest:
         # With extract.shard_files each shard vets its part of the sorted files (the parts are
         # temporary: manifest_parts joins them into the one vetted manifest of this state).
         manifest=vetted_output(
-            "results/manifest/vetted/{modality}.{digest}" + VET_PART + ".tsv"
+            f"results/manifest/vetted/{{modality}}.{{digest}}{VET_PART}.tsv"
         ),
         skipped=vetted_output(
-            "results/manifest/vetted/{modality}_skipped.{digest}" + VET_PART + ".tsv"
+            f"results/manifest/vetted/{{modality}}_skipped.{{digest}}{VET_PART}.tsv"
         ),
     log:
-        "logs/manifest/{modality}/{digest}" + VET_PART + ".log",
+        f"logs/manifest/{{modality}}/{{digest}}{VET_PART}.log",
     benchmark:
-        "results/benchmarks/manifest/{modality}/{digest}" + VET_PART + ".tsv"
+        f"results/benchmarks/manifest/{{modality}}/{{digest}}{VET_PART}.tsv"
     wildcard_constraints:
         digest="[0-9a-f]{16}",
     conda:
