@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from delta_v2a import phase0, resources
-from delta_v2a.extract import gather
+from delta_v2a.extract import gather, read_manifest, write_manifest
 from delta_v2a.jobs.common import Paths, PipelineError
-from delta_v2a.jobs.extract import run_deltas
+from delta_v2a.jobs.extract import run_deltas, run_manifest_current
 from delta_v2a.jobs.phase0 import store_parts
+from delta_v2a.media import MediaFile
 from delta_v2a.settings import DeltasSettings
 from delta_v2a.storage import (
     DeltaStore,
@@ -242,3 +243,32 @@ def test_every_job_stays_inside_its_declared_memory_at_two_sizes(tmp_path):
     one_variant = 2400 * 768 * 4 / 2**20  # the image originals or one variant grow by this
     growth = peaks["deltas", "image", 3200] - peaks["deltas", "image", 800]
     assert growth < 6 * one_variant, growth  # holding all 12 variants grew by > 12
+
+
+def test_vetting_shards_join_into_the_one_manifest_in_order(tmp_path):
+    """manifest_current joins the shards' manifests and skipped lists (headers once, order
+    kept) and removes the vetted files of other data states."""
+    vetted = tmp_path / "vetted"
+    vetted.mkdir()
+    files = [MediaFile(f"/d/c{i % 2}/f{i}.png", f"c{i % 2}", "image") for i in range(5)]
+    manifests, skipped = [], []
+    for k, rows in enumerate(([0, 1], [2, 3], [4])):
+        manifests.append(str(vetted / f"image.{'a' * 16}.part{k}.tsv"))
+        write_manifest(manifests[-1], [files[i] for i in rows], [f"h{i}" for i in rows])
+        skipped.append(str(vetted / f"image_skipped.{'a' * 16}.part{k}.tsv"))
+        Path(skipped[-1]).write_text(f"path\treason\n/d/c0/bad{k}.png\tempty\n")
+    (vetted / f"image.{'b' * 16}.tsv").write_text("an earlier state")
+    out = Paths(manifest=str(tmp_path / "image.tsv"), skipped=str(tmp_path / "image_skipped.tsv"))
+    run_manifest_current(inputs=Paths(manifest=manifests, skipped=skipped), outputs=out)
+    joined = read_manifest(out.manifest)
+    assert [f.path for f in joined] == [f.path for f in files]
+    assert [f.sha256 for f in joined] == [f"h{i}" for i in range(5)]
+    lines = Path(out.skipped).read_text().splitlines()
+    assert lines == ["path\treason"] + [f"/d/c0/bad{k}.png\tempty" for k in range(3)]
+    assert not (vetted / f"image.{'b' * 16}.tsv").exists() and Path(manifests[2]).exists()
+    empty = str(vetted / "image.cccccccccccccccc.part0.tsv")
+    write_manifest(empty, [], [])
+    with pytest.raises(PipelineError, match="no usable files in any of the 2 vetting shards"):
+        run_manifest_current(
+            inputs=Paths(manifest=[empty, empty], skipped=skipped[:2]), outputs=out
+        )

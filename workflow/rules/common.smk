@@ -120,13 +120,12 @@ PART = ".part{shard}" if EXTRACT.shard_files else ""
 VET_PART = ".part{shard}" if EXTRACT.shard_files else ""
 
 
-def vetted_output(path):
-    return temp(path) if EXTRACT.shard_files else path
-
-
-def vetted_parts(wildcards, kind):
-    """The vetting shards' files of one data state (kind "" or "_skipped")."""
-    stem = f"results/manifest/vetted/{wildcards.modality}{kind}.{wildcards.digest}"
+def vetted_parts(modality, kind):
+    """The vetted files of the current data state (kind "" or "_skipped"): one, or one per
+    vetting shard."""
+    stem = f"results/manifest/vetted/{modality}{kind}.{DIGEST[modality]}"
+    if not EXTRACT.shard_files:
+        return [f"{stem}.tsv"]
     return [f"{stem}.part{k}.tsv" for k in range(EXTRACT.shard_files)]
 
 

@@ -10,14 +10,10 @@ rule manifest:
         # ancient: the digest in the output's name already says which content it vetted
         inventory=lambda wc: ancient(INVENTORY[wc.modality]),
     output:
-        # With extract.shard_files each shard vets its part of the sorted files (the parts are
-        # temporary: manifest_parts joins them into the one vetted manifest of this state).
-        manifest=vetted_output(
-            f"results/manifest/vetted/{{modality}}.{{digest}}{VET_PART}.tsv"
-        ),
-        skipped=vetted_output(
-            f"results/manifest/vetted/{{modality}}_skipped.{{digest}}{VET_PART}.tsv"
-        ),
+        # With extract.shard_files each shard vets its part of the sorted files, into
+        # ".part<k>" files that manifest_current joins.
+        manifest=f"results/manifest/vetted/{{modality}}.{{digest}}{VET_PART}.tsv",
+        skipped=f"results/manifest/vetted/{{modality}}_skipped.{{digest}}{VET_PART}.tsv",
     log:
         f"logs/manifest/{{modality}}/{{digest}}{VET_PART}.log",
     benchmark:
@@ -44,37 +40,13 @@ rule manifest:
         "../scripts/manifest.py"
 
 
-if EXTRACT.shard_files:
-
-    rule manifest_parts:
-        """The vetting shards of one data state joined into its one vetted manifest."""
-        input:
-            manifests=lambda wc: vetted_parts(wc, ""),
-            skipped=lambda wc: vetted_parts(wc, "_skipped"),
-        output:
-            manifest="results/manifest/vetted/{modality}.{digest}.tsv",
-            skipped="results/manifest/vetted/{modality}_skipped.{digest}.tsv",
-        log:
-            "logs/manifest/{modality}/{digest}.log",
-        wildcard_constraints:
-            digest="[0-9a-f]{16}",
-        localrule: True
-        conda:
-            ENV
-        params:
-            settings=lambda wc: to_params(
-                manifest_settings(config, wc.modality, VERSION)
-            ),
-        script:
-            "../scripts/manifest_parts.py"
-
-
 rule manifest_current:
     """The vetted manifest of the data as it is now: what every later job reads. A failed
     vetting of a new data state never reaches here, so the last good manifest stays."""
     input:
-        manifest=lambda wc: f"results/manifest/vetted/{wc.modality}.{DIGEST[wc.modality]}.tsv",
-        skipped=lambda wc: f"results/manifest/vetted/{wc.modality}_skipped.{DIGEST[wc.modality]}.tsv",
+        # one vetted file, or with extract.shard_files one per shard (joined here, in order)
+        manifest=lambda wc: vetted_parts(wc.modality, ""),
+        skipped=lambda wc: vetted_parts(wc.modality, "_skipped"),
     output:
         manifest="results/manifest/{modality}.tsv",
         skipped="results/manifest/{modality}_skipped.tsv",

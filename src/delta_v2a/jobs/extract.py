@@ -130,23 +130,6 @@ def _log_usable(good: list[MediaFile], n_bad: int, settings: ManifestSettings) -
     )
 
 
-def run_manifest_parts(*, inputs: Paths, outputs: Paths, settings: ManifestSettings) -> None:
-    """The vetting shards of one data state as its one vetted manifest (and skipped list), in
-    the sorted order one vetting job writes (docs/methods.md §2.2)."""
-    files = [f for part in inputs.manifests for f in read_manifest(part)]
-    n_bad = 0
-    with atomic_path(outputs.skipped) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        for k, part in enumerate(inputs.skipped):
-            with open(part, encoding="utf-8") as fh:
-                header = fh.readline()
-                out.write(header if k == 0 else "")
-                for line in fh:
-                    out.write(line)
-                    n_bad += 1
-    _log_usable(files, n_bad, settings)
-    write_manifest(outputs.manifest, files, [f.sha256 for f in files])
-
-
 _CHANGED = "the data changed after the workflow was parsed; run snakemake again"
 
 
@@ -168,20 +151,47 @@ def _inventory_for(inventory: str, vetted: str, files: list) -> dict[str, str]:
 
 
 def run_manifest_current(*, inputs: Paths, outputs: Paths) -> None:
-    """Make the vetted manifest of the current data state the one every later job reads, and
-    drop the vetted manifests of earlier states (a return to one vets it again)."""
-    keep = {Path(inputs.manifest).resolve(), Path(inputs.skipped).resolve()}
-    for src, dst in ((inputs.manifest, outputs.manifest), (inputs.skipped, outputs.skipped)):
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(src, tmp)
+    """Make the vetted manifest of the current data state the one every later job reads (its
+    vetting shards joined in order, with extract.shard_files), and drop the vetted manifests
+    of earlier states (a return to one vets it again)."""
+    manifests, skipped = _listed(inputs.manifest), _listed(inputs.skipped)
+    keep = {Path(p).resolve() for p in manifests + skipped}
+    if len(manifests) == 1:
+        for src, dst in ((manifests[0], outputs.manifest), (skipped[0], outputs.skipped)):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+    else:
+        _join_vetted(manifests, skipped, outputs)
     modality = Path(outputs.manifest).stem
-    vetted = Path(inputs.manifest).parent
+    vetted = Path(manifests[0]).parent
     old = [p for p in vetted.glob(f"{modality}[._]*.tsv") if p.resolve() not in keep]
     for path in old:
         path.unlink(missing_ok=True)
     log.info(
-        "%s is %s (%d earlier vetted file(s) removed)", outputs.manifest, inputs.manifest, len(old)
+        "%s is %s (%d earlier vetted file(s) removed)", outputs.manifest, manifests[0], len(old)
     )
+
+
+def _listed(paths: str | list[str]) -> list[str]:
+    return [paths] if isinstance(paths, str) else list(paths)
+
+
+def _join_vetted(manifests: list[str], skipped: list[str], outputs: Paths) -> None:
+    """The vetting shards' manifests and skipped lists as one of each (docs/methods.md §2.2)."""
+    files = [f for part in manifests for f in read_manifest(part)]
+    if not files:
+        raise PipelineError(
+            f"{manifests[0]}: no usable files in any of the {len(manifests)} vetting shards "
+            f"(see {skipped[0]} and the shards beside it)"
+        )
+    with atomic_path(outputs.skipped) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for k, part in enumerate(skipped):
+            with open(part, encoding="utf-8") as fh:
+                header = fh.readline()
+                out.write(header if k == 0 else "")
+                shutil.copyfileobj(fh, out)
+    write_manifest(outputs.manifest, files, [f.sha256 for f in files])
+    log.info("%d usable files from %d vetting shards", len(files), len(manifests))
 
 
 def run_skipped(*, inputs: Paths, outputs: Paths) -> None:
