@@ -54,7 +54,8 @@ def resident_mb(rule: str, sizes_mb: Sequence[float], variants: int, effects: in
     - ``deltas``: the originals (first input) and one variant part (the largest other input);
     - ``sensitivity``/``linearity``: one effect of the largest store (``variants / effects``
       variants) and its originals (one variant's worth): ``(variants / effects + 1)`` shares of
-      ``variants + 1`` in the store;
+      ``variants + 1`` in the store (a bound: the jobs hold one variant, or one effect for the
+      across-intensity table, without the originals);
     - ``split``: the whole manifest (one row per file);
     - ``phase1``: both stores whole (its file sums and resamplings are over every delta).
     """
