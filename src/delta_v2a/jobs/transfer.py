@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from delta_v2a import transfer as tr
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.jobs.common import Paths, PipelineError, log
-from delta_v2a.jobs.tables import phase1_pairs
 from delta_v2a.phase1 import prototypes
 from delta_v2a.settings import ExamplesSettings
 from delta_v2a.storage import DeltaStore, read_json, write_json
@@ -48,40 +48,15 @@ def _level_norms(sensitivity: Mapping[str, Any], where: str, store: DeltaStore) 
     return out
 
 
-def _cell(table: Any, labels: Mapping[str, Any], image: str, audio: str) -> float | None:
-    """One cell of a per-pair table stored as a matrix, a nested dict or a list of records."""
-    if table is None:
-        return None
-    if isinstance(table, Mapping):
-        value = table.get(image, {}).get(audio) if isinstance(table.get(image), Mapping) else None
-    elif table and isinstance(table[0], Mapping):
-        value = next(
-            (
-                r.get("p_adjusted", r.get("p_value"))
-                for r in table
-                if r.get("image_effect") == image and r.get("audio_effect") == audio
-            ),
-            None,
-        )
-    else:
-        i = list(labels["image_effects"]).index(image)
-        j = list(labels["audio_effects"]).index(audio)
-        value = table[i][j]
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-def _significance(labels: Mapping[str, Any], image: str, audio: str) -> dict[str, Any]:
-    """The pair's p-values and Phase 1's decision, copied (Phase 1 alone decides; None when
-    its labels carry no decision)."""
-    p_adj = _cell(labels.get("p_adjusted"), labels, image, audio)
-    p_raw = _cell(labels.get("p"), labels, image, audio)  # Phase 1: "p" matrix, uncorrected
-    chosen = labels.get("chosen_pairs")
-    significant = None if chosen is None else (image, audio) in phase1_pairs(labels)
+def _significance(labels: DiscoveryLabels, image: str, audio: str) -> dict[str, Any]:
+    """The pair's p-values and Phase 1's decision, copied (Phase 1 alone decides)."""
+    i, j = labels.cell(image, audio)
+    p_adj, p_raw = labels.p_adjusted_matrix(), labels.p_matrix()
     return {
-        "p_value": p_raw,
-        "p_adjusted": p_adj,
-        "alpha": labels.get("alpha"),
-        "significant": significant,
+        "p_value": float(p_raw[i, j]) if np.isfinite(p_raw[i, j]) else None,
+        "p_adjusted": float(p_adj[i, j]) if np.isfinite(p_adj[i, j]) else None,
+        "alpha": labels.alpha,
+        "significant": (image, audio) in labels.pairs(),
     }
 
 
@@ -116,7 +91,7 @@ def _pairs(
     pairs_json: str,
     image_store: str,
     curves: Mapping[str, Any],
-    labels: Mapping[str, Any],
+    labels: DiscoveryLabels,
     audio: DeltaStore | None,
 ) -> list[dict[str, Any]]:
     """Phase 3's chosen pairs with their significance and κ (from the pair when Phase 3
@@ -189,7 +164,7 @@ def transfer_payload_from_results(
     ).pooled
     units = tr.unit_prototypes(pooled, effects)
     curves = _level_norms(read_json(sensitivity_json), sensitivity_json, store)
-    labels = read_json(labels_json)
+    labels = DiscoveryLabels.read(labels_json)
     pairs_doc = read_json(pairs_json)
     audio = DeltaStore.load(audio_store) if audio_store else None
     pairs = _pairs(pairs_doc, pairs_json, image_store, curves, labels, audio)
@@ -207,7 +182,7 @@ def transfer_payload_from_results(
         null=tr.null_share(units, seed=seed),
         quantile=quantile,
         min_component=min_component,
-        alpha=labels.get("alpha"),
+        alpha=labels.alpha,
         chain=chain,
         u_grid=u_grid,
     )
