@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from phase3_utils import CONFIG, TEMPLATES, WORDS
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.config import merge
 from delta_v2a.jobs.common import Paths
 from delta_v2a.phase3 import artifact
@@ -64,16 +65,13 @@ def upstream(tmp_path_factory, tiny_clap_dir):
         threads=1,
     )
     np.save(base / "matrix.npy", np.array([[0.3, 0.1], [0.0, 0.2], [0.0, 0.0]]))
-    labels = {
-        "image_effects": ["blur", "brightness", "contrast"],
-        "audio_effects": ["lpf", "reverb"],
-    }
-    (base / "labels.json").write_text(json.dumps(labels))
+    labels = _labels(P_CHOSEN, CHOSEN)
+    labels.write(base / "labels.json")
     model = cfg
     sens = {
         "results": [
             {"modality": "image", "effect_type": e, "intensity": i, "mean": 0.05 * (k + 1)}
-            for e in labels["image_effects"]
+            for e in labels.image_effects
             for k, i in enumerate(CONFIG["intensities"])
         ]
     }
@@ -83,15 +81,41 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     return base, model
 
 
+#: Phase 1's decision in the main flow: blur -> lpf and brightness -> reverb significant.
+P_CHOSEN = [[0.01, 0.5], [0.5, 0.01], [None, None]]
+CHOSEN = [
+    {"image_effect": "blur", "audio_effect": "lpf", "score": 0.3, "p_adjusted": 0.01},
+    {"image_effect": "brightness", "audio_effect": "reverb", "score": 0.2, "p_adjusted": 0.01},
+]
+
+
+def _labels(p_adjusted, chosen) -> DiscoveryLabels:
+    """Phase 1's labels as the artifact holds them (the fields Phase 3 reads)."""
+    return DiscoveryLabels.build(
+        {
+            "image_effects": ["blur", "brightness", "contrast"],
+            "audio_effects": ["lpf", "reverb"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": p_adjusted,
+            "p_adjusted": p_adjusted,
+            "chosen_pairs": chosen,
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.0, 0.0]] * 3,
+            "best_matches": [],
+        }
+    )
+
+
 def _dataset(base, cfg, threshold=0.05, out="ds", p_adjusted=None, require_significant=True):
     from delta_v2a.jobs.phase3 import run_dataset
 
     (base / out).mkdir(exist_ok=True)
     labels = base / "labels.json"
-    if p_adjusted is not None:
+    if p_adjusted is not None:  # Phase 1 chose nothing at these p-values
         labels = base / out / "labels.json"
-        doc = json.loads((base / "labels.json").read_text())
-        labels.write_text(json.dumps({**doc, "p_adjusted": p_adjusted, "alpha": 0.05}))
+        _labels(p_adjusted, []).write(labels)
     p3 = {"pair_threshold": threshold, "require_significant_pairs": require_significant}
     p3 |= {"levels_per_pair": 4}
     run_dataset(
@@ -192,15 +216,14 @@ def _check_windows(base, model):
 
 
 def _check_dataset(base, model, caplog):
-    """Pairs on score alone (no p-values given), the split by file, held-out paraphrases."""
+    """Phase 1's significant pairs, the split by file, held-out paraphrases."""
     with caplog.at_level("INFO"):
         ds = _dataset(base, model)
     assert "PAIR: blur -> lpf" in caplog.text and "PAIR: brightness -> reverb" in caplog.text
-    assert "WITHOUT a significance test" in caplog.text
     pairs = json.loads((ds / "pairs.json").read_text())
     assert [p["audio_effect"] for p in pairs["chosen"]] == ["lpf", "reverb"]
     assert pairs["rows"][2]["chosen"] is False  # contrast: best 0.0 <= 0.05
-    assert pairs["significance"]["available"] is False
+    assert pairs["significance"]["available"] is True
     samples = pd.read_csv(ds / "samples.tsv", sep="\t")
     split = pairs["split"]
     assert [len(split[f"{k}_files"]) for k in ("train", "val", "test")] == [2, 1, 2]
@@ -294,7 +317,7 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     assert preds["logmel_db:decoder"].notna().sum() == 6
     assert preds["logmel_gain_db:decoder"].notna().sum() == 6
     assert not any("@seed" in c for c in preds)  # the designated seed only
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     lines = _phase3_verdict(log)["lines"]  # the summary reads this very log
     assert "training seeds [0, 1, 2]: passed [] (the verdict needs all)" in lines
@@ -383,7 +406,7 @@ def test_pairs_on_score_alone_only_when_asked_and_then_said(upstream, caplog):
 
 
 def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
     log = {

@@ -6,8 +6,8 @@ import pytest
 
 from delta_v2a.artifacts import ArtifactError
 from delta_v2a.artifacts.discovery import DiscoveryLabels
-from delta_v2a.jobs.transfer import _significance
 from delta_v2a.storage import write_json
+from delta_v2a.transfer.payload import _significance
 
 
 def labels(**fields) -> DiscoveryLabels:
@@ -56,9 +56,8 @@ def test_labels_round_trip_and_an_untyped_file_is_refused_in_one_line(tmp_path):
 def test_a_missing_phase0_row_is_named():
     import numpy as np
 
-    from delta_v2a.jobs.common import PipelineError
-    from delta_v2a.jobs.transfer import _level_norms
     from delta_v2a.storage import DeltaStore
+    from delta_v2a.transfer.payload import PayloadError, _level_norms
 
     store = DeltaStore(
         modality="image",
@@ -73,7 +72,7 @@ def test_a_missing_phase0_row_is_named():
         intensities=np.array(["low", "high"]),
     )
     rows = [{"modality": "image", "effect_type": "blur", "intensity": "low", "mean": 0.1}]
-    with pytest.raises(PipelineError, match=r"sens\.json: .* blur/high"):
+    with pytest.raises(PayloadError, match=r"sens\.json: .* blur/high"):
         _level_norms({"results": rows}, "sens.json", store)
     rows.append({"modality": "image", "effect_type": "blur", "intensity": "high", "mean": 0.3})
     assert _level_norms({"results": rows}, "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)

@@ -264,6 +264,7 @@ def _foil_summary(foils, res, opts) -> dict:
         "n_clusters": len(foils),
         "coherence_band_sd": opts.coherence_band,
         "min_concepts": opts.min_concepts,
+        "max_concepts": opts.max_concepts,
         "k_sim1": _jsonable(res["k_sim1"]),
         "k_sim2": _jsonable(res["k_sim2"]),
         "k_min": k_min,
@@ -496,7 +497,7 @@ def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threa
         kept = [phase1.without_shared(specs[m].synonyms, words) for m in MODES]
         smallest = max(1, min(sum(k) for km in kept for k in km.values()))
     # Only clusters that can hold a size-matched set are embedded (the rest are never drawn).
-    foils = phase1.load_foils(exclude=every_synonym, min_words=smallest)
+    foils = phase1.load_foils(every_synonym, smallest, opts.max_concepts)
     anchors_ = _all_anchors(stores, specs, settings, threads, foils)
     words, keep = _shared(specs, opts.shared_words)
     towers = anchors_["towers"]

@@ -74,6 +74,7 @@ class Options:
     shared_words: str  # warn | error: report without them too; drop: build without
     coherence_band: float  # foil sets within this many SDs of the list's coherence ...
     min_concepts: int  # ... widened until this many concepts are in the band
+    max_concepts: int  # 0: every eligible foil concept is embedded; N: the first N (fixed order)
 
     @classmethod
     def from_config(cls, phase1: Mapping[str, Any]) -> Options:

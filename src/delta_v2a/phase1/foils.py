@@ -3,6 +3,7 @@ their embedded words, size-matched draws of foil sets and their coherence (docs/
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -39,11 +40,21 @@ def parse_foils(text: str, exclude: Iterable[str] = ()) -> dict[str, list[str]]:
     return out
 
 
-def load_foils(exclude: Iterable[str] = (), min_words: int = 1) -> dict[str, list[str]]:
+def load_foils(
+    exclude: Iterable[str] = (), min_words: int = 1, max_concepts: int = 0
+) -> dict[str, list[str]]:
     """The package's foil vocabulary (the one file Phase 1 reads), minus ``exclude``'s words,
-    keeping the clusters that still hold ``min_words`` words (a smaller one is never drawn)."""
+    keeping the clusters that still hold ``min_words`` words (a smaller one is never drawn);
+    with ``max_concepts`` > 0 only that many, the first in a fixed order that does not depend
+    on the names' spelling (a hash of each name), so a cap is a random subset, not "a-" words.
+    The cap exists for CPU-bound pipeline runs: every concept's words are embedded through every
+    template and context, and K (the p-value's resolution) can be no larger than the cap."""
     text = resources.files("delta_v2a").joinpath(FOILS_FILE).read_text(encoding="utf-8")
-    return {c: w for c, w in parse_foils(text, exclude).items() if len(w) >= min_words}
+    out = {c: w for c, w in parse_foils(text, exclude).items() if len(w) >= min_words}
+    if max_concepts > 0:
+        order = sorted(out, key=lambda c: hashlib.sha256(c.encode()).hexdigest())
+        out = {c: out[c] for c in sorted(order[:max_concepts], key=list(out).index)}
+    return out
 
 
 @dataclass(frozen=True)
