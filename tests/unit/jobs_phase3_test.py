@@ -372,7 +372,8 @@ def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog)
         ds = _dataset(base, model, threshold=0.5, out="nopairs")
         _strength(base, ds, model)
         out = _train(base, ds, model, out="nopairs_train")
-    assert "NO PAIR passes phase3.pair_threshold = 0.5 (best eligible score 0.3)" in caplog.text
+    want = "NO PAIR passes phase3.pair_threshold = 0.5 with p_adjusted <= 0.05 (best eligible"
+    assert want + " score 0.3)" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
     assert log["status"] == "no_pairs" and "NO PAIR" in log["message"]
     assert (out / "parameter_predictions/README.txt").exists()
