@@ -244,7 +244,7 @@ def run_size(n: int, args, cfg: dict) -> list[dict]:
         make_inputs(folder, n, cfg)
         print(f"# {n} files: inputs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         for rule, modality in JOBS:
-            if rule == "phase1" and n > args.phase1_max:
+            if (rule == "phase1" and n > args.phase1_max) or (args.only and rule not in args.only):
                 continue
             seed_json = args.seed_json if n <= args.full_json_max else "none"
             cmd = [sys.executable, __file__, "--child", rule, "--dir", str(folder)]
@@ -335,6 +335,7 @@ def main() -> None:
     ap.add_argument("--seed-json", default="full", choices=("full", "gzip", "none"))
     ap.add_argument("--full-json-max", type=int, default=10_000, help="larger N: no seed JSON")
     ap.add_argument("--tmp", default=None, help="where the inputs go (default: $TMPDIR)")
+    ap.add_argument("--only", type=lambda t: t.split(","), default=None, help="rules to run")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
