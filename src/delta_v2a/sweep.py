@@ -105,6 +105,18 @@ def _pair(
     return PairPlan(name=name, folder=folder, config=merged(base, own))
 
 
+def check_sweep(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """The ``sweep`` key against its schema (workflow/schemas/sweep.schema.yaml), refused in one
+    line that names the key, not with Snakemake's print of the whole schema."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    error = best_match(Draft202012Validator(schema).iter_errors(dict(config)))
+    if error is not None:
+        key = ".".join(str(k) for k in error.absolute_path) or "sweep"
+        raise ConfigError(f"{key}: {error.message}")
+
+
 def plan_pairs(
     config: Mapping[str, Any], read_config: Callable[[str], Mapping[str, Any]]
 ) -> list[PairPlan]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from scipy.stats import spearmanr
 
 from delta_v2a.config import ConfigError
@@ -18,6 +20,7 @@ from delta_v2a.sweep import (
     agreement_rows,
     agreement_tsv,
     aligned_cells,
+    check_sweep,
     choice_rows,
     pairs_agree,
     plan_pairs,
@@ -25,6 +28,7 @@ from delta_v2a.sweep import (
     spearman_rows,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ["blur", "brightness", "saturation"]
 AUDIO = ["lpf", "highshelf", "reverb"]
 
@@ -194,6 +198,23 @@ def test_a_sweep_that_cannot_run_is_refused_in_one_line(pairs, message):
     with pytest.raises(ConfigError, match=message) as err:
         plan_pairs(sweep_config(pairs), lambda path: {})
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "where"),
+    [
+        ({"pairs": {"a": {}, "b": {"folder": 3}}}, "sweep.pairs.b.folder"),
+        ({"pairs": {"a": {}, "b": {"modles": {}}}}, "sweep.pairs.b"),
+        ({"pairs": {"a": {}}}, "sweep.pairs"),
+        ({"pair": {}}, "sweep"),
+    ],
+)
+def test_the_sweep_key_is_checked_against_its_schema_in_one_line(sweep, where):
+    schema = yaml.safe_load((ROOT / "workflow/schemas/sweep.schema.yaml").read_text())
+    with pytest.raises(ConfigError) as err:
+        check_sweep({"data": {}, "sweep": sweep}, schema)
+    assert str(err.value).startswith(f"{where}: ") and "\n" not in str(err.value)
+    check_sweep({"sweep": {"pairs": {"a": {"models": {"image": "x"}}, "b": {}}}}, schema)
 
 
 # --------------------------------------------------------------------------- the job

@@ -8,6 +8,8 @@ import csv
 import json
 from pathlib import Path
 
+from workflow_utils import assert_refused, snakemake
+
 
 def agreement(state: Path) -> dict[tuple[str, str, str], str]:
     with open(state / "results/sweep/agreement.tsv", newline="", encoding="utf-8") as fh:
@@ -42,3 +44,11 @@ def test_each_pair_is_the_whole_study_in_its_own_folder(planted_state):
         assert (planted_state / folder / "tables/provenance.json").is_file()
     assert (planted_state / "results/sweep/agreement.png").stat().st_size > 0
     assert "DISAGREE" in (planted_state / "results/sweep/section.html").read_text()
+
+
+def test_a_sweep_of_one_pair_is_refused_in_one_line_at_parse(tmp_path):
+    bad = tmp_path / "sweep.yaml"
+    bad.write_text("sweep:\n  pairs:\n    only: {models: {image: a, audio: b}}\n")
+    proc = snakemake(tmp_path, "--dry-run", config=bad, check=False)
+    text = assert_refused(proc)
+    assert "Error: sweep.pairs: " in text

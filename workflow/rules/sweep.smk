@@ -13,11 +13,10 @@ if _SRC.is_dir():
     sys.path.insert(0, str(_SRC))
 
 import yaml
-from snakemake.utils import validate
 
 from delta_v2a.config import ConfigError, one_line_refusal
 from delta_v2a.settings import to_params
-from delta_v2a.sweep import plan_pairs, sweep_settings
+from delta_v2a.sweep import check_sweep, plan_pairs, sweep_settings
 
 
 def read_pair_config(path):
@@ -28,8 +27,15 @@ def read_pair_config(path):
         raise ConfigError(f"sweep: config file {path}: {err.strerror or err}") from None
 
 
-validate(config, "../schemas/sweep.schema.yaml")
+SWEEP_SCHEMA = yaml.safe_load(
+    (_SRC.parent / "workflow/schemas/sweep.schema.yaml").read_text(encoding="utf-8")
+    if _SRC.is_dir()
+    else Path(workflow.source_path("../schemas/sweep.schema.yaml")).read_text(
+        encoding="utf-8"
+    )
+)
 with one_line_refusal():
+    check_sweep(config, SWEEP_SCHEMA)
     PAIRS = plan_pairs(config, read_pair_config)
 
 
