@@ -304,3 +304,25 @@ def agreement_lines(outcomes: Sequence[PairOutcome]) -> list[str]:
         else "the pairs DISAGREE on Phase 1's pairs: what one pair finds is not shared by all"
     )
     return out
+
+
+def figure_panels(outcomes: Sequence[PairOutcome]) -> list[tuple]:
+    """What the sweep figure draws per pair: name, matrix, row and column labels, chosen."""
+    return [
+        (
+            o.name,
+            o.matrix,
+            list(o.labels["image_effects"]),
+            list(o.labels["audio_effects"]),
+            chosen_pairs(o.labels),
+        )
+        for o in outcomes
+    ]
+
+
+def section_html(lines: Sequence[str]) -> str:
+    """The report's "Model sweep" section: the agreement lines as a list."""
+    import html
+
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f"<h2>Model sweep</h2><ul>{items}</ul>\n"

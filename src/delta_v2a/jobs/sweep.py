@@ -3,7 +3,6 @@ and the report's section out (docs/sweep.md). The comparison itself: delta_v2a.s
 
 from __future__ import annotations
 
-import html
 import logging
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from delta_v2a.sweep import (
     agreement_lines,
     agreement_rows,
     agreement_tsv,
-    chosen_pairs,
+    figure_panels,
+    section_html,
 )
 
 log = logging.getLogger(__name__)
@@ -50,18 +50,10 @@ def run_sweep(*, inputs: Paths, outputs: Paths, settings: SweepSettings) -> None
     ]
     _text(outputs.table, agreement_tsv(agreement_rows(outcomes)))
     lines = agreement_lines(outcomes)
-    panels = [
-        (o.name, o.matrix, list(o.labels["image_effects"]), list(o.labels["audio_effects"]),
-         chosen_pairs(o.labels))
-        for o in outcomes
-    ]  # fmt: skip
-    note = (
-        "NOT SCIENCE: a pair ran on stand-in models"
-        if any(o.summary.get("not_science") for o in outcomes)
-        else ""
-    )
-    sweep_figure(panels, outputs.figure, "Model sweep: each pair's Phase 1 discovery", note)
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    _text(outputs.section, f"<h2>Model sweep</h2><ul>{items}</ul>\n")
+    stand_in = any(o.summary.get("not_science") for o in outcomes)
+    note = "NOT SCIENCE: a pair ran on stand-in models" if stand_in else ""
+    title = "Model sweep: each pair's Phase 1 discovery"
+    sweep_figure(figure_panels(outcomes), outputs.figure, title, note)
+    _text(outputs.section, section_html(lines))
     for line in lines:
         log.info("%s", line)
