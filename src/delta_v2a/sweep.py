@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,22 @@ def check_sweep(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     if error is not None:
         key = ".".join(str(k) for k in error.absolute_path) or "sweep"
         raise ConfigError(f"{key}: {error.message}")
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """A pair's config file, read from the working directory as --configfile reads it."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"sweep: config file {path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        why = " ".join(str(err).split())
+        raise ConfigError(f"sweep: config file {path}: not valid YAML ({why})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"sweep: config file {path}: not a mapping of config keys")
+    return data
 
 
 def plan_pairs(

@@ -24,6 +24,7 @@ from delta_v2a.sweep import (
     choice_rows,
     pairs_agree,
     plan_pairs,
+    read_config_file,
     spearman,
     spearman_rows,
 )
@@ -215,6 +216,17 @@ def test_the_sweep_key_is_checked_against_its_schema_in_one_line(sweep, where):
         check_sweep({"data": {}, "sweep": sweep}, schema)
     assert str(err.value).startswith(f"{where}: ") and "\n" not in str(err.value)
     check_sweep({"sweep": {"pairs": {"a": {"models": {"image": "x"}}, "b": {}}}}, schema)
+
+
+def test_a_pair_config_file_that_cannot_be_read_is_one_line(tmp_path):
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    (tmp_path / "bad.yaml").write_text("models: {image: [\n")
+    (tmp_path / "ok.yaml").write_text("models: {image: x}\n")
+    assert read_config_file(str(tmp_path / "ok.yaml")) == {"models": {"image": "x"}}
+    for name, why in (("list", "not a mapping"), ("bad", "not valid YAML"), ("gone", "No such")):
+        with pytest.raises(ConfigError, match=why) as err:
+            read_config_file(str(tmp_path / f"{name}.yaml"))
+        assert "\n" not in str(err.value)
 
 
 # --------------------------------------------------------------------------- the job

@@ -14,18 +14,9 @@ if _SRC.is_dir():
 
 import yaml
 
-from delta_v2a.config import ConfigError, one_line_refusal
+from delta_v2a.config import one_line_refusal
 from delta_v2a.settings import to_params
-from delta_v2a.sweep import check_sweep, plan_pairs, sweep_settings
-
-
-def read_pair_config(path):
-    """A pair's config file, read from the working directory as --configfile reads it."""
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as err:
-        raise ConfigError(f"sweep: config file {path}: {err.strerror or err}") from None
-
+from delta_v2a.sweep import check_sweep, plan_pairs, read_config_file, sweep_settings
 
 SWEEP_SCHEMA = yaml.safe_load(
     (_SRC.parent / "workflow/schemas/sweep.schema.yaml").read_text(encoding="utf-8")
@@ -36,7 +27,7 @@ SWEEP_SCHEMA = yaml.safe_load(
 )
 with one_line_refusal():
     check_sweep(config, SWEEP_SCHEMA)
-    PAIRS = plan_pairs(config, read_pair_config)
+    PAIRS = plan_pairs(config, read_config_file)
 
 
 report: "../report/workflow.rst"
@@ -84,6 +75,8 @@ rule sweep_compare:
     log:
         "logs/sweep/compare.log",
     localrule: True
+    conda:
+        "../../envs/delta_v2a.yaml"
     params:
         settings=to_params(sweep_settings(PAIRS)),
     script:
