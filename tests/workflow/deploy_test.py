@@ -4,9 +4,10 @@ configuration. The copy's folder, the user's folder and the checkout differ, so 
 found from workflow.basedir or the shell's directory.
 
 Cost: the small run's results (made once per test run by the small_run fixture through the
-root Snakefile) are copied in, and the module import reruns the tail of the study on them (Phase
-0 statistics to the tables, every job through the module's scripts and src/); a dry run in an
-empty folder plans the whole study through the module.
+root Snakefile) are copied in, and the module import reruns the tail of the study on them
+(Phase 0-b consistency, the summary and the tables, through the module's scripts and src/); a
+dry run in an empty folder plans the whole study through the module and the root Snakefile.
+About 1 min beside the small run on a busy 2-core machine (17 s plan, 39 s rerun).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ module delta_v2a:
 use rule * from delta_v2a
 """
 
-#: The tail of the study the import reruns: CPU jobs through the module's scripts.
-RERUN = ("sensitivity", "linearity", "summary", "tables")
+#: The tail of the study the import reruns: CPU jobs through the module's scripts (their
+#: inputs' other consumers, Phase 3 among them, stay done).
+RERUN = ("linearity", "summary", "tables")
 
 
 def run(folder: Path, *args: str) -> subprocess.CompletedProcess:
@@ -86,7 +88,6 @@ def test_a_module_import_runs_the_test_config(deployed, small_run):
     for folder in ("results", "logs", ".snakemake"):
         shutil.copytree(small_run / folder, user / folder, symlinks=True)
     outputs = [
-        "results/sensitivity_results.json",
         "results/linearity_results.json",
         "results/summary.json",
         "results/tables/verdicts.tsv",
