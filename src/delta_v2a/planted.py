@@ -11,8 +11,9 @@ high-shelf words the "bright" concept; every other concept has a direction in it
 only (the other tower gives it a text-only direction no medium moves along). So Phase 1 should
 find exactly (blur, lpf) and (brightness, highshelf) and nothing else; docs/methods.md §9.
 
-Model ids ``planted:image`` and ``planted:audio`` load these (models.load_embedder). Every
-artifact made with them is marked NOT SCIENCE (ModelInfo.tiny, provenance.PLANTED_NOTE).
+The ``planted`` model family loads these (``models.family: planted`` in a config; the family
+module is delta_v2a.embedders.planted). Every artifact made with them is marked NOT SCIENCE
+(ModelInfo.tiny, provenance.PLANTED_NOTE).
 """
 
 from __future__ import annotations
@@ -24,22 +25,19 @@ from typing import Any
 
 import numpy as np
 
-from delta_v2a.models import ModelInfo
+from delta_v2a.embedders.base import ModelInfo
 
 __all__ = [
     "CONCEPTS",
     "PLANTED_DIM",
     "PLANTED_PAIRS",
-    "PLANTED_PREFIX",
     "PlantedAudioEmbedder",
     "PlantedImageEmbedder",
     "audio_features",
     "concept_of",
     "image_features",
-    "load_planted",
 ]
 
-PLANTED_PREFIX = "planted:"
 PLANTED_DIM = 64
 #: bump when a feature, constant or word list changes what an embedding is (goes in the note)
 PLANTED_VERSION = 1
@@ -316,6 +314,10 @@ class _PlantedEmbedder:
             dim=dim,
             tiny=True,  # "not a real model": provenance marks every artifact NOT SCIENCE
             note=PLANTED_NOTE,
+            family="planted",
+            input_size=getattr(self, "input_size", None),
+            sampling_rate=getattr(self, "sampling_rate", None),
+            window_samples=getattr(self, "window_samples", None),
         )
 
     def features(self, item: np.ndarray) -> np.ndarray:
@@ -420,18 +422,3 @@ class PlantedAudioEmbedder(_PlantedEmbedder):
 
     def embed_audio(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         return self.embed(clips, batch_size)
-
-
-def load_planted(modality: str, name: str, normalize: bool = True, **_: Any) -> _PlantedEmbedder:
-    """``planted:image`` / ``planted:audio`` -> the planted tower of ``modality``.
-
-    Device, dtype and revision are accepted and ignored (numpy on the CPU, float64 inside,
-    float32 out); ``normalize`` is honoured as for CLIP/CLAP.
-    """
-    tower = name[len(PLANTED_PREFIX) :] if name.startswith(PLANTED_PREFIX) else ""
-    if tower not in ("image", "audio"):
-        raise ValueError(f"unknown planted model {name!r}; use 'planted:image' or 'planted:audio'")
-    if tower != modality:
-        raise ValueError(f"{name!r} is the planted {tower} tower, not a {modality} model")
-    cls = PlantedImageEmbedder if tower == "image" else PlantedAudioEmbedder
-    return cls(name, normalize=normalize)
