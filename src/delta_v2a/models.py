@@ -9,6 +9,7 @@ the health check, the science that decides whether a model can be used at all.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,11 +26,13 @@ from delta_v2a.embedders.base import (
 from delta_v2a.metrics import mean_pairwise_cosine_units
 
 __all__ = [
+    "AUTO",
     "HEALTH_PROMPTS",
     "DeviceError",
     "ModelInfo",
     "batch_deviation",
     "family_of",
+    "fetch_models",
     "health_check",
     "load_embedder",
     "mean_pairwise_cosine",
@@ -47,6 +50,81 @@ def load_embedder(modality: str, name_or_path: str, family: str | None = AUTO, *
 
 
 # --------------------------------------------------------------------------- health check
+
+
+# --------------------------------------------------------------------------- fetching
+
+#: the tokenizer the original LAION-CLAP checkpoints were trained with
+ROBERTA = "FacebookAI/roberta-base"
+
+
+def fetch_models(configfile: str | Path) -> list[str]:
+    """Download every model ``configfile`` names that is not on disk yet; one line per tower.
+
+    Where a model comes from: a hub id is fetched into the Hugging Face cache at its pinned
+    ``models.revision``; a local folder from ``models.source.<modality>``: a hub repository
+    (downloaded into the folder, as ``hf download --local-dir``), or a checkpoint file in one
+    (``org/name/file.pt``: downloaded, then converted by ``convert-clap``). Needs network.
+    """
+    from delta_v2a.config import load_config, looks_like_local_path
+
+    root = Path(__file__).resolve().parents[2]
+    schema = root / "workflow/schemas/config.schema.yaml"
+    base = [p for p in (root / "config/config.yaml",) if p.is_file()]
+    if not Path(configfile).is_file():
+        raise FileNotFoundError(f"--configfile {configfile}: no such file")
+    models = load_config(schema, *base, configfile)["models"]
+    lines = []
+    for modality in ("image", "audio"):
+        name, family = models[modality], models["family"][modality]
+        revision, source = models["revision"][modality], models["source"][modality]
+        if family == "planted":
+            lines.append(
+                f"models.{modality}: {name} is built from code (planted): nothing to fetch"
+            )
+        elif not looks_like_local_path(name):
+            lines.append(f"models.{modality}: {_fetch_hub(name, revision, None)}")
+        elif (Path(name) / "config.json").is_file():
+            lines.append(f"models.{modality}: {name} is already there")
+        elif not source:
+            raise ValueError(
+                f"models.source.{modality}: not set, so the missing folder {name} cannot be "
+                "fetched; set it to the hub repository (org/name) or checkpoint (org/name/file.pt)"
+            )
+        else:
+            lines.append(f"models.{modality}: {_fetch_into(Path(name), source, revision)}")
+    return lines
+
+
+def _fetch_hub(repo: str, revision: str | None, local_dir: Path | None) -> str:
+    """snapshot_download, with the network's failure said in one line."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(repo, revision=revision, local_dir=local_dir)
+    except Exception as err:  # offline, unknown repo or revision: huggingface_hub's many errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot download {repo!r} ({first[:160]})") from None
+    return f"{repo}@{revision or 'latest'} -> {path}"
+
+
+def _fetch_into(folder: Path, source: str, revision: str | None) -> str:
+    """A hub repository into ``folder``, or a checkpoint file converted into it."""
+    parts = source.split("/")
+    if len(parts) == 2:
+        return _fetch_hub(source, revision, folder)
+    from huggingface_hub import hf_hub_download
+
+    from delta_v2a.embedders.laion_clap import convert
+
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    try:
+        checkpoint = hf_hub_download(repo, filename)
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot download {source!r} ({first[:160]})") from None
+    receipt = convert(Path(checkpoint), folder, ROBERTA)
+    return f"{source} -> {folder} (converted; {receipt['sha256_note']})"
 
 
 def mean_pairwise_cosine(emb: np.ndarray) -> float:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 

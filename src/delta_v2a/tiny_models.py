@@ -309,14 +309,14 @@ def write_tiny_siglip(out_dir: Path, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------- LAION-CLAP
 
 
-def tiny_laion_clap_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
+def tiny_laion_clap_checkpoint(seed: int = 0, full_size: bool = False) -> dict[str, torch.Tensor]:
     """A tiny random state dict in the ORIGINAL LAION-CLAP layout (``module.`` names, fused
     ``qkv``, ``Sequential`` projections, the in-model mel front end), made by writing a tiny
     ClapModel's weights back under the original names. RoBERTa width 128 (2 heads of 64, the
-    head width the converter assumes)."""
+    head width the converter assumes); with ``full_size`` HTSAT-base + RoBERTa-base sizes."""
     from delta_v2a.embedders import laion_clap
 
-    model, processor = build_tiny_clap(seed, text_width=128)
+    model, processor = build_tiny_clap(seed, full_size, text_width=None if full_size else 128)
     ours = {k: v for k, v in model.state_dict().items() if not k.endswith("_ids")}
     state = _to_original(ours)
     extractor = processor.feature_extractor
@@ -326,9 +326,7 @@ def tiny_laion_clap_checkpoint(seed: int = 0) -> dict[str, torch.Tensor]:
     pre = "audio_branch.spectrogram_extractor.stft."
     state[pre + "conv_real.weight"] = torch.tensor(np.cos(angle) * window).float()[:, None]
     state[pre + "conv_imag.weight"] = torch.tensor(-np.sin(angle) * window).float()[:, None]
-    state["audio_branch.logmel_extractor.melW"] = torch.tensor(
-        extractor.mel_filters_slaney
-    ).float()
+    state["audio_branch.logmel_extractor.melW"] = torch.tensor(extractor.mel_filters_slaney).float()
     assert set(laion_clap.convert_state_dict(state)[0]) == set(ours)
     return {f"module.{k}": v for k, v in state.items()}
 
@@ -369,7 +367,7 @@ def _to_original(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def write_tiny_laion_clap(out_dir: Path, seed: int = 0) -> Path:
+def write_tiny_laion_clap(out_dir: Path, seed: int = 0, full_size: bool = False) -> Path:
     """``out_dir``.pt: a tiny checkpoint in the original layout; ``out_dir``: it converted by
     the project's converter (as ``delta-v2a convert-clap`` does), marked tiny."""
     from delta_v2a.embedders import laion_clap
@@ -377,7 +375,7 @@ def write_tiny_laion_clap(out_dir: Path, seed: int = 0) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     original = out_dir.with_name(out_dir.name + ".pt")
-    torch.save({"state_dict": tiny_laion_clap_checkpoint(seed), "epoch": 0}, original)
+    torch.save({"state_dict": tiny_laion_clap_checkpoint(seed, full_size), "epoch": 0}, original)
     laion_clap.convert(original, out_dir, tokenizer=_roberta_tokenizer())
     _write_marker(out_dir, seed, "laion_clap")
     share_readable(out_dir)

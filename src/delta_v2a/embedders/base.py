@@ -436,5 +436,3 @@ def _finite_float32(label: str, arr: np.ndarray, expected: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{label}: contains NaN or inf")
     return arr
-
-

@@ -28,6 +28,7 @@ from delta_v2a.embedders.base import (
 )
 from delta_v2a.tiny_models import write_tiny_clap
 
+
 @register
 class ClapEmbedder(HFEmbedder):
     """CLAP audio and text embeddings for clips of exactly one model window."""

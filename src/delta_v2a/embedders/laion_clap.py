@@ -146,7 +146,9 @@ def _audio_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         int(state[f"{pre}layers.{i}.blocks.0.attn.relative_position_bias_table"].shape[1])
         for i in range(n_layers)
     ]
-    window = int(round(state[f"{pre}layers.0.blocks.0.attn.relative_position_index"].shape[0] ** 0.5))
+    window = int(
+        round(state[f"{pre}layers.0.blocks.0.attn.relative_position_index"].shape[0] ** 0.5)
+    )
     proj = state[f"{pre}patch_embed.proj.weight"]
     return {
         "spec_size": 256,  # HTSAT's fixed spectrogram image side (every reference model)
@@ -174,7 +176,9 @@ def _text_config(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         "num_hidden_layers": _count(state, rf"{pre}encoder\.layer\.(\d+)\."),
         "num_attention_heads": max(1, hidden // ROBERTA_HEAD_DIM),
         "intermediate_size": int(state[f"{pre}encoder.layer.0.intermediate.dense.weight"].shape[0]),
-        "max_position_embeddings": int(state[f"{pre}embeddings.position_embeddings.weight"].shape[0]),
+        "max_position_embeddings": int(
+            state[f"{pre}embeddings.position_embeddings.weight"].shape[0]
+        ),
         "type_vocab_size": int(state[f"{pre}embeddings.token_type_embeddings.weight"].shape[0]),
         "layer_norm_eps": 1e-5,
         "pad_token_id": 1,
@@ -189,12 +193,12 @@ def _check_layout(state: Mapping[str, Any], path: Path) -> None:
         raise ValueError(f"{path}: a fusion checkpoint; convert-clap takes fusion-off ones")
     for key in ("audio_branch.bn0.weight", "text_branch.embeddings.word_embeddings.weight"):
         if key not in state:
-            raise ValueError(
-                f"{path}: not an HTSAT + RoBERTa LAION-CLAP checkpoint (no {key})"
-            )
+            raise ValueError(f"{path}: not an HTSAT + RoBERTa LAION-CLAP checkpoint (no {key})")
 
 
-def convert_state_dict(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+def convert_state_dict(
+    state: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Original names -> ClapModel names; returns the new state dict and the dropped keys."""
     out: dict[str, torch.Tensor] = {}
     dropped = []
@@ -250,9 +254,7 @@ def convert(
     _check_layout(state, checkpoint)
     audio_cfg, text_cfg = _audio_config(state), _text_config(state)
     projection = int(state["text_projection.2.weight"].shape[0])
-    config = ClapConfig(
-        text_config=text_cfg, audio_config=audio_cfg, projection_dim=projection
-    )
+    config = ClapConfig(text_config=text_cfg, audio_config=audio_cfg, projection_dim=projection)
     setattr(config, FAMILY_KEY, LaionClapEmbedder.family)
     extractor = ClapFeatureExtractor(
         feature_size=audio_cfg["num_mel_bins"],

@@ -259,6 +259,7 @@ def load_embedder_for_job(model: ModelSpec, threads: int):
             dtype=model.dtype,
             normalize=model.normalize,
             revision=model.revision,
+            family=model.family,
         )
     except (ValueError, FileNotFoundError, PermissionError) as err:
         raise PipelineError(f"models.{model.modality}: {err}") from err
@@ -324,7 +325,26 @@ def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -
                 f"{value:.4f} > models.health.limit {doc['limit']} (a collapsed tower; its "
                 f"deltas would be noise). Figures: {doc.get('modality')} health JSON."
             )
-            if not allow_unhealthy:
-                raise PipelineError(msg + " Set models.health.allow_unhealthy: true to go on.")
-            log.warning("%s (allowed by models.health.allow_unhealthy)", msg)
+            _refuse_unhealthy(msg, allow_unhealthy)
+        _gate_batch(doc, part, allow_unhealthy)
     return docs
+
+
+def _gate_batch(doc: dict, part: str, allow_unhealthy: bool) -> None:
+    """The determinism gate: inputs that embed differently alone and in a batch."""
+    value = (doc.get("batch_max_cosine_distance") or {}).get(part)
+    if value is not None and value > doc["batch_limit"]:
+        what = "prompts" if part == "text" else "health inputs"
+        msg = (
+            f"model health check failed for {doc['model']['name_or_path']}: {what} embedded "
+            f"alone and inside a batch differ by a cosine distance of {value:.2e} > "
+            f"models.health.batch_limit {doc['batch_limit']:g} (a batch effect; it would be noise "
+            f"in every delta). Figures: {doc.get('modality')} health JSON."
+        )
+        _refuse_unhealthy(msg, allow_unhealthy)
+
+
+def _refuse_unhealthy(msg: str, allow_unhealthy: bool) -> None:
+    if not allow_unhealthy:
+        raise PipelineError(msg + " Set models.health.allow_unhealthy: true to go on.")
+    log.warning("%s (allowed by models.health.allow_unhealthy)", msg)

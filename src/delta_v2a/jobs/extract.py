@@ -407,18 +407,34 @@ def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
     return [c.astype(np.float32) for c in clips]
 
 
+def contrasting_images(size: int) -> list[np.ndarray]:
+    """Deterministic float RGB images in [0, 1] that differ in every way a photo can: for the
+    determinism gate (each alone vs all in one batch), not for a collapse figure."""
+    ramp = np.linspace(0.0, 1.0, size)
+    rng = np.random.default_rng(0)
+    checker = ((np.arange(size)[:, None] // 16 + np.arange(size)[None, :] // 16) % 2).astype(float)
+    images = [
+        np.stack([np.tile(ramp, (size, 1))] * 3, axis=-1),  # a grey horizontal ramp
+        rng.random((size, size, 3)),  # colour noise
+        np.repeat(checker[..., None], 3, axis=-1),  # a checkerboard
+        np.broadcast_to([0.8, 0.3, 0.1], (size, size, 3)),  # a flat orange
+    ]
+    return [np.ascontiguousarray(i, dtype=np.float32) for i in images]
+
+
 def run_health(*, inputs: Paths, outputs: Paths, settings: HealthSettings, threads: int) -> None:
-    """Mean pairwise cosine of unrelated prompts (and contrasting clips), whatever the verdict."""
+    """Mean pairwise cosine of unrelated prompts (and contrasting clips), and each input alone
+    vs in a batch (the determinism gate), whatever the verdict."""
     modality = settings.model.modality
     from delta_v2a.models import health_check
 
     embedder = load_embedder_for_job(settings.model, threads)
-    clips = (
-        contrasting_clips(embedder.sampling_rate, embedder.window_samples)
-        if modality == "audio"
-        else None
+    audio = modality == "audio"
+    clips = contrasting_clips(embedder.sampling_rate, embedder.window_samples) if audio else None
+    images = None if audio else contrasting_images(embedder.input_size)
+    report = health_check(
+        embedder, clips=clips, images=images, limit=settings.limit, batch_limit=settings.batch_limit
     )
-    report = health_check(embedder, clips=clips, limit=settings.limit)
     report["modality"] = modality
     write_json(outputs.health, report)
     (log.info if report["passed"] else log.warning)("health %s: %s", modality, report["message"])
