@@ -291,7 +291,7 @@ _NUISANCE_COLUMN = 8  # nuisance lives in basis columns 8..23, apart from the ph
 
 
 class _PlantedEmbedder:
-    """What both planted towers share, with the interface of models.ClipEmbedder/ClapEmbedder:
+    """What both planted towers share, with the interface of embedders.base.Embedder:
     ``prepare`` (one item -> its raw vector), ``embed_prepared``, ``embed``, ``embed_texts``.
 
     Why no torch: the features are a few numpy reductions; a model call would add nothing but
