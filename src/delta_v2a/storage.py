@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +47,24 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically, sorted keys off (order is meaningful), NaN forbidden."""
+    text = json_text(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False))
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, allow_nan=False)
-        fh.write("\n")
+        fh.write(text + "\n")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(text: str) -> str:
+    """JSON text with every lone surrogate written as its ``\\uXXXX`` escape.
+
+    Why: a file name that is not UTF-8 reaches Python as a str with lone surrogates
+    (``os.fsdecode``); JSON can carry it only escaped, and Python's ``json`` reads the escape
+    back to the same str, so the name (``os.fsencode``) is exact. Emoji and every other
+    character stay as they are. Surrogates can only stand inside JSON strings, so the escape
+    is always valid there.
+    """
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def write_if_changed(path: str | Path, text: str) -> bool:
@@ -198,6 +214,12 @@ class DeltaStore:
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
+def _json_fields(fields: Mapping[str, str]) -> bytes:
+    """``"key":"value",...`` as UTF-8 JSON, any file name exact (orjson refuses surrogates)."""
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return json_text(text)[1:-1].encode("utf-8")
+
+
 def write_deltas_json(
     fh: BinaryIO,
     store: DeltaStore,
@@ -222,7 +244,7 @@ def write_deltas_json(
     original = np.ascontiguousarray(store.original, dtype=np.float32)
     tails = [b',"original_embedding":' + orjson.dumps(row, option=_NUMPY) for row in original]
     heads = [
-        orjson.dumps({"category": str(c), "path": str(p)})[1:-1]
+        _json_fields({"category": str(c), "path": str(p)})
         for c, p in zip(store.file_category, store.files, strict=True)
     ]
     modality = orjson.dumps(store.modality)

@@ -23,7 +23,6 @@ from delta_v2a.media import (
     MIN_IMAGE_SIDE,
     BadMediaError,
     MediaFile,
-    _decode_image,
     content_hash,
     discover,
     load_audio,
@@ -31,6 +30,7 @@ from delta_v2a.media import (
     probe,
     vet_file,
 )
+from delta_v2a.media.images import _decode_image
 
 SIZE = 32
 
@@ -615,7 +615,7 @@ def test_truncated_images_stay_errors_even_if_someone_turns_pil_switch_on(tmp_pa
 
 
 def test_memory_budget_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
-    import delta_v2a.media as media
+    import delta_v2a.media.images as media
 
     _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
     need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
@@ -632,7 +632,7 @@ def test_a_configured_budget_is_named_in_the_refusal_with_the_value_that_passes(
 ):
     """The workflow passes preprocessing.image.decode_budget_mib: a refusal names the key and the
     smallest value that accepts the file (which then does); the CLI's default names no key."""
-    import delta_v2a.media as media
+    import delta_v2a.media.images as media
 
     _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
     need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
@@ -770,33 +770,57 @@ def test_unreadable_folder_is_named(tmp_path, monkeypatch):
         discover(tmp_path / "root", "image")
 
 
-def test_names_with_braces_and_undecodable_bytes(tmp_path, monkeypatch):
-    from delta_v2a.media import name_problem, shown_path, tracked_inputs, untracked_stamps
+#: Names a POSIX file system allows and a TSV line or a log line cannot hold as they are.
+ODD_NAMES = [
+    b"new\nline.png",
+    b"tab\there.png",
+    b"quote\"s and 'single'.png",
+    b"brace {x}.png",
+    b"-leading dash.png",
+    b"caf\xe9 latin-1.png",
+    "emoji \U0001f3b5.png".encode(),
+    b"back\\slash \\x41.png",
+    b"cr\rdel\x7f.png",
+]
 
-    root = tmp_path / "root"
-    _save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "brace {x}.png")
-    raw = os.fsencode(str(root / "cat")) + b"/bad\xff name.png"
-    with open(raw, "wb") as fh:
-        fh.write((root / "cat" / "brace {x}.png").read_bytes())
-    files = discover(root, "image")
-    assert len(files) == 2
-    bad = next(f for f in files if name_problem(f.path))
-    assert bad.shown.endswith("bad\\xff name.png")
-    assert probe(bad, image_size=16, sr=1, window=1, preroll=0) == (
-        "file name is not valid UTF-8 (rename it)"
-    )
-    good = next(f for f in files if "{x}" in f.path)
-    assert probe(good, image_size=16, sr=1, window=1, preroll=0) is None
-    plain = str(_save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "plain.png"))
-    paths = [f.path for f in files] + [plain]
-    assert tracked_inputs(paths) == [plain]
-    stamps = untracked_stamps(paths)
-    assert [s.split("|")[0] for s in stamps] == [bad.shown, good.path]
-    size, mtime = os.stat(good.path).st_size, os.stat(good.path).st_mtime_ns
-    assert stamps[1] == f"{good.path}|{size}|{mtime}"
-    monkeypatch.setattr(os, "access", lambda p, mode: False)  # unreadable: not a rule input
-    assert tracked_inputs([plain]) == [] and len(untracked_stamps([plain])) == 1
-    assert shown_path("plain/é.png") == "plain/é.png"
+
+def test_any_name_is_vetted_and_round_trips_through_the_manifest(tmp_path):
+    from delta_v2a.extract import read_manifest, write_manifest, write_skipped
+    from delta_v2a.media import path_from_shown, shown_path
+
+    cat = tmp_path / "root" / "cat\tégorie"
+    png = _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "plain.png").read_bytes()
+    for raw in ODD_NAMES:
+        with open(os.fsencode(cat) + b"/" + raw if cat.exists() else _mk(cat, raw), "wb") as fh:
+            fh.write(png)
+    files = discover(tmp_path / "root", "image")
+    assert sorted(os.fsencode(Path(f.path).name) for f in files) == sorted(ODD_NAMES)
+    assert {f.category for f in files} == {"cat\\x09égorie"}  # a label: one line of text
+    for f in files:
+        assert "\n" not in f.shown and "\t" not in f.shown and "\r" not in f.shown
+        assert path_from_shown(f.shown) == f.path
+        assert probe(f, image_size=16, sr=1, window=1, preroll=0) is None, f.shown
+    assert shown_path("plain/é {x}.png") == "plain/é {x}.png"  # ordinary names unchanged
+    hashes = [content_hash(f.path) for f in files]
+    write_manifest(tmp_path / "m.tsv", files, hashes)
+    back = read_manifest(tmp_path / "m.tsv")
+    assert [(f.path, f.category, f.sha256) for f in back] == [
+        (f.path, f.category, h) for f, h in zip(files, hashes, strict=True)
+    ]
+    write_skipped(tmp_path / "s.tsv", [(f, "why\tnot") for f in files])
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "s.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert [path_from_shown(p) for p in table["path"]] == [f.path for f in files]
+    assert set(table["reason"]) == {"why\tnot"}
+    for text in ("lone \\ backslash", "bad \\xZZ", "ctrl \x01"):
+        with pytest.raises(ValueError):
+            path_from_shown(text)
+
+
+def _mk(folder: Path, raw: bytes) -> bytes:
+    folder.mkdir(parents=True)
+    return os.fsencode(folder) + b"/" + raw
 
 
 def test_decode_refuses_bytes_other_than_the_vetted_ones(tmp_path):
@@ -824,7 +848,7 @@ def test_decode_refuses_bytes_other_than_the_vetted_ones(tmp_path):
 
 
 def test_audio_changed_during_its_decode_is_detected(tmp_path, monkeypatch):
-    import delta_v2a.media as media
+    import delta_v2a.media.audio as media
     from delta_v2a.media import FileChangedError
 
     sf.write(tmp_path / "a.wav", _tones(8000, 8000), 8000)
