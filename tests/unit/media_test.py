@@ -29,6 +29,7 @@ from delta_v2a.media import (
     load_image,
     probe,
     vet_file,
+    walk_root,
 )
 from delta_v2a.media.images import _decode_image
 
@@ -83,6 +84,7 @@ def test_discover_layout_and_filters(tmp_path, monkeypatch):
     assert [f.path for f in found] == [
         "imgs/animals/cat.JPG",
         "imgs/animals/sub/deep/dog.jpeg",
+        "imgs/objects/anim.gif",  # any format Pillow reads is found (animations are refused later)
         "imgs/objects/cup.png",
         "imgs/objects/space name é.Png",
         "imgs/scenes/link.png",
@@ -94,11 +96,14 @@ def test_discover_layout_and_filters(tmp_path, monkeypatch):
         "animals",
         "objects",
         "objects",
+        "objects",
         "scenes",
         "scenes",
         "zoo",
     ]
     assert all(isinstance(f, MediaFile) and f.modality == "image" for f in found)
+    # Files no decoder reads are named (for skipped_files.tsv); hidden ones are not.
+    assert [f.path for f in walk_root("imgs", "image").others] == ["imgs/objects/notes.txt"]
     # An absolute root gives absolute paths; the same files either way.
     absolute = discover(root, "image")
     assert [Path(f.path) for f in absolute] == [tmp_path / f.path for f in found]
@@ -108,8 +113,38 @@ def test_discover_audio_extensions_case_insensitive(tmp_path):
     for name in ["a.WAV", "b.Mp3", "c.flac", "d.ogg", "e.jpg", "f.wav.bak"]:
         _touch(tmp_path / "rock" / name)
     found = discover(tmp_path, "audio")
-    assert [Path(f.path).name for f in found] == ["a.WAV", "b.Mp3", "c.flac"]
+    assert [Path(f.path).name for f in found] == ["a.WAV", "b.Mp3", "c.flac", "d.ogg"]
     assert {f.modality for f in found} == {"audio"}
+    # an image beside the songs is media of the other modality, not an "other" file
+    assert [Path(f.path).name for f in walk_root(tmp_path, "audio").others] == ["f.wav.bak"]
+
+
+def test_extension_lists_come_from_the_decoders():
+    """Every format the installed libsndfile and Pillow read is accepted (issue 36.3)."""
+    from delta_v2a.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+
+    assert {".ogg", ".opus", ".oga", ".flac", ".wav", ".mp3", ".aiff"} <= set(AUDIO_EXTENSIONS)
+    assert ".raw" not in AUDIO_EXTENSIONS  # header-less: needs its rate given
+    assert {".webp", ".tif", ".tiff", ".bmp", ".jpg", ".png"} <= set(IMAGE_EXTENSIONS)
+    assert ".eps" not in IMAGE_EXTENSIONS and ".txt" not in IMAGE_EXTENSIONS
+
+
+def test_ogg_opus_and_webp_tiff_decode(tmp_path):
+    sr = 48_000
+    tone = _tones(sr * 2, sr)
+    sf.write(tmp_path / "a.ogg", tone, sr, format="OGG", subtype="VORBIS")
+    sf.write(tmp_path / "a.opus", tone, sr, format="OGG", subtype="OPUS")
+    for name in ("a.ogg", "a.opus"):
+        out = load_audio(tmp_path / name, sr, sr)
+        assert np.corrcoef(out, tone[sr // 2 : sr // 2 + sr])[0, 1] > 0.95, name
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[:, :30] = (200, 30, 10)
+    for name in ("a.webp", "a.tiff"):
+        Image.fromarray(arr).save(tmp_path / name, lossless=True)
+        out = load_image(tmp_path / name, SIZE)
+        np.testing.assert_allclose(
+            out[:, 2].mean(axis=0), [200 / 255, 30 / 255, 10 / 255], atol=0.02
+        )
 
 
 def test_discover_sorted_by_category_then_path(tmp_path):

@@ -32,7 +32,13 @@ from delta_v2a.jobs.common import (
     log,
     prefer_item_parallelism,
 )
-from delta_v2a.media import FileChangedError, MediaFile, discover
+from delta_v2a.media import (
+    MODALITY_EXTENSIONS,
+    FileChangedError,
+    MediaFile,
+    shown_path,
+    walk_root,
+)
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import (
     DeltasSettings,
@@ -74,9 +80,10 @@ def run_manifest(
     if not Path(root).is_dir():
         raise PipelineError(f"{key}: data root '{root}' does not exist or is not a folder")
     try:
-        files = discover(root, modality)
+        walk = walk_root(root, modality)
     except OSError as err:
         raise PipelineError(f"{key}: {err.strerror or err}") from err
+    files = walk.files
     expected = _inventory_for(inputs.inventory, outputs.manifest, files)
     try:
         good, hashes, bad = vet(
@@ -101,7 +108,7 @@ def run_manifest(
     if not good:
         raise PipelineError(
             f"{key} '{root}': no usable {modality} files (expected {root}/<category>/**/*"
-            f"{'.{jpg,jpeg,png}' if modality == 'image' else '.{wav,mp3,flac}'}; "
+            f".{{{','.join(e.lstrip('.') for e in MODALITY_EXTENSIONS[modality])}}}; "
             f"{len(bad)} bad file(s) skipped)"
         )
     import pandas as pd  # here only: a model job does not need pandas (its start is the cost)
@@ -114,8 +121,31 @@ def run_manifest(
         len(per_cat),
         per_cat.to_dict(),
     )
-    write_skipped(outputs.skipped, bad)
+    write_skipped(outputs.skipped, bad + not_media(walk.others, key, modality))
     write_manifest(outputs.manifest, good, hashes)
+
+
+def not_media(others: list[MediaFile], key: str, modality: str) -> list[tuple[MediaFile, str]]:
+    """Files under a data root that no decoder reads: one warning line naming them, and rows
+    for skipped_files.tsv (never a stop: a notes file beside the photos is not an error)."""
+    if not others:
+        return []
+    names = ", ".join(f.shown for f in others[:10]) + (" ..." if len(others) > 10 else "")
+    log.warning(
+        "%d file(s) under %s are not %s files the decoders read, left out (listed in "
+        "results/skipped_files.tsv): %s",
+        len(others),
+        key,
+        modality,
+        names,
+    )
+    return [(f, _not_media_reason(f.path, modality)) for f in others]
+
+
+def _not_media_reason(path: str, modality: str) -> str:
+    suffix = Path(path).suffix
+    what = f"extension '{shown_path(suffix)}'" if suffix else "no extension"
+    return f"{what}: not a {modality} format the installed decoders read"
 
 
 _CHANGED = "the data changed after the workflow was parsed; run snakemake again"

@@ -47,6 +47,7 @@ from delta_v2a.media.files import (
     path_from_shown,
     shown_path,
 )
+from delta_v2a.media.formats import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, MODALITY_EXTENSIONS
 from delta_v2a.media.images import (
     BUDGET_KEY,
     MAX_DECODE_BYTES,
@@ -56,12 +57,7 @@ from delta_v2a.media.images import (
     load_image_hashed,
 )
 from delta_v2a.media.vetting import probe, vet_file
-from delta_v2a.media.walk import (
-    AUDIO_EXTENSIONS,
-    IMAGE_EXTENSIONS,
-    MODALITY_EXTENSIONS,
-    discover,
-)
+from delta_v2a.media.walk import Walk, discover, walk_root
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -88,4 +84,6 @@ __all__ = [
     "probe",
     "shown_path",
     "vet_file",
+    "Walk",
+    "walk_root",
 ]

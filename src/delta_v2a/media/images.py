@@ -15,6 +15,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from delta_v2a.media.files import BadMediaError, _checked_file, _expect, shown_path
+from delta_v2a.media.formats import PIL_FORMATS
 from delta_v2a.media.png import _check_complete
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,7 @@ BUDGET_KEY = "preprocessing.image.decode_budget_mib"
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 # Formats PIL may try: the common raster formats only, so odd parsers never see our files.
-Image.init()
-_PIL_FORMATS = tuple(
-    f for f in ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF") if f in Image.OPEN
-)
+_PIL_FORMATS = PIL_FORMATS
 
 
 def load_image(

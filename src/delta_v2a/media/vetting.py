@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from delta_v2a.media.audio import load_audio_hashed
-from delta_v2a.media.files import BadMediaError, MediaFile
+from delta_v2a.media.files import BadMediaError, FileChangedError, MediaFile, shown_path
 from delta_v2a.media.images import load_image_hashed
+
+log = logging.getLogger(__name__)
 
 
 def probe(file: MediaFile, **decoding: Any) -> str | None:
@@ -40,4 +43,10 @@ def vet_file(
         return exc.reason, ""
     except OSError as exc:
         return f"cannot read file: {exc.strerror or exc}", ""
+    except FileChangedError:
+        raise  # not a bad file: the data changed under the job, which stops
+    except Exception as exc:  # a decoder bug or an unforeseen file: this file, not the run
+        log.debug("unexpected error vetting %s", shown_path(file.path), exc_info=True)
+        what = " ".join(str(exc).split()) or "no message"
+        return f"unexpected error while decoding ({type(exc).__name__}: {what})", ""
     return None, sha

@@ -6,19 +6,31 @@ import logging
 import os
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from delta_v2a.media.files import ROOT_KEYS, MediaFile, shown_path
+from delta_v2a.media.formats import MODALITY_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac")
-MODALITY_EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS}
+
+@dataclass(frozen=True)
+class Walk:
+    """What one walk of a data root found: the media, and the files it leaves out by name."""
+
+    files: list[MediaFile]  # media of the modality, sorted by (category, path)
+    others: list[MediaFile]  # files the decoders do not read (by extension), sorted by path
+    at_root: list[str]  # media directly in the root (no category folder)
 
 
 def discover(root: str | Path, modality: str) -> list[MediaFile]:
-    """Find ``root/<category>/**/*.<ext>`` files, sorted by (category, path).
+    """The media files of :func:`walk_root`, sorted by (category, path)."""
+    return walk_root(root, modality).files
+
+
+def walk_root(root: str | Path, modality: str) -> Walk:
+    """Find ``root/<category>/**/*.<ext>`` files (``ext``: :mod:`delta_v2a.media.formats`).
 
     Extensions match case-insensitively; hidden files and folders (leading ".") and files
     directly in ``root`` (no category) are skipped. Symlinks are followed; a link back to one of
@@ -33,10 +45,16 @@ def discover(root: str | Path, modality: str) -> list[MediaFile]:
         what = "is not a directory" if root_path.exists() else "does not exist"
         raise FileNotFoundError(f"{ROOT_KEYS[modality]} root '{root}' {what}")
     extensions = MODALITY_EXTENSIONS[modality]
+    media = tuple({e for exts in MODALITY_EXTENSIONS.values() for e in exts})
     found: list[MediaFile] = []
+    others: list[MediaFile] = []
     at_root: list[str] = []
     for path, parts in _walk(root_path, (), frozenset({_dir_key(root_path)})):
         if not path.name.lower().endswith(extensions):
+            # Media of the other modality (one folder for both) are not "other" files.
+            if not path.name.lower().endswith(media):
+                category = shown_path(parts[0]) if len(parts) > 1 else ""
+                others.append(MediaFile(path.as_posix(), category, modality))
             continue
         if len(parts) == 1:
             at_root.append(path.name)
@@ -47,10 +65,11 @@ def discover(root: str | Path, modality: str) -> list[MediaFile]:
             "%s: ignoring %d file(s) directly in the root (no category folder): %s",
             root,
             len(at_root),
-            ", ".join(sorted(at_root)[:5]) + (" ..." if len(at_root) > 5 else ""),
+            ", ".join(shown_path(n) for n in sorted(at_root)[:5])
+            + (" ..." if len(at_root) > 5 else ""),
         )
     found.sort(key=lambda f: (f.category, f.path))
-    return found
+    return Walk(found, others, at_root)
 
 
 def _dir_key(path: Path) -> tuple[int, int]:
