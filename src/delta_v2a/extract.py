@@ -22,10 +22,12 @@ import numpy as np
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
 from delta_v2a.media import (
     BadMediaError,
+    FileChangedError,
     MediaFile,
     load_audio,
     load_image,
     path_from_shown,
+    shown_path,
     vet_file,
 )
 from delta_v2a.prefetch import prefetched_batches
@@ -93,6 +95,15 @@ SKIPPED_FIELDS = ("path", "category", "modality", "reason")
 def write_skipped(path: str | Path, bad: Sequence[tuple[MediaFile, str]]) -> None:
     """The files left out, with their reasons (paths as in the manifest: one field each)."""
     _write_tsv(path, SKIPPED_FIELDS, ((f.shown, f.category, f.modality, r) for f, r in bad))
+
+
+class FileFailedError(RuntimeError):
+    """A file that passed vetting failed while one variant of it was rendered or prepared."""
+
+    def __init__(self, path: str, variant: str, cause: BaseException) -> None:
+        self.path, self.variant = path, variant
+        what = " ".join(str(cause).split()) or "no message"
+        super().__init__(f"{shown_path(path)}: {variant}: {type(cause).__name__}: {what}")
 
 
 @dataclass(frozen=True)
@@ -188,7 +199,12 @@ def embed_variant(
     """
 
     def prepare(f: MediaFile) -> Any:
-        return embedder.prepare(render(f, decoding, effect, params))
+        try:
+            return embedder.prepare(render(f, decoding, effect, params))
+        except FileChangedError:
+            raise
+        except Exception as exc:  # name the file: one of thousands in the job
+            raise FileFailedError(f.path, effect or "original", exc) from exc
 
     out: list[np.ndarray] = []
     done = 0
@@ -325,6 +341,7 @@ def degenerate_rows(store: DeltaStore) -> list[dict]:
 __all__ = [
     "BadMediaError",
     "Decoding",
+    "FileFailedError",
     "degenerate_rows",
     "embed_variant",
     "gather",

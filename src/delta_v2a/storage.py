@@ -91,7 +91,25 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise StoreError(f"{path}: not valid JSON ({err}); delete it and rerun") from err
+        raise StoreError(
+            f"{path}: not valid JSON ({err}; a damaged or interrupted write); delete it and rerun"
+        ) from err
+
+
+def read_json_fields(path: str | Path, what: str, required: Sequence[str]) -> dict[str, Any]:
+    """A JSON object that must hold ``required`` keys; else one line naming the file.
+
+    For the untyped JSON files a job reads by key (the health reports): a file of an older
+    layout is refused with the keys it lacks, never a KeyError deep inside the job.
+    """
+    doc = read_json(path)
+    missing = [k for k in required if k not in doc] if isinstance(doc, dict) else list(required)
+    if missing:
+        raise StoreError(
+            f"{path}: {what} lacks {missing} (written by another version of delta-v2a, or "
+            "damaged); delete it and rerun"
+        )
+    return doc
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
@@ -109,12 +127,27 @@ def load_npz(path: str | Path, required: Sequence[str]) -> tuple[dict[str, np.nd
     except FileNotFoundError:
         raise
     except Exception as err:  # zipfile.BadZipFile, ValueError (pickled), OSError, EOFError
-        raise StoreError(f"{path}: cannot read array store ({err}); delete it and rerun") from err
+        raise StoreError(
+            f"{path}: cannot read array store ({type(err).__name__}: {err}; a damaged or "
+            "interrupted write); delete it and rerun"
+        ) from err
     missing = [key for key in (*required, "meta") if key not in arrays]
     if missing:
-        raise StoreError(f"{path}: array store lacks {missing}; it was written by another version")
-    meta = json.loads(str(arrays.pop("meta")))
+        raise StoreError(
+            f"{path}: array store lacks {missing} (written by another version of delta-v2a); "
+            "delete it and rerun"
+        )
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as err:
+        raise StoreError(f"{path}: its meta is not JSON ({err}); delete it and rerun") from err
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: its meta is not an object; delete it and rerun")
     return arrays, meta
+
+
+#: What every job-written embedding table's meta holds (read by the deltas and merge jobs).
+TABLE_META = ("effect", "intensity", "effect_params", "n_cached", "model", "decoding")
 
 
 @dataclass
@@ -138,9 +171,21 @@ class EmbeddingTable:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> EmbeddingTable:
+    def load(cls, path: str | Path, required: Sequence[str] = ()) -> EmbeddingTable:
+        """The table, or one line naming the file when it is damaged or of another layout
+        (``required``: meta keys the reader needs, e.g. :data:`TABLE_META`)."""
         arrays, meta = load_npz(path, ("paths", "categories", "embeddings"))
-        return cls(arrays["paths"], arrays["categories"], arrays["embeddings"], meta)
+        paths, emb = arrays["paths"], arrays["embeddings"]
+        rows = emb.shape[0] if emb.ndim else -1
+        if paths.shape != (rows,) or arrays["categories"].shape != (rows,):
+            raise StoreError(f"{path}: inconsistent array shapes; delete it and rerun")
+        missing = [k for k in required if k not in meta]
+        if missing:
+            raise StoreError(
+                f"{path}: embedding table lacks {missing} in its meta (written by another "
+                "version of delta-v2a); delete it and rerun"
+            )
+        return cls(paths, arrays["categories"], emb, meta)
 
 
 @dataclass
@@ -201,8 +246,12 @@ class DeltaStore:
         keys = ("delta", "file_index", "effect_code", "intensity_code", "files")
         keys += ("file_category", "original", "effects", "intensities")
         arrays, meta = load_npz(path, keys)
-        if meta.get("store_version") != STORE_VERSION:
-            raise StoreError(f"{path}: store version {meta.get('store_version')!r}, expected 1")
+        if meta.get("store_version") != STORE_VERSION or "modality" not in meta:
+            raise StoreError(
+                f"{path}: delta store version {meta.get('store_version')!r}, this version of "
+                f"delta-v2a reads version {STORE_VERSION}; delete it and rerun (or use the "
+                "version that wrote it)"
+            )
         n, f = arrays["delta"].shape[0], arrays["files"].shape[0]
         if arrays["file_index"].shape != (n,) or arrays["original"].shape[0] != f:
             raise StoreError(f"{path}: inconsistent array shapes; delete it and rerun")

@@ -13,6 +13,7 @@ from delta_v2a.cache import fill, variant_key
 from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
+    FileFailedError,
     degenerate_rows,
     embed_variant,
     gather_parts,
@@ -49,6 +50,7 @@ from delta_v2a.settings import (
     ModelSpec,
 )
 from delta_v2a.storage import (
+    TABLE_META,
     DeltaStore,
     EmbeddingTable,
     atomic_path,
@@ -149,6 +151,11 @@ def _not_media_reason(path: str, modality: str) -> str:
 
 
 _CHANGED = "the data changed after the workflow was parsed; run snakemake again"
+_FAILED_AFTER_VETTING = (
+    "the file passed vetting, so the effect or the model failed on it; on_bad_file acts at "
+    "vetting (every variant must hold the same files): move the file out of the data root to "
+    "go on, and report the error"
+)
 
 
 def _inventory_for(inventory: str, vetted: str, files: list) -> dict[str, str]:
@@ -276,16 +283,19 @@ def embed_one(
         embedder = get_embedder()
         decoding = job_decoding(modality, embedder, preroll_s, settings.decode_budget_mib)
         prefer_item_parallelism(threads)
-        new = embed_variant(
-            embedder,
-            misses,
-            decoding,
-            effect,
-            effect_params,
-            job_batch_size(settings.batch, embedder),
-            workers=threads,
-            progress=Progress("embedded"),
-        )
+        try:
+            new = embed_variant(
+                embedder,
+                misses,
+                decoding,
+                effect,
+                effect_params,
+                job_batch_size(settings.batch, embedder),
+                workers=threads,
+                progress=Progress("embedded"),
+            )
+        except FileFailedError as err:
+            raise PipelineError(f"{err}; {_FAILED_AFTER_VETTING}") from err
         return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
 
     if files:
@@ -316,7 +326,7 @@ def embed_one(
 def run_merge_original(*, inputs: Paths, outputs: Paths) -> None:
     """The originals' shards as one table (what Phase 3 and the deltas job read), with the
     same bits and meta as an unsharded job's (memory: twice the originals' table)."""
-    tables = [EmbeddingTable.load(p) for p in inputs.parts]
+    tables = [EmbeddingTable.load(p, TABLE_META) for p in inputs.parts]
     metas = [t.meta for t in tables if t.meta["model"] is not None]  # empty trailing shards
     if not metas:
         raise PipelineError(f"{inputs.parts[0]}: every shard of the originals is empty")
@@ -351,7 +361,7 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
     §2.2), not every variant of the modality at once.
     """
     modality, effects, intensities = settings.modality, settings.effects, settings.intensities
-    orig = EmbeddingTable.load(inputs.original)
+    orig = EmbeddingTable.load(inputs.original, TABLE_META)
     per, paths = max(1, settings.shards), list(inputs.variants)
     labels = [(e, i) for e in effects for i in intensities]
     if len(paths) != per * len(labels):
@@ -363,7 +373,7 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
 
     def parts(effect: str, intensity: str, chunk: list[str]) -> Iterator[EmbeddingTable]:
         for path in chunk:
-            table = EmbeddingTable.load(path)
+            table = EmbeddingTable.load(path, TABLE_META)
             if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
                 raise PipelineError(
                     f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
