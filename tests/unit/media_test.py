@@ -905,3 +905,138 @@ def test_multi_frame_camera_jpeg_mpo_is_a_photo_not_an_animation(tmp_path):
     assert Image.open(tmp_path / "stereo.jpg").n_frames == 2
     out = load_image(tmp_path / "stereo.jpg", SIZE)  # frame 0 is the photo
     np.testing.assert_allclose(out.mean(axis=(0, 1)), [200 / 255, 0, 0], atol=0.02)
+
+
+def _photo_like(h: int, w: int, c: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus noise: a PNG encoder then uses every filter type (checked)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([(x * 37 + y * 11 + k * 5000) % 65536 for k in range(c)], axis=-1)
+    noise = rng.integers(0, 4096, (h, w, c))
+    return ((base + noise) % 65536).astype(np.uint16)
+
+
+def _png_filters(path: Path) -> set[int]:
+    from delta_v2a.media.png import png_layout
+
+    layout = png_layout(path.read_bytes())
+    raw = zlib.decompress(b"".join(bytes(b) for b in layout.idat))
+    stride = 1 + layout.row_bytes
+    return {raw[i] for i in range(0, len(raw), stride)}
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    a, b, c = (x.astype(np.int16) for x in (a, b, c))
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def _refilter(path: Path, raw_rows: np.ndarray, bpp: int, seed: int = 0) -> None:
+    """Rewrite a PNG's image data with a random filter type per row (all five, PNG spec
+    §9.2), so the strip reader meets Sub, Up, Average and Paeth at strip edges."""
+    from delta_v2a.media.png import _chunk, png_layout
+
+    data = path.read_bytes()
+    layout = png_layout(data)
+    x = raw_rows.astype(np.int16)
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    up = np.zeros_like(x)
+    up[1:] = x[:-1]
+    upleft = np.zeros_like(x)
+    upleft[1:, bpp:] = x[:-1, :-bpp]
+    options = [x, x - left, x - up, x - (left + up) // 2, x - _paeth(left, up, upleft)]
+    kinds = np.random.default_rng(seed).integers(0, 5, len(x))
+    rows = np.choose(kinds[:, None], options) % 256
+    body = np.concatenate([kinds[:, None], rows], axis=1).astype(np.uint8).tobytes()
+    ihdr = data[8 : 8 + 25]
+    path.write_bytes(
+        data[:8] + ihdr + layout.head + _chunk(b"IDAT", zlib.compress(body)) + _chunk(b"IEND", b"")
+    )
+
+
+def _adam7_png(rgb: np.ndarray) -> bytes:
+    """An interlaced (Adam7) 8-bit RGB PNG, every row unfiltered."""
+    from delta_v2a.media.png import _chunk
+
+    h, w, _ = rgb.shape
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2)]
+    body = b""
+    for x0, y0, dx, dy in [*passes, (0, 1, 1, 2)]:
+        sub = rgb[y0::dy, x0::dx]
+        if sub.size:
+            body += b"".join(b"\x00" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    idat = zlib.compress(body)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("kind", ["rgb16", "rgba16", "grey16", "rgb", "rgba", "la", "l", "p"])
+def test_png_over_the_budget_is_read_in_strips_bit_identical(tmp_path, monkeypatch, kind):
+    """Issue 37.3: a PNG whose whole decode is over the budget is read in row strips and
+    reduced strip by strip; the pixels equal the whole decode's, bit for bit."""
+    import delta_v2a.media.images as images
+
+    h, w, size = 901, 1203, 16  # factor 28; 901 rows: the last strip and block are partial
+    big = _photo_like(h, w, 4)
+    path = tmp_path / f"{kind}.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the strip reader finds the orientation without loading
+    if kind in ("rgb16", "rgba16", "grey16"):
+        arr = {"rgb16": big[..., :3], "rgba16": big, "grey16": big[..., 0]}[kind]
+        cv2.imwrite(str(path), arr)
+    else:
+        mode = {"rgb": "RGB", "rgba": "RGBA", "la": "LA", "l": "L", "p": "RGB"}[kind]
+        im8 = Image.fromarray((big >> 8).astype(np.uint8)[..., : len(mode)].squeeze(), mode)
+        if kind == "p":
+            im8 = im8.quantize(200)
+            im8.info["transparency"] = 3
+        im8.save(path, exif=exif, **({"transparency": 3} if kind == "p" else {}))
+    with Image.open(path) as im:
+        sixteen = images._is_16bit_colour_png(im)
+        rawmode, bands = im.tile[0].args, len(im.getbands())
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if sixteen else None
+        if sixteen:  # Pillow keeps 8 of the 16 bits: the file's rows come from OpenCV
+            raw = raw[..., [2, 1, 0, 3][: raw.shape[2]]].astype(">u2").tobytes()
+        else:
+            raw = im.tobytes("raw", rawmode)
+        depth = 2 if rawmode.endswith("16B") or sixteen else 1
+        need = images._decode_bytes(im, 0 if sixteen else size)
+    bpp = depth * (1 if kind == "p" else bands)
+    _refilter(path, np.frombuffer(raw, np.uint8).reshape(h, -1), bpp)
+    assert _png_filters(path) == {0, 1, 2, 3, 4}
+    whole = images._decode_image(path, size, budget=need)
+    calls = []
+    real = images.png_strips
+    monkeypatch.setattr(images, "png_strips", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(images, "STRIP_BYTES", 60_000)  # many strips
+    strips = images._decode_image(path, size, budget=need - 1)
+    assert calls, "the strip reader was not used"
+    assert strips.dtype == whole.dtype and strips.shape == whole.shape
+    assert np.array_equal(strips, whole)
+    if kind not in ("rgb16", "rgba16", "grey16"):
+        assert strips.shape[0] > strips.shape[1]  # orientation 6 applied (portrait)
+
+
+def test_png_that_cannot_be_read_in_strips_is_refused_naming_the_key(tmp_path, monkeypatch):
+    import delta_v2a.media.images as images
+
+    monkeypatch.setattr(images, "STRIP_BYTES", 60_000)
+    arr = (_photo_like(300, 400, 3) >> 8).astype(np.uint8)
+    (tmp_path / "i.png").write_bytes(_adam7_png(arr))
+    Image.fromarray(arr).save(tmp_path / "ok.png")
+    with Image.open(tmp_path / "i.png") as im:
+        assert im.info.get("interlace")
+        need = images._decode_bytes(im, 16)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "i.png")), arr)
+    with pytest.raises(BadMediaError) as err:
+        load_image(tmp_path / "i.png", 16, budget=need - 1)
+    assert "interlaced PNG cannot be read in row strips" in str(err.value)
+    assert "raise preprocessing.image.decode_budget_mib" in str(err.value)
+    # The same pixels, not interlaced, are read in strips within the same budget.
+    _check_out(load_image(tmp_path / "ok.png", 16, budget=need - 1), 16)
+    with pytest.raises(BadMediaError, match="nearly its full size"):
+        load_image(tmp_path / "ok.png", 200, budget=1000)

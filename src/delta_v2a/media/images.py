@@ -8,7 +8,7 @@ import logging
 import math
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from PIL import ExifTags, Image, ImageCms, ImageFile, UnidentifiedImageError
 
 from delta_v2a.media.files import BadMediaError, _checked_file, _expect, shown_path
 from delta_v2a.media.formats import PIL_FORMATS
-from delta_v2a.media.png import _check_complete
+from delta_v2a.media.png import PngLayout, _check_complete, png_layout, png_strips
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +93,20 @@ def _decode_image(
             # A file whose data ends early is named as truncated, never refused for the size
             # its header promises (docs/methods.md §2): the end checks come before the budget.
             _check_complete(path_s, im.format, data)
-            if _is_16bit_colour_png(im):  # must be asked before load(), which drops the tiles
-                _check_budget(path_s, im, _decode_bytes(im, 0), budget)
-                arr = _decode_16bit_colour_png(data, size)
+            sixteen = _is_16bit_colour_png(im)  # asked before load(), which drops the tiles
+            # JPEG only: decode at 1/2, 1/4 or 1/8 scale while both sides stay >= 2*size.
+            im.draft("RGB", (2 * size, 2 * size))
+            need = _decode_bytes(im, 0 if sixteen else size)
+            if need > _limit(budget) and im.format == "PNG":
+                arr, orientation = _decode_png_in_strips(path_s, data, im, size, need, budget)
+            elif sixteen:
+                _check_budget(path_s, im, need, budget)
+                arr, orientation = _decode_16bit_colour_png(data, size), _exif_orientation(im)
             else:
-                # JPEG only: decode at 1/2, 1/4 or 1/8 scale while both sides stay >= 2*size.
-                im.draft("RGB", (2 * size, 2 * size))
-                _check_budget(path_s, im, _decode_bytes(im, size), budget)
+                _check_budget(path_s, im, need, budget)
                 im.load()
                 arr = _pil_to_float(_to_srgb(path_s, im), size)
-            orientation = _exif_orientation(im)
+                orientation = _exif_orientation(im)
     except BadMediaError:
         raise
     except UnidentifiedImageError as exc:
@@ -123,6 +127,95 @@ def _decode_image(
             raise BadMediaError(path_s, f"truncated {fmt} ({msg})") from exc
         raise BadMediaError(path_s, f"corrupt {fmt} data ({msg})") from exc
     return _orient(arr, orientation)
+
+
+#: Raw (filtered) bytes of one strip of a PNG read in strips: its memory is a few times this.
+STRIP_BYTES = 8 << 20
+# Pillow raw modes whose decoded rows give the PNG's raw row back (``tobytes`` in that mode),
+# which the strip reader needs to lead the next strip; 16-bit colour goes through OpenCV.
+_STRIP_RAWMODES = frozenset({"L", "RGB", "RGBA", "LA", "P", "I;16B"})
+
+
+def _decode_png_in_strips(
+    path_s: str, data: bytes, im: Image.Image, size: int, need: int, budget: int | None
+) -> tuple[np.ndarray, int]:
+    """A PNG whose whole decode is over the budget, read and reduced in row strips.
+
+    Why: the models need the image at ``size`` px, and the integer reduction to twice that is
+    a mean over f×f blocks, which can be taken strip by strip (each strip a multiple of f
+    rows) from the same decoder's pixels: the result is bit-identical to the whole decode
+    followed by the same reduction (a test compares the bits), in a few strips' memory. What
+    cannot be read so (interlaced, sub-byte or 16-bit grey+alpha data, an image the models
+    need near full size) is refused with the budget's key, saying why. Returns (float32
+    (h/f, w/f, 1 or 3) before orientation, the EXIF orientation).
+    """
+    layout = png_layout(data)
+    factor = min(layout.width, layout.height) // (2 * size)
+    sixteen = _is_16bit_colour_png(im)
+    rawmode = str(im.tile[0].args) if im.tile else ""
+    rows = factor * max(1, STRIP_BYTES // max(1, factor * (1 + layout.row_bytes)))
+    why = ""
+    if layout.interlace:
+        why = "an interlaced PNG cannot be read in row strips"
+    elif factor < 2:
+        why = "the models need it at nearly its full size, so it cannot be reduced while read"
+    elif not sixteen and rawmode not in _STRIP_RAWMODES:
+        why = f"PNG pixel format {rawmode} cannot be read in row strips"
+    elif _strip_bytes(layout, rows, factor, im, sixteen) > _limit(budget):
+        why = "even one row strip of it needs more"
+    if why:
+        _check_budget(path_s, im, need, budget, why)
+    if sixteen:
+        arr = _reduce_16bit(_cv2_strips(layout, rows), factor)
+    else:
+        parts = [_pil_to_float(_to_srgb(path_s, strip), size, factor) for strip in
+                 _pil_strips(layout, rows, rawmode)]  # fmt: skip
+        arr = np.concatenate(parts)
+    return arr, _exif_orientation(layout.exif) if layout.exif else 1
+
+
+def _strip_bytes(layout: PngLayout, rows: int, factor: int, im: Image.Image, sixteen: bool) -> int:
+    """Peak bytes of the strip reader: a strip's filtered bytes four times (inflated, led,
+    re-wrapped, in the strip file), its decoded pixels and their copies (OpenCV: twice its
+    uint16 buffer and one float32 block), and the reduced result (float32 RGB, three copies)."""
+    w, h = layout.width, layout.height
+    filtered = rows * (1 + layout.row_bytes)
+    pixels = rows * w * (len(im.getbands()) * (2 * 2 + 4) if sixteen else _pixel_bytes(im))
+    return 4 * filtered + pixels + (h // factor + 1) * (w // factor + 1) * 3 * 4 * 3
+
+
+def _cv2_strips(layout: PngLayout, rows: int) -> Iterator[np.ndarray]:
+    """uint16 BGR(A) strips of a 16-bit colour PNG, by OpenCV (as the whole-file decode)."""
+    import cv2
+
+    def decode(png: bytes) -> np.ndarray:
+        arr = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+            raise ValueError("OpenCV could not decode a strip of the 16-bit PNG")
+        return arr
+
+    def last_row(arr: np.ndarray) -> bytes:
+        order = [2, 1, 0, 3][: arr.shape[2]]  # back to the file's RGB(A), big-endian
+        return arr[-1][:, order].astype(">u2").tobytes()
+
+    for arr, lead in png_strips(layout, rows, decode, last_row):
+        yield arr[lead:]
+
+
+def _pil_strips(layout: PngLayout, rows: int, rawmode: str) -> Iterator[Image.Image]:
+    """Strips of an 8-bit (or 16-bit grey) PNG as Pillow images, by Pillow."""
+
+    def decode(png: bytes) -> Image.Image:
+        strip = Image.open(io.BytesIO(png), formats=("PNG",))
+        strip.load()
+        return strip
+
+    def last_row(strip: Image.Image) -> bytes:
+        w, h = strip.size
+        return strip.crop((0, h - 1, w, h)).tobytes("raw", rawmode)
+
+    for strip, lead in png_strips(layout, rows, decode, last_row):
+        yield strip.crop((0, lead, strip.width, strip.height)) if lead else strip
 
 
 def _check_declared(path_s: str, im: Image.Image) -> None:
@@ -164,6 +257,13 @@ def _decode_bytes(im: Image.Image, size: int) -> int:
     w, h = im.size
     if size == 0:
         return 2 * w * h * len(im.getbands()) * 2 + (32 << 20)
+    factor = max(1, min(w, h) // (2 * size))
+    small = (w // factor) * (h // factor) * 3 * 4 * 3
+    return w * h * _pixel_bytes(im) + small
+
+
+def _pixel_bytes(im: Image.Image) -> int:
+    """Bytes per pixel of PIL's buffer and the full-size copies our conversion makes."""
     alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
     if alpha:
         copies = 8
@@ -173,15 +273,20 @@ def _decode_bytes(im: Image.Image, size: int) -> int:
         copies = 4
     if im.info.get("icc_profile"):
         copies += 4
-    factor = max(1, min(w, h) // (2 * size))
-    small = (w // factor) * (h // factor) * 3 * 4 * 3
-    return w * h * (_MODE_BYTES.get(im.mode, 4) + copies) + small
+    return _MODE_BYTES.get(im.mode, 4) + copies
 
 
-def _check_budget(path_s: str, im: Image.Image, need: int, budget: int | None) -> None:
+def _limit(budget: int | None) -> int:
+    return MAX_DECODE_BYTES if budget is None else budget
+
+
+def _check_budget(
+    path_s: str, im: Image.Image, need: int, budget: int | None, why: str = ""
+) -> None:
     """Refuse a decode needing more than ``budget`` bytes. ``None``: the default budget with no
-    config in play (the CLI), so the hint is to downscale; a configured budget names its key."""
-    limit = MAX_DECODE_BYTES if budget is None else budget
+    config in play (the CLI), so the hint is to downscale; a configured budget names its key.
+    ``why``: why the image could not be read reduced (a PNG in strips, a JPEG in draft)."""
+    limit = _limit(budget)
     if need > limit:
         w, h = im.size
         fix = "downscale it"
@@ -191,7 +296,7 @@ def _check_budget(path_s: str, im: Image.Image, need: int, budget: int | None) -
             path_s,
             f"decoding this {im.format} ({w}×{h} px, mode {im.mode}) needs about "
             f"{need / 2**20:,.0f} MiB, over the {limit / 2**20:,.0f} MiB per-file memory "
-            f"budget; {fix}",
+            f"budget{f' ({why})' if why else ''}; {fix}",
         )
 
 
@@ -215,10 +320,18 @@ def _to_srgb(path_s: str, im: Image.Image) -> Image.Image:
         return im
 
 
-def _exif_orientation(im: Image.Image) -> int:
-    """EXIF orientation tag (1-8); 1 when absent or unreadable (a bad EXIF is not a bad image)."""
+def _exif_orientation(im: Image.Image | bytes) -> int:
+    """EXIF orientation tag (1-8); 1 when absent or unreadable (a bad EXIF is not a bad image).
+
+    ``im``: an image, or the body of a PNG's eXIf chunk (the strip reader never loads the
+    whole image, which Pillow's PNG ``getexif`` would)."""
     try:
-        value = int(im.getexif().get(ExifTags.Base.Orientation, 1))
+        if isinstance(im, bytes):
+            exif = Image.Exif()
+            exif.load(b"Exif\x00\x00" + im)
+        else:
+            exif = im.getexif()
+        value = int(exif.get(ExifTags.Base.Orientation, 1))
     except Exception:  # any EXIF parser failure just means "no orientation"
         return 1
     return value if 1 <= value <= 8 else 1
@@ -262,16 +375,22 @@ def _decode_16bit_colour_png(data: bytes, size: int) -> np.ndarray:
     h, w, c = raw.shape
     factor = max(1, min(h, w) // (2 * size))
     stripe = factor * max(1, (32 << 20) // (factor * w * c * 4))
-    parts = []
-    buffer = np.empty((min(stripe, h), w, c), dtype=np.float32)  # one stripe, reused
-    for top in range(0, h, stripe):
-        rows = raw[top : top + stripe]
-        block = buffer[: len(rows)]
+    return _reduce_16bit((raw[top : top + stripe] for top in range(0, h, stripe)), factor)
+
+
+def _reduce_16bit(stripes: Iterable[np.ndarray], factor: int) -> np.ndarray:
+    """uint16 BGR(A) row stripes (each a multiple of ``factor`` rows but the last) -> float32
+    RGB, box-reduced stripe by stripe, alpha premultiplied and composited over white. The
+    result does not depend on where the stripes are cut (each f×f block lies in one)."""
+    parts, c = [], 3
+    for rows in stripes:
+        c = rows.shape[2]
+        block = np.empty(rows.shape, dtype=np.float32)
         np.divide(rows, 65535.0, out=block)
         if c == 4:
             block[..., :3] *= block[..., 3:4]  # premultiply in place
         parts.append(_box_reduce(block, factor))
-    del raw
+        del block
     out = np.concatenate(parts)
     rgb = out[..., 2::-1]  # BGR(A) -> RGB, on the reduced image
     if c == 4:
@@ -290,8 +409,11 @@ def _box_reduce(a: np.ndarray, f: int) -> np.ndarray:
     return (sums / counts[..., None]).astype(np.float32)
 
 
-def _pil_to_float(im: Image.Image, size: int) -> np.ndarray:
-    """Any PIL mode -> float32 (h, w, 1 or 3) in [0, 1], alpha composited over white."""
+def _pil_to_float(im: Image.Image, size: int, factor: int | None = None) -> np.ndarray:
+    """Any PIL mode -> float32 (h, w, 1 or 3) in [0, 1], alpha composited over white.
+
+    ``factor``: the integer reduction (default: the one ``im``'s own size calls for; a strip of
+    a larger image passes the whole image's)."""
     mode = im.mode
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
     if has_alpha:
@@ -305,7 +427,7 @@ def _pil_to_float(im: Image.Image, size: int) -> np.ndarray:
         im = im.convert("L")
     else:  # RGB, P, CMYK (PIL undoes Adobe's inversion), YCbCr, LAB, HSV
         im = im.convert("RGB")
-    factor = min(im.size) // (2 * size)
+    factor = min(im.size) // (2 * size) if factor is None else factor
     if factor >= 2:
         im = im.reduce(factor)
     arr = np.asarray(im)

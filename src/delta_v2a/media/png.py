@@ -1,9 +1,13 @@
-"""PNG structure checks: truncated image data is an error, never black rows."""
+"""PNG structure: truncated image data is an error (never black rows), and a PNG too large
+for the decode budget is read in row strips."""
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from delta_v2a.media.files import BadMediaError
 
@@ -73,3 +77,124 @@ def _png_raw_bytes(w: int, h: int, depth: int, colour: int, _c: int, _f: int, in
         if pw and ph:
             total += ph * (1 + (pw * bits + 7) // 8)
     return total
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding in row strips (an image larger than the decode budget, reduced while it is read)
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class PngLayout:
+    """What a PNG's chunks say, read without inflating its image data."""
+
+    width: int
+    height: int
+    depth: int
+    colour: int
+    interlace: int
+    head: bytes  # every chunk between IHDR and the first IDAT, verbatim (PLTE, tRNS, iCCP...)
+    idat: tuple[memoryview, ...]  # the IDAT bodies, in order
+    exif: bytes | None  # the eXIf chunk's body, wherever it stands
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one unfiltered row (without its filter byte)."""
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(self.colour, 1)
+        return (self.width * self.depth * channels + 7) // 8
+
+
+def png_layout(data: bytes) -> PngLayout:
+    """The chunk layout of a PNG held in memory (the file passed :func:`_check_png_rows`)."""
+    view = memoryview(data)
+    pos, head, idat, exif, ihdr = 8, bytearray(), [], None, None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = view[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", bytes(body[:13]))
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"eXIf":
+            exif = bytes(body)
+        elif kind == b"IEND":
+            break
+        if not idat and kind not in (b"IHDR", b"IDAT", b"acTL", b"fcTL"):
+            head += view[pos : pos + 12 + length]
+        pos += 12 + length
+    if ihdr is None:
+        raise ValueError("PNG without an IHDR chunk")
+    w, h, depth, colour, _, _, interlace = ihdr
+    return PngLayout(w, h, depth, colour, interlace, bytes(head), tuple(idat), exif)
+
+
+def png_strips(
+    layout: PngLayout,
+    rows: int,
+    decode: Callable[[bytes], Any],
+    last_row: Callable[[Any], bytes],
+) -> Iterator[Any]:
+    """Decode a non-interlaced PNG ``rows`` rows at a time, never the whole image at once.
+
+    Why this is exact: a PNG row's filter refers only to the row above it. Each strip is made
+    a small PNG of its own (the same header, ancillary chunks and filtered rows), led by the
+    previous strip's last row, unfiltered (filter type 0), so its first row's filter sees the
+    very bytes it saw in the whole file; ``decode`` (the same decoder as a whole-file decode)
+    reads it. Yields ``(decoded strip, rows that lead it)``: 0 for the first strip, else 1, which
+    the caller drops. ``last_row(decoded)`` gives that strip's last row back as the PNG's raw
+    bytes. Memory: one strip's filtered bytes (twice: inflated and re-wrapped)
+    and its decoded pixels.
+    """
+    stride = 1 + layout.row_bytes
+    inflater, chunks, tail = zlib.decompressobj(), iter(layout.idat), b""
+
+    def inflate(limit: int) -> bytes:
+        nonlocal tail
+        out = bytearray()
+        while len(out) < limit:
+            if not tail:
+                tail = next(chunks, b"")
+                if not tail:
+                    out += inflater.decompress(b"", limit - len(out))
+                    break
+            out += inflater.decompress(tail, limit - len(out))
+            tail = inflater.unconsumed_tail
+        return bytes(out)
+
+    prior: bytes | None = None
+    for top in range(0, layout.height, rows):
+        n = min(rows, layout.height - top)
+        filtered = inflate(n * stride)
+        if len(filtered) != n * stride:
+            raise ValueError(f"PNG image data ends at row {top + len(filtered) // stride}")
+        lead = b"" if prior is None else b"\x00" + prior
+        ihdr = struct.pack(
+            ">IIBBBBB",
+            layout.width,
+            n + (prior is not None),
+            layout.depth,
+            layout.colour,
+            0,
+            0,
+            0,
+        )
+        strip = b"".join(
+            (
+                _SIGNATURE,
+                _chunk(b"IHDR", ihdr),
+                layout.head,
+                _chunk(b"IDAT", zlib.compress(lead + filtered, 0)),
+                _chunk(b"IEND", b""),
+            )
+        )
+        del filtered
+        result = decode(strip)
+        led = prior is not None
+        prior = last_row(result)
+        yield result, int(led)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
