@@ -21,6 +21,10 @@ import numpy as np
 import orjson
 
 STORE_VERSION = 1
+#: pandas ``errors``/``encoding_errors`` for the workflow's internal TSV files that hold file
+#: paths (Phase 3's samples): a name that is not UTF-8 keeps its exact bytes, written and read
+#: back by the same rule (user-facing files show names with media.shown_path instead).
+NAMES = "surrogateescape"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -1040,3 +1040,27 @@ def test_png_that_cannot_be_read_in_strips_is_refused_naming_the_key(tmp_path, m
     _check_out(load_image(tmp_path / "ok.png", 16, budget=need - 1), 16)
     with pytest.raises(BadMediaError, match="nearly its full size"):
         load_image(tmp_path / "ok.png", 200, budget=1000)
+
+
+def test_a_file_failing_while_embedded_is_named_with_its_variant(tmp_path):
+    """Issue 37.2: an exception while one file's variant is rendered names the file; the job
+    turns it into one line saying why on_bad_file cannot act there."""
+    from delta_v2a.extract import Decoding, FileFailedError, embed_variant
+
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "c" / "new\nline.png")
+    file = MediaFile(str(tmp_path / "c" / "new\nline.png"), "c", "image")
+
+    class Embedder:
+        dim = 3
+
+        def prepare(self, x):
+            if x.mean() == 0:
+                raise ZeroDivisionError("a black frame")
+            return x
+
+        def embed_prepared(self, batch):
+            return np.zeros((len(batch), 3), np.float32)
+
+    with pytest.raises(FileFailedError) as err:
+        embed_variant(Embedder(), [file], Decoding("image", image_size=16), None, {}, 1)
+    assert str(err.value).endswith("c/new\\x0aline.png: original: ZeroDivisionError: a black frame")

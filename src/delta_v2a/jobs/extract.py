@@ -147,7 +147,7 @@ def not_media(others: list[MediaFile], key: str, modality: str) -> list[tuple[Me
 def _not_media_reason(path: str, modality: str) -> str:
     suffix = Path(path).suffix
     what = f"extension '{shown_path(suffix)}'" if suffix else "no extension"
-    return f"{what}: not a {modality} format the installed decoders read"
+    return f"{what}: not an {modality} format the installed decoders read"
 
 
 _CHANGED = "the data changed after the workflow was parsed; run snakemake again"

@@ -117,7 +117,9 @@ def decode_audio(path: str | Path, sr: int, window: int, preroll: int = 0) -> np
         raise ValueError(f"need sr >= 1, window >= 1, preroll >= 0; got {sr}, {window}, {preroll}")
     path_s = _checked_file(path)
     try:
-        handle = sf.SoundFile(path_s)
+        handle = sf.SoundFile(
+            os.fsencode(path_s)
+        )  # bytes: any name (soundfile encodes str strictly)
     except (sf.SoundFileError, TypeError) as exc:
         reason = _sf_reason(path_s, exc)
         source = _fallback_source(path_s, reason)
