@@ -652,14 +652,15 @@ def test_truncated_images_stay_errors_even_if_someone_turns_pil_switch_on(tmp_pa
 def test_memory_budget_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
     import delta_v2a.media.images as media
 
-    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
-    need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
+    # A TIFF: no reduced read (a PNG this size would be read in row strips instead).
+    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.tif")
+    need = media._decode_bytes(Image.open(tmp_path / "p.tif"), SIZE)
     assert need == 400 * 500 * (4 + 4) + (500 // 6) * (400 // 6) * 36  # RGB: buffer + copy
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need - 1)
     with pytest.raises(BadMediaError, match="per-file memory budget"):
-        load_image(tmp_path / "p.png", SIZE)
+        load_image(tmp_path / "p.tif", SIZE)
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need)
-    _check_out(load_image(tmp_path / "p.png", SIZE))
+    _check_out(load_image(tmp_path / "p.tif", SIZE))
 
 
 def test_a_configured_budget_is_named_in_the_refusal_with_the_value_that_passes(
@@ -669,21 +670,21 @@ def test_a_configured_budget_is_named_in_the_refusal_with_the_value_that_passes(
     smallest value that accepts the file (which then does); the CLI's default names no key."""
     import delta_v2a.media.images as media
 
-    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
-    need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
+    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.tif")
+    need = media._decode_bytes(Image.open(tmp_path / "p.tif"), SIZE)
     mib = -(-need // 2**20)
-    file = MediaFile(str(tmp_path / "p.png"), "c", "image")
+    file = MediaFile(str(tmp_path / "p.tif"), "c", "image")
     common = {"image_size": SIZE, "sr": 48_000, "window": 48_000, "preroll": 0}
     reason, _ = vet_file(file, **common, budget=(mib - 1) * 2**20)
     assert reason is not None
     assert f"raise preprocessing.image.decode_budget_mib to at least {mib}," in reason
     assert vet_file(file, **common, budget=mib * 2**20)[0] is None
     with pytest.raises(BadMediaError) as err:
-        load_image(tmp_path / "p.png", SIZE, budget=need - 1)
+        load_image(tmp_path / "p.tif", SIZE, budget=need - 1)
     assert "decode_budget_mib" in str(err.value)
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need - 1)
     with pytest.raises(BadMediaError) as err:
-        load_image(tmp_path / "p.png", SIZE)
+        load_image(tmp_path / "p.tif", SIZE)
     assert "decode_budget_mib" not in str(err.value) and "downscale it" in str(err.value)
 
 
