@@ -317,8 +317,8 @@ class Progress:
             self._bar.close()
 
 
-#: What a health report holds that readers use (models.health_check writes it).
-HEALTH_FIELDS = ("model", "limit", "passed", "message")
+#: What every health report holds that the gate reads (models.health_check writes it).
+HEALTH_FIELDS = ("limit",)
 
 
 def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:
