@@ -551,6 +551,12 @@ def test_decoder_model_round_trips_with_weights_only(tmp_path):
     (tmp_path / "cut.pt").write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match=r"cut\.pt: cannot read the decoder"):
         artifact.load_decoder(tmp_path / "cut.pt")
+    old = {**torch.load(path, weights_only=True), "format_version": 1}
+    del old["made_by"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"old\.pt: decoder format 1 made by .*reads format 2"):
+        artifact.load_decoder(tmp_path / "old.pt")
+    assert raw["made_by"].startswith("delta-v2a ")
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(ValueError, match=r"list\.pt: not a Delta V2A decoder"):
         artifact.load_decoder(tmp_path / "list.pt")
