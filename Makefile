@@ -31,9 +31,12 @@ resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &:
 resources/demo/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/demo
 
+resources/planted/SOURCES.md: $(STAMP)
+	$(BIN)/python -m delta_v2a.planted_songs resources/planted
+
 # The planted world first (the positive control: a known answer, runs/planted/), then the tiny
 # random models (results/). Both say NOT SCIENCE.
-demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
+demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md resources/planted/SOURCES.md
 	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
 	$(BIN)/snakemake --profile profiles/demo --cores $(CORES)
 
@@ -76,5 +79,5 @@ format: $(STAMP)
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 clean-demo:
-	rm -rf logs .snakemake resources/demo resources/models
+	rm -rf logs .snakemake resources/demo resources/planted resources/models
 	rm -rf $(filter-out results/README.md,$(wildcard results/*))  # the README is committed

@@ -75,7 +75,7 @@ def test_holm_is_phase1s_correction():
     assert np.isnan(holm([np.nan, 0.02])[0]) and holm([np.nan, 0.02])[1] == 0.02
 
 
-def test_bca_matches_scipy_on_a_skewed_sample():
+def test_bca_is_scipys_and_shifts_right_on_a_right_skewed_sample():
     x = np.random.default_rng(5).lognormal(0, 1, size=15)
     ref = stats.bootstrap(
         (x,), np.mean, method="BCa", n_resamples=40_000, random_state=np.random.default_rng(1)

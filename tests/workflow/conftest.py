@@ -44,20 +44,27 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -
 
 @pytest.fixture(scope="session")
 def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository after the first half of `make demo`: the demo media under
-    resources/demo and the planted world run to the end under runs/planted, by the Makefile's
-    own command (the positive control: docs/methods.md §9). Built once per test run."""
+    """A copy of the repository after the first half of `make demo`: the planted media under
+    resources/planted (60 songs; resources/demo links to it, the demo's media are its first
+    15 songs and its photos), the planted world run to the end under runs/planted by the
+    Makefile's own command, and its twin (one constant sensitivity) under runs/planted-twin
+    (the positive control and its negative: docs/methods.md §9). Built once per test run."""
 
     def build(state: Path) -> None:
         copy_repository(state)
         env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(state / "src")}
-        subprocess.run([sys.executable, "-m", "delta_v2a.demo", str(state / "resources/demo")],
-                       check=True, capture_output=True, cwd=state, env=env)  # fmt: skip
-        argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted",
-                "--configfile", "config/planted.yaml"]  # fmt: skip
-        run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True,
-                             timeout=1800)  # fmt: skip
-        (state / "planted_console.txt").write_text(run.stdout + run.stderr)
-        assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+        media = [sys.executable, "-m", "delta_v2a.planted_songs", "resources/planted"]
+        subprocess.run(media, check=True, capture_output=True, cwd=state, env=env)
+        (state / "resources/demo").symlink_to("planted", target_is_directory=True)
+        for name, configs in (
+            ("planted", ["config/planted.yaml"]),
+            ("planted-twin", ["config/planted.yaml", "config/planted-twin.yaml"]),
+        ):
+            argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", f"runs/{name}",
+                    "--configfile", *configs]  # fmt: skip
+            run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True,
+                                 timeout=2400)  # fmt: skip
+            (state / f"{name}_console.txt").write_text(run.stdout + run.stderr)
+            assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
 
     return shared_folder(tmp_path_factory, "planted_state", build)

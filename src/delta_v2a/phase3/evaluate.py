@@ -1,5 +1,5 @@
 """Phase 3 evaluation on the test split: the metrics, bootstrap intervals over test files
-(description), the verdict (a sign-flip test over files, :mod:`delta_v2a.phase3.inference`)
+(description), the verdict (an exact sign test over files, :mod:`delta_v2a.phase3.inference`)
 and the cost comparison (docs/methods.md sections 6.4-6.6). The baselines'
 predictions come from :mod:`delta_v2a.phase3.baselines`. Pure functions on arrays, no I/O."""
 
@@ -115,7 +115,7 @@ def verdict(
 ) -> dict[str, Any]:
     """ "The decoder uses the audio" only when :func:`~delta_v2a.phase3.inference.phase3_verdict`
     passes: on enough test files, each gate (text-only − decoder, shuffled − decoder) has a
-    Holm-corrected one-sided sign-flip p <= alpha and a positive mean, in every seed. The
+    Holm-corrected one-sided sign-test p <= alpha and a positive mean, in every seed. The
     bootstrap intervals are kept as description (they are no test: with few files they are
     far too narrow). Lists which baselines the decoder beats on ``metric`` (point estimates;
     lower is better) and which it does not. A gate counts as passed only when it passed in
@@ -135,7 +135,9 @@ def verdict(
     uses = inference.uses_audio
     head = {
         # what a pass generalises to: files are the unit, not genres (docs/methods.md §6.5)
-        "pass": "the decoder USES THE AUDIO (for new songs of the genres studied): ",
+        "pass": "the decoder USES THE AUDIO: on a new song of the genres studied it beats "
+        "text-only and its own output on other songs' audio with probability above 1/2 "
+        "(exact sign test over test files; the mean difference is described, not claimed): ",
         "fail": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
         "inconclusive": "INCONCLUSIVE, NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
     }[inference.status]

@@ -387,7 +387,7 @@ def _train_seeds(
     ctx["validation_mse"] = []
     for k, s in enumerate(st.seeds):
         log.info("training seed %d (%d of %d)", s, k + 1, len(st.seeds))
-        settings = TrainSettings(**dataclasses.asdict(st.optimiser), seed=s)
+        settings = dataclasses.replace(st.optimiser, seed=s)
         r = _train_models(
             ctx["data"],
             base_arch,
@@ -433,7 +433,7 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
     ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
     ctx["settings"] = st
     base_arch = _base_arch(ctx["data"], ctx["space"], dataclasses.asdict(st.architecture))
-    first = TrainSettings(**dataclasses.asdict(st.optimiser), seed=st.seeds[0])
+    first = dataclasses.replace(st.optimiser, seed=st.seeds[0])
     dep = _announce(ctx["data"], first, dev, dependence, st.seeds)
     test = _test_rows(ctx["data"])
     results, preds, shuffled_all, forward = _train_seeds(ctx, base_arch, dev, test)
