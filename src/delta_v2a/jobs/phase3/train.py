@@ -329,7 +329,7 @@ def _evaluate(
     seed: int,
 ) -> dict[str, Any]:
     """The test figures over seeds and the verdict (every seed must pass), logged with each
-    seed's sign-flip p-values."""
+    seed's sign-test p-values."""
     data, st = ctx["data"], ctx["settings"]
     ev = evaluate_test(
         per_seed,
@@ -355,8 +355,9 @@ def _evaluate(
             r["seed"],
             "passes" if r["passed"] else "does NOT pass",
             "; ".join(
-                f"{c['name']} mean {c['mean']:.3g}, p {c['p']:.3g}"
+                f"{c['name']} wins {c['wins']}/{c['n_files']}, p {c['p']:.3g}"
                 + (f" (Holm {c['p_holm']:.3g})" if c["gating"] else "")
+                + f", mean {c['mean']:.3g}"
                 for c in r["comparisons"]
             ),
         )
