@@ -47,8 +47,9 @@ def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository after the first half of `make demo`: the planted media under
     resources/planted (60 songs; resources/demo links to it, the demo's media are its first
     15 songs and its photos), the planted world run to the end under runs/planted by the
-    Makefile's own command, and its twin (one constant sensitivity) under runs/planted-twin
-    (the positive control and its negative: docs/methods.md §9). Built once per test run."""
+    Makefile's own command, and its twin under runs/planted-twin (a copy of the world rerun
+    with config/planted-twin.yaml: an audio-independent target, so only Phase 3 reruns): the
+    positive control and its negative (docs/methods.md §9). Built once per test run."""
 
     def build(state: Path) -> None:
         copy_repository(state)
@@ -60,6 +61,8 @@ def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ("planted", ["config/planted.yaml"]),
             ("planted-twin", ["config/planted.yaml", "config/planted-twin.yaml"]),
         ):
+            if name == "planted-twin":  # the same world: only Phase 3 reruns
+                shutil.copytree(state / "runs/planted", state / "runs/planted-twin", symlinks=True)
             argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", f"runs/{name}",
                     "--configfile", *configs]  # fmt: skip
             run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True,
