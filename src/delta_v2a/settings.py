@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from delta_v2a.config import MODALITIES, effect_names, effect_params
 from delta_v2a.media import MAX_DECODE_BYTES
+from delta_v2a.phase3.spectral import MelSettings  # the science's own type (no twin)
 
 T = TypeVar("T")
 
@@ -398,15 +399,6 @@ class Optimiser:
     lr: float = 1e-4
     weight_decay: float = 0.01
     seed: int = 0  # the training seed; config's phase3.seeds gives one run per seed
-
-
-@dataclass(frozen=True)
-class MelSettings:
-    n_fft: int
-    hop_length: int
-    n_mels: int
-    top_db: float
-    floor_db: float  # the gain-aware distance's absolute floor, dB re full scale
 
 
 @dataclass(frozen=True)

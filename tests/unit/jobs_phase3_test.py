@@ -301,7 +301,7 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     assert log["verdict"]["text_only_baseline_per_seed"] == [
         min(v, key=v.get) for v in log["verdict"]["text_only_validation_mse"]
     ]
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     lines = _phase3_verdict(log)["lines"]  # the summary reads this very log
     assert "training seeds [0, 1, 2]: passed [] (the verdict needs all)" in lines
@@ -390,7 +390,7 @@ def test_pairs_on_score_alone_only_when_asked_and_then_said(upstream, caplog):
 
 
 def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
     log = {
