@@ -46,7 +46,7 @@ def test_phase1_finds_the_planted_pairs_and_nothing_else(planted_state):
 def _phase3(results: Path) -> tuple[str, list, str]:
     """(status in verdicts.tsv, each seed's gate results, summary text) of one run."""
     verdicts = {r["phase"]: r for r in _rows(results / "tables/verdicts.tsv")}
-    log = json.loads((results / "phase3/training_log.json").read_text(encoding="utf-8"))
+    log = json.loads((results / "training_log.json").read_text(encoding="utf-8"))
     seeds = [
         (r["seed"], {c["name"]: (c["wins"], c["n_files"], c["p_holm"]) for c in r["comparisons"]})
         for r in log["verdict"]["inference"]["seeds"]
