@@ -32,7 +32,7 @@ resources/demo/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/demo
 
 resources/planted/SOURCES.md: $(STAMP)
-	$(BIN)/python -m delta_v2a.planted_songs resources/planted
+	$(BIN)/python -m delta_v2a.demo resources/planted --songs 60
 
 # The planted world first (the positive control: a known answer, runs/planted/), then the tiny
 # random models (results/). Both say NOT SCIENCE.

@@ -73,7 +73,7 @@ _WORD_NOISE = 0.5  # word-specific spread around a concept (synonyms are a clust
 #: simulation draws per-clip sensitivities log-normal with this SD too)
 SENSITIVITY_SPREAD = 0.45
 # The song's sensitivity reads its nuisance along one fixed seeded direction, standardised by
-# that projection's mean and SD over the 60 planted songs (planted_songs; measured once and
+# that projection's mean and SD over the 60 planted songs (demo --songs 60; measured once and
 # fixed, never fitted at run time): z is about N(0, 1) across songs (skew 0.4), and the
 # study's effects move it by <= 0.05 SD (lpf 800 Hz, highshelf +12 dB, saturation, reverb).
 _SENSITIVITY_SEED = 25_003

@@ -59,12 +59,12 @@ def test_a_songs_sensitivity_survives_the_effects_and_scales_their_delta():
 def test_planted_songs_are_the_demos_pieces_transposed_and_retimed(tmp_path):
     """Variant v of a piece: its notes at 2^(TRANSPOSE[v] / 12) times the pitch, TEMPO[v]
     times the tempo; a song count outside what the catalogue can make is refused."""
-    from delta_v2a import demo, planted_songs
+    from delta_v2a import demo
 
     piece = demo.PIECES[0]
-    base, _ = planted_songs.variant_notes(piece, 0)
-    moved, _ = planted_songs.variant_notes(piece, 1)
-    assert base[0].freq * 2 ** (planted_songs.TRANSPOSE[1] / 12) == pytest.approx(moved[0].freq)
-    assert moved[1].start == pytest.approx(base[1].start / planted_songs.TEMPO[1])
+    base, _ = demo.variant_notes(piece, 0)
+    moved, _ = demo.variant_notes(piece, 1)
+    assert base[0].freq * 2 ** (demo.TRANSPOSE[1] / 12) == pytest.approx(moved[0].freq)
+    assert moved[1].start == pytest.approx(base[1].start / demo.TEMPO[1])
     with pytest.raises(ValueError, match="songs must be in"):
-        planted_songs.build_planted_songs(tmp_path, songs=len(demo.PIECES) - 1)
+        demo.build_planted_songs(tmp_path, songs=len(demo.PIECES) - 1)

@@ -54,7 +54,7 @@ def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def build(state: Path) -> None:
         copy_repository(state)
         env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(state / "src")}
-        media = [sys.executable, "-m", "delta_v2a.planted_songs", "resources/planted"]
+        media = [sys.executable, "-m", "delta_v2a.demo", "resources/planted", "--songs", "60"]
         subprocess.run(media, check=True, capture_output=True, cwd=state, env=env)
         (state / "resources/demo").symlink_to("planted", target_is_directory=True)
         for name, configs in (
