@@ -34,11 +34,11 @@ resources/demo/SOURCES.md: $(STAMP)
 resources/planted/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/planted --songs 60
 
-# The planted world first (the positive control: a known answer, runs/planted/), then the tiny
-# random models (results/). Both say NOT SCIENCE.
+# One model sweep of two pairs (config/demo-sweep.yaml; docs/sweep.md): the planted world (the
+# positive control: a known answer, runs/planted/) and the tiny random models (results/), then
+# results/sweep/agreement.tsv compares them. Every artifact says NOT SCIENCE.
 demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md resources/planted/SOURCES.md
-	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
-	$(BIN)/snakemake --profile profiles/demo --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo-sweep.yaml
 
 # One pytest worker per logical CPU (pytest-xdist); a module's tests stay on one worker
 # (--dist loadscope) so its module fixtures are built once, and the minutes-long session runs
@@ -50,7 +50,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts benchmarks scripts
 	$(BIN)/ruff format --check src tests workflow/scripts benchmarks scripts
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules
 	$(BIN)/snakemake --directory .test --configfile .test/config/config.yaml --lint
 
 # Ratios measured side by side in one run (benchmarks/README.md has the figures and the
@@ -76,7 +76,7 @@ report: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests workflow/scripts benchmarks scripts
 	$(BIN)/ruff check --fix src tests workflow/scripts benchmarks scripts
-	$(BIN)/snakefmt Snakefile workflow/rules
+	$(BIN)/snakefmt Snakefile workflow/Snakefile workflow/rules
 
 clean-demo:
 	rm -rf logs .snakemake resources/demo resources/planted resources/models

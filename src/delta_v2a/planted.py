@@ -135,6 +135,22 @@ _PHRASES = {tuple(_tokens(w)): c for c, words in CONCEPTS.items() for w in words
 _LONGEST = max(len(p) for p in _PHRASES)
 
 
+@functools.lru_cache(maxsize=1)
+def _foil_phrases() -> dict[tuple[str, ...], str]:
+    """Phase 1's foil words -> their cluster. Each foil cluster is a concept of the planted text
+    towers too (a random direction, hash-seeded by the cluster's name, words spread around it
+    as a synonym list's are), so foil sets are as coherent as synonym lists, as real WordNet
+    clusters are meant to be. A word with a planted meaning keeps it."""
+    from delta_v2a.phase1.foils import load_foils
+
+    return {
+        tuple(_tokens(w)): f"foil:{c}"
+        for c, words in load_foils().items()
+        for w in words
+        if tuple(_tokens(w)) not in _PHRASES
+    }
+
+
 def concept_of(word: str) -> str | None:
     """The concept a word or phrase names, or None (a word with no planted meaning)."""
     return _PHRASES.get(tuple(_tokens(word)))
@@ -148,6 +164,7 @@ def _basis(tower: str, dim: int) -> np.ndarray:
     return q * np.sign(np.diag(r))  # sign-fixed, so the basis does not depend on LAPACK's choice
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _word_vector(tower: str, phrase: tuple[str, ...], dim: int) -> np.ndarray:
     """A unit vector per word from a hash of (tower, word): stable across runs and processes."""
     digest = hashlib.sha256(f"{tower}|{' '.join(phrase)}".encode()).digest()
@@ -174,7 +191,7 @@ def _phrases(text: str) -> list[tuple[str, ...]]:
     toks, out, i = _tokens(text), [], 0
     while i < len(toks):
         for n in range(min(_LONGEST, len(toks) - i), 0, -1):
-            if n == 1 or tuple(toks[i : i + n]) in _PHRASES:
+            if n == 1 or (run := tuple(toks[i : i + n])) in _PHRASES or run in _foil_phrases():
                 out.append(tuple(toks[i : i + n]))
                 i += n
                 break
@@ -192,6 +209,10 @@ def embed_text(tower: str, text: str, dim: int = PLANTED_DIM) -> np.ndarray:
     for phrase in _phrases(text):
         noise = _word_vector(tower, phrase, dim)
         concept = _PHRASES.get(phrase)
+        if concept is None and phrase in _foil_phrases():
+            foil = _word_vector(tower, ("concept", _foil_phrases()[phrase]), dim)
+            total += foil + _WORD_NOISE * noise
+            continue
         total += noise if concept is None else directions[concept] + _WORD_NOISE * noise
     norm = np.linalg.norm(total)
     return total / norm if norm > 0 else total
