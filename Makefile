@@ -18,10 +18,11 @@ help:
 
 # The demo extra (scikit-image, scikit-learn, music21; pinned in requirements-demo.txt) is for
 # `make demo` and the tests only: a run on your own data needs requirements.txt alone.
-$(STAMP): requirements.txt requirements-demo.txt pyproject.toml
+$(STAMP): requirements.txt requirements-demo.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-demo.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-test.txt
 	$(BIN)/python -m pip install -q --no-deps -e '.[demo]'
 	touch $@
 

@@ -11,10 +11,11 @@ high-shelf words the "bright" concept; every other concept has a direction in it
 only (the other tower gives it a text-only direction no medium moves along). So Phase 1 should
 find exactly (blur, lpf) and (brightness, highshelf) and nothing else; docs/methods.md §9.
 
-Model ids ``planted:image`` and ``planted:audio`` load these (models.load_embedder);
-``planted:audio-spread`` is the audio tower with a per-song sensitivity (:func:`song_sensitivity`,
-Phase 3's positive control; ``planted:audio`` is its twin with one constant sensitivity). Every
-artifact made with them is marked NOT SCIENCE (ModelInfo.tiny, provenance.PLANTED_NOTE).
+The ``planted`` model family loads these (``models.family: planted`` in a config; the family
+module is delta_v2a.embedders.planted). Every artifact made with them is marked NOT SCIENCE
+(ModelInfo.tiny, provenance.PLANTED_NOTE). An audio model named ``...audio-spread``
+(config/planted.yaml's ``planted:audio-spread``) gives each song its own sensitivity
+(:func:`song_sensitivity`, Phase 3's planted world).
 """
 
 from __future__ import annotations
@@ -22,29 +23,25 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from delta_v2a.constants import IMAGE_SIZE, WINDOW_SAMPLES
 from delta_v2a.constants import SAMPLE_RATE as SAMPLING_RATE
-from delta_v2a.models import ModelInfo
+from delta_v2a.embedders.base import ModelInfo
 
 __all__ = [
     "CONCEPTS",
     "PLANTED_DIM",
     "PLANTED_PAIRS",
-    "PLANTED_PREFIX",
     "PlantedAudioEmbedder",
     "PlantedImageEmbedder",
     "audio_features",
     "concept_of",
     "image_features",
-    "load_planted",
     "song_sensitivity",
 ]
 
-PLANTED_PREFIX = "planted:"
 PLANTED_DIM = 64
 #: bump when a feature, constant or word list changes what an embedding is (goes in the note)
 PLANTED_VERSION = 1
@@ -345,7 +342,7 @@ _NUISANCE_COLUMN = 8  # nuisance lives in basis columns 8..23, apart from the ph
 
 
 class _PlantedEmbedder:
-    """What both planted towers share, with the interface of models.ClipEmbedder/ClapEmbedder:
+    """What both planted towers share, with the interface of embedders.base.Embedder:
     ``prepare`` (one item -> its raw vector), ``embed_prepared``, ``embed``, ``embed_texts``.
 
     Why no torch: the features are a few numpy reductions; a model call would add nothing but
@@ -367,6 +364,10 @@ class _PlantedEmbedder:
             dim=dim,
             tiny=True,  # "not a real model": provenance marks every artifact NOT SCIENCE
             note=PLANTED_NOTE,
+            family="planted",
+            input_size=getattr(self, "input_size", None),
+            sampling_rate=getattr(self, "sampling_rate", None),
+            window_samples=getattr(self, "window_samples", None),
         )
 
     def features(self, item: np.ndarray) -> np.ndarray:
@@ -457,8 +458,12 @@ class PlantedAudioEmbedder(_PlantedEmbedder):
     weight = _AUDIO_WEIGHT
     sampling_rate = SAMPLING_RATE
     window_samples = WINDOW_SAMPLES
-    #: log-SD of the per-song sensitivity across songs (0: ``planted:audio``, the twin)
-    sensitivity_spread = 0.0
+
+    @property
+    def sensitivity_spread(self) -> float:
+        """log-SD of the per-song sensitivity across songs: ``SENSITIVITY_SPREAD`` for a model
+        named ``...audio-spread`` (config/planted.yaml), else 0 (one constant sensitivity)."""
+        return SENSITIVITY_SPREAD if self.info.name_or_path.endswith("audio-spread") else 0.0
 
     def sensitivity(self, nuisance: np.ndarray) -> float:
         return song_sensitivity(nuisance, self.sensitivity_spread)
@@ -482,26 +487,3 @@ class PlantedAudioEmbedder(_PlantedEmbedder):
 
     def embed_audio(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         return self.embed(clips, batch_size)
-
-
-def load_planted(modality: str, name: str, normalize: bool = True, **_: Any) -> _PlantedEmbedder:
-    """``planted:image`` / ``planted:audio`` / ``planted:audio-spread`` -> the planted tower of
-    ``modality`` (``-spread``: a per-song sensitivity, log-SD ``SENSITIVITY_SPREAD``).
-
-    Device, dtype and revision are accepted and ignored (numpy on the CPU, float64 inside,
-    float32 out); ``normalize`` is honoured as for CLIP/CLAP.
-    """
-    variant = name[len(PLANTED_PREFIX) :] if name.startswith(PLANTED_PREFIX) else ""
-    tower = {"audio-spread": "audio"}.get(variant, variant)
-    if tower not in ("image", "audio"):
-        raise ValueError(
-            f"unknown planted model {name!r}; use 'planted:image', 'planted:audio' or "
-            "'planted:audio-spread'"
-        )
-    if tower != modality:
-        raise ValueError(f"{name!r} is the planted {tower} tower, not a {modality} model")
-    cls = PlantedImageEmbedder if tower == "image" else PlantedAudioEmbedder
-    embedder = cls(name, normalize=normalize)
-    if variant == "audio-spread":
-        embedder.sensitivity_spread = SENSITIVITY_SPREAD
-    return embedder

@@ -40,6 +40,8 @@ class ModelSpec:
     dtype: str
     normalize: bool
     dim: int
+    #: the model family that loads it (delta_v2a.embedders), or "auto": read from its config
+    family: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def model_spec(config: Mapping[str, Any], modality: str) -> ModelSpec:
         dtype=models["dtype"],
         normalize=models["normalize"],
         dim=models["dim"][modality],
+        family=models["family"][modality],
     )
 
 
@@ -135,6 +138,7 @@ class DeltasSettings:
 class HealthSettings:
     model: ModelSpec
     limit: float
+    batch_limit: float
 
 
 def manifest_settings(config: Mapping[str, Any], modality: str, version: str) -> ManifestSettings:
@@ -229,8 +233,11 @@ def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
 
 
 def health_settings(config: Mapping[str, Any], modality: str) -> HealthSettings:
+    health = config["models"]["health"]
     return HealthSettings(
-        model=model_spec(config, modality), limit=config["models"]["health"]["limit"]
+        model=model_spec(config, modality),
+        limit=health["limit"],
+        batch_limit=health["batch_limit"],
     )
 
 
