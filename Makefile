@@ -18,10 +18,11 @@ help:
 
 # The demo extra (scikit-image, scikit-learn, music21; pinned in requirements-demo.txt) is for
 # `make demo` and the tests only: a run on your own data needs requirements.txt alone.
-$(STAMP): requirements.txt requirements-demo.txt pyproject.toml
+$(STAMP): requirements.txt requirements-demo.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-demo.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-test.txt
 	$(BIN)/python -m pip install -q --no-deps -e '.[demo]'
 	touch $@
 
@@ -31,10 +32,13 @@ resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &:
 resources/demo/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/demo
 
+resources/planted/SOURCES.md: $(STAMP)
+	$(BIN)/python -m delta_v2a.demo resources/planted --songs 60
+
 # One model sweep of two pairs (config/demo-sweep.yaml; docs/sweep.md): the planted world (the
 # positive control: a known answer, runs/planted/) and the tiny random models (results/), then
 # results/sweep/agreement.tsv compares them. Every artifact says NOT SCIENCE.
-demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
+demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md resources/planted/SOURCES.md
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo-sweep.yaml
 
 # One pytest worker per logical CPU (pytest-xdist); a module's tests stay on one worker
@@ -79,5 +83,5 @@ format: $(STAMP)
 	$(BIN)/snakefmt Snakefile workflow/Snakefile workflow/rules
 
 clean-demo:
-	rm -rf logs .snakemake resources/demo resources/models
+	rm -rf logs .snakemake resources/demo resources/planted resources/models
 	rm -rf $(filter-out results/README.md,$(wildcard results/*))  # the README is committed

@@ -208,8 +208,9 @@ def check_models(config: Mapping[str, Any]) -> None:
                 else ""
             )
             raise ConfigError(
-                f"models.{modality}: local model directory '{name}' does not exist{hint}; give a "
-                "Hugging Face id (e.g. openai/clip-vit-large-patch14) or an existing directory"
+                f"models.{modality}: local model directory '{name}' does not exist{hint}; "
+                "`delta-v2a fetch-models --configfile CONFIG` fetches it (where there is "
+                "network), or give a Hugging Face id or an existing directory"
             )
 
 

@@ -58,7 +58,10 @@ def clips(n: int, seed: int = 0, length: int = WINDOW) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def towers():
-    return {m: load_embedder(m, f"planted:{m}", device="cpu", dtype="fp32") for m in EFFECTS}
+    return {
+        m: load_embedder(m, f"planted:{m}", family="planted", device="cpu", dtype="fp32")
+        for m in EFFECTS
+    }
 
 
 def apply(modality: str, effect: str, item: np.ndarray, params, preroll: int = 0):
@@ -78,10 +81,12 @@ def test_load_embedder_gives_planted_towers_marked_not_science(towers):
     assert img.dim == aud.dim == planted.PLANTED_DIM and img.info.tiny
     meta = merge_model_meta({"modality": m, "model": t.info.to_dict()} for m, t in towers.items())
     assert meta["not_science"] and "NOT SCIENCE" in meta["note"] and "planted" in meta["note"]
-    with pytest.raises(ValueError, match="planted audio tower"):
-        load_embedder("image", "planted:audio")
-    with pytest.raises(ValueError, match="unknown planted model"):
-        load_embedder("image", "planted:video")
+    assert img.info.family == aud.info.family == "planted" and not img.info.science
+    # the family, not a prefix of the name, picks the planted world
+    with pytest.raises(FileNotFoundError, match="fetch-models"):
+        load_embedder("image", "planted:image")
+    with pytest.raises(ValueError, match="unknown model family 'plant'"):
+        load_embedder("image", "planted:image", family="plant")
 
 
 def test_embeddings_are_deterministic_unit_rows_of_the_right_shape(towers):

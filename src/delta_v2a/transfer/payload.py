@@ -143,6 +143,7 @@ def _image_model(store: DeltaStore, image_store: str) -> dict[str, Any]:
         "image_size": store.meta.get("decoding", {}).get("image_size"),
         "dim": int(store.delta.shape[1]),
         "tiny": bool(model.get("tiny", False)),
+        "family": model.get("family", "auto"),  # which embedder family loads it again
     }
     if image_model["name_or_path"] is None:
         raise PayloadError(f"{image_store}: meta.model.name_or_path is missing")

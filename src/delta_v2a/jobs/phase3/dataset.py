@@ -25,7 +25,7 @@ from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import DatasetSettings, PairRule
 from delta_v2a.split import read_split
-from delta_v2a.storage import atomic_path, save_npz, write_json
+from delta_v2a.storage import NAMES, atomic_path, save_npz, write_json
 
 
 def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping) -> None:
@@ -168,7 +168,7 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         levels_per_pair=st.levels_per_pair,
     )
     with atomic_path(samples_out) as tmp:
-        samples.to_csv(tmp, sep="\t", index=False)
+        samples.to_csv(tmp, sep="\t", index=False, errors=NAMES)
     _save_texts(texts_out, texts, text_emb, {"model": embedder.info.to_dict()})
     write_json(pairs_out, doc)
     _log_dataset(samples, len(files), by_split, len(texts), space)
