@@ -35,10 +35,10 @@ class Cost:
 
 
 #: Measured with benchmarks/scale.py at 10^3 to 10^5 files (benchmarks/README.md): peak minus
-#: the process's imports, per MB held at once, was at most 2.5 (deltas), 4.7 (Phase 0) and 4.6
-#: (Phase 1); the coefficients carry a margin of 1.5x or more. Minutes per GB: twice the rate
-#: measured on a 2-core machine at load 15-18 (Phase 1 at its default resampling counts, about
-#: ten times the benchmark's). "At once" per rule: see :func:`resident_mb`.
+#: the process's imports, per MB held at once, was at most 2.5 (deltas), 4.7 (Phase 0) and 1.9
+#: (Phase 1, above its 2.4 GB of foil banks); the coefficients carry a margin of 1.5x or more.
+#: Minutes per GB: twice the rate measured on a 2-core machine at load 15-18 (Phase 1 at its
+#: default resampling counts, about ten times the benchmark's). "At once": :func:`resident_mb`.
 COSTS = {
     "deltas": Cost(BASE_MB, 4.0, 10, 6.0),
     "sensitivity": Cost(BASE_MB, 8.0, 10, 4.0),
@@ -46,7 +46,7 @@ COSTS = {
     "split": Cost(BASE_MB, 30.0, 5, 10.0),
     # + 5000 MB: one text tower at a time (CLIP ViT-L/14 fp32 1.7 GB) and the foil banks (2.2 GB
     # measured with 10 categories and stub towers, whatever the number of files)
-    "phase1": Cost(BASE_MB + 5000, 7.0, 20, 60.0),
+    "phase1": Cost(BASE_MB + 5000, 3.0, 20, 60.0),
 }
 
 
