@@ -87,8 +87,11 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
             }
         },
     }
-    lines = _phase3_verdict(log)["lines"]
-    assert lines[1].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
+    verdict = _phase3_verdict(log)
+    lines = verdict["lines"]
+    assert verdict["status"] == "FAILED"  # a FAILED verdict says why first, then the figures
+    assert lines[0] == f"FAILED because: {log['verdict']['message']}"
+    assert lines[2].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
     assert "seed 8 text_only: mean 0.1 over 12 files, sign-flip p 0.4 (Holm 0.8)" in lines
     assert "seed 7 oracle: mean 0.1 over 12 files, sign-flip p 1 (Holm 2), reported" in lines
     assert "training seeds [7, 8, 9]: passed [7, 9] (the verdict needs all)" in lines

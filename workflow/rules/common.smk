@@ -208,4 +208,5 @@ TRANSFER_RESULTS = ["results/transfer"]
 TABLES_RESULTS = [f"results/tables/{name}.tsv" for name in TABLES] + [
     "results/tables/provenance.json",
     "results/report/front.html",
+    "results/report/transfer.html",
 ]
