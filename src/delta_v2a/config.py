@@ -128,7 +128,9 @@ def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
         path = Path(root)
         if not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist"
-            raise ConfigError(f"{key}: data root '{root}' {what} (set {key} in your config)")
+            raise ConfigError(
+                f"{key}: data root '{root}' {what}{relative_note(root)} (set {key} in your config)"
+            )
         try:
             media[modality] = discover(root, modality)
         except OSError as err:  # an unreadable folder: discover's message names it
@@ -202,9 +204,20 @@ def check_models(config: Mapping[str, Any]) -> None:
                 else ""
             )
             raise ConfigError(
-                f"models.{modality}: local model directory '{name}' does not exist{hint}; give a "
-                "Hugging Face id (e.g. openai/clip-vit-large-patch14) or an existing directory"
+                f"models.{modality}: local model directory '{name}' does not exist"
+                f"{relative_note(name)}{hint}; give a Hugging Face id (e.g. "
+                "openai/clip-vit-large-patch14) or an existing directory"
             )
+
+
+def relative_note(path: str) -> str:
+    """For a relative path: where it was looked for. Relative data roots and model folders are
+    read from the working directory (the folder Snakemake runs in: ``--directory``, else the
+    one it was started in), the same rule for both; a path from the config file's folder would
+    differ between `--configfile` overlays merged from several folders."""
+    if Path(path).expanduser().is_absolute():
+        return ""
+    return f" (relative paths are read from the working directory {Path.cwd()})"
 
 
 def effect_names(config: Mapping[str, Any], modality: str) -> list[str]:

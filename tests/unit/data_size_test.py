@@ -48,3 +48,19 @@ def test_the_split_itself_needs_three_files_and_phase0_none():
     assert "needs at least 3 (train, val, test)" in refusal and "Phase 0" in refusal
     assert check_data_size(CONFIG, 3, stage="split") == (None, None)
     assert check_data_size(CONFIG, 7, stage="split") == (None, None)  # Phase 1 runs on 7
+
+
+def test_relative_paths_are_read_from_the_working_directory(tmp_path, monkeypatch):
+    """Data roots and model folders: one rule, the working directory (Snakemake's
+    --directory), and the refusal names it; a folder that exists there is found."""
+    from delta_v2a.config import ConfigError, check_data_roots, check_models
+
+    monkeypatch.chdir(tmp_path)
+    cfg = {**CONFIG, "models": {**CONFIG["models"], "image": "./models/clip"}}
+    with pytest.raises(ConfigError, match="working directory " + str(tmp_path.resolve())):
+        check_models(cfg)
+    (tmp_path / "models/clip").mkdir(parents=True)
+    (tmp_path / "models/clap").mkdir(parents=True)
+    check_models({**cfg, "models": {**cfg["models"], "audio": "./models/clap"}})
+    with pytest.raises(ConfigError, match=r"data root 'x' does not exist \(relative paths"):
+        check_data_roots({**CONFIG, "data": {"images": "x", "audio": "y"}})
