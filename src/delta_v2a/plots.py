@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,42 +30,95 @@ def _title(fig: plt.Figure, title: str, note: str) -> None:
         fig.supxlabel(note, fontsize=8, color="firebrick")
 
 
-def norms_figure(norms: pd.DataFrame, min_distance: float, path: str | Path, note: str) -> None:
-    """Box plots of ‖Δe‖ by effect × intensity, one panel per modality."""
+#: Short names of effect parameters on the figures' axes.
+SYMBOLS = {
+    "sigma": "σ",
+    "factor": "×",
+    "cutoff_hz": "cutoff",
+    "gain_db": "gain",
+    "drive_db": "drive",
+}
+
+
+def level_text(modality: str, effect: str, params: Mapping[str, float]) -> str:
+    """An intensity level in physical units, from the effect registry's units: "σ 4 px",
+    "cutoff 2000 Hz", "gain 6 dB", "×1.5" (a blend factor)."""
+    from delta_v2a.effects import effect_spec
+
+    parts = []
+    for p in effect_spec(modality, effect).params:
+        if p.name not in params:
+            continue
+        value = f"{float(params[p.name]):.4g}"
+        if p.unit == "x":
+            parts.append(f"×{value}")
+        else:
+            parts.append(f"{SYMBOLS.get(p.name, p.name)} {value} {p.unit}".strip())
+    return ", ".join(parts)
+
+
+def with_levels(frame: pd.DataFrame, levels: Mapping[tuple[str, str, str], str] | None):
+    """``frame`` with a ``variant`` column: "effect/intensity", and its physical level on a
+    second line where ``levels`` knows it ((modality, effect, intensity) -> text)."""
+    levels = levels or {}
+    keys = zip(frame["modality"], frame["effect_type"], frame["intensity"], strict=True)
+    return frame.assign(
+        variant=[
+            f"{e}/{i}" + (f"\n{levels[(m, e, i)]}" if (m, e, i) in levels else "")
+            for m, e, i in keys
+        ]
+    )
+
+
+def norms_figure(
+    norms: pd.DataFrame,
+    min_distance: float,
+    path: str | Path,
+    note: str,
+    levels: Mapping[tuple[str, str, str], str] | None = None,
+) -> None:
+    """Box plots of ‖Δe‖ per effect and intensity (its level in physical units below the
+    name), one panel per modality."""
     mods = list(dict.fromkeys(norms["modality"]))
     fig, axes = plt.subplots(
-        1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
+        1, len(mods), figsize=(6 * len(mods), 4.8), squeeze=False, layout="constrained"
     )
     for ax, mod in zip(axes[0], mods, strict=True):
-        sub = norms[norms["modality"] == mod]
-        sns.boxplot(data=sub, x="effect_type", y="norm", hue="intensity", ax=ax)
+        sub = with_levels(norms[norms["modality"] == mod], levels)
+        sns.boxplot(data=sub, x="variant", y="norm", hue="effect_type", legend=False, ax=ax)
         ax.axhline(min_distance, ls="--", color="grey", lw=1)
         ax.set_title(f"{mod}")
-        ax.set_xlabel("effect")
+        ax.set_xlabel("effect/intensity (level)")
         ax.set_ylabel("‖Δe‖")
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
     _title(fig, "Phase 0-a: delta norms (dashed: min_distance)", note)
     _save(fig, path)
 
 
 def consistency_figure(
-    within: pd.DataFrame, min_cosine: float, path: str | Path, note: str
+    within: pd.DataFrame,
+    min_cosine: float,
+    path: str | Path,
+    note: str,
+    levels: Mapping[tuple[str, str, str], str] | None = None,
 ) -> None:
-    """Within-category mean cosine per effect × intensity, one point per category."""
+    """Within-category mean cosine per effect × intensity (its level in physical units below
+    the name), one point per category."""
     mods = list(dict.fromkeys(within["modality"]))
     fig, axes = plt.subplots(
         1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
     )
     for ax, mod in zip(axes[0], mods, strict=True):
         sub = within[(within["modality"] == mod) & within["mean_cosine"].notna()]
-        sub = sub.assign(variant=sub["effect_type"] + "/" + sub["intensity"])
+        sub = with_levels(sub, levels)
         if len(sub):
             sns.stripplot(data=sub, x="variant", y="mean_cosine", hue="category", ax=ax)
         ax.axhline(min_cosine, ls="--", color="grey", lw=1)
         ax.set_ylim(-1.05, 1.05)
         ax.set_title(mod)
-        ax.set_xlabel("effect/intensity")
+        ax.set_xlabel("effect/intensity (level)")
         ax.set_ylabel("mean pairwise cosine")
-        ax.tick_params(axis="x", rotation=60)
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
     _title(fig, "Phase 0-b: within-category consistency (dashed: min_cosine)", note)
     _save(fig, path)
 

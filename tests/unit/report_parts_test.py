@@ -136,3 +136,23 @@ def test_prediction_axes_are_physical(tmp_path, monkeypatch, space):
     np.testing.assert_allclose(np.sort(x), np.sort(expected))
     assert "physical units" in seen["fig"]._suptitle.get_text()
     plt.close(seen["fig"])
+
+
+def test_phase0_axes_name_each_level_in_physical_units(tmp_path, monkeypatch):
+    from delta_v2a import plots
+
+    assert plots.level_text("image", "blur", {"sigma": 4.0}) == "σ 4 px"
+    assert plots.level_text("audio", "lpf", {"cutoff_hz": 2000.0, "order": 4}) == "cutoff 2000 Hz"
+    assert plots.level_text("audio", "highshelf", {"gain_db": 6.0}) == "gain 6 dB"
+    assert plots.level_text("image", "brightness", {"factor": 1.5}) == "×1.5"
+    seen = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.update(fig=fig))
+    norms = pd.DataFrame({"modality": "image", "effect_type": "blur", "intensity": ["low", "high"],
+                          "norm": [0.1, 0.3]})  # fmt: skip
+    levels = {("image", "blur", "low"): "σ 1 px", ("image", "blur", "high"): "σ 4 px"}
+    plots.norms_figure(norms, 0.01, tmp_path / "n.png", "", levels)
+    ticks = [t.get_text() for t in seen["fig"].axes[0].get_xticklabels()]
+    assert ticks == ["blur/low\nσ 1 px", "blur/high\nσ 4 px"]
+    import matplotlib.pyplot as plt
+
+    plt.close(seen["fig"])

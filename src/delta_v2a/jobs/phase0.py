@@ -25,6 +25,17 @@ def _variant(r: dict) -> str:
     return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
 
 
+def _levels(stores: Sequence[DeltaStore]) -> dict[tuple[str, str, str], str]:
+    """(modality, effect, intensity) -> the level in physical units, for the figures' axes
+    (each store records the parameters every variant was made with)."""
+    out = {}
+    for s in stores:
+        for key, params in s.meta.get("effect_params", {}).items():
+            effect, intensity = key.split("/", 1)
+            out[(s.modality, effect, intensity)] = plots.level_text(s.modality, effect, params)
+    return out
+
+
 def _norms_frame(stores: Sequence[DeltaStore]) -> pd.DataFrame:
     frames = []
     for s in stores:
@@ -63,7 +74,9 @@ def run_sensitivity(*, inputs: Paths, outputs: Paths, settings: SensitivitySetti
     )
     meta = _phase_meta(loaded, docs)
     write_json(outputs.json, {"meta": meta, "min_distance": min_distance, "results": rows})
-    plots.norms_figure(_norms_frame(loaded), min_distance, outputs.figure, meta["note"])
+    plots.norms_figure(
+        _norms_frame(loaded), min_distance, outputs.figure, meta["note"], _levels(loaded)
+    )
 
 
 def run_linearity(*, inputs: Paths, outputs: Paths, settings: LinearitySettings) -> None:
@@ -99,4 +112,6 @@ def run_linearity(*, inputs: Paths, outputs: Paths, settings: LinearitySettings)
         },
     )
     write_json(outputs.cross, {"meta": meta, "thresholds": thresholds, "results": cross})
-    plots.consistency_figure(pd.DataFrame(within), min_cosine, outputs.figure, meta["note"])
+    plots.consistency_figure(
+        pd.DataFrame(within), min_cosine, outputs.figure, meta["note"], _levels(loaded)
+    )
