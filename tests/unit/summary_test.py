@@ -91,6 +91,7 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
     lines = verdict["lines"]
     assert verdict["status"] == "FAILED"  # a FAILED verdict says why first, then the figures
     assert lines[0] == f"FAILED because: {log['verdict']['message']}"
+    assert log["verdict"]["message"] not in lines[1:]  # said once, first
     assert lines[2].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
     assert "seed 8 text_only: mean 0.1 over 12 files, sign-flip p 0.4 (Holm 0.8)" in lines
     assert "seed 7 oracle: mean 0.1 over 12 files, sign-flip p 1 (Holm 2), reported" in lines

@@ -33,10 +33,14 @@ def _verdict(name: str, ok: bool | None | str, lines: Sequence[str]) -> dict[str
 
 
 def _why_first(verdict: dict[str, Any], why: Sequence[str]) -> dict[str, Any]:
-    """A FAILED verdict opens with why it failed (the report shows the first line beside the
-    status; "24 of 24 variants sensitive" beside FAILED reads as a contradiction)."""
-    if verdict["status"] == "FAILED" and why:
-        verdict["lines"] = [f"FAILED because: {'; '.join(why)}", *verdict["lines"]]
+    """A FAILED (or INCONCLUSIVE) verdict opens with why (the report shows the first line
+    beside the status; "24 of 24 variants sensitive" beside FAILED reads as a contradiction).
+    A reason that already starts with the status is not prefixed again."""
+    status = verdict["status"]
+    if status in ("FAILED", "INCONCLUSIVE") and why:
+        text = "; ".join(why)
+        first = text if text.startswith(status) else f"{status} because: {text}"
+        verdict["lines"] = [first, *(line for line in verdict["lines"] if line != text)]
     return verdict
 
 
