@@ -127,8 +127,8 @@ def test_pairs_json_tables_report_and_summary_agree_on_the_chosen_pairs(report, 
 
 def test_report_holds_every_verdict_line_and_the_transfer_section(report, small_run):
     """Without a browser: the results section the report embeds holds every verdict line (no
-    "+N more: verdict_lines.tsv"), a FAILED or INCONCLUSIVE phase's first line says why, the Transfer
-    section has a player per rendered song; the report lists the Transfer entry."""
+    "+N more: verdict_lines.tsv"), a FAILED or INCONCLUSIVE phase's first line says why, the
+    Transfer section has a player per rendered song; the report lists the Transfer entry."""
     front = (small_run / "results/report/front.html").read_text(encoding="utf-8")
     lines = pd.read_csv(small_run / "results/tables/verdict_lines.tsv", sep="\t")
     assert "more: verdict_lines.tsv" not in front
