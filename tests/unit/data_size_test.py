@@ -64,3 +64,18 @@ def test_relative_paths_are_read_from_the_working_directory(tmp_path, monkeypatc
     check_models({**cfg, "models": {**cfg["models"], "audio": "./models/clap"}})
     with pytest.raises(ConfigError, match=r"data root 'x' does not exist \(relative paths"):
         check_data_roots({**CONFIG, "data": {"images": "x", "audio": "y"}})
+
+
+def test_readme_how_much_data_table_follows_the_defaults():
+    """The README's table is the defaults' numbers: recomputed here, so a new default for
+    phase3.min_test_files or phase3.split fails this test until the table follows."""
+    fractions, need = CONFIG["phase3"]["split"], CONFIG["phase3"]["min_test_files"]
+    first = {}  # fewest songs giving k test files
+    for n in range(3, 1000):
+        first.setdefault(split_counts(n, fractions)["test"], n)
+    train, verdict = first[MIN_TEST_FILES_TO_RUN], min(n for k, n in first.items() if k >= need)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"| 3 to {train - 1} | 1 |" in readme
+    assert f"| {train} to {verdict - 1} | {MIN_TEST_FILES_TO_RUN} to {need - 1} |" in readme
+    assert f"| {verdict} or more | {need} or more |" in readme
+    assert f"needs `phase3.min_test_files` of them (default {need})" in readme
