@@ -360,6 +360,19 @@ def _physical_columns(space: Any, truth, predicted) -> tuple[np.ndarray, np.ndar
     return out_t, out_p, labels
 
 
+def _plain_log_axes(ax: plt.Axes) -> None:
+    """Log axes labelled in plain numbers at 1, 2, 5 × 10^k (2000, 5000, 10000 Hz), not
+    mathtext powers whose minor labels overlap."""
+    from matplotlib import ticker
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def _prediction_panels(samples, truth, predicted, names, path, note, scales) -> None:
     """The panels; ``scales`` (one per axis) when the values are physical, else None."""
     physical = scales is not None
@@ -376,8 +389,7 @@ def _prediction_panels(samples, truth, predicted, names, path, note, scales) -> 
             ax.set_xlabel(f"target {name}")
             ax.set_ylabel(f"predicted {name}")
             if scales[j] == "log":
-                ax.set_xscale("log")
-                ax.set_yscale("log")
+                _plain_log_axes(ax)
         else:
             ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
             ax.set_xlim(-0.05, 1.05)
