@@ -23,7 +23,6 @@ from PIL import Image
 
 from delta_v2a.config import load_config
 from delta_v2a.extract import Decoding, study_store
-from delta_v2a.jobs.transfer import transfer_payload_from_results
 from delta_v2a.media import MediaFile
 from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
@@ -31,6 +30,7 @@ from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.storage import write_json
 from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
+from delta_v2a.transfer.payload import transfer_payload_from_results
 from delta_v2a.transfer.usecase import load_setup, transfer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,11 +18,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from delta_v2a.effects import AUDIO_EFFECTS, IMAGE_EFFECTS, check_levels
+from delta_v2a.constants import SAMPLE_RATE
+from delta_v2a.effects import REGISTRY, check_levels
 
 MODALITIES = ("image", "audio")
-REGISTRY = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
-AUDIO_RATE_FOR_CHECKS = 48_000  # CLAP's rate; the loader resamples every file to it
+AUDIO_RATE_FOR_CHECKS = SAMPLE_RATE  # the loader resamples every file to CLAP's rate
 
 
 #: What :func:`schema_defaults` gives for a key the schema has no default for.
@@ -70,7 +70,13 @@ def merge(base: Any, overlay: Any) -> Any:
 
 
 def with_defaults(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` (the merged config files) on top of the schema's defaults."""
+    """``config`` (the merged config files) on top of the schema's defaults.
+
+    Why not ``snakemake.utils.validate(config, schema, set_default=True)``: it sets an object's
+    default only where the whole key is absent, so a config giving one nested key (say
+    ``effects.image.blur.levels.low``) loses the rest of that object's defaults and is refused
+    (checked with snakemake 9.27.1); here defaults merge under the config key by key.
+    """
     defaults = schema_defaults(schema)
     return merge({} if defaults is NO_DEFAULT else defaults, config)
 

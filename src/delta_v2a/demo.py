@@ -25,7 +25,9 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-SR = 48000
+from delta_v2a.constants import SAMPLE_RATE
+
+SR = SAMPLE_RATE
 CLIP_SECONDS = 12.0
 TARGET_RMS_DBFS = -14.0
 PEAK_LIMIT = 0.9

@@ -28,6 +28,8 @@ from types import MappingProxyType
 import numpy as np
 from numpy.typing import NDArray
 
+from delta_v2a.constants import SAMPLE_RATE
+
 # cv2, scipy.signal and pedalboard are imported inside the effects that use them: this module
 # is also imported by the Snakefile (config checks), where a 1-2 s import would slow every
 # `snakemake --dry-run`.
@@ -35,7 +37,6 @@ from numpy.typing import NDArray
 __all__ = [
     "AUDIO_EFFECTS",
     "DEFAULT_INTENSITIES",
-    "DEFAULT_LEVELS",
     "IMAGE_EFFECTS",
     "LUMA_WEIGHTS",
     "NOMINAL_SR",
@@ -70,9 +71,9 @@ LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 #: The workflow's audio rate (CLAP's). Only used for the lpf's ``neutral`` value, which is
 #: really ``sr / 2`` and so depends on the rate the effect is applied at.
-NOMINAL_SR = 48_000
+NOMINAL_SR = SAMPLE_RATE
 
-#: Intensity names, weakest first, as used by ``DEFAULT_LEVELS``.
+#: Intensity names, weakest first, as the schema's default levels use them.
 DEFAULT_INTENSITIES: tuple[str, ...] = ("low", "mid", "high")
 
 
@@ -487,51 +488,16 @@ AUDIO_EFFECTS: dict[str, EffectSpec] = _registry(
      {"damping": 0.5, "dry_level": 1.0, "width": 1.0}, check_reverb),
 )  # fmt: skip
 
-_REGISTRY: dict[str, dict[str, EffectSpec]] = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
-
-#: Levels the workflow uses by default (mirrored in config/config.yaml):
-#: modality -> effect -> intensity -> varying parameters.
-DEFAULT_LEVELS: dict[str, dict[str, dict[str, dict[str, float]]]] = {
-    "image": {
-        "blur": {"low": {"sigma": 1.0}, "mid": {"sigma": 2.0}, "high": {"sigma": 4.0}},
-        "brightness": {
-            "low": {"factor": 1.15},
-            "mid": {"factor": 1.35},
-            "high": {"factor": 1.6},
-        },
-        "contrast": {"low": {"factor": 0.7}, "mid": {"factor": 0.5}, "high": {"factor": 0.3}},
-        "saturation": {"low": {"factor": 1.5}, "mid": {"factor": 2.5}, "high": {"factor": 4.0}},
-    },
-    "audio": {
-        "lpf": {
-            "low": {"cutoff_hz": 4000.0},
-            "mid": {"cutoff_hz": 2000.0},
-            "high": {"cutoff_hz": 800.0},
-        },
-        "highshelf": {
-            "low": {"gain_db": 3.0},
-            "mid": {"gain_db": 6.0},
-            "high": {"gain_db": 12.0},
-        },
-        "saturation": {
-            "low": {"drive_db": 6.0},
-            "mid": {"drive_db": 12.0},
-            "high": {"drive_db": 24.0},
-        },
-        "reverb": {
-            "low": {"room_size": 0.3, "wet_level": 0.2},
-            "mid": {"room_size": 0.6, "wet_level": 0.3},
-            "high": {"room_size": 0.9, "wet_level": 0.4},
-        },
-    },
-}
+#: Every effect by modality; the levels the workflow uses by default are the schema's
+#: (workflow/schemas/config.schema.yaml, ``effects.default``), written only there.
+REGISTRY: dict[str, dict[str, EffectSpec]] = {"image": IMAGE_EFFECTS, "audio": AUDIO_EFFECTS}
 
 
 def effect_spec(modality: str, name: str) -> EffectSpec:
     """Look an effect up, failing with the list of what exists."""
-    if modality not in _REGISTRY:
-        raise ValueError(f"unknown modality {modality!r}; allowed: {sorted(_REGISTRY)}")
-    effects = _REGISTRY[modality]
+    if modality not in REGISTRY:
+        raise ValueError(f"unknown modality {modality!r}; allowed: {sorted(REGISTRY)}")
+    effects = REGISTRY[modality]
     if name not in effects:
         raise ValueError(f"unknown {modality} effect {name!r}; allowed: {sorted(effects)}")
     return effects[name]

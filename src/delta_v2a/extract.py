@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.constants import IMAGE_SIZE, SAMPLE_RATE, WINDOW_SAMPLES
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
 from delta_v2a.media import BadMediaError, MediaFile, load_audio, load_image, vet_file
 from delta_v2a.prefetch import prefetched_batches
@@ -70,10 +71,10 @@ class Decoding:
     """How a modality's files become model input (what the embedding's meaning depends on)."""
 
     modality: str
-    image_size: int = 224
-    sampling_rate: int = 48_000
-    window: int = 480_000
-    preroll: int = 48_000
+    image_size: int = IMAGE_SIZE
+    sampling_rate: int = SAMPLE_RATE
+    window: int = WINDOW_SAMPLES
+    preroll: int = SAMPLE_RATE  # one second
     #: Most bytes one image decode may need (``preprocessing.image.decode_budget_mib``). It
     #: decides which files are refused, never what an accepted file's pixels are, so it stays
     #: out of :meth:`as_dict` (the cache key). None: the default, with no config in play.

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.constants import IMAGE_SIZE, WINDOW_SAMPLES
+from delta_v2a.constants import SAMPLE_RATE as SAMPLING_RATE
 from delta_v2a.models import ModelInfo
 
 __all__ = [
@@ -47,9 +49,6 @@ PLANTED_NOTE = (
     f"planted embedder v{PLANTED_VERSION} (delta_v2a.planted): the answer is built in; "
     "results test the pipeline and are not science"
 )
-IMAGE_SIZE = 224
-SAMPLING_RATE = 48_000
-WINDOW_SAMPLES = 10 * SAMPLING_RATE
 #: the pairs the construction plants (image effect, audio effect), for tests and reports
 PLANTED_PAIRS = (("blur", "lpf"), ("brightness", "highshelf"))
 

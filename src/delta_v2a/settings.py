@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from delta_v2a.config import MODALITIES, effect_names, effect_params
 from delta_v2a.media import MAX_DECODE_BYTES
+from delta_v2a.phase3.spectral import MelSettings  # the science's own type (no twin)
 
 T = TypeVar("T")
 
@@ -393,15 +394,6 @@ class Optimiser:
     batch_size: int
     lr: float
     weight_decay: float
-
-
-@dataclass(frozen=True)
-class MelSettings:
-    n_fft: int
-    hop_length: int
-    n_mels: int
-    top_db: float
-    floor_db: float  # the gain-aware distance's absolute floor, dB re full scale
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,14 @@ class Split:
 def make_split(
     paths: Sequence[str], categories: Sequence[str], fractions: Mapping[str, float], seed: int
 ) -> Split:
+    """Each file's split by :func:`~delta_v2a.phase3.dataset.split_files`.
+
+    Why not sklearn's ``train_test_split(..., stratify=genres)``: it refuses a test or
+    validation split smaller than the number of genres (6 test files of 8 genres is a study
+    size the workflow allows), and ``GroupShuffleSplit`` holds out whole genres, another
+    design; the study's interleaved per-genre cut draws each split from as many genres as its
+    size allows, and keeps every file where earlier runs put it.
+    """
     assignment = split_files(categories, fractions, seed)
     return Split(tuple(map(str, paths)), tuple(map(str, assignment)), dict(fractions), seed)
 

@@ -36,6 +36,8 @@ from transformers import (
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
+from delta_v2a.constants import IMAGE_SIZE, SAMPLE_RATE, WINDOW_SECONDS
+
 __all__ = [
     "TINY_MARKER",
     "TINY_NOTE",
@@ -162,15 +164,15 @@ def build_tiny_clip(seed: int = 0, full_size: bool = False) -> tuple[CLIPModel, 
         },
         vision_config={
             **_TINY_LAYERS,
-            "image_size": 224,
+            "image_size": IMAGE_SIZE,
             "patch_size": 32,
             **(FULL_CLIP["vision"] if full_size else {}),
         },
         projection_dim=CLIP_PROJECTION_DIM,
     )
     image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": 224},
-        crop_size={"height": 224, "width": 224},
+        size={"shortest_edge": IMAGE_SIZE},
+        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         image_mean=CLIP_MEAN,
         image_std=CLIP_STD,
     )
@@ -212,9 +214,9 @@ def build_tiny_clap(seed: int = 0, full_size: bool = False) -> tuple[ClapModel, 
     )
     feature_extractor = ClapFeatureExtractor(
         feature_size=64,
-        sampling_rate=48000,
+        sampling_rate=SAMPLE_RATE,
         hop_length=480,
-        max_length_s=10,
+        max_length_s=WINDOW_SECONDS,
         fft_window_size=1024,
         frequency_min=50,
         frequency_max=14000,

@@ -18,7 +18,6 @@ from delta_v2a.cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 from delta_v2a.config import load_config
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
 from delta_v2a.extract import Decoding, render, study_store
-from delta_v2a.jobs.transfer import transfer_payload_from_results
 from delta_v2a.media import MediaFile, load_image
 from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
@@ -26,6 +25,7 @@ from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.dataset import describe
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.storage import write_json
+from delta_v2a.transfer.payload import transfer_payload_from_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SR = 48_000

@@ -27,25 +27,31 @@ def test_every_line_carries_the_tag(tmp_path, capsys):
     assert "[embed audio/lpf/high] hello 5%" in text
 
 
-def test_progress_line_count_rate_eta():
-    p = Progress("embedded")
-    assert p.line(64, 3000, 2.0) == "embedded 64/3000 files (2%) 32.0/s ETA 1m32s"
-    assert p.line(0, 10, 0.0) == "embedded 0/10 files (0%) ?/s ETA ?"
-    assert p.line(10, 10, 5.0).endswith("(100%) 2.0/s ETA 0s")
-    assert Progress("x").line(1, 7201, 1.0).endswith("ETA 2h00m")
+def _progress_lines(monkeypatch, caplog, steps, total, every_s=10.0):
+    """What Progress logs for ``steps`` of (seconds, done), on a fake clock."""
+    import tqdm.std
+
+    now = [0.0]
+    monkeypatch.setattr(tqdm.std, "time", lambda: now[0])
+    p = Progress("embedded", every_s=every_s)
+    with caplog.at_level(logging.INFO, logger="delta_v2a"):
+        for t, done in steps:
+            now[0] = t
+            p(done, total)
+    return [r.getMessage() for r in caplog.records]
+
+
+def test_progress_line_count_rate_eta(monkeypatch, caplog):
+    lines = _progress_lines(monkeypatch, caplog, [(0.0, 0), (2.0, 64), (94.0, 3000)], 3000, 1.0)
+    assert lines[0] == "embedded 0/3000 files (0%) ?files/s ETA ?"
+    assert lines[1] == "embedded 64/3000 files (2%) 32.00files/s ETA 01:31"  # 2936 / 32 s, cut
+    assert lines[-1].startswith("embedded 3000/3000 files (100%)")
 
 
 def test_progress_is_throttled_but_always_logs_the_end(monkeypatch, caplog):
-    now = [0.0]
-    p = Progress("embedded", every_s=10.0)
-    monkeypatch.setattr(p, "_clock", lambda: now[0])
-    p._start = 0.0
-    with caplog.at_level(logging.INFO, logger="delta_v2a"):
-        for i in range(1, 101):
-            now[0] = i * 0.5  # a batch every 0.5 s for 50 s
-            p(i, 100)
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 6  # at 0.5 s, then every 10 s, and the last
+    steps = [(i * 0.5, i) for i in range(1, 101)]  # a batch every 0.5 s for 50 s
+    lines = _progress_lines(monkeypatch, caplog, steps, 100)
+    assert len(lines) == 6  # the start, then every 10 s, and the last
     assert lines[-1].startswith("embedded 100/100 files (100%)")
 
 

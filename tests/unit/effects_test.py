@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,16 @@ from PIL import Image, ImageEnhance
 from scipy.ndimage import gaussian_filter
 
 from delta_v2a import effects as fx
+from delta_v2a.config import load_config
+
+#: The workflow's default levels, from the schema (their one home): modality -> effect ->
+#: intensity -> varying parameters.
+DEFAULT_LEVELS = {
+    m: {e: spec["levels"] for e, spec in effects.items()}
+    for m, effects in load_config(
+        Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
+    )["effects"].items()
+}
 
 SR = 48_000
 ORDER = list(fx.DEFAULT_INTENSITIES)
@@ -73,7 +84,7 @@ def neutral_params(spec: fx.EffectSpec) -> dict[str, float]:
 
 
 def all_variants() -> list[tuple[str, str, str]]:
-    return [(m, e, i) for m in ("image", "audio") for e in fx.DEFAULT_LEVELS[m] for i in ORDER]
+    return [(m, e, i) for m in ("image", "audio") for e in DEFAULT_LEVELS[m] for i in ORDER]
 
 
 def run(modality: str, name: str, params: dict[str, float], img: np.ndarray, aud: np.ndarray):
@@ -89,7 +100,7 @@ def run(modality: str, name: str, params: dict[str, float], img: np.ndarray, aud
 
 def test_registry_is_consistent() -> None:
     for modality, registry in (("image", fx.IMAGE_EFFECTS), ("audio", fx.AUDIO_EFFECTS)):
-        assert set(fx.DEFAULT_LEVELS[modality]) == set(registry)
+        assert set(DEFAULT_LEVELS[modality]) == set(registry)
         for name, spec in registry.items():
             assert spec.name == name and spec.modality == modality
             accepted = set(inspect.signature(spec.fn).parameters)
@@ -341,7 +352,7 @@ def test_pure_float32_deterministic(
     image: np.ndarray, audio: np.ndarray, modality: str, name: str, intensity: str
 ) -> None:
     img_before, aud_before = image.copy(), audio.copy()
-    params = fx.DEFAULT_LEVELS[modality][name][intensity]
+    params = DEFAULT_LEVELS[modality][name][intensity]
     first = run(modality, name, params, image, audio)
     second = run(modality, name, params, image, audio)
     np.testing.assert_array_equal(image, img_before)
@@ -365,7 +376,7 @@ def test_stronger_levels_move_further(
     ref = image if modality == "image" else audio
     dists = []
     for intensity in ORDER:
-        out = run(modality, name, fx.DEFAULT_LEVELS[modality][name][intensity], image, audio)
+        out = run(modality, name, DEFAULT_LEVELS[modality][name][intensity], image, audio)
         if modality == "image":
             dists.append(float(np.abs(out - ref).mean()))
         else:
@@ -390,7 +401,7 @@ def test_identity_at_neutral(
 
 @pytest.mark.parametrize("name", AUDIO_NAMES)
 def test_preroll_returns_tail_of_full_render(audio: np.ndarray, name: str) -> None:
-    params = fx.DEFAULT_LEVELS["audio"][name]["mid"]
+    params = DEFAULT_LEVELS["audio"][name]["mid"]
     n = 4_800
     full = fx.apply_audio_effect(name, audio, SR, params)
     cut = fx.apply_audio_effect(name, audio, SR, params, preroll=n)
@@ -432,10 +443,10 @@ def test_apply_rejects_bad_params(image: np.ndarray, audio: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize(
-    ("modality", "name"), [(m, e) for m in fx.DEFAULT_LEVELS for e in fx.DEFAULT_LEVELS[m]]
+    ("modality", "name"), [(m, e) for m in DEFAULT_LEVELS for e in DEFAULT_LEVELS[m]]
 )
 def test_check_levels_accepts_defaults(modality: str, name: str) -> None:
-    levels = fx.DEFAULT_LEVELS[modality][name]
+    levels = DEFAULT_LEVELS[modality][name]
     fx.check_levels(modality, name, levels, ORDER)
     # As config.py calls it: fixed parameters merged into every level, sr given.
     merged = {i: {**fx.effect_spec(modality, name).fixed_defaults, **v} for i, v in levels.items()}
@@ -564,7 +575,6 @@ def test_every_parameter_is_checked_at_start_by_the_effects_own_rule(modality, n
     """check_levels (the start-up check) and the effect refuse the same value, same words."""
     from delta_v2a.effects import (
         DEFAULT_INTENSITIES,
-        DEFAULT_LEVELS,
         apply_audio_effect,
         check_levels,
     )

@@ -294,7 +294,7 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     assert preds["logmel_db:decoder"].notna().sum() == 6
     assert preds["logmel_gain_db:decoder"].notna().sum() == 6
     assert not any("@seed" in c for c in preds)  # the designated seed only
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     lines = _phase3_verdict(log)["lines"]  # the summary reads this very log
     assert "training seeds [0, 1, 2]: passed [] (the verdict needs all)" in lines
@@ -383,7 +383,7 @@ def test_pairs_on_score_alone_only_when_asked_and_then_said(upstream, caplog):
 
 
 def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
     log = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from delta_v2a.jobs.transfer import _significance
+from delta_v2a.transfer.payload import _significance
 
 LABELS = {"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]}
 
@@ -50,9 +50,8 @@ def test_chosen_pairs_decide_and_missing_fields_mean_untested():
 def test_a_missing_phase0_row_is_named():
     import numpy as np
 
-    from delta_v2a.jobs.common import PipelineError
-    from delta_v2a.jobs.transfer import _level_norms
     from delta_v2a.storage import DeltaStore
+    from delta_v2a.transfer.payload import PayloadError, _level_norms
 
     store = DeltaStore(
         modality="image",
@@ -67,7 +66,7 @@ def test_a_missing_phase0_row_is_named():
         intensities=np.array(["low", "high"]),
     )
     rows = [{"modality": "image", "effect_type": "blur", "intensity": "low", "mean": 0.1}]
-    with pytest.raises(PipelineError, match=r"sens\.json: .* blur/high"):
+    with pytest.raises(PayloadError, match=r"sens\.json: .* blur/high"):
         _level_norms({"results": rows}, "sens.json", store)
     rows.append({"modality": "image", "effect_type": "blur", "intensity": "high", "mean": 0.3})
     assert _level_norms({"results": rows}, "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)

@@ -494,7 +494,7 @@ def test_schema_fills_phase1_defaults():
 
 
 def test_summary_reports_significant_pairs_and_is_loud_without_one():
-    from delta_v2a.jobs.summary import _phase1_verdict
+    from delta_v2a.report.summary import _phase1_verdict
 
     labels = {
         "image_effects": ["blur", "contrast"],

@@ -13,8 +13,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from delta_v2a.jobs.summary import summarise
-from delta_v2a.jobs.tables import transfer_html, verdict_line_rows, verdict_rows, verdicts_table
+from delta_v2a.report.html import transfer_html, verdicts_table
+from delta_v2a.report.rows import verdict_line_rows, verdict_rows
+from delta_v2a.report.summary import summarise
 
 
 def _summary(**over):
@@ -88,15 +89,13 @@ def _transfer_folder(root):
 
 def test_transfer_section_embeds_photos_players_and_reports(tmp_path):
     _transfer_folder(tmp_path / "transfer")
-    page = transfer_html(tmp_path / "transfer")
+    doc = json.loads((tmp_path / "transfer/examples.json").read_text())
+    page = transfer_html(doc, tmp_path / "transfer")
     assert page.count('<audio controls preload="none" src="data:audio/wav;base64,') == 3
     assert page.count('src="data:image/png;base64,') == 2
     assert "lpf: cutoff_hz = 4934 Hz" in page and "NOT SCIENCE: planted" in page
-    (tmp_path / "none").mkdir()
-    (tmp_path / "none/examples.json").write_text(
-        json.dumps({"status": "unavailable", "message": "holds no trained decoder"})
-    )
-    assert "No transfer examples: holds no trained decoder" in transfer_html(tmp_path / "none")
+    none = {"status": "unavailable", "message": "holds no trained decoder"}
+    assert "No transfer examples: holds no trained decoder" in transfer_html(none, tmp_path)
 
 
 def test_all_zero_heatmap_gets_a_readable_colour_bar(tmp_path, monkeypatch):

@@ -176,10 +176,10 @@ def test_rule_files_hold_rules_and_scripts_are_one_call():
 def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
     """Phase 1 chose blur's runner-up (lpf: its best score, highshelf, is not significant);
     Phase 3, the summary, the tables and the transfer payload all read that one decision."""
-    from delta_v2a.jobs.summary import _phase1_verdict
-    from delta_v2a.jobs.tables import discovery_rows, phase1_pairs
-    from delta_v2a.jobs.transfer import _significance
     from delta_v2a.phase3.dataset import choose_pairs
+    from delta_v2a.report.rows import discovery_rows, phase1_pairs
+    from delta_v2a.report.summary import _phase1_verdict
+    from delta_v2a.transfer.payload import _significance
 
     matrix = np.array([[0.02, 0.30], [0.01, 0.0]])
     pick = {"image_effect": "blur", "audio_effect": "lpf", "score": 0.02, "p_adjusted": 0.01}

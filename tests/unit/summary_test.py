@@ -6,7 +6,7 @@ import numpy as np
 
 
 def test_summary_warns_loudly_on_every_failed_phase():
-    from delta_v2a.jobs.summary import format_summary, summarise
+    from delta_v2a.report.summary import format_summary, summarise
 
     def variant(**kw):
         return {"modality": "audio", "effect_type": "lpf", "intensity": "low", **kw}
@@ -32,7 +32,7 @@ def test_summary_warns_loudly_on_every_failed_phase():
 
 
 def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_search_cost():
-    from delta_v2a.jobs.summary import _phase3_verdict
+    from delta_v2a.report.summary import _phase3_verdict
 
     def comp(name, p, gating=True):
         return {"name": name, "mean": 0.1, "n_files": 12, "p": p, "p_holm": 2 * p,
@@ -113,8 +113,8 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
 
 
 def test_summary_says_which_pairs_phase3_trained_on_and_why():
-    from delta_v2a.jobs.summary import summarise
-    from delta_v2a.jobs.tables import phase3_choice
+    from delta_v2a.report.rows import phase3_choice
+    from delta_v2a.report.summary import summarise
 
     pairs = {
         "chosen": [{"image_effect": "contrast", "audio_effect": "reverb", "score": 0.1}],

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from delta_v2a.jobs.tables import (
+from delta_v2a.report.html import matrix_table, pairs_html
+from delta_v2a.report.rows import (
     discovery_rows,
-    matrix_table,
-    pairs_html,
     phase1_pairs,
     phase3_choice,
     phase3_rows,
@@ -132,7 +131,7 @@ def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
 
 
 def test_front_page_opens_with_the_banner_and_the_verdict_table():
-    from delta_v2a.jobs.tables import front_page
+    from delta_v2a.report.html import front_page
 
     summary = {"phases": [{"phase": "phase 1 discovery", "status": "FAILED", "lines": ["0 of 2"]}]}
     empty = pd.DataFrame(columns=["modality", "effect", "intensity", "category", "consistent",

@@ -35,7 +35,7 @@ from delta_v2a.config import (
 )
 from delta_v2a import __version__ as VERSION
 from delta_v2a.inventory import inventory_digest
-from delta_v2a.jobs.tables import TABLES
+from delta_v2a.report.rows import TABLES
 from delta_v2a.settings import (
     dataset_settings,
     decode_mem_mb,

@@ -271,44 +271,44 @@ def load_embedder_for_job(model: ModelSpec, threads: int):
     return embedder
 
 
-class Progress:
-    """Progress lines with count, rate and ETA: ``embedded 64/3000 files (2%) 31.2/s ETA 1m34s``.
+class _LogLines:
+    """A file for tqdm that logs each finished line (no carriage returns in log files)."""
 
-    The job's tag comes first on every line (see :func:`setup_logging`), so concurrent jobs
-    stay readable. Logs at most every ``every_s`` seconds (and always the last step), so a long
-    job writes a few dozen lines, not one per batch.
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").strip()
+        if line:
+            log.info("%s", line)
+
+    def flush(self) -> None:
+        pass
+
+
+class Progress:
+    """Progress lines with count, rate and ETA, by tqdm: ``embedded 64/3000 files (2%)
+    31.20files/s ETA 01:34``.
+
+    Each line goes through the job's logger, so its tag comes first (see :func:`setup_logging`)
+    and concurrent jobs stay readable. At most one line every ``every_s`` seconds, the start
+    and always the last step, so a long job writes a few dozen lines, not one per batch.
     """
 
-    def __init__(self, what: str, unit: str = "files", every_s: float = 10.0) -> None:
-        import time
+    FORMAT = "{desc} {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) {rate_fmt} ETA {remaining}"
 
-        self._clock = time.monotonic
+    def __init__(self, what: str, unit: str = "files", every_s: float = 10.0) -> None:
         self.what, self.unit, self.every_s = what, unit, every_s
-        self._start = self._clock()
-        self._last = -float("inf")
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        now = self._clock()
-        if done < total and now - self._last < self.every_s:
-            return
-        self._last = now
-        log.info("%s", self.line(done, total, now - self._start))
+        from tqdm import tqdm
 
-    def line(self, done: int, total: int, elapsed: float) -> str:
-        rate = done / elapsed if elapsed > 0 and done else float("nan")
-        pct = 100.0 * done / total if total else 100.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
-        speed = "?" if rate != rate else f"{rate:.1f}"
-        return f"{self.what} {done}/{total} {self.unit} ({pct:.0f}%) {speed}/s ETA {_duration(eta)}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds != seconds or seconds == float("inf"):  # NaN or inf: not known yet
-        return "?"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+        if self._bar is None:
+            self._bar = tqdm(
+                total=total, desc=self.what, unit=self.unit, file=_LogLines(),
+                mininterval=self.every_s, miniters=1, smoothing=0, bar_format=self.FORMAT,
+            )  # fmt: skip
+        self._bar.update(done - self._bar.n)
+        if done >= total:
+            self._bar.close()
 
 
 def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.cache import fill, variant_key
+from delta_v2a.constants import SAMPLE_RATE
 from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
@@ -55,7 +56,7 @@ def default_decoding(modality: str, preroll_s: float, budget_mib: int) -> Decodi
     """Decoding used to vet files before a model is loaded (CLIP 224 px, CLAP 48 kHz × 10 s)."""
     return Decoding(
         modality=modality,
-        preroll=int(round(preroll_s * 48_000)),
+        preroll=int(round(preroll_s * SAMPLE_RATE)),
         decode_budget=budget_mib * 2**20 or None,
     )
 
@@ -217,8 +218,7 @@ def embed_one(
     threads: int,
 ) -> None:
     """One variant's table: this job's shard of ``files``, the cache asked first."""
-    model, effect, intensity = settings.model, settings.effect, settings.intensity
-    modality, effect_params, preroll_s = model.modality, settings.effect_params, settings.preroll_s
+    model = settings.model
     device_type = device_kind(model.device)  # no torch import for an explicit device
     rows = shard_rows(
         len(files), settings.shards, settings.shard, settings.batch.for_device(device_type)
@@ -226,50 +226,20 @@ def embed_one(
     files = [files[i] for i in rows]
     hashes = [f.sha256 for f in files]  # the vetted bytes; render() refuses any others
     part = f" part {settings.shard + 1}/{settings.shards}" if settings.shards else ""
-    label = f"{modality} {effect or 'original'}/{intensity or '-'}{part}"
-    cache = None
-    if settings.cache_dir:
-        key = variant_key(
-            modality=modality,
-            model=model,
-            device_type=device_type,
-            effect=effect,
-            effect_params=effect_params,
-            preroll_s=preroll_s,
-        )
-        suffix = f".part{settings.shard}of{settings.shards}" if settings.shards else ""
-        cache = Path(settings.cache_dir) / "embeddings" / modality / f"{key}{suffix}.npz"
-
-    def embed_missing(missing: np.ndarray) -> tuple[np.ndarray, dict]:
-        misses = [files[i] for i in missing]
-        log.info("%s: %d files, %d to embed", label, len(files), len(misses))
-        embedder = get_embedder()
-        decoding = job_decoding(modality, embedder, preroll_s, settings.decode_budget_mib)
-        prefer_item_parallelism(threads)
-        new = embed_variant(
-            embedder,
-            misses,
-            decoding,
-            effect,
-            effect_params,
-            job_batch_size(settings.batch, embedder),
-            workers=threads,
-            progress=Progress("embedded"),
-        )
-        return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
-
+    label = f"{model.modality} {settings.effect or 'original'}/{settings.intensity or '-'}{part}"
     if files:
-        filled = fill(cache, hashes, embed_missing)
+        embed_missing = _missing_embedder(files, settings, get_embedder, threads, label)
+        filled = fill(_variant_cache(settings, device_type), hashes, embed_missing)
         emb, hit, meta_model = filled.embeddings, filled.hit, filled.meta
     else:  # a trailing shard with no batch left: an empty table, no model
         emb, hit = np.zeros((0, model.dim), np.float32), np.zeros(0, bool)
         meta_model = {"model": None, "decoding": None}
     log.info("%s: %d of %d files from the cache", label, int(hit.sum()), len(files))
     meta = {
-        "modality": modality,
-        "effect": effect,
-        "intensity": intensity,
-        "effect_params": dict(effect_params),
+        "modality": model.modality,
+        "effect": settings.effect,
+        "intensity": settings.intensity,
+        "effect_params": dict(settings.effect_params),
         "n_cached": int(hit.sum()),
         **{k: meta_model[k] for k in ("model", "decoding")},
     }
@@ -281,6 +251,54 @@ def embed_one(
         embeddings=emb,
         meta=meta,
     ).save(output)
+
+
+def _variant_cache(settings: EmbedSettings, device_type: str) -> Path | None:
+    """Where this variant's (shard's) embeddings are cached; None without a cache."""
+    if not settings.cache_dir:
+        return None
+    model = settings.model
+    key = variant_key(
+        modality=model.modality,
+        model=model,
+        device_type=device_type,
+        effect=settings.effect,
+        effect_params=settings.effect_params,
+        preroll_s=settings.preroll_s,
+    )
+    suffix = f".part{settings.shard}of{settings.shards}" if settings.shards else ""
+    return Path(settings.cache_dir) / "embeddings" / model.modality / f"{key}{suffix}.npz"
+
+
+def _missing_embedder(
+    files: list[MediaFile],
+    settings: EmbedSettings,
+    get_embedder: Callable[[], Any],
+    threads: int,
+    label: str,
+) -> Callable[[np.ndarray], tuple[np.ndarray, dict]]:
+    """What the cache calls for the rows it lacks: the model loads here, at the first miss."""
+    modality = settings.model.modality
+
+    def embed_missing(missing: np.ndarray) -> tuple[np.ndarray, dict]:
+        misses = [files[i] for i in missing]
+        log.info("%s: %d files, %d to embed", label, len(files), len(misses))
+        embedder = get_embedder()
+        decoding = job_decoding(modality, embedder, settings.preroll_s, settings.decode_budget_mib)
+        prefer_item_parallelism(threads)
+        new = embed_variant(
+            embedder,
+            misses,
+            decoding,
+            settings.effect,
+            settings.effect_params,
+            job_batch_size(settings.batch, embedder),
+            workers=threads,
+            progress=Progress("embedded"),
+        )
+        return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
+
+    return embed_missing
 
 
 def run_merge_original(*, inputs: Paths, outputs: Paths) -> None:

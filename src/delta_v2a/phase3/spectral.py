@@ -16,12 +16,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MelSettings:
-    n_fft: int = 2048
-    hop_length: int = 1024
-    n_mels: int = 64
-    amin: float = 1e-10  # power floor before the log
-    top_db: float = 80.0  # dB below the clip's own peak where the spectrogram is floored
-    floor_db: float = -100.0  # the gain-aware scale's absolute floor, dB re power 1 (full scale)
+    """The log-mel's settings (``phase3.validation.mel``; defaults in the schema only)."""
+
+    n_fft: int
+    hop_length: int
+    n_mels: int
+    top_db: float  # dB below the clip's own peak where the spectrogram is floored
+    floor_db: float  # the gain-aware scale's absolute floor, dB re power 1 (full scale)
+    amin: float = 1e-10  # power floor before the log (a numerical guard, not a setting)
 
 
 def mel_power(audio: np.ndarray, sr: int, mel: MelSettings) -> np.ndarray:

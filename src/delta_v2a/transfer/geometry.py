@@ -2,7 +2,7 @@
 audio effect at which level follows from it (docs/methods.md §7).
 
 Pure functions on arrays and plain values; the use case (:mod:`delta_v2a.transfer.usecase`) and the
-job (:mod:`delta_v2a.jobs.transfer`) do the I/O.
+job (:mod:`delta_v2a.transfer.payload`, reading the study's files) do the I/O.
 
 Decisions:
 

@@ -481,7 +481,7 @@ def _transfer_entry(
     image model's path portable like the CLAP's; None when the rule passes no inputs."""
     if not inputs:
         return None
-    from delta_v2a.jobs.transfer import transfer_payload_from_results
+    from delta_v2a.transfer.payload import transfer_payload_from_results
 
     entry = transfer_payload_from_results(
         inputs["image_store"],

@@ -1,0 +1,250 @@
+"""The ``transfer`` entry of ``decoder_model.pt``, built from the study's artifacts
+(docs/methods.md §7).
+
+:func:`build_transfer_payload` is the arithmetic on loaded documents (no I/O);
+:func:`transfer_payload_from_results` loads the files and calls it, and is what the Phase 3
+training job stores under ``"transfer"`` in the model file. Phase 1's significance fields
+(``p_adjusted``, ``chosen_pairs``, ``alpha``) are read where present; a study without them gives
+pairs whose significance is ``None`` (untested), which ``delta-v2a transfer`` refuses unless
+``--force``. A missing field raises :class:`PayloadError` naming the file and key (a
+StoreError: the job ends on its one line).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from delta_v2a.phase1 import prototypes
+from delta_v2a.report.rows import phase1_pairs
+from delta_v2a.storage import DeltaStore, StoreError, read_json
+from delta_v2a.transfer import geometry as tr
+
+log = logging.getLogger("delta_v2a")
+
+
+class PayloadError(StoreError):
+    """An artifact lacks what the transfer entry needs; the message names file and key."""
+
+
+def _level_norms(sensitivity: Mapping[str, Any], where: str, store: DeltaStore) -> dict:
+    """Phase 0's mean image ‖Δe‖ per effect, one per intensity in the store's order."""
+    rows = {
+        (r["effect_type"], r["intensity"]): r
+        for r in sensitivity.get("results", [])
+        if r.get("modality") == "image"
+    }
+    out = {}
+    for effect in map(str, store.effects):
+        norms = []
+        for intensity in map(str, store.intensities):
+            row = rows.get((effect, intensity))
+            if row is None or row.get("mean") is None:
+                raise PayloadError(
+                    f"{where}: results has no finite image mean for {effect}/{intensity}"
+                )
+            norms.append(float(row["mean"]))
+        out[effect] = tr.StrengthCurve.from_levels(norms)
+    return out
+
+
+def _cell(table: Any, labels: Mapping[str, Any], image: str, audio: str) -> float | None:
+    """One cell of a per-pair table stored as a matrix, a nested dict or a list of records."""
+    if table is None:
+        return None
+    if isinstance(table, Mapping):
+        value = table.get(image, {}).get(audio) if isinstance(table.get(image), Mapping) else None
+    elif table and isinstance(table[0], Mapping):
+        value = next(
+            (
+                r.get("p_adjusted", r.get("p_value"))
+                for r in table
+                if r.get("image_effect") == image and r.get("audio_effect") == audio
+            ),
+            None,
+        )
+    else:
+        i = list(labels["image_effects"]).index(image)
+        j = list(labels["audio_effects"]).index(audio)
+        value = table[i][j]
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _significance(labels: Mapping[str, Any], image: str, audio: str) -> dict[str, Any]:
+    """The pair's p-values and Phase 1's decision, copied (Phase 1 alone decides; None when
+    its labels carry no decision)."""
+    p_adj = _cell(labels.get("p_adjusted"), labels, image, audio)
+    p_raw = _cell(labels.get("p"), labels, image, audio)  # Phase 1: "p" matrix, uncorrected
+    chosen = labels.get("chosen_pairs")
+    significant = None if chosen is None else (image, audio) in phase1_pairs(labels)
+    return {
+        "p_value": p_raw,
+        "p_adjusted": p_adj,
+        "alpha": labels.get("alpha"),
+        "significant": significant,
+    }
+
+
+def _normalised(store: DeltaStore) -> bool:
+    """Whether the study's embeddings were L2-normalised (their originals have unit length)."""
+    norms = np.linalg.norm(store.original.astype(np.float64), axis=1)
+    return bool(norms.size and np.all(np.abs(norms - 1.0) < 1e-3))
+
+
+def _audio_top(audio_store: DeltaStore | None, effect: str, pair: Mapping, where: str) -> float:
+    """Median audio ‖Δe‖ of ``effect`` at its strongest intensity (κ's target)."""
+    if "audio_norm_strongest" in pair:
+        return float(pair["audio_norm_strongest"])
+    if audio_store is None:
+        raise PayloadError(
+            f"{where}: pair {pair['image_effect']} -> {effect} carries no audio_norm_strongest "
+            "and no audio_store was given to compute κ from"
+        )
+    e = list(audio_store.effects).index(effect)
+    rows = (audio_store.effect_code == e) & (
+        audio_store.intensity_code == len(audio_store.intensities) - 1
+    )
+    norms = np.linalg.norm(audio_store.delta[rows].astype(np.float64), axis=1)
+    norms = norms[np.isfinite(norms)]
+    if norms.size == 0:
+        raise PayloadError(f"audio store: no finite delta of {effect} at its strongest level")
+    return float(np.median(norms))
+
+
+def _pairs(
+    pairs_doc: Mapping[str, Any],
+    pairs_json: str,
+    image_store: str,
+    curves: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    audio: DeltaStore | None,
+) -> list[dict[str, Any]]:
+    """Phase 3's chosen pairs with their significance and κ (from the pair when Phase 3
+    matched strengths, else from the image curve's top and the audio's strongest norm)."""
+    pairs = []
+    for row in pairs_doc.get("chosen", []):
+        i, j = row["image_effect"], row["audio_effect"]
+        if i not in curves:
+            raise PayloadError(f"{pairs_json}: pair {i} -> {j}: {i} is not in {image_store}")
+        top = _audio_top(audio, j, row, pairs_json)
+        pairs.append(
+            {
+                "image_effect": i,
+                "audio_effect": j,
+                "score": row.get("score"),
+                **_significance(labels, i, j),
+                "audio_norm_strongest": top,
+                "kappa": float(row["kappa"]) if "kappa" in row else tr.kappa(curves[i].at(1), top),
+            }
+        )
+    return pairs
+
+
+def _calibration_shares(
+    store: DeltaStore, units: np.ndarray, max_calibration: int, seed: int
+) -> np.ndarray:
+    """Explained shares of (a seeded subset of at most ``max_calibration``) known edits."""
+    rows = np.arange(len(store))
+    if rows.size > max_calibration:
+        rng = np.random.default_rng([seed, 17])
+        rows = np.sort(rng.choice(rows, max_calibration, replace=False))
+    return tr.explained_shares(store.delta[rows], units)
+
+
+def _image_model(store: DeltaStore, image_store: str) -> dict[str, Any]:
+    """How ``transfer`` must embed a new photo pair: the model and decoding of the store."""
+    model = dict(store.meta.get("model", {}))
+    image_model = {
+        "name_or_path": model.get("name_or_path"),
+        "revision": model.get("revision"),
+        "dtype": model.get("dtype", "fp32"),
+        "normalize": _normalised(store),
+        "image_size": store.meta.get("decoding", {}).get("image_size"),
+        "dim": int(store.delta.shape[1]),
+        "tiny": bool(model.get("tiny", False)),
+    }
+    if image_model["name_or_path"] is None:
+        raise PayloadError(f"{image_store}: meta.model.name_or_path is missing")
+    return image_model
+
+
+def build_transfer_payload(
+    store: DeltaStore,
+    sensitivity: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    pairs_doc: Mapping[str, Any],
+    audio: DeltaStore | None,
+    *,
+    names: Mapping[str, str],
+    quantile: float = 0.05,
+    min_component: float = 0.1,
+    u_grid: int = 11,
+    max_calibration: int = 5000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The ``transfer`` dict for ``decoder_model.pt`` (plain values; weights_only-loadable).
+
+    ``names``: the files the documents came from (``image_store``, ``sensitivity``, ``pairs``),
+    for the messages only.
+    """
+    effects = [str(e) for e in store.effects]
+    pooled = prototypes(
+        store.delta, store.effect_code, store.intensity_code, effects, list(store.intensities)
+    ).pooled
+    units = tr.unit_prototypes(pooled, effects)
+    curves = _level_norms(sensitivity, names["sensitivity"], store)
+    pairs = _pairs(pairs_doc, names["pairs"], names["image_store"], curves, labels, audio)
+    # The audio chain in Phase 3's order when it trained, else the audio store's order.
+    chain = pairs_doc.get("paramspace", {}).get("effects") or (
+        [str(e) for e in audio.effects] if audio is not None else [p["audio_effect"] for p in pairs]
+    )
+    return tr.build_payload(
+        effects=effects,
+        units=units,
+        curves=curves,
+        pairs=pairs,
+        image_model=_image_model(store, names["image_store"]),
+        calibration=_calibration_shares(store, units, max_calibration, seed),
+        null=tr.null_share(units, seed=seed),
+        quantile=quantile,
+        min_component=min_component,
+        alpha=labels.get("alpha"),
+        chain=chain,
+        u_grid=u_grid,
+    )
+
+
+def transfer_payload_from_results(
+    image_store: str,
+    sensitivity_json: str,
+    labels_json: str,
+    pairs_json: str,
+    *,
+    audio_store: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`build_transfer_payload` of the study's files (``options``: its keywords)."""
+    payload = build_transfer_payload(
+        DeltaStore.load(image_store),
+        read_json(sensitivity_json),
+        read_json(labels_json),
+        read_json(pairs_json),
+        DeltaStore.load(audio_store) if audio_store else None,
+        names={"image_store": image_store, "sensitivity": sensitivity_json, "pairs": pairs_json},
+        **options,
+    )
+    th = payload["thresholds"]
+    log.info(
+        "transfer: %d image prototypes, %d pair(s), explained-share threshold %.3f (set by %s; "
+        "known edits' median %.3f, random directions' 95th percentile %.3f)",
+        len(payload["effects"]),
+        len(payload["pairs"]),
+        th["explained_share_min"],
+        th["calibration"]["set_by"],
+        th["calibration"]["median_known_edit_share"],
+        th["calibration"]["null_share_q95"],
+    )
+    return payload
