@@ -19,10 +19,11 @@ help:
 
 # The demo extra (scikit-image, scikit-learn, music21; pinned in requirements-demo.txt) is for
 # `make demo` and the tests only: a run on your own data needs requirements.txt alone.
-$(STAMP): requirements.txt requirements-demo.txt pyproject.toml
+$(STAMP): requirements.txt requirements-demo.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-demo.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-test.txt
 	$(BIN)/python -m pip install -q --no-deps -e '.[demo]'
 	touch $@
 
@@ -35,11 +36,11 @@ resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &:
 resources/demo/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/demo
 
-# The planted world first (the positive control: a known answer, runs/planted/), then the tiny
-# random models (results/). Both say NOT SCIENCE.
+# One model sweep of two pairs (config/demo-sweep.yaml; docs/sweep.md): the planted world (the
+# positive control: a known answer, runs/planted/) and the tiny random models (results/), then
+# results/sweep/agreement.tsv compares them. Every artifact says NOT SCIENCE.
 demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
-	$(BIN)/snakemake --cores $(CORES) --directory runs/planted --configfile config/planted.yaml
-	$(BIN)/snakemake --profile profiles/demo --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo-sweep.yaml
 
 # One pytest worker per logical CPU (pytest-xdist); a module's tests stay on one worker
 # (--dist loadscope) so its module fixtures are built once, and the minutes-long session runs
@@ -51,7 +52,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts benchmarks scripts
 	$(BIN)/ruff format --check src tests workflow/scripts benchmarks scripts
-	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakefmt --check Snakefile workflow/Snakefile workflow/rules
 	$(BIN)/snakemake --directory .test --configfile .test/config/config.yaml --lint
 
 # Ratios measured side by side in one run (benchmarks/README.md has the figures and the
@@ -82,7 +83,7 @@ report: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests workflow/scripts benchmarks scripts
 	$(BIN)/ruff check --fix src tests workflow/scripts benchmarks scripts
-	$(BIN)/snakefmt Snakefile workflow/rules
+	$(BIN)/snakefmt Snakefile workflow/Snakefile workflow/rules
 
 clean-demo:
 	rm -rf logs .snakemake resources/demo resources/models

@@ -70,6 +70,16 @@ def one(n_records: int, with_json: bool) -> dict:
     phase0.cross_category_table(stores, 0.05)
     phase0.across_intensity_table(stores)
     out["linearity_s"] = time.perf_counter() - t0
+    from delta_v2a import (
+        phase1,
+    )  # Phase 1's per-record part: prototypes (the nulls: phase1_null.py)
+
+    t0 = time.perf_counter()
+    for store in stores:
+        phase1.prototypes(
+            store.delta, store.effect_code, store.intensity_code, EFFECTS, INTENSITIES
+        )
+    out["phase1_prototypes_s"] = time.perf_counter() - t0
     out["peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 

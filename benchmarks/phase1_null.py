@@ -2,8 +2,9 @@
 
 Synthetic deltas (no model: Phase 1 never calls one inside a resampling) at the real widths
 (CLIP ViT-L/14 768-d, CLAP 512-d), 4 effects × 3 intensities per modality, 7 synonyms per
-effect, the package's foil vocabulary (random vectors); prints wall and CPU time and the peak
-traced numpy memory of each path. ``new``: foil nulls (10^4 foil draws per effect and cell),
+effect, the package's foil vocabulary (its clusters of 7+ words, random vectors); prints wall and
+CPU time and the peak traced numpy memory of each path. ``new``: the concept-level foil nulls
+(10^4 size- and coherence-matched foil sets per effect and per side of sim3),
 1000 file-block label permutations, 1000 bootstrap draws; ``old``: the legacy nulls
 (``discover`` without foils). For the process's peak RSS run one path under /usr/bin/time -v.
 
@@ -14,14 +15,19 @@ traced numpy memory of each path. ``new``: foil nulls (10^4 foil draws per effec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import time
 import tracemalloc
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 from delta_v2a import phase1
+from delta_v2a.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _side(rng, n_deltas: int, dim: int, n_eff: int = 4, n_int: int = 3) -> phase1.Side:
@@ -37,7 +43,7 @@ def _side(rng, n_deltas: int, dim: int, n_eff: int = 4, n_int: int = 3) -> phase
 
 
 def _foils(rng) -> phase1.Foils:
-    foils = phase1.load_foils()
+    foils = phase1.load_foils(min_words=7)
     words = [w for ws in foils.values() for w in ws]
     cluster = np.repeat(np.arange(len(foils)), [len(ws) for ws in foils.values()])
 
@@ -45,7 +51,7 @@ def _foils(rng) -> phase1.Foils:
         return phase1.FoilBank(words, cluster, rng.standard_normal((len(words), dim)))
 
     b = {d: (bank(d), bank(d)) for d in (768, 512)}
-    return phase1.Foils(b[768][0], b[512][1], {"clip": b[768], "clap": b[512]})
+    return phase1.Foils(b[768][0], b[512][1], {"image": b[768], "audio": b[512]})
 
 
 def _run(label: str, call) -> None:
@@ -74,13 +80,16 @@ def main() -> None:
     rng = np.random.default_rng(0)
     image, audio = _side(rng, args.deltas, 768), _side(rng, args.deltas, 512)
     words = {d: [rng.standard_normal((7, d)) for _ in range(4)] for d in (768, 512)}
-    bridges = {"clip": (words[768], words[768]), "clap": (words[512], words[512])}
+    bridges = {"image": (words[768], words[768]), "audio": (words[512], words[512])}
     foils = _foils(rng)
-    opts = phase1.Options(
+    defaults = load_config(ROOT / "workflow/schemas/config.schema.yaml")["phase1"]
+    opts = dataclasses.replace(
+        phase1.Options.from_config(defaults),
         text_bridge="both",
         n_permutations=args.permutations,
         n_bootstrap=args.bootstrap,
         n_foil_draws=args.foil_draws,
+        shared_words="warn",
     )
     inputs = (image.delta.nbytes + audio.delta.nbytes) / 2**20
     print(
@@ -88,11 +97,12 @@ def main() -> None:
         f"{image.n_files} files per modality, {args.permutations} permutations, "
         f"{args.bootstrap} bootstrap draws, {args.foil_draws} foil draws, bridge both"
     )
-    base = (image, audio, words[768], words[512], bridges, opts)
+    base = phase1.Inputs(image, audio, words[768], words[512], bridges)
     if args.path in ("new", "both"):
-        _run("new (foil nulls)", lambda: phase1.discover(*base, foils=foils))
+        new = dataclasses.replace(base, foils=foils)
+        _run("new (foil nulls)", lambda: phase1.discover(new, opts))
     if args.path in ("old", "both"):
-        _run("old (legacy nulls)", lambda: phase1.discover(*base))
+        _run("old (legacy nulls)", lambda: phase1.discover(base, opts))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of the process {rss:.0f} MiB (inputs and every path run included)")
 

@@ -38,7 +38,7 @@ def tiny_clap_dir(tiny_model_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def clip_embedder(tiny_clip_dir: Path):
     """`ClipEmbedder` on the tiny CLIP, fp32 on CPU (deterministic)."""
-    from delta_v2a.models import ClipEmbedder
+    from delta_v2a.embedders.clip import ClipEmbedder
 
     return ClipEmbedder.load(str(tiny_clip_dir), device="cpu", dtype="fp32")
 
@@ -46,7 +46,7 @@ def clip_embedder(tiny_clip_dir: Path):
 @pytest.fixture(scope="session")
 def clap_embedder(tiny_clap_dir: Path):
     """`ClapEmbedder` on the tiny CLAP, fp32 on CPU (deterministic)."""
-    from delta_v2a.models import ClapEmbedder
+    from delta_v2a.embedders.clap import ClapEmbedder
 
     return ClapEmbedder.load(str(tiny_clap_dir), device="cpu", dtype="fp32")
 

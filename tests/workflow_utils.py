@@ -66,6 +66,10 @@ def write_data(
             seed += 1
 
 
+#: Foil concepts Phase 1 embeds in workflow tests (phase1.max_concepts).
+TEST_CONCEPTS = 40
+
+
 def make_project(
     base: Path,
     models: dict[str, Path],
@@ -81,6 +85,10 @@ def make_project(
     }
     if extra:
         config = deep_update(config, extra)
+    # Phase 1 embeds every foil concept's words through every template and context; tiny models
+    # on a CPU run a few dozen (a pipeline check: its p-values cannot reach Holm anyway).
+    p1 = config.setdefault("phase1", {})
+    p1["max_concepts"] = p1.get("max_concepts") or TEST_CONCEPTS
     path = base / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -31,13 +31,14 @@ from delta_v2a.storage import load_npz, save_npz
 PREPROCESSING_VERSION = 2
 
 
-def model_fingerprint(name_or_path: str) -> str:
+def model_fingerprint(name_or_path: str, family: str = "auto") -> str:
     """What identifies a model's weights without loading them.
 
     Local directory: names, sizes and modification times of its files (regenerating a tiny
     model changes it). Hub id: the cached snapshot's commit when one is on disk, else the id.
+    The planted family is built from code: its version is its weights.
     """
-    if name_or_path.startswith("planted:"):  # built from code: its version is its weights
+    if family == "planted":
         from delta_v2a.planted import PLANTED_VERSION
 
         return f"{name_or_path}@{PLANTED_VERSION}"
@@ -84,7 +85,7 @@ def shard_key(model: ModelSpec, device_type: str, **parts: Any) -> str:
     else the embedding depends on: effect and parameters, a window sequence, ...), JSON-able."""
     described = {
         "version": PREPROCESSING_VERSION,
-        "model": model_fingerprint(model.name_or_path),
+        "model": model_fingerprint(model.name_or_path, model.family),
         "dtype": model.dtype,
         "normalize": model.normalize,
         "device_type": device_type,

@@ -6,8 +6,8 @@ description of an image effect; ``delta-v2a info`` says what a decoder knows.
     delta-v2a info results/decoder_model.pt
 
 It needs only ``decoder_model.pt`` (weights, architecture, parameter space, level words, the
-CLAP model id or its path relative to the model file) and that CLAP model (``--clap`` points
-elsewhere when the stored one is not reachable from here). A description the decoder does not
+audio model's id or its path relative to the model file) and that model (``--audio-model``
+points elsewhere when the stored one is not reachable from here). A description the decoder does not
 know (nearest to another effect or level, or too far or too ambiguous: docs/methods.md §6.7) is
 refused (exit 3, one line naming what it is nearest to) unless ``--force``; bad input exits 2.
 The output is the whole file at its own rate and channels, in the format the output name asks
@@ -26,6 +26,10 @@ forward pass on the description of that strength) or, with ``--exact``, by the s
 strength curve; the chain is rendered over the whole file at its own rate and channels.
 ``--describe`` skips the photos (the ``apply`` route); everything after recognition is shared.
 Exit 0: written; 2: bad input; 3: refused (``--force`` goes on where something can be done).
+
+``delta-v2a convert-clap CHECKPOINT OUT_DIR``: the original LAION-CLAP checkpoint as a
+transformers ClapModel folder (docs/models.md). ``delta-v2a fetch-models --configfile CONFIG``:
+download every pinned model a config names (where there is network).
 """
 
 from __future__ import annotations
@@ -42,10 +46,12 @@ from typing import Any
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
 OUT_HELP = "output file: .wav (float32), .flac (24-bit) or .ogg; the input's rate and channels"
+#: Options renamed when the towers were named by modality (issue 32): old -> new.
+RENAMED_OPTIONS = {"--clip": "--image-model", "--clap": "--audio-model"}
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from delta_v2a.models import load_embedder
+    from delta_v2a.models import AUTO, load_embedder
     from delta_v2a.phase3.artifact import (
         DescriptionRefused,
         load_decoder,
@@ -57,19 +63,20 @@ def _apply(args: argparse.Namespace) -> int:
 
     decoder = load_decoder(args.model, device=args.device)
     audio_model = decoder.audio_model
-    clap = resolve_clap(decoder.doc, args.model, args.clap)
+    clap = resolve_clap(decoder.doc, args.model, args.audio_model)
     try:
         embedder = load_embedder(
             "audio",
             clap,
+            family=AUTO if args.audio_model else audio_model.get("family", AUTO),
             device=args.device,
             dtype=audio_model.get("dtype", "fp32"),
             normalize=bool(audio_model.get("normalize", True)),
         )
     except OSError as err:
         raise ValueError(
-            f"cannot load the decoder's CLAP model {clap!r} ({err}); pass --clap with the CLAP "
-            "id or directory it was trained with"
+            f"cannot load the decoder's audio model {clap!r} ({err}); pass --audio-model with "
+            "the id or directory it was trained with"
         ) from err
     try:
         vector, physical, acc = predict_description(
@@ -225,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", required=True, help="input audio file (wav, flac, ogg, mp3)")
     p.add_argument("--describe", required=True, help='e.g. "a very blurry photo"')
     p.add_argument("--out", required=True, help=OUT_HELP)
-    p.add_argument("--clap", help="CLAP id or directory, instead of the one stored in the model")
+    p.add_argument(
+        "--audio-model", help="audio model id or directory, instead of the one stored in the model"
+    )
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print the parameters as JSON")
     p.add_argument(
@@ -237,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print as JSON")
     i.set_defaults(func=_info)
     add_transfer_parser(sub)
+    add_model_parsers(sub)
     add_verbose_option(parser, sub)
     return parser
 
@@ -254,8 +264,8 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", default="results/decoder_model.pt", help="decoder_model.pt")
     p.add_argument("--exact", action="store_true", help="per-song search on its strength curve")
     p.add_argument("--force", action="store_true", help="go on (with a warning) where refused")
-    p.add_argument("--clip", help="CLIP id or directory instead of the one stored in the model")
-    p.add_argument("--clap", help="CLAP id or directory instead of the one stored in the model")
+    p.add_argument("--image-model", help="image model id or directory instead of the stored one")
+    p.add_argument("--audio-model", help="audio model id or directory instead of the stored one")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_transfer)
@@ -299,7 +309,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from delta_v2a.transfer.usecase import Refused, format_report, load_setup, transfer
 
     try:
-        setup = load_setup(args.model, args.device, args.clip, args.clap)
+        setup = load_setup(args.model, args.device, args.image_model, args.audio_model)
         result = transfer(
             setup,
             audio=args.audio,
@@ -324,6 +334,61 @@ def _transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_model_parsers(subparsers: Any) -> None:
+    """Register ``convert-clap`` and ``fetch-models`` (docs/models.md)."""
+    c = subparsers.add_parser(
+        "convert-clap",
+        help="convert an original LAION-CLAP checkpoint (.pt) to a transformers ClapModel folder",
+    )
+    c.add_argument("checkpoint", help="e.g. music_audioset_epoch_15_esc_90.14.pt")
+    c.add_argument("out_dir", help="the folder to write (config, safetensors, processor, receipt)")
+    c.add_argument(
+        "--tokenizer",
+        default="FacebookAI/roberta-base",
+        help="RoBERTa tokenizer: hub id or folder (the reference's roberta-base by default)",
+    )
+    c.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read a checkpoint that is not the published one as a full pickle (runs its code)",
+    )
+    c.set_defaults(func=_convert_clap)
+    f = subparsers.add_parser(
+        "fetch-models", help="download every pinned model a config names (needs network)"
+    )
+    f.add_argument("--configfile", required=True, help="the workflow config, e.g. config/real.yaml")
+    f.set_defaults(func=_fetch_models)
+
+
+def _convert_clap(args: argparse.Namespace) -> int:
+    from delta_v2a.embedders.laion_clap import convert
+
+    receipt = convert(
+        Path(args.checkpoint), Path(args.out_dir), args.tokenizer, trust_pickle=args.trust_pickle
+    )
+    print(f"{args.checkpoint} -> {args.out_dir} (sha256 {receipt['sha256']})")
+    if not receipt["sha256_matches"]:
+        print(f"delta-v2a convert-clap: WARNING: {receipt['sha256_note']}", file=sys.stderr)
+    return 0
+
+
+def _fetch_models(args: argparse.Namespace) -> int:
+    from delta_v2a.models import fetch_models
+
+    for line in fetch_models(args.configfile):
+        print(line)
+    return 0
+
+
+def renamed_option(argv: Sequence[str]) -> str | None:
+    """The one-line message for an option that was renamed, if ``argv`` uses one."""
+    for arg in argv:
+        old = arg.split("=", 1)[0]
+        if old in RENAMED_OPTIONS:
+            return f"{old} is now {RENAMED_OPTIONS[old]} (the towers are named by modality)"
+    return None
+
+
 def add_verbose_option(parser: argparse.ArgumentParser, sub: Any) -> None:
     """``--verbose`` before or after the command: third-party progress bars and info logs."""
     help_ = "show transformers' / huggingface_hub's progress bars and info logs"
@@ -343,6 +408,11 @@ def quiet_third_party(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    renamed = renamed_option(argv)
+    if renamed:
+        print(f"delta-v2a: error: {renamed}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet_third_party(args.verbose)

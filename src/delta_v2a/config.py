@@ -211,8 +211,9 @@ def check_models(config: Mapping[str, Any]) -> None:
             )
             raise ConfigError(
                 f"models.{modality}: local model directory '{name}' does not exist"
-                f"{relative_note(name)}{hint}; give a Hugging Face id (e.g. "
-                "openai/clip-vit-large-patch14) or an existing directory"
+                f"{relative_note(name)}{hint}; `delta-v2a fetch-models --configfile CONFIG` "
+                "fetches it (where there is network), or give a Hugging Face id or an existing "
+                "directory"
             )
 
 
@@ -340,6 +341,12 @@ def check_phase1(config: Mapping[str, Any]) -> None:
     """Every configured effect needs a synonym list; templates may use only {synonym} and the
     modality's context placeholder ({category} for images, {genre} for audio)."""
     p1 = config.get("phase1", {})
+    old = {"clap": "audio", "clip": "image"}.get(p1.get("text_bridge"))
+    if old:
+        raise ConfigError(
+            f"phase1.text_bridge: {p1['text_bridge']!r} is now {old!r} (text towers are named "
+            "by modality: audio, image or both)"
+        )
     for modality in MODALITIES:
         synonyms = p1.get("synonyms", {}).get(modality, {})
         missing = [e for e in effect_names(config, modality) if not synonyms.get(e)]

@@ -21,9 +21,18 @@ import numpy as np
 
 from delta_v2a.constants import IMAGE_SIZE, SAMPLE_RATE, WINDOW_SAMPLES
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
-from delta_v2a.media import BadMediaError, MediaFile, load_audio, load_image, vet_file
+from delta_v2a.media import (
+    BadMediaError,
+    FileChangedError,
+    MediaFile,
+    load_audio,
+    load_image,
+    path_from_shown,
+    shown_path,
+    vet_file,
+)
 from delta_v2a.prefetch import prefetched_batches
-from delta_v2a.storage import DeltaStore, EmbeddingTable, atomic_path
+from delta_v2a.storage import DeltaStore, EmbeddingTable, StoreError, atomic_path
 
 log = logging.getLogger(__name__)
 MANIFEST_FIELDS = ("path", "category", "modality", "sha256")
@@ -33,37 +42,69 @@ MANIFEST_FIELDS = ("path", "category", "modality", "sha256")
 
 
 def write_manifest(path: str | Path, files: Sequence[MediaFile], hashes: Sequence[str]) -> None:
-    """The usable files of a modality with the SHA-256 of their bytes (the cache key)."""
+    """The usable files of a modality with the SHA-256 of their bytes (the cache key).
+
+    Paths are written as :func:`~delta_v2a.media.shown_path` text in csv quoting: any name a
+    file system allows is one field on one line, and :func:`read_manifest` gives it back exactly.
+    """
+    rows = ((f.shown, f.category, f.modality, h) for f, h in zip(files, hashes, strict=True))
+    _write_tsv(path, MANIFEST_FIELDS, rows)
+
+
+def _write_tsv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(MANIFEST_FIELDS)
-        writer.writerows(
-            (f.path, f.category, f.modality, h) for f, h in zip(files, hashes, strict=True)
-        )
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def _manifest_rows(path: str | Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh, delimiter="\t"))
+    """The rows of a manifest, each with its four fields; anything else is one line naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except UnicodeDecodeError as err:
+        raise StoreError(f"{path}: not a manifest (not UTF-8: {err}); delete it and rerun") from err
     if not rows or tuple(rows[0]) != MANIFEST_FIELDS:
-        raise ValueError(f"{path}: not a manifest (header {rows[:1]}); delete it and rerun")
+        raise StoreError(f"{path}: not a manifest (header {rows[:1]}); delete it and rerun")
+    bad = next((n for n, row in enumerate(rows[1:], 2) if len(row) != 4), None)
+    if bad is not None:
+        raise StoreError(
+            f"{path}: line {bad} does not hold {', '.join(MANIFEST_FIELDS)} (a damaged manifest "
+            "or one of an older version); delete it and rerun"
+        )
     return rows[1:]
 
 
 def read_manifest(path: str | Path) -> list[MediaFile]:
     """The manifest's files, each with the SHA-256 it was vetted with (checked at decode)."""
-    return [MediaFile(r[0], r[1], r[2], sha256=r[3]) for r in _manifest_rows(path)]
+    try:
+        return [
+            MediaFile(path_from_shown(r[0]), r[1], r[2], sha256=r[3]) for r in _manifest_rows(path)
+        ]
+    except ValueError as err:
+        raise StoreError(f"{path}: {err}; delete it and rerun") from err
 
 
 def manifest_hashes(path: str | Path) -> list[str]:
     return [r[3] for r in _manifest_rows(path)]
 
 
+SKIPPED_FIELDS = ("path", "category", "modality", "reason")
+
+
 def write_skipped(path: str | Path, bad: Sequence[tuple[MediaFile, str]]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(("path", "category", "modality", "reason"))
-        writer.writerows((f.shown, f.category, f.modality, reason) for f, reason in bad)
+    """The files left out, with their reasons (paths as in the manifest: one field each)."""
+    _write_tsv(path, SKIPPED_FIELDS, ((f.shown, f.category, f.modality, r) for f, r in bad))
+
+
+class FileFailedError(RuntimeError):
+    """A file that passed vetting failed while one variant of it was rendered or prepared."""
+
+    def __init__(self, path: str, variant: str, cause: BaseException) -> None:
+        self.path, self.variant = path, variant
+        what = " ".join(str(cause).split()) or "no message"
+        super().__init__(f"{shown_path(path)}: {variant}: {type(cause).__name__}: {what}")
 
 
 @dataclass(frozen=True)
@@ -159,7 +200,12 @@ def embed_variant(
     """
 
     def prepare(f: MediaFile) -> Any:
-        return embedder.prepare(render(f, decoding, effect, params))
+        try:
+            return embedder.prepare(render(f, decoding, effect, params))
+        except FileChangedError:
+            raise
+        except Exception as exc:  # name the file: one of thousands in the job
+            raise FileFailedError(f.path, effect or "original", exc) from exc
 
     out: list[np.ndarray] = []
     done = 0
@@ -296,6 +342,7 @@ def degenerate_rows(store: DeltaStore) -> list[dict]:
 __all__ = [
     "BadMediaError",
     "Decoding",
+    "FileFailedError",
     "degenerate_rows",
     "embed_variant",
     "gather",

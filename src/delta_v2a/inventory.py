@@ -10,7 +10,9 @@ files stats them and reads none.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +21,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
 from delta_v2a.media import MediaFile, shown_path
-from delta_v2a.storage import atomic_path
+from delta_v2a.storage import StoreError, atomic_path
 
 CACHE_DIR = ".snakemake/delta_v2a/file_hashes"
 CACHE_HEADER = "# delta_v2a file hashes v1: path (JSON)\tsize\tmtime_ns\tctime_ns\tsha256"
@@ -134,12 +136,15 @@ def media_inventory(files: Iterable[MediaFile], states: Sequence[tuple[int, str]
     changed, but listing 10^4 files as its ``input:`` makes a console line of hundreds of
     kilobytes. The workflow rewrites this text only when it differs
     (storage.write_if_changed), and names the manifest's vetted output by its digest
-    (:func:`inventory_digest`), so the same bytes always map to the same output.
+    (:func:`inventory_digest`), so the same bytes always map to the same output. Paths are
+    written as :func:`~delta_v2a.media.shown_path` text (one line whatever the name holds) in
+    csv quoting, and :func:`read_inventory` reads them back with the same rules.
     """
-    lines = [INVENTORY_HEADER]
-    for f, (size, sha) in zip(files, states, strict=True):
-        lines.append(f"{f.shown}\t{size}\t{sha}")  # names need not be UTF-8
-    return "\n".join(lines) + "\n"
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+    writer.writerow(INVENTORY_HEADER.split("\t"))
+    writer.writerows((f.shown, size, sha) for f, (size, sha) in zip(files, states, strict=True))
+    return out.getvalue()
 
 
 def inventory_of(root: str | Path, modality: str) -> str:
@@ -158,11 +163,26 @@ def inventory_digest(text: str) -> str:
 
 
 def read_inventory(path: str | Path) -> dict[str, str]:
-    """{shown path: sha256} of an inventory file (the manifest job checks the bytes it vets)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines or lines[0] != INVENTORY_HEADER:
-        raise ValueError(f"{path}: not an inventory (header {lines[:1]}); delete it and rerun")
-    return {p: sha for p, _, sha in (line.split("\t") for line in lines[1:])}
+    """{shown path: sha256} of an inventory file (the manifest job checks the bytes it vets).
+
+    A file that is not an inventory of this version, or a damaged one, is one line naming it.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except UnicodeDecodeError as err:
+        raise StoreError(
+            f"{path}: not an inventory (not UTF-8: {err}); delete it and rerun"
+        ) from err
+    if not rows or rows[0] != INVENTORY_HEADER.split("\t"):
+        raise StoreError(f"{path}: not an inventory (header {rows[:1]}); delete it and rerun")
+    bad = next((n for n, row in enumerate(rows[1:], 2) if len(row) != 3), None)
+    if bad is not None:
+        raise StoreError(
+            f"{path}: line {bad} is not 'path, size, sha256' (a damaged or older inventory); "
+            "delete it and rerun"
+        )
+    return {p: sha for p, _, sha in rows[1:]}
 
 
 __all__ = [

@@ -11,8 +11,9 @@ high-shelf words the "bright" concept; every other concept has a direction in it
 only (the other tower gives it a text-only direction no medium moves along). So Phase 1 should
 find exactly (blur, lpf) and (brightness, highshelf) and nothing else; docs/methods.md §9.
 
-Model ids ``planted:image`` and ``planted:audio`` load these (models.load_embedder). Every
-artifact made with them is marked NOT SCIENCE (ModelInfo.tiny, provenance.PLANTED_NOTE).
+The ``planted`` model family loads these (``models.family: planted`` in a config; the family
+module is delta_v2a.embedders.planted). Every artifact made with them is marked NOT SCIENCE
+(ModelInfo.tiny, provenance.PLANTED_NOTE).
 """
 
 from __future__ import annotations
@@ -20,28 +21,24 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from delta_v2a.constants import IMAGE_SIZE, WINDOW_SAMPLES
 from delta_v2a.constants import SAMPLE_RATE as SAMPLING_RATE
-from delta_v2a.models import ModelInfo
+from delta_v2a.embedders.base import ModelInfo
 
 __all__ = [
     "CONCEPTS",
     "PLANTED_DIM",
     "PLANTED_PAIRS",
-    "PLANTED_PREFIX",
     "PlantedAudioEmbedder",
     "PlantedImageEmbedder",
     "audio_features",
     "concept_of",
     "image_features",
-    "load_planted",
 ]
 
-PLANTED_PREFIX = "planted:"
 PLANTED_DIM = 64
 #: bump when a feature, constant or word list changes what an embedding is (goes in the note)
 PLANTED_VERSION = 1
@@ -123,6 +120,22 @@ _PHRASES = {tuple(_tokens(w)): c for c, words in CONCEPTS.items() for w in words
 _LONGEST = max(len(p) for p in _PHRASES)
 
 
+@functools.lru_cache(maxsize=1)
+def _foil_phrases() -> dict[tuple[str, ...], str]:
+    """Phase 1's foil words -> their cluster. Each foil cluster is a concept of the planted text
+    towers too (a random direction, hash-seeded by the cluster's name, words spread around it
+    as a synonym list's are), so foil sets are as coherent as synonym lists, as real WordNet
+    clusters are meant to be. A word with a planted meaning keeps it."""
+    from delta_v2a.phase1.foils import load_foils
+
+    return {
+        tuple(_tokens(w)): f"foil:{c}"
+        for c, words in load_foils().items()
+        for w in words
+        if tuple(_tokens(w)) not in _PHRASES
+    }
+
+
 def concept_of(word: str) -> str | None:
     """The concept a word or phrase names, or None (a word with no planted meaning)."""
     return _PHRASES.get(tuple(_tokens(word)))
@@ -136,6 +149,7 @@ def _basis(tower: str, dim: int) -> np.ndarray:
     return q * np.sign(np.diag(r))  # sign-fixed, so the basis does not depend on LAPACK's choice
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _word_vector(tower: str, phrase: tuple[str, ...], dim: int) -> np.ndarray:
     """A unit vector per word from a hash of (tower, word): stable across runs and processes."""
     digest = hashlib.sha256(f"{tower}|{' '.join(phrase)}".encode()).digest()
@@ -162,7 +176,7 @@ def _phrases(text: str) -> list[tuple[str, ...]]:
     toks, out, i = _tokens(text), [], 0
     while i < len(toks):
         for n in range(min(_LONGEST, len(toks) - i), 0, -1):
-            if n == 1 or tuple(toks[i : i + n]) in _PHRASES:
+            if n == 1 or (run := tuple(toks[i : i + n])) in _PHRASES or run in _foil_phrases():
                 out.append(tuple(toks[i : i + n]))
                 i += n
                 break
@@ -180,6 +194,10 @@ def embed_text(tower: str, text: str, dim: int = PLANTED_DIM) -> np.ndarray:
     for phrase in _phrases(text):
         noise = _word_vector(tower, phrase, dim)
         concept = _PHRASES.get(phrase)
+        if concept is None and phrase in _foil_phrases():
+            foil = _word_vector(tower, ("concept", _foil_phrases()[phrase]), dim)
+            total += foil + _WORD_NOISE * noise
+            continue
         total += noise if concept is None else directions[concept] + _WORD_NOISE * noise
     norm = np.linalg.norm(total)
     return total / norm if norm > 0 else total
@@ -293,7 +311,7 @@ _NUISANCE_COLUMN = 8  # nuisance lives in basis columns 8..23, apart from the ph
 
 
 class _PlantedEmbedder:
-    """What both planted towers share, with the interface of models.ClipEmbedder/ClapEmbedder:
+    """What both planted towers share, with the interface of embedders.base.Embedder:
     ``prepare`` (one item -> its raw vector), ``embed_prepared``, ``embed``, ``embed_texts``.
 
     Why no torch: the features are a few numpy reductions; a model call would add nothing but
@@ -315,6 +333,10 @@ class _PlantedEmbedder:
             dim=dim,
             tiny=True,  # "not a real model": provenance marks every artifact NOT SCIENCE
             note=PLANTED_NOTE,
+            family="planted",
+            input_size=getattr(self, "input_size", None),
+            sampling_rate=getattr(self, "sampling_rate", None),
+            window_samples=getattr(self, "window_samples", None),
         )
 
     def features(self, item: np.ndarray) -> np.ndarray:
@@ -419,18 +441,3 @@ class PlantedAudioEmbedder(_PlantedEmbedder):
 
     def embed_audio(self, clips: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
         return self.embed(clips, batch_size)
-
-
-def load_planted(modality: str, name: str, normalize: bool = True, **_: Any) -> _PlantedEmbedder:
-    """``planted:image`` / ``planted:audio`` -> the planted tower of ``modality``.
-
-    Device, dtype and revision are accepted and ignored (numpy on the CPU, float64 inside,
-    float32 out); ``normalize`` is honoured as for CLIP/CLAP.
-    """
-    tower = name[len(PLANTED_PREFIX) :] if name.startswith(PLANTED_PREFIX) else ""
-    if tower not in ("image", "audio"):
-        raise ValueError(f"unknown planted model {name!r}; use 'planted:image' or 'planted:audio'")
-    if tower != modality:
-        raise ValueError(f"{name!r} is the planted {tower} tower, not a {modality} model")
-    cls = PlantedImageEmbedder if tower == "image" else PlantedAudioEmbedder
-    return cls(name, normalize=normalize)

@@ -404,3 +404,44 @@ def _prediction_panels(samples, truth, predicted, names, path, note, scales) -> 
     unit = "physical units" if physical else "normalised"
     _title(fig, f"Phase 3: predicted vs target parameters, test files ({unit})", note)
     _save(fig, path)
+
+
+def sweep_figure(
+    panels: list[tuple[str, np.ndarray, list[str], list[str], list[tuple[str, str]]]],
+    path: str | Path,
+    title: str,
+    note: str,
+) -> None:
+    """The model sweep: each pair's discovery matrix (rows image effects, columns audio
+    effects) side by side, its chosen Phase 1 pairs boxed, so agreement is seen at a glance.
+    Each panel has its own colour scale: the pairs' scores need not share units."""
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.6 * len(panels), 4.2), layout="constrained", squeeze=False
+    )
+    for ax, (name, matrix, rows, cols, chosen) in zip(axes[0], panels, strict=True):
+        score = np.asarray(matrix, dtype=np.float64)
+        finite = score[np.isfinite(score)]
+        hi = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        sns.heatmap(
+            pd.DataFrame(score, index=rows, columns=cols),
+            annot=True,
+            fmt=".2g",
+            annot_kws={"fontsize": 7},
+            cmap="rocket_r",
+            vmin=min(0.0, float(finite.min()) if finite.size else 0.0),
+            vmax=hi,
+            linewidths=0.5,
+            cbar=False,
+            ax=ax,
+        )
+        for image, audio in chosen:
+            if image in rows and audio in cols:
+                i, j = rows.index(image), cols.index(audio)
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, lw=3, ec="tab:green"))
+        picked = ", ".join(f"{i}→{a}" for i, a in chosen) or "no pair"
+        ax.set_title(f"{name}\nPhase 1: {picked}", fontsize=9)
+        ax.set_xlabel("audio effect")
+        ax.set_ylabel("image effect")
+        ax.tick_params(axis="y", rotation=0)
+    _title(fig, title, note)
+    _save(fig, path)

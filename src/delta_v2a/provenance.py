@@ -19,7 +19,7 @@ def merge_model_meta(metas: Iterable[Mapping]) -> dict:
         if model:
             models[meta.get("modality", model.get("name_or_path", "?"))] = dict(model)
     tiny = any(m.get("tiny") for m in models.values())
-    planted = any(str(m.get("name_or_path", "")).startswith("planted:") for m in models.values())
+    planted = any(m.get("family") == "planted" for m in models.values())
     return {
         "models": models,
         # the hub commit of each model (models.revision, or what the files record); None when

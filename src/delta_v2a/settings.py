@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from delta_v2a.config import MODALITIES, effect_names, effect_params
 from delta_v2a.media import MAX_DECODE_BYTES
+from delta_v2a.phase1.discovery import Options
 from delta_v2a.phase3.spectral import MelSettings  # the science's own type (no twin)
 
 T = TypeVar("T")
@@ -39,6 +40,8 @@ class ModelSpec:
     dtype: str
     normalize: bool
     dim: int
+    #: the model family that loads it (delta_v2a.embedders), or "auto": read from its config
+    family: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ def model_spec(config: Mapping[str, Any], modality: str) -> ModelSpec:
         dtype=models["dtype"],
         normalize=models["normalize"],
         dim=models["dim"][modality],
+        family=models["family"][modality],
     )
 
 
@@ -134,6 +138,7 @@ class DeltasSettings:
 class HealthSettings:
     model: ModelSpec
     limit: float
+    batch_limit: float
 
 
 def manifest_settings(config: Mapping[str, Any], modality: str, version: str) -> ManifestSettings:
@@ -228,8 +233,11 @@ def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
 
 
 def health_settings(config: Mapping[str, Any], modality: str) -> HealthSettings:
+    health = config["models"]["health"]
     return HealthSettings(
-        model=model_spec(config, modality), limit=config["models"]["health"]["limit"]
+        model=model_spec(config, modality),
+        limit=health["limit"],
+        batch_limit=health["batch_limit"],
     )
 
 
@@ -284,28 +292,11 @@ def split_settings(config: Mapping[str, Any]) -> SplitSettings:
 
 
 @dataclass(frozen=True)
-class Phase1Options:
-    """The statistics' choices (phase1.Options is built from these fields)."""
-
-    text_bridge: str
-    center_anchors: bool
-    clip_negative: bool
-    n_permutations: int
-    n_bootstrap: int
-    ci_level: float
-    correction: str
-    alpha: float
-    seed: int
-    n_foil_draws: int
-    shared_words: str
-
-
-@dataclass(frozen=True)
 class Phase1Settings:
     models: dict[str, ModelSpec]  # text towers only: a media batch size does not rerun it
     templates: dict[str, dict[str, str]]
     synonyms: dict[str, dict[str, tuple[str, ...]]]
-    options: Phase1Options
+    options: Options  # the statistics' choices: phase1.Options, one type
     allow_unhealthy: bool
     text_batch_size: int
     stability_seeds: int  # the pair choice rerun over this many seeds (discovery_labels.json)
@@ -317,14 +308,13 @@ TEXT_BATCH_SIZE = 64
 
 def phase1_settings(config: Mapping[str, Any]) -> Phase1Settings:
     p1 = config["phase1"]
-    fields = [f.name for f in dataclasses.fields(Phase1Options)]
     return Phase1Settings(
         models={m: model_spec(config, m) for m in MODALITIES},
         templates={m: dict(p1["templates"][m]) for m in MODALITIES},
         synonyms={
             m: {e: tuple(p1["synonyms"][m][e]) for e in effect_names(config, m)} for m in MODALITIES
         },
-        options=Phase1Options(**{k: p1[k] for k in fields}),
+        options=Options.from_config(p1),
         allow_unhealthy=config["models"]["health"]["allow_unhealthy"],
         text_batch_size=TEXT_BATCH_SIZE,
         stability_seeds=p1["stability_seeds"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from delta_v2a.phase3.dataset import SPLITS, split_files
-from delta_v2a.storage import read_json, write_json
+from delta_v2a.storage import StoreError, read_json, write_json
 
 SPLIT_VERSION = 1
 
@@ -73,11 +73,21 @@ def write_split(path: str | Path, split: Split) -> None:
 def read_split(path: str | Path) -> Split:
     """The split file, or a one-line ValueError naming it and what is wrong."""
     doc = read_json(path)
-    if not isinstance(doc, Mapping) or doc.get("version") != SPLIT_VERSION:
-        raise ValueError(f"{path}: not a split file of version {SPLIT_VERSION}; rerun the split")
-    paths, assignment = [], []
-    for name in SPLITS:
-        files = doc["files"][name]
-        paths += files
-        assignment += [name] * len(files)
-    return Split(tuple(paths), tuple(assignment), dict(doc["fractions"]), int(doc["seed"]))
+    version = doc.get("version") if isinstance(doc, Mapping) else None
+    if version != SPLIT_VERSION:
+        raise StoreError(
+            f"{path}: split format {version!r}, this version of delta-v2a reads format "
+            f"{SPLIT_VERSION}; delete it and rerun (or use the version that wrote it)"
+        )
+    try:
+        paths, assignment = [], []
+        for name in SPLITS:
+            files = [str(p) for p in doc["files"][name]]
+            paths += files
+            assignment += [name] * len(files)
+        return Split(tuple(paths), tuple(assignment), dict(doc["fractions"]), int(doc["seed"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreError(
+            f"{path}: split file is damaged or incomplete ({type(err).__name__}: {err}); "
+            "delete it and rerun"
+        ) from err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ import numpy as np
 import orjson
 
 STORE_VERSION = 1
+#: pandas ``errors``/``encoding_errors`` for the workflow's internal TSV files that hold file
+#: paths (Phase 3's samples): a name that is not UTF-8 keeps its exact bytes, written and read
+#: back by the same rule (user-facing files show names with media.shown_path instead).
+NAMES = "surrogateescape"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -46,9 +51,24 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write JSON atomically, sorted keys off (order is meaningful), NaN forbidden."""
+    text = json_text(json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False))
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, allow_nan=False)
-        fh.write("\n")
+        fh.write(text + "\n")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(text: str) -> str:
+    """JSON text with every lone surrogate written as its ``\\uXXXX`` escape.
+
+    Why: a file name that is not UTF-8 reaches Python as a str with lone surrogates
+    (``os.fsdecode``); JSON can carry it only escaped, and Python's ``json`` reads the escape
+    back to the same str, so the name (``os.fsencode``) is exact. Emoji and every other
+    character stay as they are. Surrogates can only stand inside JSON strings, so the escape
+    is always valid there.
+    """
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def write_if_changed(path: str | Path, text: str) -> bool:
@@ -75,7 +95,25 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise StoreError(f"{path}: not valid JSON ({err}); delete it and rerun") from err
+        raise StoreError(
+            f"{path}: not valid JSON ({err}; a damaged or interrupted write); delete it and rerun"
+        ) from err
+
+
+def read_json_fields(path: str | Path, what: str, required: Sequence[str]) -> dict[str, Any]:
+    """A JSON object that must hold ``required`` keys; else one line naming the file.
+
+    For the untyped JSON files a job reads by key (the health reports): a file of an older
+    layout is refused with the keys it lacks, never a KeyError deep inside the job.
+    """
+    doc = read_json(path)
+    missing = [k for k in required if k not in doc] if isinstance(doc, dict) else list(required)
+    if missing:
+        raise StoreError(
+            f"{path}: {what} lacks {missing} (written by another version of delta-v2a, or "
+            "damaged); delete it and rerun"
+        )
+    return doc
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
@@ -93,12 +131,27 @@ def load_npz(path: str | Path, required: Sequence[str]) -> tuple[dict[str, np.nd
     except FileNotFoundError:
         raise
     except Exception as err:  # zipfile.BadZipFile, ValueError (pickled), OSError, EOFError
-        raise StoreError(f"{path}: cannot read array store ({err}); delete it and rerun") from err
+        raise StoreError(
+            f"{path}: cannot read array store ({type(err).__name__}: {err}; a damaged or "
+            "interrupted write); delete it and rerun"
+        ) from err
     missing = [key for key in (*required, "meta") if key not in arrays]
     if missing:
-        raise StoreError(f"{path}: array store lacks {missing}; it was written by another version")
-    meta = json.loads(str(arrays.pop("meta")))
+        raise StoreError(
+            f"{path}: array store lacks {missing} (written by another version of delta-v2a); "
+            "delete it and rerun"
+        )
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as err:
+        raise StoreError(f"{path}: its meta is not JSON ({err}); delete it and rerun") from err
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: its meta is not an object; delete it and rerun")
     return arrays, meta
+
+
+#: What every job-written embedding table's meta holds (read by the deltas and merge jobs).
+TABLE_META = ("effect", "intensity", "effect_params", "n_cached", "model", "decoding")
 
 
 @dataclass
@@ -122,9 +175,21 @@ class EmbeddingTable:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> EmbeddingTable:
+    def load(cls, path: str | Path, required: Sequence[str] = ()) -> EmbeddingTable:
+        """The table, or one line naming the file when it is damaged or of another layout
+        (``required``: meta keys the reader needs, e.g. :data:`TABLE_META`)."""
         arrays, meta = load_npz(path, ("paths", "categories", "embeddings"))
-        return cls(arrays["paths"], arrays["categories"], arrays["embeddings"], meta)
+        paths, emb = arrays["paths"], arrays["embeddings"]
+        rows = emb.shape[0] if emb.ndim else -1
+        if paths.shape != (rows,) or arrays["categories"].shape != (rows,):
+            raise StoreError(f"{path}: inconsistent array shapes; delete it and rerun")
+        missing = [k for k in required if k not in meta]
+        if missing:
+            raise StoreError(
+                f"{path}: embedding table lacks {missing} in its meta (written by another "
+                "version of delta-v2a); delete it and rerun"
+            )
+        return cls(paths, arrays["categories"], emb, meta)
 
 
 @dataclass
@@ -185,8 +250,12 @@ class DeltaStore:
         keys = ("delta", "file_index", "effect_code", "intensity_code", "files")
         keys += ("file_category", "original", "effects", "intensities")
         arrays, meta = load_npz(path, keys)
-        if meta.get("store_version") != STORE_VERSION:
-            raise StoreError(f"{path}: store version {meta.get('store_version')!r}, expected 1")
+        if meta.get("store_version") != STORE_VERSION or "modality" not in meta:
+            raise StoreError(
+                f"{path}: delta store version {meta.get('store_version')!r}, this version of "
+                f"delta-v2a reads version {STORE_VERSION}; delete it and rerun (or use the "
+                "version that wrote it)"
+            )
         n, f = arrays["delta"].shape[0], arrays["files"].shape[0]
         if arrays["file_index"].shape != (n,) or arrays["original"].shape[0] != f:
             raise StoreError(f"{path}: inconsistent array shapes; delete it and rerun")
@@ -196,6 +265,12 @@ class DeltaStore:
 
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _json_fields(fields: Mapping[str, str]) -> bytes:
+    """``"key":"value",...`` as UTF-8 JSON, any file name exact (orjson refuses surrogates)."""
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return json_text(text)[1:-1].encode("utf-8")
 
 
 def write_deltas_json(
@@ -222,7 +297,7 @@ def write_deltas_json(
     original = np.ascontiguousarray(store.original, dtype=np.float32)
     tails = [b',"original_embedding":' + orjson.dumps(row, option=_NUMPY) for row in original]
     heads = [
-        orjson.dumps({"category": str(c), "path": str(p)})[1:-1]
+        _json_fields({"category": str(c), "path": str(p)})
         for c, p in zip(store.file_category, store.files, strict=True)
     ]
     modality = orjson.dumps(store.modality)

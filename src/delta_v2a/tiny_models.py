@@ -10,8 +10,9 @@ hidden sizes but the real projection dimensions and the real input geometry (224
 The weights are random: any number computed with them is a plumbing check, not science. Each
 directory carries a marker file (`delta_v2a_tiny.json`) so downstream code can say so.
 
-CLI: ``python -m delta_v2a.tiny_models OUT_ROOT`` writes ``OUT_ROOT/tiny-clip`` and
-``OUT_ROOT/tiny-clap``.
+CLI: ``python -m delta_v2a.tiny_models OUT_ROOT`` writes ``OUT_ROOT/tiny-clip``,
+``OUT_ROOT/tiny-clap``, ``OUT_ROOT/tiny-siglip`` and ``OUT_ROOT/tiny-laion-clap`` (converted from
+a tiny checkpoint in the original LAION-CLAP layout, ``OUT_ROOT/tiny-laion-clap.pt``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import (
     ClapConfig,
@@ -33,6 +35,10 @@ from transformers import (
     CLIPProcessor,
     CLIPTokenizer,
     RobertaTokenizer,
+    SiglipConfig,
+    SiglipImageProcessorPil,
+    SiglipModel,
+    SiglipProcessor,
 )
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -43,13 +49,16 @@ __all__ = [
     "TINY_NOTE",
     "build_tiny_clap",
     "build_tiny_clip",
+    "build_tiny_siglip",
+    "tiny_laion_clap_checkpoint",
     "write_tiny_clip",
     "write_tiny_clap",
+    "write_tiny_laion_clap",
+    "write_tiny_siglip",
     "main",
 ]
 
-TINY_MARKER = "delta_v2a_tiny.json"
-TINY_NOTE = "tiny randomly initialised model: results are not science"
+from delta_v2a.embedders.base import TINY_MARKER, TINY_NOTE  # noqa: E402
 
 # Real embedding sizes of the checkpoints the tiny models stand in for
 # (openai/clip-vit-large-patch14: 768; laion/larger_clap_music: 512).
@@ -69,6 +78,8 @@ CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 #   0.99. Setting its running statistics to the dB range (mean -50, std 30), as a trained model's
 #   would roughly be, gives 0.57-0.62. Weights are untouched; this is an init choice only.
 CLAP_TEXT_INIT_FACTOR = 6.0
+#: SigLIP pads text to its full length (64 tokens), as it was trained
+SIGLIP_TEXT_LENGTH = 64
 CLAP_MEL_DB_MEAN = -50.0
 CLAP_MEL_DB_STD = 30.0
 
@@ -180,7 +191,9 @@ def build_tiny_clip(seed: int = 0, full_size: bool = False) -> tuple[CLIPModel, 
     return _seeded_init(CLIPModel, config, seed), processor
 
 
-def build_tiny_clap(seed: int = 0, full_size: bool = False) -> tuple[ClapModel, ClapProcessor]:
+def build_tiny_clap(
+    seed: int = 0, full_size: bool = False, text_width: int | None = None
+) -> tuple[ClapModel, ClapProcessor]:
     """Tiny CLAP (HTSAT geometry of laion/larger_clap_music, width 32) with a 512-d projection;
     with ``full_size`` the real HTSAT-base + RoBERTa-base sizes (random weights)."""
     tokenizer = _roberta_tokenizer()
@@ -194,6 +207,7 @@ def build_tiny_clap(seed: int = 0, full_size: bool = False) -> tuple[ClapModel, 
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "initializer_factor": CLAP_TEXT_INIT_FACTOR,
+            **({"hidden_size": text_width, "layer_norm_eps": 1e-5} if text_width else {}),
             **(FULL_CLAP["text"] if full_size else {}),
         },
         audio_config={
@@ -262,12 +276,124 @@ def write_tiny_clap(out_dir: Path, seed: int = 0, full_size: bool = False) -> Pa
     return _save(model, processor, out_dir, seed, "clap")
 
 
+# --------------------------------------------------------------------------- SigLIP
+
+
+def build_tiny_siglip(seed: int = 0) -> tuple[SiglipModel, SiglipProcessor]:
+    """Tiny SigLIP (224 px, patch 32, width 32; text padded to 64 tokens as SigLIP is) with
+    the byte-level CLIP tokenizer standing in for SigLIP's SentencePiece one."""
+    tokenizer = _clip_tokenizer()
+    tokenizer.model_max_length = SIGLIP_TEXT_LENGTH
+    config = SiglipConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            **_TINY_LAYERS,
+            "max_position_embeddings": SIGLIP_TEXT_LENGTH,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={**_TINY_LAYERS, "image_size": 224, "patch_size": 32},
+    )
+    image_processor = SiglipImageProcessorPil(
+        size={"height": 224, "width": 224}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    processor = SiglipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return _seeded_init(SiglipModel, config, seed), processor
+
+
+def write_tiny_siglip(out_dir: Path, seed: int = 0) -> Path:
+    """Write a tiny random SigLIP + offline processor to ``out_dir``."""
+    model, processor = build_tiny_siglip(seed)
+    return _save(model, processor, out_dir, seed, "siglip")
+
+
+# --------------------------------------------------------------------------- LAION-CLAP
+
+
+def tiny_laion_clap_checkpoint(seed: int = 0, full_size: bool = False) -> dict[str, torch.Tensor]:
+    """A tiny random state dict in the ORIGINAL LAION-CLAP layout (``module.`` names, fused
+    ``qkv``, ``Sequential`` projections, the in-model mel front end), made by writing a tiny
+    ClapModel's weights back under the original names. RoBERTa width 128 (2 heads of 64, the
+    head width the converter assumes); with ``full_size`` HTSAT-base + RoBERTa-base sizes."""
+    from delta_v2a.embedders import laion_clap
+
+    model, processor = build_tiny_clap(seed, full_size, text_width=None if full_size else 128)
+    ours = {k: v for k, v in model.state_dict().items() if not k.endswith("_ids")}
+    state = _to_original(ours)
+    extractor = processor.feature_extractor
+    n = extractor.fft_window_size
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
+    angle = 2 * np.pi * np.arange(n // 2 + 1)[:, None] * np.arange(n)[None, :] / n
+    pre = "audio_branch.spectrogram_extractor.stft."
+    state[pre + "conv_real.weight"] = torch.tensor(np.cos(angle) * window).float()[:, None]
+    state[pre + "conv_imag.weight"] = torch.tensor(-np.sin(angle) * window).float()[:, None]
+    state["audio_branch.logmel_extractor.melW"] = torch.tensor(extractor.mel_filters_slaney).float()
+    assert set(laion_clap.convert_state_dict(state)[0]) == set(ours)
+    return {f"module.{k}": v for k, v in state.items()}
+
+
+#: the converter's audio renames, undone (applied to audio keys only: RoBERTa keeps its names)
+_AUDIO_UNDO = (
+    (r"^audio_model\.audio_encoder\.", "audio_branch."),
+    (r"\.batch_norm\.", ".bn0."),
+    (r"\.layernorm_before\.", ".norm1."),
+    (r"\.layernorm_after\.", ".norm2."),
+    (r"\.attention\.self\.relative_position_", ".attn.relative_position_"),
+    (r"\.attention\.output\.dense\.", ".attn.proj."),
+    (r"\.intermediate\.dense\.", ".mlp.fc1."),
+    (r"\.output\.dense\.", ".mlp.fc2."),
+)
+
+
+def _to_original(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """ClapModel names -> the original's (the converter's renames undone, q/k/v fused)."""
+    import re
+
+    out: dict[str, torch.Tensor] = {}
+    for key, value in ours.items():
+        if key.startswith("text_model."):
+            out["text_branch." + key[len("text_model.") :]] = value.clone()
+        elif key.startswith(("text_projection.", "audio_projection.")):
+            key = key.replace(".linear1.", ".0.").replace(".linear2.", ".2.")
+            out[key] = value.clone()
+        elif re.search(r"\.attention\.self\.(key|value)\.", key):
+            continue  # fused with the query below
+        else:
+            if ".attention.self.query." in key:
+                parts = [ours[key.replace(".query.", f".{p}.")] for p in ("query", "key", "value")]
+                key, value = key.replace(".attention.self.query.", ".attn.qkv."), torch.cat(parts)
+            for pattern, repl in _AUDIO_UNDO:
+                key = re.sub(pattern, repl, key)
+            out[key] = value.clone()
+    return out
+
+
+def write_tiny_laion_clap(out_dir: Path, seed: int = 0, full_size: bool = False) -> Path:
+    """``out_dir``.pt: a tiny checkpoint in the original layout; ``out_dir``: it converted by
+    the project's converter (as ``delta-v2a convert-clap`` does), marked tiny."""
+    from delta_v2a.embedders import laion_clap
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    original = out_dir.with_name(out_dir.name + ".pt")
+    torch.save({"state_dict": tiny_laion_clap_checkpoint(seed, full_size), "epoch": 0}, original)
+    laion_clap.convert(original, out_dir, tokenizer=_roberta_tokenizer())
+    _write_marker(out_dir, seed, "laion_clap")
+    share_readable(out_dir)
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m delta_v2a.tiny_models",
-        description="Write tiny random CLIP/CLAP checkpoints for offline tests (not science).",
+        description="Write tiny random models of every family for offline tests (not science).",
     )
-    parser.add_argument("out_root", type=Path, help="writes OUT_ROOT/tiny-clip and tiny-clap")
+    parser.add_argument(
+        "out_root",
+        type=Path,
+        help="writes OUT_ROOT/tiny-clip, tiny-clap, tiny-siglip and tiny-laion-clap",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--full-size",
@@ -286,6 +412,9 @@ def main(argv: list[str] | None = None) -> int:
         write_tiny_clap(args.out_root / names[1], seed=args.seed, full_size=args.full_size),
     ):
         print(path)
+    if not args.full_size:
+        print(write_tiny_siglip(args.out_root / "tiny-siglip", seed=args.seed))
+        print(write_tiny_laion_clap(args.out_root / "tiny-laion-clap", seed=args.seed))
     return 0
 
 

@@ -177,6 +177,6 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
 def test_planted_models_are_fingerprinted_by_their_version(monkeypatch):
     import delta_v2a.planted as planted
 
-    first = model_fingerprint("planted:image")
+    first = model_fingerprint("planted:image", "planted")
     monkeypatch.setattr(planted, "PLANTED_VERSION", planted.PLANTED_VERSION + 1)
-    assert model_fingerprint("planted:image") != first  # a new geometry never hits old shards
+    assert model_fingerprint("planted:image", "planted") != first  # new geometry, new shards

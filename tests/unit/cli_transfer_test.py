@@ -14,6 +14,7 @@ from PIL import Image
 from workflow_utils import ROOT
 
 from delta_v2a import transfer as tr
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 from delta_v2a.config import load_config
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
@@ -71,18 +72,23 @@ def _study_results(root, clip_embedder, clap_embedder):
     image.save(root / "image_deltas.npz")
     audio.save(root / "audio_deltas.npz")
     write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
-    write_json(
-        root / "labels.json",
+    DiscoveryLabels.build(
         {
             "image_effects": IMAGE_EFFECTS,
             "audio_effects": AUDIO_EFFECTS,
+            "p": [[0.001, 0.2], [0.1, 0.1]],
             "p_adjusted": [[0.004, 0.5], [0.3, 0.2]],
             "alpha": 0.05,
+            "correction": "holm",
             "chosen_pairs": [  # Phase 1's decision (the one the payload copies)
                 {"image_effect": "blur", "audio_effect": "lpf", "score": 0.2, "p_adjusted": 0.004}
             ],
-        },
-    )
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.5, 0.0], [0.0, 0.5]],
+            "best_matches": [],
+        }
+    ).write(root / "labels.json")
     space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
     write_json(
         root / "pairs.json",

@@ -120,11 +120,12 @@ def test_a_refusal_ends_the_job_with_one_line_and_no_traceback(tmp_path, capsys)
 
 def test_a_device_this_machine_lacks_is_a_one_line_refusal(tmp_path, capsys, monkeypatch):
     import pytest
+    import torch
 
     from delta_v2a import models
     from delta_v2a.jobs.common import run_job
 
-    monkeypatch.setattr(models.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
     def embed():
         models.resolve_device("cuda")  # where run_embed resolves the device for its cache key

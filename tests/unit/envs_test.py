@@ -97,3 +97,15 @@ def test_every_pin_is_used():
         module = IMPORT_NAMES.get(name, name.replace("-", "_"))
         used = f"import {module}" in code or f"from {module}" in code or f'"{module}"' in code
         assert used, f"{name} is pinned but nothing imports {module}"
+
+
+def test_test_only_pins_are_exact_installed_without_deps_and_never_imported_at_run_time():
+    """requirements-test.txt: the reference LAION-CLAP for the parity test, --no-deps."""
+    lines = (ROOT / "requirements-test.txt").read_text().splitlines()
+    test_pins = pins(lines)
+    assert test_pins == {"laion-clap": "1.1.7", "torchlibrosa": "0.1.0"}
+    assert "--no-deps -r requirements-test.txt" in (ROOT / "Makefile").read_text()
+    import re
+
+    src = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src").rglob("*.py"))
+    assert not re.search(r"^\s*(import|from) (laion_clap|torchlibrosa)\b", src, re.M)

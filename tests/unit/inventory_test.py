@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -241,3 +242,65 @@ def test_manifest_current_copies_the_state_and_drops_earlier_ones(tmp_path):
     assert (out / "image.tsv").read_bytes() == vetted.read_bytes()
     assert (out / "image_skipped.tsv").read_bytes() == skipped.read_bytes()
     assert not old.exists() and audio.exists() and vetted.exists() and skipped.exists()
+
+
+def test_manifest_job_carries_any_name_and_lists_other_files(tmp_path):
+    """Issues 37.1 and 36.3 through the manifest job: names with a newline, a tab, quotes, a
+    leading dash, bytes that are not UTF-8 and emoji are vetted and read back exactly; a
+    notes file is one warning and one skipped row, never a stop."""
+    from PIL import Image
+
+    from delta_v2a.extract import read_manifest
+    from delta_v2a.settings import ManifestSettings
+
+    root = tmp_path / "img"
+    (root / "cat").mkdir(parents=True)
+    names = [b"new\nline.png", b'-"q" \t{x}.png', b"caf\xe9 \xf0\x9f\x8e\xb5.webp", b"ok.png"]
+    for i, raw in enumerate(names):
+        path = os.fsencode(root / "cat") + b"/" + raw
+        Image.new("RGB", (32, 32), (60 * i, 50, 0)).save(os.fsdecode(path), "PNG")
+    (root / "cat" / "notes.txt").write_text("not an image")
+    inventory = tmp_path / "image.inventory.tsv"
+    inventory.write_text(inv.inventory_of(root, "image"), encoding="utf-8")
+    assert len(inventory.read_text(encoding="utf-8").splitlines()) == 1 + len(names)
+    digest = inv.inventory_digest(inventory.read_text(encoding="utf-8"))
+    settings = ManifestSettings("image", str(root), "data.images", "error", 1.0, 0.0, "t", 640)
+    vetted = _run_manifest(tmp_path, inventory, digest, settings)
+    files = read_manifest(vetted)
+    assert sorted(os.fsencode(os.path.basename(f.path)) for f in files) == sorted(names)
+    import pandas as pd
+
+    skipped = pd.read_csv(vetted.parent / f"image_skipped.{digest}.tsv", sep="\t", dtype=str)
+    assert skipped.to_dict("records") == [
+        {
+            "path": f"{root}/cat/notes.txt",
+            "category": "cat",
+            "modality": "image",
+            "reason": "extension '.txt': not an image format the installed decoders read",
+        }
+    ]
+
+
+def test_unexpected_error_while_vetting_names_the_file_and_skip_goes_on(tmp_path, monkeypatch):
+    """Issue 37.2: an exception no decoder check foresaw is that file's reason."""
+    import delta_v2a.media.vetting as vetting
+    from delta_v2a.extract import read_manifest
+    from delta_v2a.jobs.common import PipelineError
+
+    root, inventory, digest, settings = _vetting(tmp_path)
+    real = vetting.load_image_hashed
+
+    def boom(path, *a, **k):
+        if path.endswith("0.png"):
+            raise KeyError("a decoder bug")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(vetting, "load_image_hashed", boom)
+    with pytest.raises(PipelineError) as err:
+        _run_manifest(tmp_path, inventory, digest, settings)
+    assert "cat/0.png: unexpected error while decoding (KeyError: 'a decoder bug')" in str(
+        err.value
+    )
+    skip = dataclasses.replace(settings, on_bad_file="skip")
+    vetted = _run_manifest(tmp_path, inventory, digest, skip)
+    assert [os.path.basename(f.path) for f in read_manifest(vetted)] == ["1.png"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from phase3_utils import CONFIG, TEMPLATES, WORDS
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.config import merge
 from delta_v2a.jobs.common import Paths
 from delta_v2a.phase3 import artifact
@@ -64,16 +65,13 @@ def upstream(tmp_path_factory, tiny_clap_dir):
         threads=1,
     )
     np.save(base / "matrix.npy", np.array([[0.3, 0.1], [0.0, 0.2], [0.0, 0.0]]))
-    labels = {
-        "image_effects": ["blur", "brightness", "contrast"],
-        "audio_effects": ["lpf", "reverb"],
-    }
-    (base / "labels.json").write_text(json.dumps(labels))
+    labels = _labels(P_CHOSEN, CHOSEN)
+    labels.write(base / "labels.json")
     model = cfg
     sens = {
         "results": [
             {"modality": "image", "effect_type": e, "intensity": i, "mean": 0.05 * (k + 1)}
-            for e in labels["image_effects"]
+            for e in labels.image_effects
             for k, i in enumerate(CONFIG["intensities"])
         ]
     }
@@ -83,15 +81,41 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     return base, model
 
 
+#: Phase 1's decision in the main flow: blur -> lpf and brightness -> reverb significant.
+P_CHOSEN = [[0.01, 0.5], [0.5, 0.01], [None, None]]
+CHOSEN = [
+    {"image_effect": "blur", "audio_effect": "lpf", "score": 0.3, "p_adjusted": 0.01},
+    {"image_effect": "brightness", "audio_effect": "reverb", "score": 0.2, "p_adjusted": 0.01},
+]
+
+
+def _labels(p_adjusted, chosen) -> DiscoveryLabels:
+    """Phase 1's labels as the artifact holds them (the fields Phase 3 reads)."""
+    return DiscoveryLabels.build(
+        {
+            "image_effects": ["blur", "brightness", "contrast"],
+            "audio_effects": ["lpf", "reverb"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": p_adjusted,
+            "p_adjusted": p_adjusted,
+            "chosen_pairs": chosen,
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.0, 0.0]] * 3,
+            "best_matches": [],
+        }
+    )
+
+
 def _dataset(base, cfg, threshold=0.05, out="ds", p_adjusted=None, require_significant=True):
     from delta_v2a.jobs.phase3 import run_dataset
 
     (base / out).mkdir(exist_ok=True)
     labels = base / "labels.json"
-    if p_adjusted is not None:
+    if p_adjusted is not None:  # Phase 1 chose nothing at these p-values
         labels = base / out / "labels.json"
-        doc = json.loads((base / "labels.json").read_text())
-        labels.write_text(json.dumps({**doc, "p_adjusted": p_adjusted, "alpha": 0.05}))
+        _labels(p_adjusted, []).write(labels)
     p3 = {"pair_threshold": threshold, "require_significant_pairs": require_significant}
     p3 |= {"levels_per_pair": 4}
     run_dataset(
@@ -192,15 +216,14 @@ def _check_windows(base, model):
 
 
 def _check_dataset(base, model, caplog):
-    """Pairs on score alone (no p-values given), the split by file, held-out paraphrases."""
+    """Phase 1's significant pairs, the split by file, held-out paraphrases."""
     with caplog.at_level("INFO"):
         ds = _dataset(base, model)
     assert "PAIR: blur -> lpf" in caplog.text and "PAIR: brightness -> reverb" in caplog.text
-    assert "WITHOUT a significance test" in caplog.text
     pairs = json.loads((ds / "pairs.json").read_text())
     assert [p["audio_effect"] for p in pairs["chosen"]] == ["lpf", "reverb"]
     assert pairs["rows"][2]["chosen"] is False  # contrast: best 0.0 <= 0.05
-    assert pairs["significance"]["available"] is False
+    assert pairs["significance"]["available"] is True
     samples = pd.read_csv(ds / "samples.tsv", sep="\t")
     split = pairs["split"]
     assert [len(split[f"{k}_files"]) for k in ("train", "val", "test")] == [2, 1, 2]
@@ -349,7 +372,8 @@ def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog)
         ds = _dataset(base, model, threshold=0.5, out="nopairs")
         _strength(base, ds, model)
         out = _train(base, ds, model, out="nopairs_train")
-    assert "NO PAIR passes phase3.pair_threshold = 0.5 (best eligible score 0.3)" in caplog.text
+    want = "NO PAIR passes phase3.pair_threshold = 0.5 with p_adjusted <= 0.05 (best eligible"
+    assert want + " score 0.3)" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
     assert log["status"] == "no_pairs" and "NO PAIR" in log["message"]
     assert (out / "parameter_predictions/README.txt").exists()

@@ -1,50 +1,56 @@
-"""Reading Phase 1's significance fields by key, in each shape they may take."""
+"""Reading Phase 1's significance fields through its typed labels (discovery_labels.json)."""
 
 from __future__ import annotations
 
 import pytest
 
+from delta_v2a.artifacts import ArtifactError
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.storage import write_json
 from delta_v2a.transfer.payload import _significance
 
-LABELS = {"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]}
+
+def labels(**fields) -> DiscoveryLabels:
+    base = {
+        "image_effects": ["blur", "contrast"],
+        "audio_effects": ["lpf", "reverb"],
+        "alpha": 0.05,
+        "correction": "holm",
+        "p": [[None, None], [None, None]],
+        "p_adjusted": [[0.01, 0.2], [0.5, 0.04]],
+        "chosen_pairs": [],
+        "sim1": {},
+        "sim2": {},
+        "sim3": [[0.0, 0.0], [0.0, 0.0]],
+        "best_matches": [],
+    }
+    return DiscoveryLabels.build(base | fields)
 
 
-@pytest.mark.parametrize(
-    "table",
-    [
-        [[0.01, 0.2], [0.5, 0.04]],
-        {"blur": {"lpf": 0.01, "reverb": 0.2}, "contrast": {"lpf": 0.5, "reverb": 0.04}},
-        [
-            {"image_effect": "blur", "audio_effect": "lpf", "p_adjusted": 0.01},
-            {"image_effect": "contrast", "audio_effect": "reverb", "p_adjusted": 0.04},
-        ],
-    ],
-)
-def test_p_adjusted_in_any_shape_is_copied_and_only_phase1_decides(table):
-    labels = LABELS | {"p_adjusted": table, "alpha": 0.05}
-    assert _significance(labels, "blur", "lpf") == {
+def test_only_phase1s_chosen_pairs_decide():
+    assert _significance(labels(), "blur", "lpf") == {
         "p_value": None,
         "p_adjusted": 0.01,
         "alpha": 0.05,
-        "significant": None,  # p < alpha, but Phase 1 made no decision: none is made here
+        "significant": False,  # p < alpha, but Phase 1 chose nothing: none is made here
     }
-    decided = labels | {"chosen_pairs": [{"image_effect": "contrast", "audio_effect": "reverb"}]}
+    decided = labels(chosen_pairs=[{"image_effect": "contrast", "audio_effect": "reverb"}])
     assert _significance(decided, "contrast", "reverb")["significant"] is True
     assert _significance(decided, "blur", "lpf")["significant"] is False  # p 0.01, not chosen
 
 
-def test_chosen_pairs_decide_and_missing_fields_mean_untested():
-    chosen = LABELS | {"chosen_pairs": [{"image_effect": "blur", "audio_effect": "reverb"}]}
-    assert _significance(chosen, "blur", "reverb")["significant"] is True
-    assert _significance(chosen, "blur", "lpf")["significant"] is False
-    pairs_as_lists = LABELS | {"chosen_pairs": [["contrast", "lpf"]]}
-    assert _significance(pairs_as_lists, "contrast", "lpf")["significant"] is True
-    assert _significance(LABELS, "blur", "lpf") == {
-        "p_value": None,
-        "p_adjusted": None,
-        "alpha": None,
-        "significant": None,
-    }
+def test_labels_round_trip_and_an_untyped_file_is_refused_in_one_line(tmp_path):
+    lab = labels(chosen_pairs=[{"image_effect": "blur", "audio_effect": "reverb"}])
+    lab = DiscoveryLabels.build(lab.to_json() | {"p_value": "max(...)", "foils": {"n": 3}})
+    lab.write(tmp_path / "labels.json")
+    back = DiscoveryLabels.read(tmp_path / "labels.json")
+    assert back == lab and back.details["foils"] == {"n": 3}
+    assert back.pairs() == {("blur", "reverb")}
+    old = {k: v for k, v in lab.to_json().items()}
+    write_json(tmp_path / "old.json", old)  # an old file: no artifact, no version
+    with pytest.raises(ArtifactError, match=r"old\.json: not a discovery_labels file") as err:
+        DiscoveryLabels.read(tmp_path / "old.json")
+    assert "\n" not in str(err.value)
 
 
 def test_a_missing_phase0_row_is_named():
@@ -72,14 +78,12 @@ def test_a_missing_phase0_row_is_named():
     assert _level_norms({"results": rows}, "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)
 
 
-def test_reads_phase1s_own_keys_p_matrix_and_p_value_description():
-    """Phase 1 writes the uncorrected matrix as "p" and describes the test in "p_value"."""
-    labels = LABELS | {
-        "p": [[0.001, 0.3], [0.2, 0.01]],
-        "p_value": "max(p_sim1, p_sim2, p_sim3) (intersection-union)",
-        "p_adjusted": [[0.004, 1.0], [0.6, 0.03]],
-        "alpha": 0.05,
-        "chosen_pairs": [{"image_effect": "contrast", "audio_effect": "reverb"}],
-    }
-    sig = _significance(labels, "contrast", "reverb")
+def test_reads_phase1s_own_keys_p_matrix():
+    """Phase 1 writes the uncorrected matrix as "p"."""
+    lab = labels(
+        p=[[0.001, 0.3], [0.2, 0.01]],
+        p_adjusted=[[0.004, 1.0], [0.6, 0.03]],
+        chosen_pairs=[{"image_effect": "contrast", "audio_effect": "reverb"}],
+    )
+    sig = _significance(lab, "contrast", "reverb")
     assert sig["p_value"] == 0.01 and sig["p_adjusted"] == 0.03 and sig["significant"] is True

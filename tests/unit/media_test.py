@@ -23,14 +23,15 @@ from delta_v2a.media import (
     MIN_IMAGE_SIDE,
     BadMediaError,
     MediaFile,
-    _decode_image,
     content_hash,
     discover,
     load_audio,
     load_image,
     probe,
     vet_file,
+    walk_root,
 )
+from delta_v2a.media.images import _decode_image
 
 SIZE = 32
 
@@ -83,6 +84,7 @@ def test_discover_layout_and_filters(tmp_path, monkeypatch):
     assert [f.path for f in found] == [
         "imgs/animals/cat.JPG",
         "imgs/animals/sub/deep/dog.jpeg",
+        "imgs/objects/anim.gif",  # any format Pillow reads is found (animations are refused later)
         "imgs/objects/cup.png",
         "imgs/objects/space name é.Png",
         "imgs/scenes/link.png",
@@ -94,11 +96,14 @@ def test_discover_layout_and_filters(tmp_path, monkeypatch):
         "animals",
         "objects",
         "objects",
+        "objects",
         "scenes",
         "scenes",
         "zoo",
     ]
     assert all(isinstance(f, MediaFile) and f.modality == "image" for f in found)
+    # Files no decoder reads are named (for skipped_files.tsv); hidden ones are not.
+    assert [f.path for f in walk_root("imgs", "image").others] == ["imgs/objects/notes.txt"]
     # An absolute root gives absolute paths; the same files either way.
     absolute = discover(root, "image")
     assert [Path(f.path) for f in absolute] == [tmp_path / f.path for f in found]
@@ -108,8 +113,38 @@ def test_discover_audio_extensions_case_insensitive(tmp_path):
     for name in ["a.WAV", "b.Mp3", "c.flac", "d.ogg", "e.jpg", "f.wav.bak"]:
         _touch(tmp_path / "rock" / name)
     found = discover(tmp_path, "audio")
-    assert [Path(f.path).name for f in found] == ["a.WAV", "b.Mp3", "c.flac"]
+    assert [Path(f.path).name for f in found] == ["a.WAV", "b.Mp3", "c.flac", "d.ogg"]
     assert {f.modality for f in found} == {"audio"}
+    # an image beside the songs is media of the other modality, not an "other" file
+    assert [Path(f.path).name for f in walk_root(tmp_path, "audio").others] == ["f.wav.bak"]
+
+
+def test_extension_lists_come_from_the_decoders():
+    """Every format the installed libsndfile and Pillow read is accepted (issue 36.3)."""
+    from delta_v2a.media import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+
+    assert {".ogg", ".opus", ".oga", ".flac", ".wav", ".mp3", ".aiff"} <= set(AUDIO_EXTENSIONS)
+    assert ".raw" not in AUDIO_EXTENSIONS  # header-less: needs its rate given
+    assert {".webp", ".tif", ".tiff", ".bmp", ".jpg", ".png"} <= set(IMAGE_EXTENSIONS)
+    assert ".eps" not in IMAGE_EXTENSIONS and ".txt" not in IMAGE_EXTENSIONS
+
+
+def test_ogg_opus_and_webp_tiff_decode(tmp_path):
+    sr = 48_000
+    tone = _tones(sr * 2, sr)
+    sf.write(tmp_path / "a.ogg", tone, sr, format="OGG", subtype="VORBIS")
+    sf.write(tmp_path / "a.opus", tone, sr, format="OGG", subtype="OPUS")
+    for name in ("a.ogg", "a.opus"):
+        out = load_audio(tmp_path / name, sr, sr)
+        assert np.corrcoef(out, tone[sr // 2 : sr // 2 + sr])[0, 1] > 0.95, name
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[:, :30] = (200, 30, 10)
+    for name in ("a.webp", "a.tiff"):
+        Image.fromarray(arr).save(tmp_path / name, lossless=True)
+        out = load_image(tmp_path / name, SIZE)
+        np.testing.assert_allclose(
+            out[:, 2].mean(axis=0), [200 / 255, 30 / 255, 10 / 255], atol=0.02
+        )
 
 
 def test_discover_sorted_by_category_then_path(tmp_path):
@@ -615,16 +650,17 @@ def test_truncated_images_stay_errors_even_if_someone_turns_pil_switch_on(tmp_pa
 
 
 def test_memory_budget_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
-    import delta_v2a.media as media
+    import delta_v2a.media.images as media
 
-    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
-    need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
+    # A TIFF: no reduced read (a PNG this size would be read in row strips instead).
+    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.tif")
+    need = media._decode_bytes(Image.open(tmp_path / "p.tif"), SIZE)
     assert need == 400 * 500 * (4 + 4) + (500 // 6) * (400 // 6) * 36  # RGB: buffer + copy
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need - 1)
     with pytest.raises(BadMediaError, match="per-file memory budget"):
-        load_image(tmp_path / "p.png", SIZE)
+        load_image(tmp_path / "p.tif", SIZE)
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need)
-    _check_out(load_image(tmp_path / "p.png", SIZE))
+    _check_out(load_image(tmp_path / "p.tif", SIZE))
 
 
 def test_a_configured_budget_is_named_in_the_refusal_with_the_value_that_passes(
@@ -632,23 +668,23 @@ def test_a_configured_budget_is_named_in_the_refusal_with_the_value_that_passes(
 ):
     """The workflow passes preprocessing.image.decode_budget_mib: a refusal names the key and the
     smallest value that accepts the file (which then does); the CLI's default names no key."""
-    import delta_v2a.media as media
+    import delta_v2a.media.images as media
 
-    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.png")
-    need = media._decode_bytes(Image.open(tmp_path / "p.png"), SIZE)
+    _save(np.zeros((400, 500, 3), np.uint8), tmp_path / "p.tif")
+    need = media._decode_bytes(Image.open(tmp_path / "p.tif"), SIZE)
     mib = -(-need // 2**20)
-    file = MediaFile(str(tmp_path / "p.png"), "c", "image")
+    file = MediaFile(str(tmp_path / "p.tif"), "c", "image")
     common = {"image_size": SIZE, "sr": 48_000, "window": 48_000, "preroll": 0}
     reason, _ = vet_file(file, **common, budget=(mib - 1) * 2**20)
     assert reason is not None
     assert f"raise preprocessing.image.decode_budget_mib to at least {mib}," in reason
     assert vet_file(file, **common, budget=mib * 2**20)[0] is None
     with pytest.raises(BadMediaError) as err:
-        load_image(tmp_path / "p.png", SIZE, budget=need - 1)
+        load_image(tmp_path / "p.tif", SIZE, budget=need - 1)
     assert "decode_budget_mib" in str(err.value)
     monkeypatch.setattr(media, "MAX_DECODE_BYTES", need - 1)
     with pytest.raises(BadMediaError) as err:
-        load_image(tmp_path / "p.png", SIZE)
+        load_image(tmp_path / "p.tif", SIZE)
     assert "decode_budget_mib" not in str(err.value) and "downscale it" in str(err.value)
 
 
@@ -770,33 +806,57 @@ def test_unreadable_folder_is_named(tmp_path, monkeypatch):
         discover(tmp_path / "root", "image")
 
 
-def test_names_with_braces_and_undecodable_bytes(tmp_path, monkeypatch):
-    from delta_v2a.media import name_problem, shown_path, tracked_inputs, untracked_stamps
+#: Names a POSIX file system allows and a TSV line or a log line cannot hold as they are.
+ODD_NAMES = [
+    b"new\nline.png",
+    b"tab\there.png",
+    b"quote\"s and 'single'.png",
+    b"brace {x}.png",
+    b"-leading dash.png",
+    b"caf\xe9 latin-1.png",
+    "emoji \U0001f3b5.png".encode(),
+    b"back\\slash \\x41.png",
+    b"cr\rdel\x7f.png",
+]
 
-    root = tmp_path / "root"
-    _save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "brace {x}.png")
-    raw = os.fsencode(str(root / "cat")) + b"/bad\xff name.png"
-    with open(raw, "wb") as fh:
-        fh.write((root / "cat" / "brace {x}.png").read_bytes())
-    files = discover(root, "image")
-    assert len(files) == 2
-    bad = next(f for f in files if name_problem(f.path))
-    assert bad.shown.endswith("bad\\xff name.png")
-    assert probe(bad, image_size=16, sr=1, window=1, preroll=0) == (
-        "file name is not valid UTF-8 (rename it)"
-    )
-    good = next(f for f in files if "{x}" in f.path)
-    assert probe(good, image_size=16, sr=1, window=1, preroll=0) is None
-    plain = str(_save(np.zeros((20, 20, 3), np.uint8), root / "cat" / "plain.png"))
-    paths = [f.path for f in files] + [plain]
-    assert tracked_inputs(paths) == [plain]
-    stamps = untracked_stamps(paths)
-    assert [s.split("|")[0] for s in stamps] == [bad.shown, good.path]
-    size, mtime = os.stat(good.path).st_size, os.stat(good.path).st_mtime_ns
-    assert stamps[1] == f"{good.path}|{size}|{mtime}"
-    monkeypatch.setattr(os, "access", lambda p, mode: False)  # unreadable: not a rule input
-    assert tracked_inputs([plain]) == [] and len(untracked_stamps([plain])) == 1
-    assert shown_path("plain/é.png") == "plain/é.png"
+
+def test_any_name_is_vetted_and_round_trips_through_the_manifest(tmp_path):
+    from delta_v2a.extract import read_manifest, write_manifest, write_skipped
+    from delta_v2a.media import path_from_shown, shown_path
+
+    cat = tmp_path / "root" / "cat\tégorie"
+    png = _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "plain.png").read_bytes()
+    for raw in ODD_NAMES:
+        with open(os.fsencode(cat) + b"/" + raw if cat.exists() else _mk(cat, raw), "wb") as fh:
+            fh.write(png)
+    files = discover(tmp_path / "root", "image")
+    assert sorted(os.fsencode(Path(f.path).name) for f in files) == sorted(ODD_NAMES)
+    assert {f.category for f in files} == {"cat\\x09égorie"}  # a label: one line of text
+    for f in files:
+        assert "\n" not in f.shown and "\t" not in f.shown and "\r" not in f.shown
+        assert path_from_shown(f.shown) == f.path
+        assert probe(f, image_size=16, sr=1, window=1, preroll=0) is None, f.shown
+    assert shown_path("plain/é {x}.png") == "plain/é {x}.png"  # ordinary names unchanged
+    hashes = [content_hash(f.path) for f in files]
+    write_manifest(tmp_path / "m.tsv", files, hashes)
+    back = read_manifest(tmp_path / "m.tsv")
+    assert [(f.path, f.category, f.sha256) for f in back] == [
+        (f.path, f.category, h) for f, h in zip(files, hashes, strict=True)
+    ]
+    write_skipped(tmp_path / "s.tsv", [(f, "why\tnot") for f in files])
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "s.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert [path_from_shown(p) for p in table["path"]] == [f.path for f in files]
+    assert set(table["reason"]) == {"why\tnot"}
+    for text in ("lone \\ backslash", "bad \\xZZ", "ctrl \x01"):
+        with pytest.raises(ValueError):
+            path_from_shown(text)
+
+
+def _mk(folder: Path, raw: bytes) -> bytes:
+    folder.mkdir(parents=True)
+    return os.fsencode(folder) + b"/" + raw
 
 
 def test_decode_refuses_bytes_other_than_the_vetted_ones(tmp_path):
@@ -824,7 +884,7 @@ def test_decode_refuses_bytes_other_than_the_vetted_ones(tmp_path):
 
 
 def test_audio_changed_during_its_decode_is_detected(tmp_path, monkeypatch):
-    import delta_v2a.media as media
+    import delta_v2a.media.audio as media
     from delta_v2a.media import FileChangedError
 
     sf.write(tmp_path / "a.wav", _tones(8000, 8000), 8000)
@@ -846,3 +906,162 @@ def test_multi_frame_camera_jpeg_mpo_is_a_photo_not_an_animation(tmp_path):
     assert Image.open(tmp_path / "stereo.jpg").n_frames == 2
     out = load_image(tmp_path / "stereo.jpg", SIZE)  # frame 0 is the photo
     np.testing.assert_allclose(out.mean(axis=(0, 1)), [200 / 255, 0, 0], atol=0.02)
+
+
+def _photo_like(h: int, w: int, c: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients plus noise: a PNG encoder then uses every filter type (checked)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([(x * 37 + y * 11 + k * 5000) % 65536 for k in range(c)], axis=-1)
+    noise = rng.integers(0, 4096, (h, w, c))
+    return ((base + noise) % 65536).astype(np.uint16)
+
+
+def _png_filters(path: Path) -> set[int]:
+    from delta_v2a.media.png import png_layout
+
+    layout = png_layout(path.read_bytes())
+    raw = zlib.decompress(b"".join(bytes(b) for b in layout.idat))
+    stride = 1 + layout.row_bytes
+    return {raw[i] for i in range(0, len(raw), stride)}
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    a, b, c = (x.astype(np.int16) for x in (a, b, c))
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def _refilter(path: Path, raw_rows: np.ndarray, bpp: int, seed: int = 0) -> None:
+    """Rewrite a PNG's image data with a random filter type per row (all five, PNG spec
+    §9.2), so the strip reader meets Sub, Up, Average and Paeth at strip edges."""
+    from delta_v2a.media.png import _chunk, png_layout
+
+    data = path.read_bytes()
+    layout = png_layout(data)
+    x = raw_rows.astype(np.int16)
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    up = np.zeros_like(x)
+    up[1:] = x[:-1]
+    upleft = np.zeros_like(x)
+    upleft[1:, bpp:] = x[:-1, :-bpp]
+    options = [x, x - left, x - up, x - (left + up) // 2, x - _paeth(left, up, upleft)]
+    kinds = np.random.default_rng(seed).integers(0, 5, len(x))
+    rows = np.choose(kinds[:, None], options) % 256
+    body = np.concatenate([kinds[:, None], rows], axis=1).astype(np.uint8).tobytes()
+    ihdr = data[8 : 8 + 25]
+    path.write_bytes(
+        data[:8] + ihdr + layout.head + _chunk(b"IDAT", zlib.compress(body)) + _chunk(b"IEND", b"")
+    )
+
+
+def _adam7_png(rgb: np.ndarray) -> bytes:
+    """An interlaced (Adam7) 8-bit RGB PNG, every row unfiltered."""
+    from delta_v2a.media.png import _chunk
+
+    h, w, _ = rgb.shape
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2)]
+    body = b""
+    for x0, y0, dx, dy in [*passes, (0, 1, 1, 2)]:
+        sub = rgb[y0::dy, x0::dx]
+        if sub.size:
+            body += b"".join(b"\x00" + row.tobytes() for row in sub)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    idat = zlib.compress(body)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("kind", ["rgb16", "rgba16", "grey16", "rgb", "rgba", "la", "l", "p"])
+def test_png_over_the_budget_is_read_in_strips_bit_identical(tmp_path, monkeypatch, kind):
+    """Issue 37.3: a PNG whose whole decode is over the budget is read in row strips and
+    reduced strip by strip; the pixels equal the whole decode's, bit for bit."""
+    import delta_v2a.media.images as images
+
+    h, w, size = 901, 1203, 16  # factor 28; 901 rows: the last strip and block are partial
+    big = _photo_like(h, w, 4)
+    path = tmp_path / f"{kind}.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the strip reader finds the orientation without loading
+    if kind in ("rgb16", "rgba16", "grey16"):
+        arr = {"rgb16": big[..., :3], "rgba16": big, "grey16": big[..., 0]}[kind]
+        cv2.imwrite(str(path), arr)
+    else:
+        mode = {"rgb": "RGB", "rgba": "RGBA", "la": "LA", "l": "L", "p": "RGB"}[kind]
+        im8 = Image.fromarray((big >> 8).astype(np.uint8)[..., : len(mode)].squeeze(), mode)
+        if kind == "p":
+            im8 = im8.quantize(200)
+            im8.info["transparency"] = 3
+        im8.save(path, exif=exif, **({"transparency": 3} if kind == "p" else {}))
+    with Image.open(path) as im:
+        sixteen = images._is_16bit_colour_png(im)
+        rawmode, bands = im.tile[0].args, len(im.getbands())
+        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if sixteen else None
+        if sixteen:  # Pillow keeps 8 of the 16 bits: the file's rows come from OpenCV
+            raw = raw[..., [2, 1, 0, 3][: raw.shape[2]]].astype(">u2").tobytes()
+        else:
+            raw = im.tobytes("raw", rawmode)
+        depth = 2 if rawmode.endswith("16B") or sixteen else 1
+        need = images._decode_bytes(im, 0 if sixteen else size)
+    bpp = depth * (1 if kind == "p" else bands)
+    _refilter(path, np.frombuffer(raw, np.uint8).reshape(h, -1), bpp)
+    assert _png_filters(path) == {0, 1, 2, 3, 4}
+    whole = images._decode_image(path, size, budget=need)
+    calls = []
+    real = images.png_strips
+    monkeypatch.setattr(images, "png_strips", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(images, "STRIP_BYTES", 60_000)  # many strips
+    strips = images._decode_image(path, size, budget=need - 1)
+    assert calls, "the strip reader was not used"
+    assert strips.dtype == whole.dtype and strips.shape == whole.shape
+    assert np.array_equal(strips, whole)
+    if kind not in ("rgb16", "rgba16", "grey16"):
+        assert strips.shape[0] > strips.shape[1]  # orientation 6 applied (portrait)
+
+
+def test_png_that_cannot_be_read_in_strips_is_refused_naming_the_key(tmp_path, monkeypatch):
+    import delta_v2a.media.images as images
+
+    monkeypatch.setattr(images, "STRIP_BYTES", 60_000)
+    arr = (_photo_like(300, 400, 3) >> 8).astype(np.uint8)
+    (tmp_path / "i.png").write_bytes(_adam7_png(arr))
+    Image.fromarray(arr).save(tmp_path / "ok.png")
+    with Image.open(tmp_path / "i.png") as im:
+        assert im.info.get("interlace")
+        need = images._decode_bytes(im, 16)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "i.png")), arr)
+    with pytest.raises(BadMediaError) as err:
+        load_image(tmp_path / "i.png", 16, budget=need - 1)
+    assert "interlaced PNG cannot be read in row strips" in str(err.value)
+    assert "raise preprocessing.image.decode_budget_mib" in str(err.value)
+    # The same pixels, not interlaced, are read in strips within the same budget.
+    _check_out(load_image(tmp_path / "ok.png", 16, budget=need - 1), 16)
+    with pytest.raises(BadMediaError, match="nearly its full size"):
+        load_image(tmp_path / "ok.png", 200, budget=1000)
+
+
+def test_a_file_failing_while_embedded_is_named_with_its_variant(tmp_path):
+    """Issue 37.2: an exception while one file's variant is rendered names the file; the job
+    turns it into one line saying why on_bad_file cannot act there."""
+    from delta_v2a.extract import Decoding, FileFailedError, embed_variant
+
+    _save(np.zeros((20, 20, 3), np.uint8), tmp_path / "c" / "new\nline.png")
+    file = MediaFile(str(tmp_path / "c" / "new\nline.png"), "c", "image")
+
+    class Embedder:
+        dim = 3
+
+        def prepare(self, x):
+            if x.mean() == 0:
+                raise ZeroDivisionError("a black frame")
+            return x
+
+        def embed_prepared(self, batch):
+            return np.zeros((len(batch), 3), np.float32)
+
+    with pytest.raises(FileFailedError) as err:
+        embed_variant(Embedder(), [file], Decoding("image", image_size=16), None, {}, 1)
+    assert str(err.value).endswith("c/new\\x0aline.png: original: ZeroDivisionError: a black frame")

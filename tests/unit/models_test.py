@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from delta_v2a import models
+from delta_v2a.embedders.clap import ClapEmbedder
+from delta_v2a.embedders.clip import ClipEmbedder
 from delta_v2a.models import (
     HEALTH_PROMPTS,
-    ClapEmbedder,
-    ClipEmbedder,
     ModelInfo,
     health_check,
     load_embedder,
@@ -109,7 +108,7 @@ def test_fresh_interpreter_loads_offline_and_unknown_id_is_clear(tmp_path, tiny_
         "       for m, k in (('image', 'clip'), ('audio', 'clap'))}\n"
         "try:\n"
         "    load_embedder('audio', 'delta-v2a-test/no-such-model')\n"
-        "except ValueError as err:\n"
+        "except (ValueError, OSError) as err:\n"
         "    out['error'] = str(err)\n"
         "print(json.dumps(out))\n"
     )
@@ -200,8 +199,10 @@ def test_unreadable_model_is_one_line_saying_permission_denied(
 
 
 def test_wrong_model_type_and_modality(tiny_clap_dir):
-    with pytest.raises(ValueError, match="'clap' model, expected 'clip'"):
+    with pytest.raises(ValueError, match="is a clap model: it has no image tower"):
         load_embedder("image", str(tiny_clap_dir), device="cpu")
+    with pytest.raises(ValueError, match="'clap' model, expected 'clip'"):
+        load_embedder("image", str(tiny_clap_dir), family="clip", device="cpu")
     with pytest.raises(ValueError, match="unknown modality"):
         load_embedder("video", str(tiny_clap_dir))
     assert isinstance(load_embedder("audio", str(tiny_clap_dir), device="cpu"), ClapEmbedder)
@@ -386,7 +387,7 @@ def test_health_check_fails_below_limit_and_on_collapse(clap_embedder):
 def test_module_sets_nothing_global(tiny_clip_dir):
     before_threads, before_rng = torch.get_num_threads(), torch.random.get_rng_state()
     env_before = dict(os.environ)
-    models.ClipEmbedder.load(str(tiny_clip_dir), device="cpu")
+    ClipEmbedder.load(str(tiny_clip_dir), device="cpu")
     build_tiny_clip(seed=5)
     assert torch.get_num_threads() == before_threads
     assert torch.equal(torch.random.get_rng_state(), before_rng)

@@ -5,6 +5,7 @@ and small so the file runs in seconds."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 
 import numpy as np
@@ -15,6 +16,12 @@ from delta_v2a import phase1
 from delta_v2a.config import ConfigError, SharedWordWarning, check_config, load_config
 
 DEFAULTS = load_config(ROOT / "workflow/schemas/config.schema.yaml", ROOT / "config/config.yaml")
+BASE = phase1.Options.from_config(DEFAULTS["phase1"])
+
+
+def options(**kw) -> phase1.Options:
+    """The config's defaults with a few fields changed (the defaults live in the schema)."""
+    return dataclasses.replace(BASE, **kw)
 
 
 def _side(synonyms, rng, n_files, n_int, signal, noise):
@@ -43,7 +50,7 @@ def _world(seed, *, plant=0.0, n_eff=3, n_syn=5, dim=12, n_files=8, n_int=1):
         br_aud[0] = br_aud[0] + plant * c
     image = _side(img_clip, rng, n_files, n_int, 1.0, 1.0)
     audio = _side(aud_clap, rng, n_files, n_int, 1.0, 1.0)
-    return image, audio, img_clip, aud_clap, {"clap": (br_img, br_aud)}
+    return phase1.Inputs(image, audio, img_clip, aud_clap, {"audio": (br_img, br_aud)})
 
 
 # --------------------------------------------------------------------------- centring
@@ -76,11 +83,11 @@ def test_null_without_a_pair_is_calibrated_over_200_seeds():
     exchangeable: no pair exists. Then p = p_sim3 is the binding test and must be uniform:
     the share of cells with p < 0.05 lies in [0.01, 0.10], and Holm across the 9 cells chooses
     no pair in at least 90 % of seeds."""
-    opts = phase1.Options(text_bridge="clap", n_permutations=399, n_bootstrap=2)
+    opts = options(text_bridge="audio", n_permutations=399, n_bootstrap=2, shared_words="warn")
     ps, seeds_with_pair = [], 0
     for seed in range(200):
         with pytest.warns(UserWarning, match="legacy nulls"):
-            out = phase1.discover(*_world(seed), opts)
+            out = phase1.discover(_world(seed), opts)
         ps.append(out["p"].ravel())
         seeds_with_pair += bool(out["chosen_pairs"])
     share = float((np.concatenate(ps) < 0.05).mean())
@@ -96,11 +103,11 @@ def test_planted_pair_is_found_with_p_below_001():
     c. Over 10 seeds the pair's p < 0.01, and Holm across the 16 cells chooses it in at least 8
     (its p sits near the Holm threshold 0.05/16; the foil-null version of this test is in
     phase1_nulls_test.py)."""
-    opts = phase1.Options(text_bridge="clap", n_permutations=999, n_bootstrap=2)
+    opts = options(text_bridge="audio", n_permutations=999, n_bootstrap=2, shared_words="warn")
     chosen = 0
     for seed in range(10):
         with pytest.warns(UserWarning, match="legacy nulls"):
-            out = phase1.discover(*_world(seed, plant=1.5, dim=16, n_syn=6, n_eff=4), opts)
+            out = phase1.discover(_world(seed, plant=1.5, dim=16, n_syn=6, n_eff=4), opts)
         assert out["p"][0, 0] < 0.01, seed
         chosen += any(
             (c["image_effect"], c["audio_effect"]) == ("e0", "e0") for c in out["chosen_pairs"]
@@ -110,7 +117,7 @@ def test_planted_pair_is_found_with_p_below_001():
 
 def test_label_permutation_p_is_uniform_under_exchangeable_effects():
     """All effects' deltas from one distribution: p_sim1 is uniform (share < 0.05 about 0.05)."""
-    opts = phase1.Options(n_permutations=199)
+    opts = options(n_permutations=199)
     ps = []
     for seed in range(150):
         rng = np.random.default_rng(seed)
@@ -184,11 +191,11 @@ def test_intersection_union_and_pair_choice():
 def test_both_bridge_takes_the_smaller_cosine_and_the_larger_p():
     """``both`` claims that BOTH towers put the lists close: sim3 is the smaller cosine (no
     seed-dependent z-scores inside the score) and p the larger p (intersection-union)."""
-    cos = {"clap": np.array([[0.02, -0.3]]), "clip": np.array([[0.2, 0.4]])}
-    p = {"clap": np.array([[0.01, 0.5]]), "clip": np.array([[0.04, 0.001]])}
+    cos = {"audio": np.array([[0.02, -0.3]]), "image": np.array([[0.2, 0.4]])}
+    p = {"audio": np.array([[0.01, 0.5]]), "image": np.array([[0.04, 0.001]])}
     np.testing.assert_allclose(phase1.bridge_value(cos, "both"), [[0.02, -0.3]])
     np.testing.assert_allclose(phase1.bridge_pvalue(p, "both"), [[0.04, 0.5]])
-    np.testing.assert_allclose(phase1.bridge_value(cos, "clip"), cos["clip"])
+    np.testing.assert_allclose(phase1.bridge_value(cos, "image"), cos["image"])
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -307,7 +314,7 @@ def test_sim3_without_shared_words_equals_a_hand_computation():
     keep = tuple(list(phase1.without_shared(s, words).values()) for s in (img_syn, aud_syn))
     img = [np.stack([v[w] for w in s]) for s in img_syn.values()]
     aud = [np.stack([v[w] for w in s]) for s in aud_syn.values()]
-    got = phase1._sim3_observed({"clap": (img, aud)}, True, keep)["clap"]
+    got = phase1._sim3_observed({"audio": (img, aud)}, True, keep)["audio"]
     # by hand: image anchors blurry (1,0,0), bright (0,0,1), mean (.5,0,.5): centred ±(.5,0,-.5)
     # audio anchors dark (1,1,0), echoey (0,0,2), mean (.5,.5,1): centred ±(.5,.5,-1)
     a, b = np.array([0.5, 0, -0.5]), np.array([0.5, 0.5, -1.0])
@@ -315,3 +322,12 @@ def test_sim3_without_shared_words_equals_a_hand_computation():
     np.testing.assert_allclose(got, [[cos, -cos], [-cos, cos]])
     score = phase1.combine(np.array([0.5, 0.2]), np.array([0.4, 0.9]), got)
     assert score[0, 0] == pytest.approx(0.5 * 0.4 * cos) and score[0, 1] == 0
+
+
+def test_old_tower_names_get_the_new_one_in_one_line():
+    for old, new in (("clap", "audio"), ("clip", "image")):
+        cfg = copy.deepcopy(DEFAULTS)
+        cfg["phase1"]["text_bridge"] = old
+        with pytest.raises(ConfigError, match=rf"text_bridge: '{old}' is now '{new}'") as err:
+            check_config(cfg)
+        assert "\n" not in str(err.value)

@@ -4,7 +4,6 @@ the job on synthetic stores with stand-in text towers, and a real snakemake run.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 from workflow_utils import ROOT
 
 from delta_v2a import phase1
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.config import ANCHOR_CONTEXT, ConfigError, check_config, load_config
 from delta_v2a.jobs import phase1 as job
 from delta_v2a.jobs.common import PipelineError
@@ -273,9 +273,9 @@ class _Info:
 def _run_phase1(kw) -> None:
     """run_phase1 from the fixture's flat arguments (paths, then the settings it builds)."""
     from delta_v2a.jobs.common import Paths
-    from delta_v2a.settings import ModelSpec, Phase1Options, Phase1Settings
+    from delta_v2a.settings import ModelSpec, Phase1Settings
 
-    options = dataclasses.asdict(phase1.Options()) | dict(kw["options"])
+    options = dict(DEFAULTS["phase1"]) | {"shared_words": "warn"} | dict(kw["options"])
     settings = Phase1Settings(
         models={
             m: ModelSpec(m, v["name_or_path"], None, "cpu", "fp32", True, 1)
@@ -283,7 +283,7 @@ def _run_phase1(kw) -> None:
         },
         templates=kw["templates"],
         synonyms={m: {e: tuple(w) for e, w in v.items()} for m, v in kw["synonyms"].items()},
-        options=Phase1Options(**options),
+        options=phase1.Options.from_config(options),
         allow_unhealthy=kw["allow_unhealthy"],
         text_batch_size=64,
         stability_seeds=2,
@@ -382,8 +382,8 @@ def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
     assert matrix[1, 0] == matrix[1].max() and matrix[0, 1] == matrix[0].max()
     comp = np.load(kwargs["components_out"], allow_pickle=False)
     # centred anchors of two effects are +-(e_a - e_b)/2: the bridges give exactly +-1
-    np.testing.assert_allclose(comp["sim3_clap"], [[-1, 1], [1, -1]], atol=1e-6)
-    np.testing.assert_allclose(comp["sim3_clip"], [[-1, 1], [1, -1]], atol=1e-6)
+    np.testing.assert_allclose(comp["sim3_audio"], [[-1, 1], [1, -1]], atol=1e-6)
+    np.testing.assert_allclose(comp["sim3_image"], [[-1, 1], [1, -1]], atol=1e-6)
     assert [b["best"] for b in labels["best_matches"]] == ["highshelf", "lpf"]
     assert labels["text_bridge"] == "both" and labels["clip_negative"] is True
     assert labels["center_anchors"] is True and "smaller of" in labels["sim3_definition"]
@@ -406,7 +406,8 @@ def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
     assert comp["score_per_intensity"].shape == (2, 2, 2)
     assert comp["sim1"].shape == (2,) and comp["sim2"].shape == (2,)
     assert comp["sim3"].shape == comp["score_raw"].shape == comp["p_adjusted"].shape == (2, 2)
-    assert comp["image_anchor_clip"].shape == (2, 16) and comp["image_anchor_clap"].shape == (2, 12)
+    assert comp["image_anchor"].shape == (2, 16)
+    assert comp["image_anchor_audio_tower"].shape == (2, 12)
     assert list(comp["image_effects"]) == labels["image_effects"]
     np.testing.assert_allclose(
         comp["score"], phase1.combine(comp["sim1"], comp["sim2"], comp["sim3"], True)
@@ -420,12 +421,12 @@ def test_job_writes_matrix_labels_components_and_heatmap(job_inputs):
 
 def test_job_single_bridge_embeds_only_what_it_needs(job_inputs):
     kwargs, towers, _ = job_inputs
-    _run_phase1(kwargs | {"options": kwargs["options"] | {"text_bridge": "clap"}})
+    _run_phase1(kwargs | {"options": kwargs["options"] | {"text_bridge": "audio"}})
     clip_prompts = towers["image"].calls[0]
-    assert not any("song" in p for p in clip_prompts)  # no audio anchors in CLIP space
+    assert not any(p.endswith(" song") for p in clip_prompts)  # no audio anchors in CLIP space
     comp = np.load(kwargs["components_out"])
-    assert "sim3_clip" not in comp.files and "audio_anchor_clip" not in comp.files
-    np.testing.assert_array_equal(comp["sim3"], comp["sim3_clap"])
+    assert "sim3_image" not in comp.files and "audio_anchor_image_tower" not in comp.files
+    np.testing.assert_array_equal(comp["sim3"], comp["sim3_audio"])
 
 
 def test_job_stops_on_a_collapsed_text_tower_before_loading_a_model(job_inputs):
@@ -496,19 +497,25 @@ def test_schema_fills_phase1_defaults():
 def test_summary_reports_significant_pairs_and_is_loud_without_one():
     from delta_v2a.report.summary import _phase1_verdict
 
-    labels = {
+    fields = {
         "image_effects": ["blur", "contrast"],
         "audio_effects": ["lpf", "reverb"],
         "alpha": 0.05,
         "correction": "holm",
+        "p": [[0.001, 0.1], [None, 0.05]],
         "p_adjusted": [[0.01, 0.5], [None, 0.2]],
         "chosen_pairs": [
             {"image_effect": "blur", "audio_effect": "lpf", "score": 0.3, "p_adjusted": 0.01}
         ],
+        "sim1": {},
+        "sim2": {},
+        "sim3": [[0.5, 0.1], [None, 0.2]],
+        "best_matches": [],
     }
+    labels = DiscoveryLabels.build(fields)
     matrix = np.array([[0.3, 0.1], [np.nan, 0.2]])
     ok = _phase1_verdict(matrix, labels)
     assert ok["status"] == "ok" and "blur -> lpf (score 0.3, p_adjusted 0.01)" in ok["lines"]
     assert any(line.startswith("contrast: no pair") and "0.2" in line for line in ok["lines"])
-    none = _phase1_verdict(matrix, labels | {"chosen_pairs": []})  # Phase 1 chose nothing
+    none = _phase1_verdict(matrix, DiscoveryLabels.build(fields | {"chosen_pairs": []}))
     assert none["status"] == "FAILED" and "NO significant pair" in none["lines"][-1]

@@ -750,8 +750,11 @@ def test_apply_names_clap_when_the_stored_model_path_is_gone(
     sf.write(audio, music(seconds=11.0, seed=5), SR)
     args = ["apply", "--model", str(model), "--audio", str(audio), "--out", str(tmp_path / "o.wav")]
     assert main([*args, "--describe", "a very blurry photo"]) == 2
-    assert "pass --clap" in capsys.readouterr().err
-    assert main([*args, "--describe", "a very blurry photo", "--clap", str(tiny_clap_dir)]) == 0
+    assert "pass --audio-model" in capsys.readouterr().err
+    assert main([*args, "--describe", "a very blurry photo", "--clap", str(tiny_clap_dir)]) == 2
+    assert "--clap is now --audio-model" in capsys.readouterr().err
+    args += ["--describe", "a very blurry photo", "--audio-model", str(tiny_clap_dir)]
+    assert main(args) == 0
 
 
 def test_info_prints_what_the_decoder_knows(tmp_path, tiny_clap_dir, clap_embedder, capsys):

@@ -3,6 +3,7 @@ each lists the workflow's jobs without a cluster. Fast: dry runs only."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -109,39 +110,85 @@ def test_slurm_profile_has_the_documented_defaults():
     profile = load("slurm")
     assert profile["executor"] == "slurm"
     defaults = profile["default-resources"]
-    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb", "cpus_per_task"} <= set(
-        defaults
-    )
-    assert defaults["slurm_partition"] == CPU_PARTITION
-    for rule, res in profile["set-resources"].items():
-        assert res["slurm_partition"] == GPU_PARTITION and res["gpu"] == 1, rule
+    assert {"slurm_account", "runtime", "mem_mb", "cpus_per_task"} <= set(defaults)
+    # Derived, not listed: no rule names and no partition the plugin would take as given
+    # (a job's own slurm_partition overrides the plugin's choice).
+    assert "set-resources" not in profile and "slurm_partition" not in defaults
+    assert partitions() == {CPU_PARTITION: 0, GPU_PARTITION: 8}
     readme = (PROFILES / "README.md").read_text()
     for key in [*profile, *defaults, *load("workstation"), *load("demo")]:
         assert f"`{key}`" in readme, f"profiles/README.md does not document `{key}`"
 
 
-def test_slurm_dry_run_lists_submissions_without_a_cluster(project):
-    """Every job that needs a GPU goes to the GPU partition with gpu=1; every other one to the
-    CPU partition without one; each carries mem_mb and runtime."""
+def partitions() -> dict[str, int]:
+    """The SLURM profile's partitions: name -> max_gpu."""
+    path = PROFILES / "slurm" / load("slurm")["slurm-partition-config"]
+    return {
+        name: p.get("max_gpu", 0)
+        for name, p in yaml.safe_load(path.read_text())["partitions"].items()
+    }
+
+
+class DryRunJob:
+    """What the SLURM plugin's partition choice reads of a job: its resources and threads."""
+
+    def __init__(self, rule: str, line: str):
+        self.name = rule
+        self.resources = {k: v for k, _, v in (x.partition("=") for x in line.split(", "))}
+        self.threads = int(self.resources.get("cpus_per_task", 1))
+
+
+def chosen_partition(rule: str, line: str) -> str | None:
+    """The partition the SLURM plugin itself picks for a dry run's job (its own code, on the
+    profile's partition file), as it does at submission."""
+    from snakemake_executor_plugin_slurm.partitions import get_best_partition, read_partition_file
+
+    path = PROFILES / "slurm" / load("slurm")["slurm-partition-config"]
+    return get_best_partition(read_partition_file(path), DryRunJob(rule, line), logging.getLogger())
+
+
+#: The model rules each extraction grouping makes (docs/methods.md §2.2), with file shards too.
+GROUP_MODEL_RULES = {
+    "variant": {"embed_variant", "embed_original"},
+    "effect": {"embed_effect", "embed_original"},
+    "modality": {"embed_image", "embed_audio"},
+}
+ALWAYS_MODEL_RULES = {"health", "phase1", "phase3_windows", "phase3_dataset", "phase3_strength",
+                      "phase3", "transfer_examples"}  # fmt: skip
+
+
+@pytest.mark.parametrize("shards", [0, 2])
+@pytest.mark.parametrize("group", sorted(GROUP_MODEL_RULES))
+def test_slurm_sends_every_model_job_to_the_gpu_partition(project, group, shards):
+    """Every job that asks for a GPU goes to the GPU partition with gpu=1, every other one to
+    the CPU partition, for every extract.group and with file shards: the plugin's own choice on
+    each job of the dry run. Each carries mem_mb and runtime."""
     base, config = project
-    proc = dry_run(base, config, "--profile", str(PROFILES / "slurm"))
+    overlay = base / f"extract-{group}-{shards}.yaml"
+    overlay.write_text(yaml.safe_dump({"extract": {"group": group, "shard_files": shards}}))
+    proc = dry_run(base, config, "--profile", str(PROFILES / "slurm"), "--configfile",
+                   str(config), str(overlay))  # fmt: skip
     out = proc.stdout + proc.stderr
     assert "Using profile" in out and "profiles/slurm" in out
     jobs = planned_jobs(proc)
-    assert jobs["embed_variant"] == 24 and jobs["embed_original"] == 2
     resources = job_resources(proc)
     assert set(resources) >= set(jobs) - {"all"}
+    on_gpu = set()
     for rule, lines in resources.items():
         for line in lines:
             gpu = resource(line, "gpu")
-            partition = resource(line, "slurm_partition")
-            if gpu not in (None, "0"):
-                assert partition == GPU_PARTITION, (rule, line)
-            else:
-                assert partition == CPU_PARTITION, (rule, line)
+            want = GPU_PARTITION if gpu not in (None, "0") else CPU_PARTITION
+            assert chosen_partition(rule, line) == want, (rule, line)
+            on_gpu |= {rule} if want == GPU_PARTITION else set()
             if rule not in {"all"}:
                 assert resource(line, "mem_mb") and resource(line, "runtime"), (rule, line)
             assert resource(line, "slurm_account") == "EDIT-ME-account", (rule, line)
+    assert on_gpu == GROUP_MODEL_RULES[group] | ALWAYS_MODEL_RULES
+    if (group, shards) == ("variant", 0):
+        assert jobs["embed_variant"] == 24 and jobs["embed_original"] == 2
+    if shards:  # one model job per file shard, each on the GPU partition
+        assert all(jobs[r] % shards == 0 for r in GROUP_MODEL_RULES[group]), jobs
+        assert jobs["merge_original"] == 2
 
 
 def test_workstation_dry_run_shares_the_gpu_in_two_slots(project):

@@ -1,10 +1,11 @@
-"""The README's real-model recipe, offline: config/real.yaml's folders, laid out as
-`hf download --local-dir` leaves them, load through the workflow's own path.
+"""The real-model recipe, offline: config/real.yaml's folders, laid out as `delta-v2a
+fetch-models` leaves them (CLIP as `hf download --local-dir`; the audio folder converted from
+an original-layout LAION-CLAP checkpoint by convert-clap), load through the workflow's own path.
 
 The folders hold full-size random models (CLIP ViT-L/14: 428 M parameters, 1.6 GB; CLAP
-HTSAT-base + RoBERTa-base: 194 M, 741 MB) written by ``delta_v2a.tiny_models --full-size``: the
-same architectures and files as the real checkpoints, so config, processor, weight loading,
-embedding sizes and the revision record are all exercised without a download. It costs one
+HTSAT-base + RoBERTa-base: 194 M, 741 MB, written in the ORIGINAL layout and converted): the
+same architectures and files as the real checkpoints, so config, processor, conversion, weight
+loading, embedding sizes and the revision record are all exercised without a download. It costs one
 to three minutes (measured: 2.6 min beside a workflow run) and 2.4 GB of temporary disk on a
 2-core machine; DELTA_V2A_SKIP_FULL_SIZE=1 skips it.
 """
@@ -35,7 +36,7 @@ out = {}
 for modality, spec in models.items():
     model = ModelSpec(
         modality=modality, name_or_path=spec["name_or_path"], revision=spec["revision"],
-        device="cpu", dtype="fp32", normalize=True, dim=dims[modality],
+        device="cpu", dtype="fp32", normalize=True, dim=dims[modality], family="auto",
     )
     emb = load_embedder_for_job(model, threads=2)
     out[modality] = emb.info.to_dict() | {"texts": emb.embed_texts(["a photo", "a song"]).shape}
@@ -55,14 +56,13 @@ def _hf_download_layout(folder: Path, commit: str) -> None:
 @pytest.mark.skipif(os.environ.get("DELTA_V2A_SKIP_FULL_SIZE") == "1", reason="asked to skip")
 def test_real_yaml_loads_offline_from_hf_download_folders(tmp_path, monkeypatch):
     from delta_v2a.config import check_models
-    from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
+    from delta_v2a.tiny_models import write_tiny_clip, write_tiny_laion_clap
 
     models = REAL["models"]
-    revisions = models["revision"]
-    for modality, writer in (("image", write_tiny_clip), ("audio", write_tiny_clap)):
-        folder = tmp_path / models[modality]
-        writer(folder, seed=0, full_size=True)
-        _hf_download_layout(folder, revisions[modality])
+    revisions = {"audio": None} | models["revision"]
+    write_tiny_clip(tmp_path / models["image"], seed=0, full_size=True)
+    _hf_download_layout(tmp_path / models["image"], revisions["image"])
+    write_tiny_laion_clap(tmp_path / models["audio"], seed=0, full_size=True)
     monkeypatch.chdir(tmp_path)  # real.yaml's paths are relative to the working directory
     check_models({"models": DEFAULTS["models"] | models})
     specs = {m: {"name_or_path": models[m], "revision": revisions[m]} for m in ("image", "audio")}
@@ -73,6 +73,7 @@ def test_real_yaml_loads_offline_from_hf_download_folders(tmp_path, monkeypatch)
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [info[m]["family"] for m in ("image", "audio")] == ["clip", "laion_clap"]
     for modality in ("image", "audio"):
         assert info[modality]["revision"] == revisions[modality]
         assert info[modality]["dim"] == DEFAULTS["models"]["dim"][modality]

@@ -15,7 +15,7 @@ SOURCES = sorted(
         for p in (ROOT / d).rglob("*")
         if p.suffix in (".py", ".smk")
     }
-    | {ROOT / "Snakefile"}
+    | {ROOT / "Snakefile", ROOT / "workflow/Snakefile"}
 )
 
 

@@ -176,6 +176,7 @@ def test_rule_files_hold_rules_and_scripts_are_one_call():
 def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
     """Phase 1 chose blur's runner-up (lpf: its best score, highshelf, is not significant);
     Phase 3, the summary, the tables and the transfer payload all read that one decision."""
+    from delta_v2a.artifacts.discovery import DiscoveryLabels
     from delta_v2a.phase3.dataset import choose_pairs
     from delta_v2a.report.rows import discovery_rows, phase1_pairs
     from delta_v2a.report.summary import _phase1_verdict
@@ -183,15 +184,22 @@ def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
 
     matrix = np.array([[0.02, 0.30], [0.01, 0.0]])
     pick = {"image_effect": "blur", "audio_effect": "lpf", "score": 0.02, "p_adjusted": 0.01}
-    labels = {
-        "image_effects": ["blur", "contrast"],
-        "audio_effects": ["lpf", "highshelf"],
-        "alpha": 0.05,
-        "correction": "holm",
-        "p_adjusted": [[0.01, 0.2], [0.6, 1.0]],
-        "chosen_pairs": [pick | {"rank_in_row": 2, "reason": "best significant cell"}],
-    }
-    rows = choose_pairs(matrix, labels["image_effects"], labels["audio_effects"], 0.0, [pick])
+    labels = DiscoveryLabels.build(
+        {
+            "image_effects": ["blur", "contrast"],
+            "audio_effects": ["lpf", "highshelf"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": [[0.002, 0.01], [0.1, 0.5]],
+            "p_adjusted": [[0.01, 0.2], [0.6, 1.0]],
+            "chosen_pairs": [pick | {"rank_in_row": 2, "reason": "best significant cell"}],
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.1, 0.9], [0.1, 0.0]],
+            "best_matches": [],
+        }
+    )
+    rows = choose_pairs(matrix, labels.image_effects, labels.audio_effects, 0.0, [pick])
     used = [(r["image_effect"], r["audio_effect"]) for r in rows if r["chosen"]]
     assert used == [("blur", "lpf")]
     log = {"pairs": {"rows": rows, "chosen": [r for r in rows if r["chosen"]]}}  # as pairs.json

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -147,3 +148,67 @@ def test_write_if_changed_keeps_the_mtime_of_identical_content(tmp_path):
     assert write_if_changed(path, "a\n") is False
     assert path.stat().st_mtime_ns == stamp
     assert write_if_changed(path, "b\n") is True and path.read_text() == "b\n"
+
+
+def test_artifacts_of_another_version_or_a_damaged_run_are_one_line_naming_the_file(tmp_path):
+    """Issue 37.4: each message names the file and what to do, on one line."""
+    from delta_v2a.split import read_split
+    from delta_v2a.storage import TABLE_META, read_json_fields
+
+    def refused(call, *words):
+        with pytest.raises(StoreError) as err:
+            call()
+        text = str(err.value)
+        assert "\n" not in text and all(w in text for w in words), text
+        return text
+
+    t = EmbeddingTable(np.array(["a"]), np.array(["c"]), np.zeros((1, 2), np.float32))
+    t.save(tmp_path / "t.npz")  # an older layout: no meta the extraction jobs read
+    refused(lambda: EmbeddingTable.load(tmp_path / "t.npz", TABLE_META), "t.npz", "lacks", "delete")
+    np.savez(tmp_path / "shapes.npz", paths=np.array(["a", "b"]), categories=np.array(["c"]),
+             embeddings=np.zeros((2, 2)), meta="{}")  # fmt: skip
+    refused(lambda: EmbeddingTable.load(tmp_path / "shapes.npz"), "shapes.npz", "shapes")
+    raw = (tmp_path / "t.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[:-40])
+    refused(lambda: EmbeddingTable.load(tmp_path / "cut.npz"), "cut.npz", "delete it and rerun")
+    store = make_store(np.random.default_rng(2))
+    store.meta["store_version"] = 0
+    store.save(tmp_path / "s.npz")  # save() writes the current version: rewrite the meta
+    with np.load(tmp_path / "s.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["meta"] = np.array(json.dumps({"modality": "audio", "store_version": 0}))
+    np.savez(tmp_path / "old.npz", **arrays)
+    refused(
+        lambda: DeltaStore.load(tmp_path / "old.npz"), "old.npz", "version 0", "reads version 1"
+    )
+    (tmp_path / "cut.json").write_text('{"version": 1, "files": {"train": ["a"')
+    refused(lambda: read_split(tmp_path / "cut.json"), "cut.json", "not valid JSON", "delete")
+    (tmp_path / "split.json").write_text('{"version": 0}')
+    refused(lambda: read_split(tmp_path / "split.json"), "split.json", "format 0", "reads format 1")
+    (tmp_path / "split.json").write_text('{"version": 1, "files": {"train": []}}')
+    refused(lambda: read_split(tmp_path / "split.json"), "split.json", "damaged or incomplete")
+    (tmp_path / "health.json").write_text('{"model": {}, "passed": true}')
+    refused(
+        lambda: read_json_fields(tmp_path / "health.json", "health report", ("model", "limit")),
+        "health.json: health report lacks ['limit']",
+    )
+
+
+def test_json_and_the_seed_records_carry_any_file_name_exactly(tmp_path):
+    """A name that is not UTF-8 (lone surrogates in Python) is written as its escape and read
+    back to the same str, so os.fsencode gives the name's bytes."""
+    from delta_v2a.storage import read_json, write_json
+
+    odd = 'data/x/caf\udce9 \U0001f3b5\n"q".png'
+    write_json(tmp_path / "a.json", {"files": [odd]})
+    (tmp_path / "a.json").read_text(encoding="utf-8")  # valid UTF-8
+    assert read_json(tmp_path / "a.json") == {"files": [odd]}
+    store = make_store(np.random.default_rng(3), n_files=2)
+    store.files = np.array([odd, "plain.png"])
+    buf = io.BytesIO()
+    write_deltas_json(buf, store, store.delta)
+    records = json.loads(buf.getvalue().decode("utf-8"))
+    assert {os.fsencode(r["path"]) for r in records} == {
+        b'data/x/caf\xe9 \xf0\x9f\x8e\xb5\n"q".png',
+        b"plain.png",
+    }

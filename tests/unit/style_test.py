@@ -33,7 +33,7 @@ def test_snakemake_lint_is_clean():
 @pytest.mark.parametrize(
     "cmd",
     [
-        ["snakefmt", "--check", "Snakefile", "workflow/rules"],
+        ["snakefmt", "--check", "Snakefile", "workflow/Snakefile", "workflow/rules"],
         ["ruff", "check", *PY_PATHS],
         ["ruff", "format", "--check", *PY_PATHS],
     ],

@@ -4,6 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+
+
+def no_pair_labels() -> DiscoveryLabels:
+    """Phase 1's labels when it chose nothing (the fields the summary reads)."""
+    return DiscoveryLabels.build(
+        {
+            "image_effects": ["blur", "contrast"],
+            "audio_effects": ["lpf", "reverb"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": [[1.0, 1.0], [1.0, 1.0]],
+            "p_adjusted": [[1.0, 1.0], [1.0, 1.0]],
+            "chosen_pairs": [],
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.0, 0.0], [0.0, 0.0]],
+            "best_matches": [],
+        }
+    )
+
 
 def test_summary_warns_loudly_on_every_failed_phase():
     from delta_v2a.report.summary import format_summary, summarise
@@ -22,7 +43,7 @@ def test_summary_warns_loudly_on_every_failed_phase():
         },
         cross={"results": [variant(invariant=True)]},
         discovery=np.zeros((2, 2)),
-        labels={"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]},
+        labels=no_pair_labels(),
         training_log={"status": "no_pairs", "message": "NO PAIR passes"},
     )
     assert summary["failed"] == ["phase 0-a sensitivity", "phase 1 discovery", "phase 3 decoder"]
@@ -127,7 +148,7 @@ def test_summary_says_which_pairs_phase3_trained_on_and_why():
         linearity={"summary": []},
         cross={"results": []},
         discovery=np.zeros((2, 2)),
-        labels={"image_effects": ["blur", "contrast"], "audio_effects": ["lpf", "reverb"]},
+        labels=no_pair_labels(),
         training_log=log,
     )
     basis = phase3_choice(log)["basis"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.report.html import matrix_table, pairs_html
 from delta_v2a.report.rows import (
     discovery_rows,
@@ -15,17 +16,29 @@ from delta_v2a.report.rows import (
     verdict_rows,
 )
 
-LABELS = {
-    "image_effects": ["blur", "contrast"],
-    "audio_effects": ["lpf", "reverb"],
-    "sim1": {"blur": 0.5, "contrast": 0.1},
-    "sim2": {"lpf": 0.4, "reverb": 0.2},
-    "sim3": [[0.9, 0.1], [0.3, 0.2]],
-    "best_matches": [
-        {"image_effect": "blur", "best": "lpf"},
-        {"image_effect": "contrast", "best": "reverb"},
-    ],
-}
+
+def labels(**fields) -> DiscoveryLabels:
+    """Phase 1's labels as the artifact holds them; fields not given are empty."""
+    base = {
+        "image_effects": ["blur", "contrast"],
+        "audio_effects": ["lpf", "reverb"],
+        "alpha": 0.05,
+        "correction": "holm",
+        "p": [[None, None], [None, None]],
+        "p_adjusted": [[None, None], [None, None]],
+        "chosen_pairs": [],
+        "sim1": {"blur": 0.5, "contrast": 0.1},
+        "sim2": {"lpf": 0.4, "reverb": 0.2},
+        "sim3": [[0.9, 0.1], [0.3, 0.2]],
+        "best_matches": [
+            {"image_effect": "blur", "best": "lpf"},
+            {"image_effect": "contrast", "best": "reverb"},
+        ],
+    }
+    return DiscoveryLabels.build(base | fields)
+
+
+LABELS = labels()
 MATRIX = np.array([[0.18, 0.01], [0.012, 0.004]])
 ROWS = [
     {"image_effect": "blur", "audio_effect": "lpf", "chosen": True},
@@ -48,20 +61,18 @@ def test_discovery_rows_copy_the_cells_and_mark_best_and_chosen():
     assert list(frame["best_match"]) == [True, False, False, True]
     assert list(frame["chosen"]) == [False] * 4  # this Phase 1 chose nothing
     assert list(frame["used_by_phase3"]) == [True, False, False, False]  # score-only pairs
-    assert frame["p_adjusted"].isna().all()  # not written by this Phase 1
+    assert frame["p_adjusted"].isna().all()  # undefined cells stay empty
 
 
 def test_phase1_keys_are_used_when_present():
-    labels = LABELS | {
-        "p_adjusted": [[0.01, 1.0], [0.5, 0.9]],
-        "chosen_pairs": [["contrast", "reverb"]],
-    }
-    frame = discovery_rows(MATRIX, labels, LOG)
+    pick = {"image_effect": "contrast", "audio_effect": "reverb"}
+    lab = labels(p_adjusted=[[0.01, 1.0], [0.5, 0.9]], chosen_pairs=[pick])
+    frame = discovery_rows(MATRIX, lab, LOG)
     assert list(frame["p_adjusted"]) == [0.01, 1.0, 0.5, 0.9]
     assert list(frame["chosen"]) == [False, False, False, True]  # Phase 1's choice
     assert list(frame["used_by_phase3"]) == [True, False, False, False]  # the log's, copied
     dicts = [{"image_effect": "blur", "audio_effect": "reverb"}]
-    assert phase1_pairs({"chosen_pairs": dicts}) == {("blur", "reverb")}
+    assert phase1_pairs(labels(chosen_pairs=dicts)) == {("blur", "reverb")}
     html = matrix_table(frame)
     assert html.count("★ ") == 1 + 1 and html.count("◆ ") == 1 + 1  # the cell and the caption
     assert "p<sub>adj</sub> = 0.01" in html

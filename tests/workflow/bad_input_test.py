@@ -76,9 +76,11 @@ def models(tiny_clip_dir, tiny_clap_dir):
 def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
     good_data(tmp_path)
     bad = bad_data(tmp_path)
-    # Over a lowered memory budget (3000² RGB needs ~78 MiB): named, with the key that raises it
-    Image.new("RGB", (3000, 3000)).save(tmp_path / "data/images/sea/large.png")
-    bad["data/images/sea/large.png"] = "raise preprocessing.image.decode_budget_mib to at least 78"
+    # Over a lowered memory budget (3000² RGB needs ~78 MiB): a TIFF cannot be read reduced, so
+    # it is named, with the key that raises it; a PNG is read in row strips and passes.
+    Image.new("RGB", (3000, 3000)).save(tmp_path / "data/images/sea/large.tiff")
+    Image.new("RGB", (3000, 3000), (9, 9, 9)).save(tmp_path / "data/images/sea/large.png")
+    bad["data/images/sea/large.tiff"] = "raise preprocessing.image.decode_budget_mib to at least 78"
     cfg = small_config(models)
     cfg["preprocessing"]["image"] = {"decode_budget_mib": 64}
     config = write_config(tmp_path, cfg)
@@ -89,7 +91,8 @@ def test_bad_files_stop_before_any_model_naming_each(tmp_path, models):
         assert path in logs, path
         line = next(ln for ln in logs.splitlines() if path in ln)
         assert words in line, line
-    assert ".DS_Store" not in logs and "notes.txt" not in logs
+    assert ".DS_Store" not in logs and "notes.txt" not in logs  # not media: never a stop
+    assert "large.png" not in logs  # over the budget, read in strips inside it
     assert "on_bad_file: skip" in logs  # the message says how to go on
     assert not (tmp_path / "results/embeddings").exists()  # no model job ran
     assert not (tmp_path / "results/health").exists()
@@ -102,7 +105,11 @@ def test_skip_policy_lists_bad_files_and_goes_on(tmp_path, models):
     snakemake(tmp_path, REPLACE, *P0, "results/skipped_files.tsv", config=config)
     lines = (tmp_path / "results/skipped_files.tsv").read_text().splitlines()
     assert lines[0].split("\t") == ["path", "category", "modality", "reason"]
-    assert {ln.split("\t")[0] for ln in lines[1:]} == set(bad)
+    assert {ln.split("\t")[0] for ln in lines[1:]} == set(bad) | {"data/images/city/notes.txt"}
+    # Files no decoder reads: one warning line naming them (issue 36.3).
+    logs = "".join(p.read_text() for p in (tmp_path / "logs/manifest").rglob("*.log"))
+    warned = [ln for ln in logs.splitlines() if "not image files the decoders read" in ln]
+    assert len(warned) == 1 and warned[0].endswith("data/images/city/notes.txt")
     records = json.loads((tmp_path / "results/image_deltas.json").read_text())
     assert {r["path"] for r in records} == {
         f"data/images/{c}/ok {i}.png" for c in ("city", "sea") for i in range(2)
@@ -273,6 +280,33 @@ def test_corrupt_store_fails_naming_the_file(tmp_path, models):
         "results/image_deltas.npz: cannot read array store"
         in (tmp_path / "logs/sensitivity.log").read_text()
     )
+    # Issue 37.4: an artifact of an older layout, or a damaged one, is one line naming it and
+    # what to do, in the job that reads it, never a KeyError or a traceback.
+    snakemake(tmp_path, REPLACE, *P0, "--forcerun", "deltas", config=config)  # made again
+    health = tmp_path / "results/health/audio.json"
+    doc = json.loads(health.read_text())
+    del doc["limit"]
+    health.write_text(json.dumps(doc))
+    proc = snakemake(
+        tmp_path, REPLACE, P0[0], "--forcerun", "sensitivity", config=config, check=False
+    )
+    assert_refused(proc)
+    text = (tmp_path / "logs/sensitivity.log").read_text()
+    assert "Traceback" not in text
+    assert (
+        "results/health/audio.json: health report lacks ['limit'] (written by another version "
+        "of delta-v2a, or damaged); delete it and rerun" in text
+    )
+    table = tmp_path / "results/embeddings/audio/original.npz"
+    table.write_bytes(table.read_bytes()[:-100])
+    proc = snakemake(
+        tmp_path, REPLACE, "results/audio_deltas.npz", "--forcerun", "deltas", config=config,
+        check=False,
+    )  # fmt: skip
+    assert_refused(proc)
+    text = (tmp_path / "logs/deltas/audio.log").read_text()
+    assert "results/embeddings/audio/original.npz: cannot read array store" in text
+    assert "delete it and rerun" in text and "Traceback" not in text
 
 
 def _cuda() -> bool:

@@ -43,20 +43,24 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -
 
 
 @pytest.fixture(scope="session")
-def planted_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository after the first half of `make demo`: the demo media under
-    resources/demo and the planted world run to the end under runs/planted, by the Makefile's
-    own command (the positive control: docs/methods.md §9). Built once per test run."""
+def planted_state(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Path) -> Path:
+    """A copy of the repository after `make demo`, by the Makefile's own command: the demo
+    media under resources/demo, one model sweep (config/demo-sweep.yaml) of the planted world
+    (the positive control: docs/methods.md §9) under runs/planted and the tiny random models
+    under results/, and their comparison under results/sweep. Built once per test run."""
 
     def build(state: Path) -> None:
         copy_repository(state)
         env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(state / "src")}
         subprocess.run([sys.executable, "-m", "delta_v2a.demo", str(state / "resources/demo")],
                        check=True, capture_output=True, cwd=state, env=env)  # fmt: skip
-        argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted",
-                "--configfile", "config/planted.yaml"]  # fmt: skip
+        (state / "resources/models").mkdir(parents=True)
+        for name in ("tiny-clip", "tiny-clap"):  # what `make demo` writes first
+            (state / "resources/models" / name).symlink_to(tiny_model_root / name)
+        argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--configfile",
+                "config/demo-sweep.yaml"]  # fmt: skip
         run = subprocess.run(argv, cwd=state, env=env, capture_output=True, text=True,
-                             timeout=1800)  # fmt: skip
+                             timeout=2400)  # fmt: skip
         (state / "planted_console.txt").write_text(run.stdout + run.stderr)
         assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
 

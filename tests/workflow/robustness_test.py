@@ -16,7 +16,16 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from PIL import Image
-from workflow_utils import ROOT, small_config, snakemake, snakemake_cmd, write_config, write_data
+from workflow_utils import (
+    ROOT,
+    planned_jobs,
+    small_config,
+    small_run_configs,
+    snakemake,
+    snakemake_cmd,
+    write_config,
+    write_data,
+)
 
 pytestmark = pytest.mark.workflow
 REPLACE = "--replace-workflow-config"
@@ -38,55 +47,106 @@ def _short_png(w: int, h: int, rows: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
 
 
-def odd_folder(base: Path) -> dict[str, str]:
-    """Usable files with odd names, and unusable ones; returns shown path -> reason words."""
-    write_data(base, {"city": 2}, {"folk": 2}, stem="ok ")
-    img, aud = base / "data/images/city", base / "data/audio/folk"
-    shutil.copy(img / "ok 0.png", img / "brace {x}.png")
-    shutil.copy(img / "ok 1.png", img / "{genre}.png")
-    shutil.copy(aud / "ok 0.wav", aud / "{genre}.wav")
-    with open(os.fsencode(img) + b"/caf\xe9.png", "wb") as fh:  # Latin-1 name, not UTF-8
-        fh.write((img / "ok 0.png").read_bytes())
+#: Names a POSIX file system allows (relative to the data root) that a TSV line, a log line, a
+#: shell or Snakemake's wildcards could split or misread: each must go through exactly.
+ODD_NAMES = {
+    "images/city/img_0.png": b'new\nline -"q" {x}.png',
+    "images/sea/img_0.png": b"-leading back\\slash 'q'.png",
+    "images/sea/img_1.png": b"caf\xe9\ttab \xf0\x9f\x8e\xb5.webp",  # Latin-1, not UTF-8
+    "audio/folk/clip_0.flac": b"-\xff\nodd {genre}.ogg",
+    "audio/jazz/clip_1.flac": "emoji \U0001f3b5 'q'.flac".encode(),
+}
+
+
+def odd_folder(base: Path, tiny_model_root: Path) -> tuple[set[bytes], dict[str, str]]:
+    """The .test/ run's data with odd names (one .webp and one .ogg among them), unusable files
+    and a notes file. Returns (the usable files' paths as bytes, shown path -> reason words)."""
+    shutil.copytree(ROOT / ".test/config", base / "config")
+    shutil.copytree(ROOT / ".test/data", base / "data")
+    overlay = {"models": {"image": str(tiny_model_root / "tiny-clip"),
+                          "audio": str(tiny_model_root / "tiny-clap"), "device": "cpu"},
+               "on_bad_file": "skip"}  # fmt: skip
+    (base / "config/tiny-models.yaml").write_text(json.dumps(overlay))
+    data = base / "data"
+    for old, raw in ODD_NAMES.items():
+        src, dst = data / old, os.fsencode(data / old).rsplit(b"/", 1)[0] + b"/" + raw
+        if raw.endswith(b".webp"):
+            Image.open(src).save(os.fsdecode(dst), "WEBP", lossless=True)
+        elif raw.endswith(b".ogg"):
+            x, sr = sf.read(src)
+            sf.write(dst, x, sr, format="OGG", subtype="VORBIS")  # bytes: any name
+        else:
+            shutil.copy(src, os.fsdecode(dst))
+        src.unlink()
+    good = {os.fsencode(p.relative_to(base)) for p in data.rglob("*") if p.is_file()}
+    img, aud = data / "images/city", data / "audio/folk"
     (img / "rows.png").write_bytes(_short_png(1500, 1500, 10))
     (img / "huge.png").write_bytes(_short_png(15000, 15000, 4))
     frames = [Image.new("RGB", (32, 32), (60 * i, 0, 0)) for i in range(3)]
-    frames[0].save(img / "anim.png", "GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(img / "anim.gif", "GIF", save_all=True, append_images=frames[1:])
     (aud / "tag.mp3").write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x14" + bytes(20))
     sr = 16_000
     x = (0.1 * np.sin(np.arange(40 * sr) * 0.05)).astype(np.float32)
-    x[3 * sr] = np.nan  # outside extraction's span (14-25 s), inside Phase 3's window sequence
+    x[20 * sr] = np.nan  # inside the centred window
     sf.write(aud / "nan early.wav", x, sr, subtype="FLOAT")
-    return {
-        "data/images/city/caf\\xe9.png": "not valid UTF-8",
+    (img / "notes.txt").write_text("not a photo")
+    return good, {
         "data/images/city/rows.png": "truncated PNG",
         "data/images/city/huge.png": "truncated PNG",
-        "data/images/city/anim.png": "animated GIF (3 frames)",
+        "data/images/city/anim.gif": "animated GIF (3 frames)",
         "data/audio/folk/tag.mp3": "no audio frames: the file holds only an ID3 tag",
         "data/audio/folk/nan early.wav": "NaN",
+        "data/images/city/notes.txt": "extension '.txt': not an image format",
     }
 
 
-def test_odd_names_and_bad_content_work_or_are_skipped_with_reasons(tmp_path, models):
-    expected = odd_folder(tmp_path)
-    config = write_config(tmp_path, small_config(models, 1, on_bad_file="skip"))
-    snakemake(tmp_path, REPLACE, *DELTAS, config=config)
+def test_any_name_goes_through_manifest_extraction_and_tables(tmp_path, tiny_model_root):
+    """Issue 37.1: names with a newline, a tab, quotes, braces, a leading dash, non-UTF-8 bytes
+    and emoji run to the end (`all`: manifest, extraction, Phase 0/1/3, tables, report), each
+    carried exactly; unusable files are skipped with their reasons; and a second run plans
+    nothing (the inventory of such names is stable)."""
+    from delta_v2a.extract import read_manifest
+    from delta_v2a.inventory import read_inventory
+    from delta_v2a.media import path_from_shown
+
+    good, expected = odd_folder(tmp_path, tiny_model_root)
+    run = snakemake(tmp_path, *small_run_configs(tmp_path))
+    assert "Traceback" not in run.stdout + run.stderr
     skipped = pd.read_csv(tmp_path / "results/skipped_files.tsv", sep="\t", dtype=str)
     reasons = dict(zip(skipped["path"], skipped["reason"], strict=True))
     assert sorted(reasons) == sorted(expected)
     for path, words in expected.items():
         assert words in reasons[path], (path, reasons[path])
-    image = json.loads((tmp_path / "results/image_deltas.json").read_text())
-    audio = json.loads((tmp_path / "results/audio_deltas.json").read_text())
-    names = {Path(r["path"]).name for r in image + audio}
-    assert {"brace {x}.png", "{genre}.png", "{genre}.wav"} <= names
-    # on_bad_file: error names every one of them, before any model.
-    config = write_config(tmp_path, small_config(models, 1, on_bad_file="error"), "strict.yaml")
-    proc = snakemake(
-        tmp_path, REPLACE, "--forceall", "--keep-going", *DELTAS, config=config, check=False
-    )
+    manifests = [read_manifest(tmp_path / f"results/manifest/{m}.tsv") for m in ("image", "audio")]
+    assert {os.fsencode(f.path) for m in manifests for f in m} == good
+    for modality in ("image", "audio"):  # the seed JSON: json.loads gives the exact names
+        records = json.loads((tmp_path / f"results/{modality}_deltas.json").read_bytes())
+        assert {os.fsencode(r["path"]) for r in records} == {
+            p for p in good if p.startswith(f"data/{modality}".encode())
+        }
+    split = json.loads((tmp_path / "results/split.json").read_text(encoding="utf-8"))
+    assert {os.fsencode(p) for files in split["files"].values() for p in files} == {
+        p for p in good if p.startswith(b"data/audio")
+    }
+    inventories = {}  # the inventory: one line per file, read back exactly
+    for modality in ("image", "audio"):
+        inventories |= read_inventory(tmp_path / f"results/manifest/{modality}.inventory.tsv")
+    shown = {os.fsencode(path_from_shown(p)) for p in inventories}
+    assert good <= shown and all(any(p.endswith(n) for p in shown) for n in ODD_NAMES.values())
+    for table in (tmp_path / "results/tables").glob("*.tsv"):
+        table.read_text(encoding="utf-8")  # user-facing tables stay UTF-8
+    for log in (tmp_path / "logs").rglob("*.log"):
+        log.read_text(encoding="utf-8")
+    assert (tmp_path / "results/report/front.html").is_file()
+    again = snakemake(tmp_path, "--dry-run", *small_run_configs(tmp_path))
+    assert planned_jobs(again) == {}
+    # on_bad_file: error names every unusable file, before any model (the notes file is not one).
+    strict = write_config(tmp_path, {"on_bad_file": "error"}, "strict.yaml")
+    configs = [*small_run_configs(tmp_path), str(strict)]
+    proc = snakemake(tmp_path, "--forceall", "--keep-going", *DELTAS, *configs, check=False)
     assert proc.returncode != 0
     for path in expected:
-        assert path in proc.stdout + proc.stderr
+        assert (path in proc.stdout + proc.stderr) == (not path.endswith("notes.txt")), path
 
 
 def test_bytes_rewritten_with_mtime_put_back_are_vetted_again(tmp_path, models):

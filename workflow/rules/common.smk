@@ -9,12 +9,19 @@ min_version("9.0")
 # of every job it starts (export_own_src; a SLURM job re-parses this file and gets the same).
 # An installed copy of the package elsewhere can never shadow the code being run; each job
 # checks this at start (delta_v2a.jobs.common.check_code_origin). Per-rule conda envs need no
-# install step either.
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# install step either. The folder is this file's own (workflow.current_basedir), not
+# workflow.basedir: imported as a module (docs/deploy.md), basedir is the importing workflow's.
+# A workflow read from a remote source (snakedeploy's github(...)) has no local src/: there the
+# package must be installed (docs/deploy.md).
+RULES_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True))
+OWN_SRC = RULES_DIR.parents[1] / "src"
+if OWN_SRC.is_dir():
+    sys.path.insert(0, str(OWN_SRC))
 
 from delta_v2a.jobs.common import export_own_src
 
-export_own_src(Path(workflow.basedir) / "src")
+if OWN_SRC.is_dir():
+    export_own_src(OWN_SRC)
 
 import yaml
 
@@ -60,11 +67,10 @@ from delta_v2a.storage import write_if_changed
 # A typo gets one line with the closest valid key before validate() prints the whole schema.
 # The schema owns every default (config/config.yaml is an overlay): they are merged under the
 # config files here, mappings key by key, as Snakemake merges the files themselves.
-SCHEMA = yaml.safe_load(
-    (Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text(
-        encoding="utf-8"
-    )
-)
+SCHEMA_PATH = RULES_DIR.parent / "schemas/config.schema.yaml"
+if not SCHEMA_PATH.is_file():  # a remote workflow: Snakemake's source cache fetches it
+    SCHEMA_PATH = Path(workflow.source_path("../schemas/config.schema.yaml"))
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 with one_line_refusal():  # a refusal is one line, not the parse's Python frames
     check_keys(config, SCHEMA)
     config.update(with_defaults(config, SCHEMA))
@@ -83,6 +89,17 @@ EFFECTS = {m: effect_names(config, m) for m in MODALITIES}
 # digest: the same bytes (touched, copied back, restored) map to the same file and plan nothing,
 # and a failed vetting of new files never touches the last good manifest.
 INVENTORY = {m: f"results/manifest/{m}.inventory.tsv" for m in MODALITIES}
+
+
+def in_this_run(path):
+    """``path`` where this copy of the rules puts it: under the module's prefix when a model
+    sweep imports the study once per pair (docs/sweep.md), else as it is. For paths that are
+    not a rule's input or output (written at parse time, or passed in params), which
+    Snakemake's prefix does not reach."""
+    prefix = workflow.modifier.path_modifier.prefix
+    return f"{prefix}{path}" if prefix else path
+
+
 DIGEST = {}
 with one_line_refusal():
     DISCOVERED = check_data_roots(config)
@@ -92,7 +109,7 @@ with one_line_refusal():
         # replaces the walk's (delta_v2a.config.plan_inventory; a workflow run has none).
         if plan_inventory(_m):
             _text = Path(plan_inventory(_m)).read_text(encoding="utf-8")
-        write_if_changed(INVENTORY[_m], _text)
+        write_if_changed(in_this_run(INVENTORY[_m]), _text)
         DIGEST[_m] = inventory_digest(_text)
 MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
 

@@ -93,8 +93,9 @@ rule deltas:
 
 rule health:
     """Model health check before any science: mean pairwise cosine of unrelated prompts (and,
-    for audio, contrasting clips); written whatever the verdict. Waits for the manifest, so a
-    bad data folder stops the run before any model is loaded."""
+    for audio, contrasting clips), and each input alone vs in a batch (the determinism gate);
+    written whatever the verdict. Waits for the manifest, so a bad data folder stops the run
+    before any model is loaded."""
     input:
         manifest="results/manifest/{modality}.tsv",
     output:

@@ -134,6 +134,8 @@ rule phase3:
         mem_mb=8000,
         runtime=240,
     params:
-        settings=to_params(phase3_settings(config, "results/phase3/checkpoints")),
+        settings=to_params(
+            phase3_settings(config, in_this_run("results/phase3/checkpoints"))
+        ),
     script:
         "../scripts/phase3_train.py"

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from delta_v2a.media import FileChangedError
 from delta_v2a.settings import BatchSizes, ModelSpec
-from delta_v2a.storage import StoreError, read_json
+from delta_v2a.storage import StoreError, read_json_fields
 
 log = logging.getLogger("delta_v2a")
 
@@ -163,8 +164,13 @@ def run_job(logfile: str | Path | None, job, /, **kwargs: Any) -> None:
         # What a user can fix: the one-line reason, no traceback (finished files stay).
         log.error("%s failed: %s", job.__name__, err)
         raise SystemExit(1) from None
-    except StoreError as err:  # a damaged artifact: the message names it and says what to do
-        log.error("%s failed: %s", job.__name__, err)
+    except (StoreError, FileChangedError) as err:  # a damaged artifact, data changed under
+        log.error("%s failed: %s", job.__name__, err)  # the run: the message says what to do
+        raise SystemExit(1) from None
+    except MemoryError:
+        log.error(
+            "%s failed: out of memory; give the rule more memory (resources: mem_mb)", job.__name__
+        )
         raise SystemExit(1) from None
     except Exception as err:
         if not _is_device_refusal(err):
@@ -259,6 +265,7 @@ def load_embedder_for_job(model: ModelSpec, threads: int):
             dtype=model.dtype,
             normalize=model.normalize,
             revision=model.revision,
+            family=model.family,
         )
     except (ValueError, FileNotFoundError, PermissionError) as err:
         raise PipelineError(f"models.{model.modality}: {err}") from err
@@ -311,9 +318,13 @@ class Progress:
             self._bar.close()
 
 
+#: What every health report holds that the gate reads (models.health_check writes it).
+HEALTH_FIELDS = ("limit",)
+
+
 def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:
     """Stop before science on a collapsed tower (``part``: 'media' or 'text')."""
-    docs = [read_json(p) for p in health_paths]
+    docs = [read_json_fields(p, "health report", HEALTH_FIELDS) for p in health_paths]
     key = "audio_mean_pairwise_cosine" if part == "media" else "text_mean_pairwise_cosine"
     for doc in docs:
         value = doc.get(key)
@@ -324,7 +335,26 @@ def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -
                 f"{value:.4f} > models.health.limit {doc['limit']} (a collapsed tower; its "
                 f"deltas would be noise). Figures: {doc.get('modality')} health JSON."
             )
-            if not allow_unhealthy:
-                raise PipelineError(msg + " Set models.health.allow_unhealthy: true to go on.")
-            log.warning("%s (allowed by models.health.allow_unhealthy)", msg)
+            _refuse_unhealthy(msg, allow_unhealthy)
+        _gate_batch(doc, part, allow_unhealthy)
     return docs
+
+
+def _gate_batch(doc: dict, part: str, allow_unhealthy: bool) -> None:
+    """The determinism gate: inputs that embed differently alone and in a batch."""
+    value = (doc.get("batch_max_cosine_distance") or {}).get(part)
+    if value is not None and value > doc["batch_limit"]:
+        what = "prompts" if part == "text" else "health inputs"
+        msg = (
+            f"model health check failed for {doc['model']['name_or_path']}: {what} embedded "
+            f"alone and inside a batch differ by a cosine distance of {value:.2e} > "
+            f"models.health.batch_limit {doc['batch_limit']:g} (a batch effect; it would be noise "
+            f"in every delta). Figures: {doc.get('modality')} health JSON."
+        )
+        _refuse_unhealthy(msg, allow_unhealthy)
+
+
+def _refuse_unhealthy(msg: str, allow_unhealthy: bool) -> None:
+    if not allow_unhealthy:
+        raise PipelineError(msg + " Set models.health.allow_unhealthy: true to go on.")
+    log.warning("%s (allowed by models.health.allow_unhealthy)", msg)

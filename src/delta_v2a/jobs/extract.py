@@ -14,6 +14,7 @@ from delta_v2a.constants import SAMPLE_RATE
 from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
+    FileFailedError,
     degenerate_rows,
     embed_variant,
     gather_parts,
@@ -33,7 +34,13 @@ from delta_v2a.jobs.common import (
     log,
     prefer_item_parallelism,
 )
-from delta_v2a.media import FileChangedError, MediaFile, discover
+from delta_v2a.media import (
+    MODALITY_EXTENSIONS,
+    FileChangedError,
+    MediaFile,
+    shown_path,
+    walk_root,
+)
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import (
     DeltasSettings,
@@ -44,6 +51,7 @@ from delta_v2a.settings import (
     ModelSpec,
 )
 from delta_v2a.storage import (
+    TABLE_META,
     DeltaStore,
     EmbeddingTable,
     atomic_path,
@@ -75,9 +83,10 @@ def run_manifest(
     if not Path(root).is_dir():
         raise PipelineError(f"{key}: data root '{root}' does not exist or is not a folder")
     try:
-        files = discover(root, modality)
+        walk = walk_root(root, modality)
     except OSError as err:
         raise PipelineError(f"{key}: {err.strerror or err}") from err
+    files = walk.files
     expected = _inventory_for(inputs.inventory, outputs.manifest, files)
     try:
         good, hashes, bad = vet(
@@ -102,7 +111,7 @@ def run_manifest(
     if not good:
         raise PipelineError(
             f"{key} '{root}': no usable {modality} files (expected {root}/<category>/**/*"
-            f"{'.{jpg,jpeg,png}' if modality == 'image' else '.{wav,mp3,flac}'}; "
+            f".{{{','.join(e.lstrip('.') for e in MODALITY_EXTENSIONS[modality])}}}; "
             f"{len(bad)} bad file(s) skipped)"
         )
     import pandas as pd  # here only: a model job does not need pandas (its start is the cost)
@@ -115,11 +124,39 @@ def run_manifest(
         len(per_cat),
         per_cat.to_dict(),
     )
-    write_skipped(outputs.skipped, bad)
+    write_skipped(outputs.skipped, bad + not_media(walk.others, key, modality))
     write_manifest(outputs.manifest, good, hashes)
 
 
+def not_media(others: list[MediaFile], key: str, modality: str) -> list[tuple[MediaFile, str]]:
+    """Files under a data root that no decoder reads: one warning line naming them, and rows
+    for skipped_files.tsv (never a stop: a notes file beside the photos is not an error)."""
+    if not others:
+        return []
+    names = ", ".join(f.shown for f in others[:10]) + (" ..." if len(others) > 10 else "")
+    log.warning(
+        "%d file(s) under %s are not %s files the decoders read, left out (listed in "
+        "results/skipped_files.tsv): %s",
+        len(others),
+        key,
+        modality,
+        names,
+    )
+    return [(f, _not_media_reason(f.path, modality)) for f in others]
+
+
+def _not_media_reason(path: str, modality: str) -> str:
+    suffix = Path(path).suffix
+    what = f"extension '{shown_path(suffix)}'" if suffix else "no extension"
+    return f"{what}: not an {modality} format the installed decoders read"
+
+
 _CHANGED = "the data changed after the workflow was parsed; run snakemake again"
+_FAILED_AFTER_VETTING = (
+    "the file passed vetting, so the effect or the model failed on it; on_bad_file acts at "
+    "vetting (every variant must hold the same files): move the file out of the data root to "
+    "go on, and report the error"
+)
 
 
 def _inventory_for(inventory: str, vetted: str, files: list) -> dict[str, str]:
@@ -286,16 +323,19 @@ def _missing_embedder(
         embedder = get_embedder()
         decoding = job_decoding(modality, embedder, settings.preroll_s, settings.decode_budget_mib)
         prefer_item_parallelism(threads)
-        new = embed_variant(
-            embedder,
-            misses,
-            decoding,
-            settings.effect,
-            settings.effect_params,
-            job_batch_size(settings.batch, embedder),
-            workers=threads,
-            progress=Progress("embedded"),
-        )
+        try:
+            new = embed_variant(
+                embedder,
+                misses,
+                decoding,
+                settings.effect,
+                settings.effect_params,
+                job_batch_size(settings.batch, embedder),
+                workers=threads,
+                progress=Progress("embedded"),
+            )
+        except FileFailedError as err:  # one line naming the file and its variant
+            raise PipelineError(f"{err}; {_FAILED_AFTER_VETTING}") from err
         return new, {"model": embedder.info.to_dict(), "decoding": decoding.as_dict()}
 
     return embed_missing
@@ -304,7 +344,7 @@ def _missing_embedder(
 def run_merge_original(*, inputs: Paths, outputs: Paths) -> None:
     """The originals' shards as one table (what Phase 3 and the deltas job read), with the
     same bits and meta as an unsharded job's (memory: twice the originals' table)."""
-    tables = [EmbeddingTable.load(p) for p in inputs.parts]
+    tables = [EmbeddingTable.load(p, TABLE_META) for p in inputs.parts]
     metas = [t.meta for t in tables if t.meta["model"] is not None]  # empty trailing shards
     if not metas:
         raise PipelineError(f"{inputs.parts[0]}: every shard of the originals is empty")
@@ -339,7 +379,7 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
     §2.2), not every variant of the modality at once.
     """
     modality, effects, intensities = settings.modality, settings.effects, settings.intensities
-    orig = EmbeddingTable.load(inputs.original)
+    orig = EmbeddingTable.load(inputs.original, TABLE_META)
     per, paths = max(1, settings.shards), list(inputs.variants)
     labels = [(e, i) for e in effects for i in intensities]
     if len(paths) != per * len(labels):
@@ -351,7 +391,7 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
 
     def parts(effect: str, intensity: str, chunk: list[str]) -> Iterator[EmbeddingTable]:
         for path in chunk:
-            table = EmbeddingTable.load(path)
+            table = EmbeddingTable.load(path, TABLE_META)
             if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
                 raise PipelineError(
                     f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
@@ -425,18 +465,34 @@ def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
     return [c.astype(np.float32) for c in clips]
 
 
+def contrasting_images(size: int) -> list[np.ndarray]:
+    """Deterministic float RGB images in [0, 1] that differ in every way a photo can: for the
+    determinism gate (each alone vs all in one batch), not for a collapse figure."""
+    ramp = np.linspace(0.0, 1.0, size)
+    rng = np.random.default_rng(0)
+    checker = ((np.arange(size)[:, None] // 16 + np.arange(size)[None, :] // 16) % 2).astype(float)
+    images = [
+        np.stack([np.tile(ramp, (size, 1))] * 3, axis=-1),  # a grey horizontal ramp
+        rng.random((size, size, 3)),  # colour noise
+        np.repeat(checker[..., None], 3, axis=-1),  # a checkerboard
+        np.broadcast_to([0.8, 0.3, 0.1], (size, size, 3)),  # a flat orange
+    ]
+    return [np.ascontiguousarray(i, dtype=np.float32) for i in images]
+
+
 def run_health(*, inputs: Paths, outputs: Paths, settings: HealthSettings, threads: int) -> None:
-    """Mean pairwise cosine of unrelated prompts (and contrasting clips), whatever the verdict."""
+    """Mean pairwise cosine of unrelated prompts (and contrasting clips), and each input alone
+    vs in a batch (the determinism gate), whatever the verdict."""
     modality = settings.model.modality
     from delta_v2a.models import health_check
 
     embedder = load_embedder_for_job(settings.model, threads)
-    clips = (
-        contrasting_clips(embedder.sampling_rate, embedder.window_samples)
-        if modality == "audio"
-        else None
+    audio = modality == "audio"
+    clips = contrasting_clips(embedder.sampling_rate, embedder.window_samples) if audio else None
+    images = None if audio else contrasting_images(embedder.input_size)
+    report = health_check(
+        embedder, clips=clips, images=images, limit=settings.limit, batch_limit=settings.batch_limit
     )
-    report = health_check(embedder, clips=clips, limit=settings.limit)
     report["modality"] = modality
     write_json(outputs.health, report)
     (log.info if report["passed"] else log.warning)("health %s: %s", modality, report["message"])

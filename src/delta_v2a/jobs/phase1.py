@@ -3,7 +3,6 @@ the chosen pairs, its table and figures (docs/methods.md §5)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a import phase1, plots
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.config import ANCHOR_CONTEXT
 from delta_v2a.jobs.common import Paths, PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import ModelSpec, Phase1Settings
 from delta_v2a.split import read_split
-from delta_v2a.storage import DeltaStore, atomic_path, write_json
+from delta_v2a.storage import DeltaStore, atomic_path
 
 #: What each array of discovery_components.npz holds (copied into discovery_labels.json).
 COMPONENTS = {
@@ -30,25 +30,32 @@ COMPONENTS = {
     "sim1 / sim1_raw": "(n_image,) cos(pooled image prototype, centred / raw image anchor), CLIP",
     "sim2 / sim2_raw": "(n_audio,) cos(pooled audio prototype, centred / raw audio anchor), CLAP",
     "sim1_lo / sim1_hi / sim2_lo / sim2_hi": "bootstrap-over-files basic intervals",
-    "sim3": "(n_image, n_audio) sim3 used in the score: the bridge's cosine (clap | clip) or, "
+    "sim3": "(n_image, n_audio) sim3 used in the score: the bridge's cosine (audio | image "
+    "text tower) or, "
     "for both, the smaller of the two bridges' cosines",
     "sim3_raw": "sim3 as above from raw (uncentred) anchors",
-    "sim3_clap / sim3_clip": "each bridge's cosine (centred anchors when center_anchors)",
-    "sim3_clap_raw / sim3_clip_raw": "each bridge's cosine from raw anchors",
-    "z_clap / z_clip": "(both) each bridge's cosine standardised against its foil null",
+    "sim3_audio / sim3_image": "each bridge's cosine in the audio / image model's text tower "
+    "(centred anchors when center_anchors)",
+    "sim3_audio_raw / sim3_image_raw": "each bridge's cosine from raw anchors",
+    "z_audio / z_image": "(both) each bridge's cosine standardised against its foil null",
     "bridge_sign_agreement": "(both) whether the two bridges' cosines have the same sign",
     "sim3_no_shared[_clap|_clip]": "sim3 with shared-word synonyms left out",
-    "p_sim1 / p_sim2": "foil-anchor p-value of sim1 / sim2 per effect (the claim's null)",
+    "p_sim1 / p_sim2": "foil-concept p-value of sim1 / sim2 per effect (the claim's null): "
+    "(1 + concepts at least as extreme) / (K + 1)",
+    "k_sim1 / k_sim2 / k_sim3_audio / k_sim3_image": "K, the foil concepts behind each p-value "
+    "(its smallest value is 1/(K + 1))",
     "p_sim1_label / p_sim2_label": "label permutation of per-file effect blocks (secondary: "
     "tests that effects differ, not that the prototype points along its anchor)",
     "p_sim3": "foil-set p-value of sim3 per cell (both: the larger of the two bridges')",
-    "p_sim3_clap / p_sim3_clip": "each bridge's foil-set p-value",
+    "p_sim3_audio / p_sim3_image": "each bridge's foil-concept p-value",
     "*_no_shared": "(shared_words: warn) the same figures without shared-word synonyms",
     "p": "cell p-value: max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union)",
     "p_adjusted": "p adjusted across the matrix (phase1.correction: holm | bh)",
     "sim1_per_intensity / sim2_per_intensity": "(n_int, n_effects) sim per intensity",
     "image_prototypes / audio_prototypes": "(n_effects, D) pooled; *_per_intensity (n_int, ...)",
-    "image_anchor_clip / audio_anchor_clap": "anchors used by sim1 / sim2 (centred if set)",
+    "image_anchor / audio_anchor": "anchors used by sim1 / sim2 (centred if set), each in its "
+    "own model's text tower; image_anchor_audio_tower / audio_anchor_image_tower: the same "
+    "effects' anchors in the other tower (bridges)",
     "image_effects / audio_effects / intensities": "axis labels, as in discovery_labels.json",
 }
 
@@ -101,7 +108,7 @@ def _choice_files(store: DeltaStore, split_path: str) -> np.ndarray:
 def _embed(modality: str, model: ModelSpec, threads: int, specs, text_batch_size: int):
     """Load one model (once per job), embed every distinct prompt of ``specs`` in it."""
     embedder = load_embedder_for_job(model, threads)
-    anchors, n_prompts = phase1.text_anchors(
+    anchors, n_prompts = phase1.text_anchors(  # one batched call per tower
         lambda texts: embedder.embed_texts(texts, batch_size=text_batch_size), specs
     )
     log.info("%s text tower: %d distinct prompts embedded once each", modality, n_prompts)
@@ -123,26 +130,27 @@ def _tower_specs(specs, foils, text_bridge) -> tuple[dict, dict]:
     """What each text tower embeds: its own modality's anchors and foils, plus the other
     modality's for its bridge. Foils go through the same templates and contexts as the
     synonyms (``foils_<modality>``), in the same batched call."""
-    fspec = {m: phase1.foil_spec(specs[m], foils) for m in ("image", "audio")}
-    clip = {"image": specs["image"], "foils_image": fspec["image"]}
-    clap = {"audio": specs["audio"], "foils_audio": fspec["audio"]}
-    if text_bridge in ("clip", "both"):
-        clip |= {"audio": specs["audio"], "foils_audio": fspec["audio"]}
-    if text_bridge in ("clap", "both"):
-        clap |= {"image": specs["image"], "foils_image": fspec["image"]}
-    return clip, clap
+    fspec = {m: phase1.foil_spec(specs[m], foils) for m in MODES}
+    image = {"image": specs["image"], "foils_image": fspec["image"]}
+    audio = {"audio": specs["audio"], "foils_audio": fspec["audio"]}
+    if text_bridge in ("image", "both"):
+        image |= {"audio": specs["audio"], "foils_audio": fspec["audio"]}
+    if text_bridge in ("audio", "both"):
+        audio |= {"image": specs["image"], "foils_image": fspec["image"]}
+    return image, audio
 
 
-def _foil_banks(clip: dict, clap: dict, foils) -> phase1.Foils:
-    """The foil banks of every null: sim1 (CLIP, image templates), sim2 (CLAP, audio
-    templates) and each bridge's (image templates, audio templates) in its own space."""
-    bridges = {}
-    for name, tower in (("clip", clip), ("clap", clap)):
-        if "foils_image" in tower and "foils_audio" in tower:
-            bridges[name] = tuple(phase1.foil_bank(foils, tower[f"foils_{m}"]) for m in MODES)
+def _foil_banks(towers: dict, foils) -> phase1.Foils:
+    """The foil banks of every null: sim1 (image tower, image templates), sim2 (audio tower,
+    audio templates) and each bridge's (image templates, audio templates) in its tower."""
+    bridges = {
+        name: tuple(phase1.foil_bank(foils, tower[f"foils_{m}"]) for m in MODES)
+        for name, tower in towers.items()
+        if "foils_image" in tower and "foils_audio" in tower
+    }
     return phase1.Foils(
-        image=phase1.foil_bank(foils, clip["foils_image"]),
-        audio=phase1.foil_bank(foils, clap["foils_audio"]),
+        image=phase1.foil_bank(foils, towers["image"]["foils_image"]),
+        audio=phase1.foil_bank(foils, towers["audio"]["foils_audio"]),
         bridges=bridges,
     )
 
@@ -151,32 +159,33 @@ MODES = ("image", "audio")
 
 
 def _all_anchors(stores, specs, settings: Phase1Settings, threads: int, foils) -> dict:
-    """Every anchor and foil bank in every text space it is needed in; one model load and one
-    batched text call per tower. CLIP: image anchors (sim1) [+ audio for the clip bridge];
-    CLAP: audio anchors (sim2) [+ image for the clap bridge]."""
+    """Every anchor and foil bank in every text tower it is needed in; one model load and one
+    batched text call per tower. Image tower: image anchors (sim1) [+ audio for its bridge];
+    audio tower: audio anchors (sim2) [+ image for its bridge]."""
     models, batch = settings.models, settings.text_batch_size
-    clip_specs, clap_specs = _tower_specs(specs, foils, settings.options.text_bridge)
-    clip, n_clip, clip_info = _embed("image", models["image"], threads, clip_specs, batch)
-    clap, n_clap, clap_info = _embed("audio", models["audio"], threads, clap_specs, batch)
-    for anchors, modality, tower in ((clip, "image", "CLIP"), (clap, "audio", "CLAP")):
-        got, want = anchors[modality].vectors.shape[1], stores[modality].delta.shape[1]
+    tower_specs = dict(
+        zip(MODES, _tower_specs(specs, foils, settings.options.text_bridge), strict=True)
+    )
+    towers, n_prompts, info = {}, {}, {}
+    for m in MODES:
+        towers[m], n_prompts[m], info[m] = _embed(m, models[m], threads, tower_specs[m], batch)
+        got, want = towers[m][m].vectors.shape[1], stores[m].delta.shape[1]
         if got != want:
             raise PipelineError(
-                f"{tower} text anchors are {got}-d but the {modality} deltas {want}-d: the "
+                f"the {m} model's text anchors are {got}-d but the {m} deltas {want}-d: the "
                 "deltas were made with another model"
             )
-    bridges = {}
-    if "audio" in clip:
-        bridges["clip"] = (clip["image"].synonym_vectors, clip["audio"].synonym_vectors)
-    if "image" in clap:
-        bridges["clap"] = (clap["image"].synonym_vectors, clap["audio"].synonym_vectors)
+    bridges = {
+        t: (towers[t]["image"].synonym_vectors, towers[t]["audio"].synonym_vectors)
+        for t in MODES
+        if "image" in towers[t] and "audio" in towers[t]
+    }
     return {
-        "clip": clip,
-        "clap": clap,
+        "towers": towers,
         "bridges": bridges,
-        "foils": _foil_banks(clip, clap, foils),
-        "n_prompts": {"clip": n_clip, "clap": n_clap},
-        "info": {"image": clip_info, "audio": clap_info},
+        "foils": _foil_banks(towers, foils),
+        "n_prompts": n_prompts,
+        "info": info,
     }
 
 
@@ -200,18 +209,19 @@ def _cell_table(res: Mapping[str, Any], img_fx, aud_fx, alpha: float) -> pd.Data
     """results/discovery.tsv: one row per (image effect, audio effect) cell, every component,
     interval and p-value; columns that do not apply to the run's bridge are left out."""
     chosen = {(c["image_effect"], c["audio_effect"]) for c in res["chosen_pairs"]}
-    per_row = ("sim1", "sim1_lo", "sim1_hi", "sim1_raw", "p_sim1", "p_sim1_label")
-    per_col = ("sim2", "sim2_lo", "sim2_hi", "sim2_raw", "p_sim2", "p_sim2_label")
+    per_row = ("sim1", "sim1_lo", "sim1_hi", "sim1_raw", "p_sim1", "k_sim1", "p_sim1_label")
+    per_col = ("sim2", "sim2_lo", "sim2_hi", "sim2_raw", "p_sim2", "k_sim2", "p_sim2_label")
     cells = ["score", "score_lo", "score_hi", "score_raw", "score_no_shared", "sim3", "sim3_raw"]
-    cells += [k for k in res if k.startswith(("sim3_clap", "sim3_clip", "z_", "sim3_no_shared"))]
-    cells += ["bridge_sign_agreement", "p_sim3", "p_sim3_clap", "p_sim3_clip", "p", "p_adjusted"]
+    cells += [k for k in res if k.startswith(("sim3_audio", "sim3_image", "z_", "sim3_no_shared"))]
+    cells += ["bridge_sign_agreement", "p_sim3", "p_sim3_audio", "p_sim3_image"]
+    cells += ["k_sim3_audio", "k_sim3_image", "p", "p_adjusted"]
     cells += [k for k in res if k.endswith("_no_shared") and k.startswith("p")]
     rows = []
     for i, a in enumerate(img_fx):
         for j, b in enumerate(aud_fx):
             rec: dict[str, Any] = {"image_effect": a, "audio_effect": b}
-            rec |= {k: res[k][i] for k in per_row}
-            rec |= {k: res[k][j] for k in per_col}
+            rec |= {k: res[k][i] for k in per_row if k in res}
+            rec |= {k: res[k][j] for k in per_col if k in res}
             rec |= {k: res[k][i, j] for k in dict.fromkeys(cells) if k in res}
             p = res["p_adjusted"][i, j]
             rec["significant"] = bool(np.isfinite(p) and p <= alpha)
@@ -229,24 +239,36 @@ def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, int
         "image_effects": np.asarray(img_fx, dtype=str),
         "audio_effects": np.asarray(aud_fx, dtype=str),
         "intensities": np.asarray(intensities, dtype=str),
-        "image_anchor_clip": res["image_anchor"],
-        "audio_anchor_clap": res["audio_anchor"],
+        "image_anchor": res["image_anchor"],
+        "audio_anchor": res["audio_anchor"],
     }
-    if "image" in anchors_["clap"]:
-        arrays["image_anchor_clap"] = anchors_["clap"]["image"].vectors
-    if "audio" in anchors_["clip"]:
-        arrays["audio_anchor_clip"] = anchors_["clip"]["audio"].vectors
+    towers = anchors_["towers"]
+    if "image" in towers["audio"]:
+        arrays["image_anchor_audio_tower"] = towers["audio"]["image"].vectors
+    if "audio" in towers["image"]:
+        arrays["audio_anchor_image_tower"] = towers["image"]["audio"].vectors
     with atomic_path(components_out, ".npz") as tmp:
         np.savez(tmp, **arrays)
 
 
-def _foil_summary(foils) -> dict:
+def _foil_summary(foils, res, opts) -> dict:
     """What the foil nulls drew from (the package's foil vocabulary, minus every foil sharing
-    a content word with a configured synonym)."""
+    a content word with a configured synonym, and clusters too small for every list) and K,
+    the concepts behind each p-value: the smallest p is 1/(K + 1)."""
+    k = [res[f"k_sim{n}"] for n in "12"] + [v for key, v in res.items() if key.startswith("k_sim3")]
+    k_min = min((int(np.min(v)) for v in k if np.size(v)), default=0)
     return {
         "vocabulary": f"delta_v2a/{phase1.FOILS_FILE}",
+        "source": "WordNet 3.0 adjective clusters (scripts/build_foils.py)",
         "n_words": sum(len(w) for w in foils.values()),
         "n_clusters": len(foils),
+        "coherence_band_sd": opts.coherence_band,
+        "min_concepts": opts.min_concepts,
+        "max_concepts": opts.max_concepts,
+        "k_sim1": _jsonable(res["k_sim1"]),
+        "k_sim2": _jsonable(res["k_sim2"]),
+        "k_min": k_min,
+        "smallest_p": 1.0 / (k_min + 1) if k_min else None,
     }
 
 
@@ -263,11 +285,11 @@ def _sim3_label(opts: phase1.Options) -> str:
     centring = "centred anchors" if opts.center_anchors else "raw (uncentred) anchors"
     if opts.text_bridge == "both":
         return (
-            f"sim3 = the smaller of the CLAP and CLIP bridges' cosines ({centring}): both text "
-            "spaces must agree; its p-value is the larger of the two bridges' foil-null "
-            "p-values; the bridges' sign agreement is reported per cell"
+            f"sim3 = the smaller of the audio and image text towers' cosines ({centring}): both "
+            "towers must agree; its p-value is the larger of the two towers' foil-null "
+            "p-values; the towers' sign agreement is reported per cell"
         )
-    return f"sim3 = cosine in {opts.text_bridge.upper()}'s text space ({centring})"
+    return f"sim3 = cosine in the {opts.text_bridge} model's text tower ({centring})"
 
 
 def _labels(res, ctx, opts, words, components_out) -> dict:
@@ -277,7 +299,7 @@ def _labels(res, ctx, opts, words, components_out) -> dict:
     meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
     meta["text_models"] = anchors_["info"]
     best = phase1.best_matches(res["score"], img_fx, aud_fx)
-    pairs = {m: anchors_[t][m].n_pairs for m, t in (("image", "clip"), ("audio", "clap"))}
+    pairs = {m: anchors_["towers"][m][m].n_pairs for m in MODES}
     protos = {"image": res["image_prototypes"], "audio": res["audio_prototypes"]}
     return {
         "image_effects": img_fx,
@@ -295,13 +317,14 @@ def _labels(res, ctx, opts, words, components_out) -> dict:
         "clip_negative_reason": phase1.CLIP_REASON,
         "alpha": opts.alpha,
         "correction": opts.correction,
-        "p_value": "max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union). p_sim1 / "
-        "p_sim2: the rank of the prototype's cosine with its anchor among its cosines with "
-        "anchors of size-matched sets of unrelated foil words (one coherent cluster per set, "
-        "put in the effect's place and centred the same way); p_sim3: the rank of sim3 among "
-        "size-matched foil-set pairs (different clusters per side, the same draws in both "
-        "bridges; both = the larger of the two bridges' p). p_sim1_label / p_sim2_label: the "
-        "label permutation (effects differ), reported, not used (docs/methods.md §5)",
+        "p_value": "max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union). Each is "
+        "(1 + concepts at least as extreme) / (K + 1) over K foil concepts (one-sided WordNet "
+        "adjective clusters), each concept contributing the share of its size- and "
+        "coherence-matched foil sets that beat the observed cosine. p_sim1 / p_sim2: foil sets "
+        "in the effect's place, centred the same way; p_sim3: foil-set pairs of two different "
+        "concepts, the same draws in both towers (both = the larger of the two towers' p). "
+        "p_sim1_label / p_sim2_label: the label permutation (effects differ), reported, not "
+        "used (docs/methods.md §5)",
         "null_model": res.get("null_model"),
         "n_foil_draws": opts.n_foil_draws,
         "shared_words_mode": opts.shared_words,
@@ -452,7 +475,7 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
 def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threads: int) -> None:
     """Phase 1 end to end: anchors, the matrix, its foil nulls, the chosen pairs (and their
     stability over seeds) and figures (docs/methods.md §5)."""
-    opts = phase1.Options(**dataclasses.asdict(settings.options))
+    opts = settings.options
     # Health first: anchors from a collapsed text tower are noise (docs/methods.md §1).
     health_docs = gate_health(inputs.health, settings.allow_unhealthy, "text")
     stores = _load_sides(inputs.image, inputs.audio)
@@ -469,21 +492,27 @@ def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threa
         m: _spec(m, effects[m], contexts[m], settings.templates, settings.synonyms) for m in sides
     }
     every_synonym = [w for m in MODES for ws in specs[m].synonyms.values() for w in ws]
-    foils = phase1.load_foils(exclude=every_synonym)
+    smallest = min(len(ws) for m in MODES for ws in specs[m].synonyms.values())
+    if opts.shared_words == "drop":  # lists lose their shared words before the draws
+        words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
+        kept = [phase1.without_shared(specs[m].synonyms, words) for m in MODES]
+        smallest = max(1, min(sum(k) for km in kept for k in km.values()))
+    # Only clusters that can hold a size-matched set are embedded (the rest are never drawn).
+    foils = phase1.load_foils(every_synonym, smallest, opts.max_concepts)
     anchors_ = _all_anchors(stores, specs, settings, threads, foils)
     words, keep = _shared(specs, opts.shared_words)
-    args = (
+    towers = anchors_["towers"]
+    inp = phase1.Inputs(
         sides["image"],
         sides["audio"],
-        anchors_["clip"]["image"].synonym_vectors,
-        anchors_["clap"]["audio"].synonym_vectors,
+        towers["image"]["image"].synonym_vectors,
+        towers["audio"]["audio"].synonym_vectors,
         anchors_["bridges"],
-        opts,
         keep,
         anchors_["foils"],
     )
-    res = phase1.discover(*args)
-    stability = phase1.seed_stability(*args, n_seeds=settings.stability_seeds)
+    res = phase1.discover(inp, opts)
+    stability = phase1.seed_stability(inp, opts, n_seeds=settings.stability_seeds)
     templates = settings.templates
     meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
     ctx = {
@@ -507,13 +536,13 @@ def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threa
         ctx["intensities"],
     )
     labels = _labels(res, ctx, opts, words, outputs.components)
-    labels |= {"stability": stability, "foils": _foil_summary(foils)}
+    labels |= {"stability": stability, "foils": _foil_summary(foils, res, opts)}
     labels["audio_files"] = {
         "chosen_on": "Phase 3's train + validation files (results/split.json); test held out",
         "n_used": int(sides["audio"].n_files),
         "n_held_out": int(len(stores["audio"].files) - sides["audio"].n_files),
     }
-    write_json(outputs.labels, labels)
+    DiscoveryLabels.build(labels).write(outputs.labels)
     table = _cell_table(res, effects["image"], effects["audio"], opts.alpha)
     with atomic_path(outputs.table, ".tsv") as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.report import html as report_html
 from delta_v2a.report import rows
@@ -25,7 +26,7 @@ def run_tables(*, inputs: Paths, outputs: Paths) -> None:
         "phase0_consistency": rows.consistency_rows(read_json(inputs.linearity)),
         "phase0_invariance": rows.invariance_rows(read_json(inputs.cross)),
         "phase1_discovery": rows.discovery_rows(
-            np.load(inputs.matrix), read_json(inputs.labels), log_doc
+            np.load(inputs.matrix), DiscoveryLabels.read(inputs.labels), log_doc
         ),
         "phase3_results": rows.phase3_rows(log_doc),
     }

@@ -13,7 +13,7 @@ import numpy as np
 
 from delta_v2a.jobs.common import Paths, PipelineError, log
 from delta_v2a.settings import ExamplesSettings
-from delta_v2a.storage import read_json, write_json
+from delta_v2a.storage import NAMES, read_json, write_json
 
 # --------------------------------------------------------------------------- demo examples
 
@@ -23,7 +23,7 @@ def _test_songs(samples: str, pairs: str, n: int) -> tuple[list[str], str]:
     the study has no test split yet. Returns (paths, the split used)."""
     import pandas as pd
 
-    frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    frame = pd.read_csv(samples, sep="\t", keep_default_na=False, encoding_errors=NAMES)
     split = frame["split"] if "split" in frame.columns else pd.Series([], dtype=str)
     for name in ("test", "val"):
         paths = sorted(set(frame.loc[split == name, "path"])) if len(split) else []

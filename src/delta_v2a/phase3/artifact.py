@@ -173,8 +173,8 @@ def resolve_model(
     entry: Mapping[str, Any],
     model_path: str | Path,
     override: str | None,
-    what: str = "CLAP",
-    option: str = "--clap",
+    what: str = "audio model",
+    option: str = "--audio-model",
 ) -> str:
     """The model to load: ``override`` when given; else the stored path, resolved from the
     model file's folder when it was stored relative to it; else the stored hub id."""

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+
 #: Longest ``detail`` of verdicts.tsv: one screen line of the report's verdict table.
 DETAIL_CHARS = 200
 #: Each table's name and what one of its rows is (the report's caption).
@@ -139,13 +141,10 @@ def _variant(r: Mapping[str, Any]) -> dict[str, Any]:
     return {"modality": r["modality"], "effect": r["effect_type"], "intensity": r["intensity"]}
 
 
-def phase1_pairs(labels: Mapping[str, Any]) -> set[tuple[str, str]]:
+def phase1_pairs(labels: DiscoveryLabels) -> set[tuple[str, str]]:
     """(image effect, audio effect) pairs Phase 1 chose (its ``chosen_pairs``: the one
-    decision of significance, docs/methods.md §5); empty when its labels carry none."""
-    return {
-        (p["image_effect"], p["audio_effect"]) if isinstance(p, Mapping) else (p[0], p[1])
-        for p in labels.get("chosen_pairs") or []
-    }
+    decision of significance, docs/methods.md §5)."""
+    return labels.pairs()
 
 
 def phase3_choice(training_log: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,18 +183,18 @@ def _matrix_or_none(value: Any, shape: tuple[int, int]) -> np.ndarray | None:
 
 
 def discovery_rows(
-    matrix: np.ndarray, labels: Mapping[str, Any], training_log: Mapping[str, Any]
+    matrix: np.ndarray, labels: DiscoveryLabels, training_log: Mapping[str, Any]
 ) -> pd.DataFrame:
     """One row per (image effect, audio effect) cell of the discovery matrix: the score, its
-    three factors, the adjusted p-value where Phase 1 gives one, best match, Phase 1's choice
-    (``chosen``), whether Phase 3 trained on it (``used_by_phase3``) and why
-    (``phase3_basis``, :func:`phase3_choice`)."""
-    rows_e, cols_e = list(labels["image_effects"]), list(labels["audio_effects"])
+    three factors, the adjusted p-value, best match, Phase 1's choice (``chosen``), whether
+    Phase 3 trained on it (``used_by_phase3``) and why (``phase3_basis``,
+    :func:`phase3_choice`)."""
+    rows_e, cols_e = labels.image_effects, labels.audio_effects
     shape = (len(rows_e), len(cols_e))
-    sim3 = _matrix_or_none(labels.get("sim3"), shape)
-    p_adj = _matrix_or_none(labels.get("p_adjusted"), shape)
-    best = {b["image_effect"]: b["best"] for b in labels.get("best_matches", [])}
-    chosen, choice = phase1_pairs(labels), phase3_choice(training_log)
+    sim3 = _matrix_or_none(labels.sim3_matrix(), shape)
+    p_adj = _matrix_or_none(labels.p_adjusted_matrix(), shape)
+    best = {b["image_effect"]: b["best"] for b in labels.best_matches}
+    chosen, choice = labels.pairs(), phase3_choice(training_log)
     used = set(choice["pairs"])
     out = []
     for i, img in enumerate(rows_e):
@@ -205,8 +204,8 @@ def discovery_rows(
                     "image_effect": img,
                     "audio_effect": aud,
                     "score": float(matrix[i, j]),
-                    "sim1": (labels.get("sim1") or {}).get(img),
-                    "sim2": (labels.get("sim2") or {}).get(aud),
+                    "sim1": labels.sim1.get(img),
+                    "sim2": labels.sim2.get(aud),
                     "sim3": None if sim3 is None else float(sim3[i, j]),
                     "p_adjusted": None if p_adj is None else float(p_adj[i, j]),
                     "best_match": best.get(img) == aud,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.phase3.strength import unreachable_line
 from delta_v2a.report.rows import phase3_choice
 
@@ -40,19 +41,13 @@ def _variant(r: Mapping[str, Any]) -> str:
     return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
 
 
-def _phase1_verdict(discovery: np.ndarray, labels: Mapping[str, Any]) -> dict[str, Any]:
+def _phase1_verdict(discovery: np.ndarray, labels: DiscoveryLabels) -> dict[str, Any]:
     """Phase 1: the pairs Phase 1 chose (its ``chosen_pairs``, the one decision of
     significance; docs/methods.md §5), copied, never decided again; loud when there is none."""
-    alpha, correction = labels.get("alpha", float("nan")), labels.get("correction", "?")
-    chosen = labels.get("chosen_pairs")
-    pre = []
-    if chosen is None:
-        pre = ["discovery_labels.json has no p-values (made by an older phase1): rerun phase1"]
-        chosen = []
-    n_img = len(labels["image_effects"])
-    lines = pre + [
-        f"{len(chosen)} of {n_img} image effects paired ({correction}-adjusted p <= {alpha:g}, "
-        "score > 0)"
+    chosen = labels.chosen_pairs
+    lines = [
+        f"{len(chosen)} of {len(labels.image_effects)} image effects paired "
+        f"({labels.correction}-adjusted p <= {labels.alpha:g}, score > 0)"
     ]
     lines += [
         f"{c['image_effect']} -> {c['audio_effect']} (score {c['score']:.3g}, "
@@ -62,18 +57,14 @@ def _phase1_verdict(discovery: np.ndarray, labels: Mapping[str, Any]) -> dict[st
         for c in chosen
     ]
     paired = {c["image_effect"] for c in chosen}
-    p_adj = np.asarray(
-        [[np.nan if v is None else v for v in row] for row in labels.get("p_adjusted", [])]
-        or np.full(np.shape(discovery), np.nan),
-        dtype=float,
-    )
-    for i, name in enumerate(labels["image_effects"]):
+    p_adj = labels.p_adjusted_matrix()
+    for i, name in enumerate(labels.image_effects):
         if name in paired or not np.isfinite(discovery[i]).any():
             continue
         j = int(np.nanargmax(discovery[i]))
         lines.append(
             f"{name}: no pair (none significant; best score: "
-            f"{labels['audio_effects'][j]}, {discovery[i, j]:.3g}, p_adjusted {p_adj[i, j]:.3g})"
+            f"{labels.audio_effects[j]}, {discovery[i, j]:.3g}, p_adjusted {p_adj[i, j]:.3g})"
         )
     if not chosen:
         lines.append("!!! NO significant pair: Phase 3 has nothing to learn !!!")
@@ -184,7 +175,7 @@ def summarise(
     linearity: Mapping[str, Any],
     cross: Mapping[str, Any],
     discovery: np.ndarray,
-    labels: Mapping[str, Any],
+    labels: DiscoveryLabels,
     training_log: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.phase1 import prototypes
-from delta_v2a.report.rows import phase1_pairs
 from delta_v2a.storage import DeltaStore, StoreError, read_json
 from delta_v2a.transfer import geometry as tr
 
@@ -51,40 +51,18 @@ def _level_norms(sensitivity: Mapping[str, Any], where: str, store: DeltaStore) 
     return out
 
 
-def _cell(table: Any, labels: Mapping[str, Any], image: str, audio: str) -> float | None:
-    """One cell of a per-pair table stored as a matrix, a nested dict or a list of records."""
-    if table is None:
-        return None
-    if isinstance(table, Mapping):
-        value = table.get(image, {}).get(audio) if isinstance(table.get(image), Mapping) else None
-    elif table and isinstance(table[0], Mapping):
-        value = next(
-            (
-                r.get("p_adjusted", r.get("p_value"))
-                for r in table
-                if r.get("image_effect") == image and r.get("audio_effect") == audio
-            ),
-            None,
-        )
-    else:
-        i = list(labels["image_effects"]).index(image)
-        j = list(labels["audio_effects"]).index(audio)
-        value = table[i][j]
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-def _significance(labels: Mapping[str, Any], image: str, audio: str) -> dict[str, Any]:
-    """The pair's p-values and Phase 1's decision, copied (Phase 1 alone decides; None when
-    its labels carry no decision)."""
-    p_adj = _cell(labels.get("p_adjusted"), labels, image, audio)
-    p_raw = _cell(labels.get("p"), labels, image, audio)  # Phase 1: "p" matrix, uncorrected
-    chosen = labels.get("chosen_pairs")
-    significant = None if chosen is None else (image, audio) in phase1_pairs(labels)
+def _significance(labels: DiscoveryLabels, image: str, audio: str) -> dict[str, Any]:
+    """The pair's p-values and Phase 1's decision, copied (Phase 1 alone decides)."""
+    try:
+        i, j = labels.cell(image, audio)
+    except ValueError as err:
+        raise PayloadError(f"discovery labels: {err}") from err
+    p_adj, p_raw = labels.p_adjusted_matrix(), labels.p_matrix()
     return {
-        "p_value": p_raw,
-        "p_adjusted": p_adj,
-        "alpha": labels.get("alpha"),
-        "significant": significant,
+        "p_value": float(p_raw[i, j]) if np.isfinite(p_raw[i, j]) else None,
+        "p_adjusted": float(p_adj[i, j]) if np.isfinite(p_adj[i, j]) else None,
+        "alpha": labels.alpha,
+        "significant": (image, audio) in labels.pairs(),
     }
 
 
@@ -119,7 +97,7 @@ def _pairs(
     pairs_json: str,
     image_store: str,
     curves: Mapping[str, Any],
-    labels: Mapping[str, Any],
+    labels: DiscoveryLabels,
     audio: DeltaStore | None,
 ) -> list[dict[str, Any]]:
     """Phase 3's chosen pairs with their significance and κ (from the pair when Phase 3
@@ -165,6 +143,7 @@ def _image_model(store: DeltaStore, image_store: str) -> dict[str, Any]:
         "image_size": store.meta.get("decoding", {}).get("image_size"),
         "dim": int(store.delta.shape[1]),
         "tiny": bool(model.get("tiny", False)),
+        "family": model.get("family", "auto"),  # which embedder family loads it again
     }
     if image_model["name_or_path"] is None:
         raise PayloadError(f"{image_store}: meta.model.name_or_path is missing")
@@ -174,7 +153,7 @@ def _image_model(store: DeltaStore, image_store: str) -> dict[str, Any]:
 def build_transfer_payload(
     store: DeltaStore,
     sensitivity: Mapping[str, Any],
-    labels: Mapping[str, Any],
+    labels: DiscoveryLabels,
     pairs_doc: Mapping[str, Any],
     audio: DeltaStore | None,
     *,
@@ -211,7 +190,7 @@ def build_transfer_payload(
         null=tr.null_share(units, seed=seed),
         quantile=quantile,
         min_component=min_component,
-        alpha=labels.get("alpha"),
+        alpha=labels.alpha,
         chain=chain,
         u_grid=u_grid,
     )
@@ -230,7 +209,7 @@ def transfer_payload_from_results(
     payload = build_transfer_payload(
         DeltaStore.load(image_store),
         read_json(sensitivity_json),
-        read_json(labels_json),
+        DiscoveryLabels.read(labels_json),
         read_json(pairs_json),
         DeltaStore.load(audio_store) if audio_store else None,
         names={"image_store": image_store, "sensitivity": sensitivity_json, "pairs": pairs_json},

@@ -67,8 +67,9 @@ class Step:
 def load_setup(
     model: str, device: str = "cpu", clip: str | None = None, clap: str | None = None
 ) -> Setup:
-    """Load ``decoder_model.pt`` with its ``transfer`` entry and both towers it names."""
-    from delta_v2a.models import load_embedder
+    """Load ``decoder_model.pt`` with its ``transfer`` entry and both towers it names
+    (``clip`` / ``clap``: the --image-model / --audio-model overrides)."""
+    from delta_v2a.models import AUTO, load_embedder
     from delta_v2a.phase3.artifact import load_decoder, resolve_clap, resolve_model
 
     if not Path(model).is_file():
@@ -84,6 +85,7 @@ def load_setup(
     clap_e = load_embedder(
         "audio",
         resolve_clap(decoder.doc, model, clap),
+        family=AUTO if clap else audio.get("family", AUTO),
         device=device,
         dtype=audio.get("dtype", "fp32"),
         normalize=bool(audio.get("normalize", True)),
@@ -91,7 +93,8 @@ def load_setup(
     image = payload["image_model"]
     clip_e = load_embedder(
         "image",
-        resolve_model(image, model, clip, "CLIP", "--clip"),
+        resolve_model(image, model, clip, "image model", "--image-model"),
+        family=AUTO if clip else image.get("family", AUTO),
         device=device,
         dtype=image.get("dtype", "fp32"),
         normalize=bool(image.get("normalize", True)),

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.extract import read_manifest
 from delta_v2a.jobs.common import Paths, gate_health, load_embedder_for_job, log
 from delta_v2a.phase3.calibrate import gate_texts, template_roles
@@ -24,7 +25,7 @@ from delta_v2a.phase3.paramspace import ParamSpace, audio_space_from_config
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import DatasetSettings, PairRule
 from delta_v2a.split import read_split
-from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
+from delta_v2a.storage import NAMES, atomic_path, save_npz, write_json
 
 
 def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping) -> None:
@@ -36,7 +37,7 @@ def _save_texts(path: str, texts: Sequence[str], emb: np.ndarray, meta: Mapping)
 
 
 def _pick_pairs(
-    matrix: str, lab: Mapping[str, Any], rule: PairRule
+    matrix: str, lab: DiscoveryLabels, rule: PairRule
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows of :func:`choose_pairs` and what significance they used (section 6.1).
 
@@ -44,17 +45,15 @@ def _pick_pairs(
     false`` (phase3.require_significant_pairs) chooses on score alone so that Phase 3 can be
     exercised where Phase 1 found nothing (the tiny demo models); each row keeps its p-value
     and every output says the pairs are not evidence."""
-    p_adj, alpha = lab.get("p_adjusted"), lab.get("alpha")
-    phase1_chosen = lab.get("chosen_pairs", []) if p_adj is not None else None
     rows = choose_pairs(
         np.load(matrix, allow_pickle=False),
-        list(lab["image_effects"]),
-        list(lab["audio_effects"]),
+        lab.image_effects,
+        lab.audio_effects,
         rule.threshold,
-        phase1_chosen if rule.require_significant else None,
+        lab.chosen_pairs if rule.require_significant else None,
     )
     significance = pair_significance(
-        rows, list(lab["audio_effects"]), p_adj, alpha, rule.require_significant
+        rows, lab.audio_effects, lab.p_adjusted, lab.alpha, rule.require_significant
     )
     if not significance.get("required", False):
         log.warning("%s", significance["note"])
@@ -115,7 +114,8 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
     description (trained and held-out templates) once."""
     st = settings
     pairs_out, samples_out, texts_out = outputs.pairs, outputs.samples, outputs.texts
-    rows, significance = _pick_pairs(inputs.matrix, read_json(inputs.labels), st.pairs)
+    labels = DiscoveryLabels.read(inputs.labels)
+    rows, significance = _pick_pairs(inputs.matrix, labels, st.pairs)
     chosen = [r for r in rows if r["chosen"]]
     templates = {k: list(v) for k, v in st.descriptions.items()}
     doc = _pairs_doc(st.pairs.threshold, significance, rows, st.level_words, st.seed)
@@ -168,7 +168,7 @@ def run_dataset(*, inputs: Paths, outputs: Paths, settings: DatasetSettings, thr
         levels_per_pair=st.levels_per_pair,
     )
     with atomic_path(samples_out) as tmp:
-        samples.to_csv(tmp, sep="\t", index=False)
+        samples.to_csv(tmp, sep="\t", index=False, errors=NAMES)
     _save_texts(texts_out, texts, text_emb, {"model": embedder.info.to_dict()})
     write_json(pairs_out, doc)
     _log_dataset(samples, len(files), by_split, len(texts), space)

@@ -23,7 +23,7 @@ from delta_v2a.phase3.spectral import (
     spectral_distance,
 )
 from delta_v2a.phase3.windows import WindowSpec
-from delta_v2a.storage import atomic_path
+from delta_v2a.storage import NAMES, atomic_path
 
 #: The two log-mel distances (docs/methods.md §6.6): peak-relative with top_db, and gain-aware.
 SPECTRAL_METRICS = ("logmel_db", "logmel_gain_db")
@@ -125,7 +125,7 @@ def _write_predictions(
             out[f"{metric}:{name}"] = d[metric]
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "predictions.tsv") as tmp:
-        out.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+        out.to_csv(tmp, sep="\t", index=False, float_format="%.6g", errors=NAMES)
 
 
 def _phys(space: ParamSpace, vec: np.ndarray, j: int) -> float:

@@ -36,7 +36,7 @@ from delta_v2a.phase3.strength import (
     unreachable_line,
 )
 from delta_v2a.settings import ModelSpec, StrengthSettings
-from delta_v2a.storage import atomic_path, read_json, save_npz, write_json
+from delta_v2a.storage import NAMES, atomic_path, read_json, save_npz, write_json
 
 CURVES_VERSION = 1
 
@@ -252,7 +252,7 @@ def run_strength(
     curves = curve_norms(raw, rendered.reshape(len(paths), -1, raw.shape[1])).reshape(
         rendered.shape[:3]
     )
-    frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    frame = pd.read_csv(samples, sep="\t", keep_default_na=False, encoding_errors=NAMES)
     train_files = np.array([p in set(doc["split"]["train_files"]) for p in paths])
     strengths = _image_strengths(
         read_json(inputs.sensitivity), sorted(set(frame["image_effect"])), settings.intensities
@@ -318,5 +318,5 @@ def run_strength(
         {"status": "ok", "cost": dep["curve_cost"]},
     )
     with atomic_path(targets_out) as tmp:
-        targets.to_csv(tmp, sep="\t", index=False, float_format="%.8g")
+        targets.to_csv(tmp, sep="\t", index=False, float_format="%.8g", errors=NAMES)
     write_json(dependence_out, dep)

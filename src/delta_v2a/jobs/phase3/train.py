@@ -44,7 +44,7 @@ from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.phase3.windows import WindowSpec
 from delta_v2a.settings import Phase3Settings
-from delta_v2a.storage import EmbeddingTable, load_npz, read_json, write_json
+from delta_v2a.storage import NAMES, EmbeddingTable, load_npz, read_json, write_json
 
 #: Derangements of the test files the shuffled-audio baseline averages over (all where fewer).
 N_DERANGEMENTS = 200
@@ -91,9 +91,9 @@ def _load_training_data(
     pairs_doc = read_json(pairs)
     space = ParamSpace.from_dict(pairs_doc["paramspace"])
     table = EmbeddingTable.load(windows)
-    frame = pd.read_csv(samples, sep="\t", keep_default_na=False)
+    frame = pd.read_csv(samples, sep="\t", keep_default_na=False, encoding_errors=NAMES)
     frame["held_out"] = frame["held_out"].astype(str).str.lower() == "true"
-    tgt = pd.read_csv(targets, sep="\t", keep_default_na=False)
+    tgt = pd.read_csv(targets, sep="\t", keep_default_na=False, encoding_errors=NAMES)
     if not np.array_equal(tgt["sample"].to_numpy(), frame["sample"].to_numpy()):
         raise PipelineError(f"{targets} and {samples} list different samples: rerun")
     for col in ("u_star", "target_strength", "unreachable", "image_strength", "u_curve_inversion"):
