@@ -68,7 +68,10 @@ def _phase1_verdict(discovery: np.ndarray, labels: DiscoveryLabels) -> dict[str,
         )
     if not chosen:
         lines.append("!!! NO significant pair: Phase 3 has nothing to learn !!!")
-    why = [f"no significant pair ({correction}-adjusted p <= {alpha:g}): nothing for Phase 3"]
+    why = [
+        f"no significant pair ({labels.correction}-adjusted p <= {labels.alpha:g}): "
+        "nothing for Phase 3"
+    ]
     return _why_first(_verdict("phase 1 discovery", bool(chosen), lines), why)
 
 
