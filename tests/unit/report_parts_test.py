@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,9 @@ from PIL import Image
 from delta_v2a.report.html import transfer_html, verdicts_table
 from delta_v2a.report.rows import verdict_line_rows, verdict_rows
 from delta_v2a.report.summary import summarise
+
+sys.path.insert(0, str(Path(__file__).parent))
+from summary_test import no_pair_labels  # noqa: E402  (Phase 1's labels when nothing is chosen)
 
 
 def _summary(**over):
@@ -33,12 +38,7 @@ def _summary(**over):
         },  # fmt: skip
         "cross": {"results": [variant(invariant=True)]},
         "discovery": np.zeros((2, 2)),
-        "labels": {
-            "image_effects": ["blur", "contrast"],
-            "audio_effects": ["lpf", "reverb"],
-            "alpha": 0.05,
-            "correction": "holm",
-        },  # fmt: skip
+        "labels": no_pair_labels(),
         "training_log": {"status": "no_pairs", "message": "NO PAIR passes"},
     }
     return summarise(**(args | over))
