@@ -36,10 +36,13 @@ resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &:
 resources/demo/SOURCES.md: $(STAMP)
 	$(BIN)/python -m delta_v2a.demo resources/demo
 
+resources/planted/SOURCES.md: $(STAMP)
+	$(BIN)/python -m delta_v2a.demo resources/planted --songs 60
+
 # One model sweep of two pairs (config/demo-sweep.yaml; docs/sweep.md): the planted world (the
 # positive control: a known answer, runs/planted/) and the tiny random models (results/), then
 # results/sweep/agreement.tsv compares them. Every artifact says NOT SCIENCE.
-demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md
+demo: $(STAMP) resources/models/tiny-clip/config.json resources/demo/SOURCES.md resources/planted/SOURCES.md
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo-sweep.yaml
 
 # One pytest worker per logical CPU (pytest-xdist); a module's tests stay on one worker
@@ -86,5 +89,5 @@ format: $(STAMP)
 	$(BIN)/snakefmt Snakefile workflow/Snakefile workflow/rules
 
 clean-demo:
-	rm -rf logs .snakemake resources/demo resources/models
+	rm -rf logs .snakemake resources/demo resources/planted resources/models
 	rm -rf $(filter-out results/README.md,$(wildcard results/*))  # the README is committed

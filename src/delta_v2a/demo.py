@@ -10,6 +10,7 @@ because no General-MIDI synthesiser can be assumed offline. The output is never 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import shutil
@@ -380,15 +381,63 @@ def _write_sources(path: Path, rows: list[tuple[str, str, str]], seed: int) -> N
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+# --------------------------------------------------------------------------------------------
+# more songs: the planted Phase 3 world (docs/methods.md §9)
+
+#: semitones and tempo factor of each variant of a piece (variant 0 is the demo's own rendering)
+TRANSPOSE = (0, 5, -5, 9, -9, 3, -3, 7)
+TEMPO = (1.0, 0.9, 1.1, 0.95, 1.05, 0.85, 1.15, 1.0)
+
+
+def variant_notes(piece: _Piece, v: int) -> tuple[list[_Note], int]:
+    """The piece's notes transposed by ``TRANSPOSE[v]`` semitones and played at ``TEMPO[v]``
+    times its tempo (within its length)."""
+    notes, parts = score_notes(piece.work, piece.qpm * TEMPO[v], piece.seconds)
+    shift = 2.0 ** (TRANSPOSE[v] / 12.0)
+    return [dataclasses.replace(n, freq=n.freq * shift) for n in notes], parts
+
+
+def build_planted_songs(out_dir: Path, songs: int, seed: int = 0) -> dict:
+    """The demo media plus variants of its pieces until there are ``songs`` songs.
+
+    Why: the demo's 15 songs leave 3 test files, too few for any verdict over files (the
+    smallest sign-test p with n files is 2^-n); Phase 3's planted world needs at least 12, so
+    60 songs. A transposition moves the low-band energies the planted audio tower reads as the
+    song's nuisance and its spectral balance, so the variants are different songs to it; each
+    has its own synthesiser seed. Returns the file counts per genre."""
+    if not len(PIECES) <= songs <= len(PIECES) * len(TRANSPOSE):
+        raise ValueError(f"songs must be in [{len(PIECES)}, {len(PIECES) * len(TRANSPOSE)}]")
+    summary = build_demo(Path(out_dir), seed=seed)
+    for k in range(songs - len(PIECES)):
+        v, piece = 1 + k // len(PIECES), PIECES[k % len(PIECES)]
+        notes, parts = variant_notes(piece, v)
+        name = f"{piece.name}_v{v}"
+        samples = render(
+            notes, parts, piece.genre, piece.seconds, zlib.crc32(f"{seed}/{name}".encode())
+        )
+        _write_audio(samples, Path(out_dir) / "audio" / piece.genre / f"{name}.wav", "wav")
+        summary["audio"][piece.genre] += 1
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m delta_v2a.demo", description="Build the offline demo media."
     )
     parser.add_argument("out_dir", type=Path, help="output folder (e.g. resources/demo)")
     parser.add_argument("--seed", type=int, default=0, help="synthesiser seed (default 0)")
+    parser.add_argument(
+        "--songs", type=int, help="more songs: the planted Phase 3 world's 60 (default: the 15)"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    summary = build_demo(args.out_dir, seed=args.seed)
+    if args.songs is not None:
+        try:
+            summary = build_planted_songs(args.out_dir, args.songs, seed=args.seed)
+        except ValueError as err:
+            parser.error(str(err))
+    else:
+        summary = build_demo(args.out_dir, seed=args.seed)
     print(json.dumps(summary, sort_keys=True))
     print(f"demo media written to {args.out_dir} in {time.perf_counter() - start:.1f} s")
     return 0

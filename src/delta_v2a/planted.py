@@ -13,7 +13,9 @@ find exactly (blur, lpf) and (brightness, highshelf) and nothing else; docs/meth
 
 The ``planted`` model family loads these (``models.family: planted`` in a config; the family
 module is delta_v2a.embedders.planted). Every artifact made with them is marked NOT SCIENCE
-(ModelInfo.tiny, provenance.PLANTED_NOTE).
+(ModelInfo.tiny, provenance.PLANTED_NOTE). An audio model named ``...audio-spread``
+(config/planted.yaml's ``planted:audio-spread``) gives each song its own sensitivity
+(:func:`song_sensitivity`, Phase 3's planted world).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "audio_features",
     "concept_of",
     "image_features",
+    "song_sensitivity",
 ]
 
 PLANTED_DIM = 64
@@ -63,6 +66,15 @@ _NUISANCE_DIMS = 16
 _NUISANCE_WEIGHT = 2.0
 _TEXT_ONLY_COLUMN = 40  # first basis column that no medium moves along (text-only concepts)
 _WORD_NOISE = 0.5  # word-specific spread around a concept (synonyms are a cluster, not one point)
+#: SD of the log sensitivity across songs in ``planted:audio-spread`` (the suite's power
+#: simulation draws per-clip sensitivities log-normal with this SD too)
+SENSITIVITY_SPREAD = 0.45
+# The song's sensitivity reads its nuisance along one fixed seeded direction, standardised by
+# that projection's mean and SD over the 60 planted songs (demo --songs 60; measured once and
+# fixed, never fitted at run time): z is about N(0, 1) across songs (skew 0.4), and the
+# study's effects move it by <= 0.05 SD (lpf 800 Hz, highshelf +12 dB, saturation, reverb).
+_SENSITIVITY_SEED = 25_003
+_SENSITIVITY_CENTRE, _SENSITIVITY_SD = -0.098, 0.160
 
 #: concept -> its words. One meaning per word, whatever the config's lists say: "dull" and
 #: "muted" are soft (as in "muffled"), "saturated" is left out (colour or distortion: a random
@@ -305,6 +317,25 @@ def audio_nuisance(clip: np.ndarray, sr: int = SAMPLING_RATE) -> np.ndarray:
     return bands / norm if norm > 1e-9 else np.zeros(_NUISANCE_DIMS)
 
 
+def song_sensitivity(nuisance: np.ndarray, spread: float) -> float:
+    """How strongly one song's embedding responds to an effect: ``exp(spread * z)``, with z the
+    song's effect-invariant nuisance along a fixed direction, about N(0, 1) across songs, so the
+    sensitivity is log-normal across songs (as real effect sensitivities are: a dark song
+    barely moves under a low-pass). ``spread`` 0 is one constant sensitivity (the twin).
+
+    Why from the nuisance: an embedder sees one clip at a time, so the clean and the processed
+    clip of a song must get the same sensitivity from their content alone; the nuisance is
+    that content (and it is in the embedding, so a decoder can read it).
+    """
+    if spread == 0:
+        return 1.0
+    rng = np.random.default_rng(_SENSITIVITY_SEED)
+    d = rng.standard_normal(_NUISANCE_DIMS)
+    d -= d.mean()
+    z = float(np.asarray(nuisance) @ (d / np.linalg.norm(d))) - _SENSITIVITY_CENTRE
+    return float(np.exp(spread * z / _SENSITIVITY_SD))
+
+
 # --------------------------------------------------------------------------- embedders
 
 _NUISANCE_COLUMN = 8  # nuisance lives in basis columns 8..23, apart from the physical axes
@@ -349,13 +380,19 @@ class _PlantedEmbedder:
         """The item as the real tower would accept it (same shape rules), else ValueError."""
         raise NotImplementedError
 
+    def sensitivity(self, nuisance: np.ndarray) -> float:
+        """The item's gain on its physical features (1: every item responds alike)."""
+        return 1.0
+
     def prepare(self, item: np.ndarray, index: int = 0) -> np.ndarray:
-        """Raw (unnormalised) embedding: rotated weighted features + rotated nuisance."""
+        """Raw (unnormalised) embedding: rotated weighted features (times the item's
+        sensitivity) + rotated nuisance."""
         x = self.check(index, item)
         q = _basis(self.tower, self.dim)
         k = self.centre.size
-        feats = self.weight * (self.features(x) - self.centre)
-        nuis = q[:, _NUISANCE_COLUMN : _NUISANCE_COLUMN + _NUISANCE_DIMS] @ self.nuisance(x)
+        nuisance = self.nuisance(x)
+        feats = self.sensitivity(nuisance) * self.weight * (self.features(x) - self.centre)
+        nuis = q[:, _NUISANCE_COLUMN : _NUISANCE_COLUMN + _NUISANCE_DIMS] @ nuisance
         return q[:, :k] @ feats + _NUISANCE_WEIGHT * nuis
 
     def embed_prepared(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
@@ -421,6 +458,15 @@ class PlantedAudioEmbedder(_PlantedEmbedder):
     weight = _AUDIO_WEIGHT
     sampling_rate = SAMPLING_RATE
     window_samples = WINDOW_SAMPLES
+
+    @property
+    def sensitivity_spread(self) -> float:
+        """log-SD of the per-song sensitivity across songs: ``SENSITIVITY_SPREAD`` for a model
+        named ``...audio-spread`` (config/planted.yaml), else 0 (one constant sensitivity)."""
+        return SENSITIVITY_SPREAD if self.info.name_or_path.endswith("audio-spread") else 0.0
+
+    def sensitivity(self, nuisance: np.ndarray) -> float:
+        return song_sensitivity(nuisance, self.sensitivity_spread)
 
     def check(self, index: int, item: np.ndarray) -> np.ndarray:
         arr = np.asarray(item)

@@ -380,10 +380,15 @@ class Architecture:
 
 @dataclass(frozen=True)
 class Optimiser:
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
+    """Phase 3's training budget and seed; ``phase3.train.TrainSettings`` is this same type
+    (one type). The workflow fills every field from config (the schema's defaults); these
+    defaults serve direct library use and equal the schema's."""
+
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    seed: int = 0  # the training seed; config's phase3.seeds gives one run per seed
 
 
 @dataclass(frozen=True)
@@ -407,7 +412,7 @@ class Phase3Settings:
     checkpoint_interval_s: float
     device: str
     u_grid: int
-    alpha: float  # one-sided level of the verdict's sign-flip tests (Holm over its two gates)
+    alpha: float  # one-sided level of the verdict's sign tests (Holm over its two gates)
     min_test_files: int  # below it the verdict is inconclusive, never positive
     seeds: tuple[int, ...]  # training seeds; the first is the designated one (model file, renders)
     text2fx_budget: int  # CLAP calls per test sample of the continuous Text2FX search (0: grid)
@@ -484,7 +489,9 @@ def phase3_settings(config: Mapping[str, Any], checkpoint_dir: str) -> Phase3Set
     val = p3["validation"]
     return Phase3Settings(
         architecture=Architecture(**p3["model"]),
-        optimiser=Optimiser(**{f.name: p3[f.name] for f in dataclasses.fields(Optimiser)}),
+        optimiser=Optimiser(
+            **{f.name: p3[f.name] for f in dataclasses.fields(Optimiser) if f.name != "seed"}
+        ),
         validation=ValidationSettings(
             max_samples=val["max_samples"], examples=val["examples"], mel=MelSettings(**val["mel"])
         ),

@@ -47,7 +47,8 @@ def _media(embedder, n: int = 3) -> list[np.ndarray]:
 
 
 def test_registry_holds_every_family_and_refuses_unknown_ones():
-    assert list(embedders.families()) == ["clap", "clip", "laion_clap", "planted", "siglip"]
+    # a superset: a new family's module adds itself, nothing here changes
+    assert {"clap", "clip", "laion_clap", "planted", "siglip"} <= set(embedders.families())
     with pytest.raises(ValueError, match="unknown model family 'nope'; known: clap, clip"):
         embedders.family("nope")
     with pytest.raises(ValueError, match="registered twice"):

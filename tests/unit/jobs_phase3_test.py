@@ -317,11 +317,18 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     assert preds["logmel_db:decoder"].notna().sum() == 6
     assert preds["logmel_gain_db:decoder"].notna().sum() == 6
     assert not any("@seed" in c for c in preds)  # the designated seed only
+    # the per-sample error the verdict uses; shuffled: the mean over derangements, with its SD
+    assert {"param_mse:decoder", "param_mse:shuffled_audio", "param_mse_sd:shuffled_audio"} <= set(
+        preds
+    )
+    assert log["verdict"]["text_only_baseline_per_seed"] == [
+        min(v, key=v.get) for v in log["verdict"]["text_only_validation_mse"]
+    ]
     from delta_v2a.report.summary import _phase3_verdict
 
     lines = _phase3_verdict(log)["lines"]  # the summary reads this very log
     assert "training seeds [0, 1, 2]: passed [] (the verdict needs all)" in lines
-    assert any(line.startswith("seed 2 text_only: mean") for line in lines)
+    assert any(line.startswith("seed 2 text_only: decoder better on") for line in lines)
     shuffled = [line for line in lines if line.startswith("shuffled audio over 1 derangements")]
     assert len(shuffled) == 1 and shuffled[0].count(",") >= 4  # 2 test files: 1; three seeds
 

@@ -56,7 +56,7 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
     from delta_v2a.report.summary import _phase3_verdict
 
     def comp(name, p, gating=True):
-        return {"name": name, "mean": 0.1, "n_files": 12, "p": p, "p_holm": 2 * p,
+        return {"name": name, "mean": 0.1, "n_files": 12, "wins": 9, "p": p, "p_holm": 2 * p,
                 "gating": gating}  # fmt: skip
 
     fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 12}
@@ -114,8 +114,14 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
     assert lines[0] == f"FAILED because: {log['verdict']['message']}"
     assert log["verdict"]["message"] not in lines[1:]  # said once, first
     assert lines[2].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
-    assert "seed 8 text_only: mean 0.1 over 12 files, sign-flip p 0.4 (Holm 0.8)" in lines
-    assert "seed 7 oracle: mean 0.1 over 12 files, sign-flip p 1 (Holm 2), reported" in lines
+    assert (
+        "seed 8 text_only: decoder better on 9 of 12 files, sign test p 0.4 (Holm 0.8); "
+        "mean difference 0.1" in lines
+    )
+    assert (
+        "seed 7 oracle: decoder better on 9 of 12 files, sign test p 1 (Holm 2); "
+        "mean difference 0.1, reported" in lines
+    )
     assert "training seeds [7, 8, 9]: passed [7, 9] (the verdict needs all)" in lines
     assert any(
         line.startswith("decoder test MSE over 3 seeds: 0.02 ± 0.01") and "0.01, 0.02, 0.03" in line

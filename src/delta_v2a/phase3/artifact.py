@@ -21,7 +21,9 @@ from delta_v2a.storage import atomic_path
 log = logging.getLogger(__name__)
 
 FORMAT = "delta_v2a.decoder"
-FORMAT_VERSION = 1
+#: 2: the verdict is the exact sign test (P(win) > 1/2), the text-only gate chosen on
+#: validation; the file says which delta-v2a made it (``made_by``)
+FORMAT_VERSION = 2
 
 
 # --------------------------------------------------------------------------- decoder_model.pt
@@ -29,7 +31,10 @@ FORMAT_VERSION = 1
 
 def save_decoder(path: str | Path, payload: Mapping[str, Any]) -> None:
     """Write ``decoder_model.pt`` atomically after checking it holds only plain values."""
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    from delta_v2a import __version__
+
+    made_by = f"delta-v2a {__version__}"
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "made_by": made_by, **payload}
     _check_plain(doc, "decoder_model")
     with atomic_path(path, ".pt") as tmp:
         torch.save(doc, tmp)
@@ -90,9 +95,13 @@ def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decode
         fmt = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
         raise ValueError(f"{path}: not a Delta V2A decoder (format {fmt!r})")
     if doc.get("format_version") != FORMAT_VERSION:
+        from delta_v2a import __version__
+
+        made_by = doc.get("made_by", "a delta-v2a before 0.1.0's format 2")
         raise ValueError(
-            f"{path}: decoder format version {doc.get('format_version')}, this code reads "
-            f"{FORMAT_VERSION}"
+            f"{path}: decoder format {doc.get('format_version')} made by {made_by}; this "
+            f"delta-v2a {__version__} reads format {FORMAT_VERSION}: rerun phase3, or use the "
+            "version that made it"
         )
     if doc.get("status") != "trained":
         raise ValueError(f"{path}: holds no trained decoder ({doc.get('message', doc['status'])})")

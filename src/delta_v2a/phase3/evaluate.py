@@ -1,5 +1,5 @@
 """Phase 3 evaluation on the test split: the metrics, bootstrap intervals over test files
-(description), the verdict (a sign-flip test over files, :mod:`delta_v2a.phase3.inference`)
+(description), the verdict (an exact sign test over files, :mod:`delta_v2a.phase3.inference`)
 and the cost comparison (docs/methods.md sections 6.4-6.6). The baselines'
 predictions come from :mod:`delta_v2a.phase3.baselines`. Pure functions on arrays, no I/O."""
 
@@ -21,6 +21,8 @@ from delta_v2a.phase3.inference import (
 
 __all__ = [
     "METRICS",
+    "TEXT_ONLY",
+    "choose_text_only",
     "bootstrap_mean",
     "bootstrap_difference",
     "cost_comparison",
@@ -41,6 +43,18 @@ METRICS = {
     "logmel_gain_db": "mean |log-mel(A) - log-mel(A_aug)|, dB re a common reference (power "
     "1), floored at floor_db: sees a gain error the peak-relative one cannot",
 }
+
+
+#: The text-only candidates; the verdict's text-only gate uses the better one ON VALIDATION.
+TEXT_ONLY = ("text_lookup", "text_mlp")
+
+
+def choose_text_only(validation_mse: Mapping[str, float]) -> str:
+    """The text-only baseline the verdict compares against: the lower validation MSE (mean
+    over validation files) of ``TEXT_ONLY``, ties to the lookup. Chosen on validation, never
+    on test: a choice made on the test files would bias the gate towards the weaker
+    baseline's complement (issue 34)."""
+    return min(TEXT_ONLY, key=lambda k: (validation_mse[k], TEXT_ONLY.index(k)))
 
 
 def per_sample_mse(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -101,7 +115,7 @@ def verdict(
 ) -> dict[str, Any]:
     """ "The decoder uses the audio" only when :func:`~delta_v2a.phase3.inference.phase3_verdict`
     passes: on enough test files, each gate (text-only − decoder, shuffled − decoder) has a
-    Holm-corrected one-sided sign-flip p <= alpha and a positive mean, in every seed. The
+    Holm-corrected one-sided sign-test p <= alpha and a positive mean, in every seed. The
     bootstrap intervals are kept as description (they are no test: with few files they are
     far too narrow). Lists which baselines the decoder beats on ``metric`` (point estimates;
     lower is better) and which it does not. A gate counts as passed only when it passed in
@@ -121,7 +135,9 @@ def verdict(
     uses = inference.uses_audio
     head = {
         # what a pass generalises to: files are the unit, not genres (docs/methods.md §6.5)
-        "pass": "the decoder USES THE AUDIO (for new songs of the genres studied): ",
+        "pass": "the decoder USES THE AUDIO: on a new song of the genres studied it beats "
+        "text-only and its own output on other songs' audio with probability above 1/2 "
+        "(exact sign test over test files; the mean difference is described, not claimed): ",
         "fail": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
         "inconclusive": "INCONCLUSIVE, NO EVIDENCE THAT THE DECODER USES THE AUDIO: ",
     }[inference.status]
@@ -241,6 +257,7 @@ def evaluate_test(
     seed: int,
     *,
     seeds: Sequence[int] | None = None,
+    text_only: Sequence[str] | None = None,
     alpha: float = DEFAULT_ALPHA,
     min_test_files: int = DEFAULT_MIN_TEST_FILES,
     reported: Sequence[str] = ("curve_inversion", "text2fx_search", "oracle"),
@@ -251,8 +268,9 @@ def evaluate_test(
 
     Figures are over the per-sample values averaged over seeds (mean over files, percentile
     bootstrap over files) with each seed's mean and their SD. The verdict: per seed, the
-    decoder against that seed's better text-only baseline and against itself on shuffled
-    audio, per-file differences paired by sample, tested over files; it passes only when
+    decoder against that seed's text-only baseline (``text_only[s]``, chosen on validation by
+    :func:`choose_text_only`; default the lookup) and against itself on shuffled audio,
+    per-file differences paired by sample, tested over files; it passes only when
     every seed passes (:func:`phase3_verdict`). The ``reported`` baselines that are present
     are compared too, without gating."""
     seeds = list(range(len(per_seed))) if seeds is None else list(seeds)
@@ -270,13 +288,12 @@ def evaluate_test(
         if (~seen).any()
         else {},
     }
-    text_names, per_file = [], {}
-    for ps in per_seed:
+    text_names = list(text_only) if text_only is not None else [TEXT_ONLY[0]] * len(per_seed)
+    if len(text_names) != len(per_seed) or not set(text_names) <= set(TEXT_ONLY):
+        raise ValueError(f"text_only must name one of {TEXT_ONLY} per seed, got {text_names}")
+    per_file: dict[str, list[np.ndarray]] = {}
+    for ps, text_name in zip(per_seed, text_names, strict=True):
         mse = {k: v["param_mse"][seen] for k, v in ps.items()}
-        text_name = min(
-            ("text_lookup", "text_mlp"), key=lambda k: _file_means(mse[k], files[seen])[1].mean()
-        )
-        text_names.append(text_name)
         names = {GATES[0]: text_name, GATES[1]: "shuffled_audio"}
         names.update({r: r for r in reported if r in mse})
         for gate, name in names.items():

@@ -59,6 +59,10 @@ def golden_section_max(
     rendered twice; ``known`` seeds the cache with values already paid for (the strength
     job's grid), which cost no call, and the bracket starts between the neighbours of the best
     known point. Returns the best point seen, not the last bracket's midpoint.
+
+    Kept, not ``scipy.optimize.minimize_scalar(method="bounded")``: the budget counts CLAP
+    calls (the Text2FX comparison's currency), and Brent's method bounds iterations, never
+    evaluates the ends and cannot start from values already paid for (``known``).
     """
     if not hi > lo:
         raise ValueError(f"need lo < hi, got [{lo}, {hi}]")

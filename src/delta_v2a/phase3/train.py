@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from delta_v2a.phase3.model import build_decoder
+from delta_v2a.settings import Optimiser
 from delta_v2a.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -24,13 +25,8 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- training
 
 
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    seed: int = 0
+#: The training budget and seed: the settings' own type, so config and library agree.
+TrainSettings = Optimiser
 
 
 @dataclass

@@ -127,8 +127,9 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
     inference_seeds = v.get("inference", {}).get("seeds", [])
     tests = [
         (f"seed {seed['seed']} " if len(inference_seeds) > 1 else "")
-        + f"{c['name']}: mean {c['mean']:.3g} over {c['n_files']} files, sign-flip p "
-        f"{c['p']:.3g} (Holm {c['p_holm']:.3g})" + ("" if c["gating"] else ", reported")
+        + f"{c['name']}: decoder better on {c.get('wins', '?')} of {c['n_files']} files, "
+        f"sign test p {c['p']:.3g} (Holm {c['p_holm']:.3g}); mean difference {c['mean']:.3g}"
+        + ("" if c["gating"] else ", reported")
         for seed in inference_seeds
         for c in seed["comparisons"]
     ]

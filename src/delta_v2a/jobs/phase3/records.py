@@ -213,7 +213,7 @@ def _test_section(run: TrainRun) -> dict[str, Any]:
         "figures": figures["test"],
         "paraphrase_figures": figures["paraphrase"],
         "interval": "95 % percentile bootstrap over test files of the per-sample values "
-        "averaged over training seeds (description; the verdict is the sign-flip test over "
+        "averaged over training seeds (description; the verdict is the exact sign test over "
         "files in verdict.inference, per seed); per_seed / seed_sd: each seed's mean and their "
         "SD across seeds",
         "shuffled_spread": run.evaluation.get("shuffled_spread"),

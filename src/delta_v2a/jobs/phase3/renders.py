@@ -107,7 +107,13 @@ def _write_predictions(
     space: ParamSpace,
     spectral: Mapping[str, Mapping[str, np.ndarray]],
     out_dir: Path,
+    mse: Mapping[str, np.ndarray] | None = None,
 ) -> None:
+    """Every test sample with each candidate's prediction and, in ``param_mse:<name>``, the
+    per-sample error the figures and the verdict use: for ``shuffled_audio`` the mean over
+    all derangements (its ``pred_`` columns show the first, the one rendered), with their SD
+    across derangements in ``param_mse_sd:shuffled_audio``, so the table and the summary
+    agree."""
     cols = ["sample", "path", "category", "image_effect", "audio_effect", "level", "level_word"]
     cols += ["split", "held_out", "template", "description", "target_strength", "u_star"]
     out = test_frame[cols + ["unreachable"]].copy()
@@ -120,6 +126,10 @@ def _write_predictions(
         # Physical values as rendered (a bypassed effect shows its neutral value).
         out[f"true_value:{axis.name}"] = [_phys(space, v, j) for v in truth]
         out[f"pred_value:{axis.name}"] = [_phys(space, v, j) for v in candidates["decoder"]]
+    for name, values in (mse or {}).items():
+        out[f"param_mse:{name}" if not name.endswith("_sd") else f"param_mse_sd:{name[:-3]}"] = (
+            values
+        )
     for metric in SPECTRAL_METRICS:
         for name, d in spectral.items():
             out[f"{metric}:{name}"] = d[metric]
@@ -144,6 +154,7 @@ def render_test(
     predictions_dir: str,
     seed: int,
     extra: Mapping[str, np.ndarray] | None = None,
+    mse: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Both log-mel distances of every baseline's render on (a seeded subset of) the test
     samples, and predictions.tsv with every test sample. ``extra`` (the other training
@@ -165,7 +176,7 @@ def render_test(
     seconds = time.perf_counter() - t0
     written = {k: spectral[k] for k in candidates}
     _write_predictions(
-        test_frame, data.targets[test], candidates, space, written, Path(predictions_dir)
+        test_frame, data.targets[test], candidates, space, written, Path(predictions_dir), mse
     )
     return {
         "spectral": spectral,

@@ -34,11 +34,13 @@ from delta_v2a.phase3.baselines import (
 )
 from delta_v2a.phase3.dataset import targets_for
 from delta_v2a.phase3.evaluate import (
+    choose_text_only,
     cost_comparison,
     evaluate_test,
     per_sample_mse,
     strength_errors,
 )
+from delta_v2a.phase3.inference import file_mean_differences
 from delta_v2a.phase3.model import model_with_state, predict
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
@@ -223,6 +225,7 @@ def _seed_predictions(
     forward = (time.perf_counter() - t0) / len(test)
     for name in ("concat", "text_mlp"):
         out[name] = predict(models[name], text, data.audio[files], dev)
+    ctx["validation_mse"].append(_validation_mse(ctx, models["text_mlp"], dev))
     # Shuffled audio over many derangements of the test files (all of them where few):
     # the first one is rendered and plotted, the verdict uses the mean error over all.
     perms = derangements(len(np.unique(files)), N_DERANGEMENTS, seed)
@@ -235,6 +238,27 @@ def _seed_predictions(
     out["shuffled_audio"] = shuffled[0]
     out = {k: np.asarray(np.clip(v, 0, 1), dtype=np.float64) for k, v in out.items()}
     return out, shuffled, forward
+
+
+def _validation_mse(ctx: Mapping[str, Any], text_mlp: Any, dev: Any) -> dict[str, float]:
+    """Validation MSE (mean over validation files) of the text-only candidates: what the
+    verdict's text-only baseline is chosen on (never the test files)."""
+    data, frame = ctx["data"], ctx["frame"]
+    train, val = (np.flatnonzero(data.split == k) for k in ("train", "val"))
+    keys = list(zip(frame["image_effect"], frame["level_word"], strict=True))
+    ref, _ = reference_predictions(
+        [keys[i] for i in train], data.targets[train], [keys[i] for i in val], data.targets[val]
+    )
+    text, files = data.text[data.desc_index[val]], data.file_index[val]
+    preds = {
+        "text_lookup": ref["text_lookup"],
+        "text_mlp": np.clip(predict(text_mlp, text, data.audio[files], dev), 0, 1),
+    }
+    zero = np.zeros(len(val))
+    return {
+        k: float(file_mean_differences(per_sample_mse(v, data.targets[val]), zero, files)[1].mean())
+        for k, v in preds.items()
+    }
 
 
 def _shared_predictions(
@@ -305,7 +329,7 @@ def _evaluate(
     seed: int,
 ) -> dict[str, Any]:
     """The test figures over seeds and the verdict (every seed must pass), logged with each
-    seed's sign-flip p-values."""
+    seed's sign-test p-values."""
     data, st = ctx["data"], ctx["settings"]
     ev = evaluate_test(
         per_seed,
@@ -314,9 +338,11 @@ def _evaluate(
         n_boot,
         seed,
         seeds=seeds,
+        text_only=[choose_text_only(v) for v in ctx["validation_mse"]],
         alpha=st.alpha,
         min_test_files=st.min_test_files,
     )
+    ev["verdict"]["text_only_validation_mse"] = ctx["validation_mse"]
     ev["shuffled_spread"] = {
         "n_derangements": int(len(shuffled[0].per_derangement)),
         **{k: [float(getattr(x, k)) for x in shuffled] for k in ("mean", "sd", "low", "high")},
@@ -329,8 +355,9 @@ def _evaluate(
             r["seed"],
             "passes" if r["passed"] else "does NOT pass",
             "; ".join(
-                f"{c['name']} mean {c['mean']:.3g}, p {c['p']:.3g}"
+                f"{c['name']} wins {c['wins']}/{c['n_files']}, p {c['p']:.3g}"
                 + (f" (Holm {c['p_holm']:.3g})" if c["gating"] else "")
+                + f", mean {c['mean']:.3g}"
                 for c in r["comparisons"]
             ),
         )
@@ -358,9 +385,10 @@ def _train_seeds(
     is the designated one), with the designated decoder's forward time per sample."""
     st = ctx["settings"]
     results, preds, shuffled, forward = [], [], [], 0.0
+    ctx["validation_mse"] = []
     for k, s in enumerate(st.seeds):
         log.info("training seed %d (%d of %d)", s, k + 1, len(st.seeds))
-        settings = TrainSettings(**dataclasses.asdict(st.optimiser), seed=s)
+        settings = dataclasses.replace(st.optimiser, seed=s)
         r = _train_models(
             ctx["data"],
             base_arch,
@@ -406,7 +434,7 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
     ctx = _load_training_data(windows, pairs, samples, texts, targets, curves)
     ctx["settings"] = st
     base_arch = _base_arch(ctx["data"], ctx["space"], dataclasses.asdict(st.architecture))
-    first = TrainSettings(**dataclasses.asdict(st.optimiser), seed=st.seeds[0])
+    first = dataclasses.replace(st.optimiser, seed=st.seeds[0])
     dep = _announce(ctx["data"], first, dev, dependence, st.seeds)
     test = _test_rows(ctx["data"])
     results, preds, shuffled_all, forward = _train_seeds(ctx, base_arch, dev, test)
@@ -422,8 +450,12 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
     }
     spec = WindowSpec(**ctx["table"].meta["windows"])
     preroll = int(round(st.preroll_s * spec.sample_rate))
+    truth = ctx["data"].targets[test]
+    mse = {k: per_sample_mse(v, truth) for k, v in candidates.items()}
+    errors = np.stack([per_sample_mse(p, truth) for p in shuffled_all[0]])  # every derangement
+    mse |= {"shuffled_audio": errors.mean(axis=0), "shuffled_audio_sd": errors.std(axis=0)}
     renders = render_test(
-        ctx, test, candidates, spec, preroll, validation, predictions_dir, seed, extra
+        ctx, test, candidates, spec, preroll, validation, predictions_dir, seed, extra, mse
     )
     spectral = renders["spectral"]
     per_seed, shuffled = [], []
