@@ -65,13 +65,16 @@ ifeq ($(BENCHMARK),tiny)
 BENCH_EXTRACTION := --repeat 1 --jpegs 2 --mp3s 1 --wf-effects 1 --wf-intensities 1
 BENCH_ANALYSES := --sizes 200 --json-up-to 200
 BENCH_INCREMENTAL := --files 2 --effects 1
+BENCH_SCALE := --sizes 200,400 --phase1-max 400
 else
 BENCH_EXTRACTION := --repeat 1
+BENCH_SCALE := --sizes 1000,3000,10000 --phase1-max 10000
 endif
 benchmark: demo
 	$(BIN)/python benchmarks/extraction.py $(BENCH_EXTRACTION)
 	$(BIN)/python benchmarks/analyses.py $(BENCH_ANALYSES)
 	$(BIN)/python benchmarks/incremental.py $(BENCH_INCREMENTAL)
+	$(BIN)/python benchmarks/scale.py $(BENCH_SCALE)
 
 # After `make demo`: results/report.html (tiny random models) and, when the planted run is
 # there, runs/planted/report.html (the positive control, the one with a trained decoder).

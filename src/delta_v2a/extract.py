@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,23 +288,10 @@ def gather_parts(
     ecodes = np.empty(n, dtype=np.int16)
     icodes = np.empty(n, dtype=np.int16)
     for v, (effect, intensity, parts) in enumerate(variants):
-        lo = 0  # next file of this variant
-        for table in parts:
-            hi = lo + len(table.paths)
-            if hi > f or not np.array_equal(table.paths, original.paths[lo:hi]):
-                raise ValueError(
-                    f"{modality} {effect}/{intensity}: its files differ from the originals'; "
-                    "the manifest changed between jobs, rerun extraction"
-                )
-            rows = slice(v * f + lo, v * f + hi)
-            np.subtract(table.embeddings, original.embeddings[lo:hi], out=delta[rows])
+        for lo, part_delta, table in variant_deltas(modality, original, effect, intensity, parts):
+            rows = slice(v * f + lo, v * f + lo + len(part_delta))
+            delta[rows] = part_delta
             augmented[rows] = table.embeddings
-            lo = hi
-        if lo != f:
-            raise ValueError(
-                f"{modality} {effect}/{intensity}: {lo} of the originals' {f} files; a shard "
-                "is missing or the manifest changed between jobs, rerun extraction"
-            )
         ecodes[v * f : (v + 1) * f] = eff_code[effect]
         icodes[v * f : (v + 1) * f] = int_code[intensity]
     store = DeltaStore(
@@ -323,19 +310,59 @@ def gather_parts(
     return store, augmented
 
 
+def variant_deltas(
+    modality: str,
+    original: EmbeddingTable,
+    effect: str,
+    intensity: str,
+    parts: Iterable[EmbeddingTable],
+) -> Iterator[tuple[int, np.ndarray, EmbeddingTable]]:
+    """(first file, deltas, part) for each part of one variant, checked against the originals.
+
+    Why a generator: the deltas job writes each part's rows as they come (docs/methods.md §2.3),
+    so memory holds the originals and one part. The parts must concatenate to exactly the
+    originals' files, in order.
+    """
+    f, lo = len(original.paths), 0
+    for table in parts:
+        hi = lo + len(table.paths)
+        if hi > f or not np.array_equal(table.paths, original.paths[lo:hi]):
+            raise ValueError(
+                f"{modality} {effect}/{intensity}: its files differ from the originals'; "
+                "the manifest changed between jobs, rerun extraction"
+            )
+        delta = np.subtract(table.embeddings, original.embeddings[lo:hi], dtype=np.float32)
+        yield lo, delta, table
+        lo = hi
+    if lo != f:
+        raise ValueError(
+            f"{modality} {effect}/{intensity}: {lo} of the originals' {f} files; a shard "
+            "is missing or the manifest changed between jobs, rerun extraction"
+        )
+
+
+def degenerate_problems(delta: np.ndarray) -> list[tuple[int, str]]:
+    """[(row, problem)] of the deltas with no direction (zero norm) or no value (NaN/inf).
+
+    The squared norms are summed in float64 by ``einsum`` without a copy of the rows (the deltas
+    job calls this on every part; a masked copy cost one more part of memory)."""
+    finite = np.isfinite(delta).all(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.sqrt(np.einsum("ij,ij->i", delta, delta, dtype=np.float64))
+    rows = np.flatnonzero(~finite | (np.where(finite, norms, 0) <= 1e-12))
+    return [(int(r), "non-finite delta" if not finite[r] else "zero-norm delta") for r in rows]
+
+
 def degenerate_rows(store: DeltaStore) -> list[dict]:
     """Records whose delta has no direction (zero norm) or no value (NaN/inf): reported by name."""
-    finite = np.isfinite(store.delta).all(axis=1)
-    norms = np.where(finite, np.linalg.norm(np.where(finite[:, None], store.delta, 0), axis=1), 0)
-    rows = np.flatnonzero(~finite | (norms <= 1e-12))
     return [
         {
             "path": str(store.files[store.file_index[r]]),
             "effect_type": str(store.effects[store.effect_code[r]]),
             "intensity": str(store.intensities[store.intensity_code[r]]),
-            "problem": "non-finite delta" if not finite[r] else "zero-norm delta",
+            "problem": problem,
         }
-        for r in rows
+        for r, problem in degenerate_problems(store.delta)
     ]
 
 
@@ -343,6 +370,7 @@ __all__ = [
     "BadMediaError",
     "Decoding",
     "FileFailedError",
+    "degenerate_problems",
     "degenerate_rows",
     "embed_variant",
     "gather",
@@ -352,6 +380,7 @@ __all__ = [
     "read_manifest",
     "render",
     "shard_rows",
+    "variant_deltas",
     "vet",
     "write_manifest",
     "write_skipped",

@@ -92,6 +92,8 @@ class ManifestSettings:
     lead_s: float  # Phase 3's window sequence reaches this far before the centred window
     version: str  # a new package version reruns the manifest (formats may change)
     decode_budget_mib: int  # preprocessing.image.decode_budget_mib: larger images are refused
+    shards: int = 0  # extract.shard_files: vetting in this many jobs (0: one job)
+    shard: int = 0  # which of them this job is
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class DeltasSettings:
     effects: tuple[str, ...]
     intensities: tuple[str, ...]
     shards: int  # extract.shard_files: each variant's table comes in this many parts (0: one)
+    seed_json: str = "full"  # extract.seed_json: full | gzip | none (docs/methods.md §2.3)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,9 @@ class HealthSettings:
     batch_limit: float
 
 
-def manifest_settings(config: Mapping[str, Any], modality: str, version: str) -> ManifestSettings:
+def manifest_settings(
+    config: Mapping[str, Any], modality: str, version: str, shard: int = 0
+) -> ManifestSettings:
     key = {"image": "images", "audio": "audio"}[modality]
     windows = config["phase3"]["windows"]
     return ManifestSettings(
@@ -153,6 +158,8 @@ def manifest_settings(config: Mapping[str, Any], modality: str, version: str) ->
         lead_s=(windows["count"] - 1) * windows["hop_s"],
         version=version,
         decode_budget_mib=decode_budget_mib(config, modality),
+        shards=extract_settings(config).shard_files,
+        shard=shard,
     )
 
 
@@ -229,6 +236,7 @@ def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
         effects=tuple(effect_names(config, modality)),
         intensities=tuple(config["intensities"]),
         shards=extract_settings(config).shard_files,
+        seed_json=config["extract"].get("seed_json", "full"),
     )
 
 

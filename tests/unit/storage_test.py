@@ -179,7 +179,7 @@ def test_artifacts_of_another_version_or_a_damaged_run_are_one_line_naming_the_f
     arrays["meta"] = np.array(json.dumps({"modality": "audio", "store_version": 0}))
     np.savez(tmp_path / "old.npz", **arrays)
     refused(
-        lambda: DeltaStore.load(tmp_path / "old.npz"), "old.npz", "version 0", "reads version 1"
+        lambda: DeltaStore.load(tmp_path / "old.npz"), "old.npz", "version 0", "reads version 2"
     )
     (tmp_path / "cut.json").write_text('{"version": 1, "files": {"train": ["a"')
     refused(lambda: read_split(tmp_path / "cut.json"), "cut.json", "not valid JSON", "delete")

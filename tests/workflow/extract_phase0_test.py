@@ -166,6 +166,11 @@ def test_shards_merge_to_the_same_bits_as_one_job_per_variant(project, tmp_path_
     )
     out = run.stdout + run.stderr
     assert out.count("rule embed_image:") == 3 and out.count("rule merge_original:") == 2
+    # vetting is cut the same way: 3 shards per modality, joined into the same manifest
+    assert out.count("rule manifest:") == 6
+    for m in ("image", "audio"):
+        path = f"results/manifest/{m}.tsv"
+        assert (sbase / path).read_text() == (base / path).read_text()
     sizes = [
         len(EmbeddingTable.load(sbase / f"results/embeddings/audio/lpf/low.part{k}.npz").paths)
         for k in range(3)

@@ -63,6 +63,11 @@ from delta_v2a.settings import (
     windows_settings,
 )
 from delta_v2a.storage import write_if_changed
+from delta_v2a.resources import (
+    mem_mb as cost_mem_mb,
+    runtime_min as cost_runtime_min,
+    vet_runtime_min,
+)
 
 # A typo gets one line with the closest valid key before validate() prints the whole schema.
 # The schema owns every default (config/config.yaml is an overlay): they are merged under the
@@ -150,6 +155,20 @@ EXTRACT = extract_settings(config)
 PART = ".part{shard}" if EXTRACT.shard_files else ""
 
 
+# Vetting is cut like extraction: with extract.shard_files, one job per shard of the sorted
+# files, named by the same inventory digest (docs/methods.md §2.1-2.2).
+VET_PART = ".part{shard}" if EXTRACT.shard_files else ""
+
+
+def vetted_parts(modality, kind):
+    """The vetted files of the current data state (kind "" or "_skipped"): one, or one per
+    vetting shard."""
+    stem = f"results/manifest/vetted/{modality}{kind}.{DIGEST[modality]}"
+    if not EXTRACT.shard_files:
+        return [f"{stem}.tsv"]
+    return [f"{stem}.part{k}.tsv" for k in range(EXTRACT.shard_files)]
+
+
 def embedding_parts(modality, variant):
     """The tables of one variant ("original" or "effect/intensity"): one, or one per shard."""
     if not EXTRACT.shard_files:
@@ -195,13 +214,37 @@ def variant_embeddings(modality):
     ]
 
 
+# The seed's per-record JSON (extract.seed_json, docs/methods.md §2.3): full, gzip (".json.gz")
+# or none (the deltas rule declares no JSON output; no later rule reads it).
+SEED_JSON_SUFFIX = dict(full=".json", gzip=".json.gz", none="")
+SEED_JSON = (
+    f"results/{{modality}}_deltas{SEED_JSON_SUFFIX[config['extract']['seed_json']]}"
+    if config["extract"]["seed_json"] != "none"
+    else None
+)
+SEED_JSON_OUTPUT = {"json": SEED_JSON} if SEED_JSON else {}
+SEED_JSON_FILES = (
+    [SEED_JSON.format(modality=m) for m in MODALITIES] if SEED_JSON else []
+)
+
+
+def job_mem_mb(rule, inputs, modality="image"):
+    """A job's mem_mb from its inputs' sizes (delta_v2a.resources, docs/methods.md §2.4)."""
+    n_effects = len(EFFECTS[modality])
+    variants = n_effects * len(INTENSITIES)
+    return cost_mem_mb(rule, inputs.size_files_mb, variants, n_effects)
+
+
+def job_runtime(rule, inputs):
+    return cost_runtime_min(rule, inputs.size_files_mb)
+
+
 # --------------------------------------------------------------------------- targets
 # What each phase writes (the seed's artifacts); `rule all` and the verbs in the Snakefile ask
 # for these, and the tests check them against the rules' outputs.
 
 PHASE0_RESULTS = [
-    "results/image_deltas.json",
-    "results/audio_deltas.json",
+    *SEED_JSON_FILES,
     "results/sensitivity_results.json",
     "results/linearity_results.json",
     "results/cross_category_variance.json",

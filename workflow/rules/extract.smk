@@ -10,24 +10,32 @@ rule manifest:
         # ancient: the digest in the output's name already says which content it vetted
         inventory=lambda wc: ancient(INVENTORY[wc.modality]),
     output:
-        manifest="results/manifest/vetted/{modality}.{digest}.tsv",
-        skipped="results/manifest/vetted/{modality}_skipped.{digest}.tsv",
+        # With extract.shard_files each shard vets its part of the sorted files, into
+        # ".part<k>" files that manifest_current joins.
+        manifest=f"results/manifest/vetted/{{modality}}.{{digest}}{VET_PART}.tsv",
+        skipped=f"results/manifest/vetted/{{modality}}_skipped.{{digest}}{VET_PART}.tsv",
     log:
-        "logs/manifest/{modality}/{digest}.log",
+        f"logs/manifest/{{modality}}/{{digest}}{VET_PART}.log",
     benchmark:
-        "results/benchmarks/manifest/{modality}/{digest}.tsv"
+        f"results/benchmarks/manifest/{{modality}}/{{digest}}{VET_PART}.tsv"
     wildcard_constraints:
         digest="[0-9a-f]{16}",
     conda:
         ENV
     threads: 2
     resources:
-        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 2000, threads),
-        runtime=30,
+        # decodes at once (threads) x the decode budget, plus ~1 KB per file of the walk
+        mem_mb=lambda wc, threads: decode_mem_mb(config, wc.modality, 2000, threads)
+        + len(MEDIA[wc.modality]) // 1000,
+        runtime=lambda wc, threads: vet_runtime_min(
+            len(MEDIA[wc.modality]), EXTRACT.shard_files, threads
+        ),
     params:
         # A new package version may change formats: everything downstream reruns (and the
         # embedding cache keeps that cheap unless preprocessing itself changed).
-        settings=lambda wc: to_params(manifest_settings(config, wc.modality, VERSION)),
+        settings=lambda wc: to_params(
+            manifest_settings(config, wc.modality, VERSION, shard_of(wc))
+        ),
     script:
         "../scripts/manifest.py"
 
@@ -36,8 +44,9 @@ rule manifest_current:
     """The vetted manifest of the data as it is now: what every later job reads. A failed
     vetting of a new data state never reaches here, so the last good manifest stays."""
     input:
-        manifest=lambda wc: f"results/manifest/vetted/{wc.modality}.{DIGEST[wc.modality]}.tsv",
-        skipped=lambda wc: f"results/manifest/vetted/{wc.modality}_skipped.{DIGEST[wc.modality]}.tsv",
+        # one vetted file, or with extract.shard_files one per shard (joined here, in order)
+        manifest=lambda wc: vetted_parts(wc.modality, ""),
+        skipped=lambda wc: vetted_parts(wc.modality, "_skipped"),
     output:
         manifest="results/manifest/{modality}.tsv",
         skipped="results/manifest/{modality}_skipped.tsv",
@@ -72,7 +81,7 @@ rule deltas:
         original="results/embeddings/{modality}/original.npz",
         variants=lambda wc: variant_embeddings(wc.modality),
     output:
-        json="results/{modality}_deltas.json",
+        **SEED_JSON_OUTPUT,
         store="results/{modality}_deltas.npz",
         meta="results/{modality}_deltas.meta.json",
     log:
@@ -83,8 +92,8 @@ rule deltas:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wc, input: job_mem_mb("deltas", input, wc.modality),
+        runtime=lambda wc, input: job_runtime("deltas", input),
     params:
         settings=lambda wc: to_params(deltas_settings(config, wc.modality)),
     script:

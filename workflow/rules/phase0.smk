@@ -23,8 +23,8 @@ rule sensitivity:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wc, input: job_mem_mb("sensitivity", input),
+        runtime=lambda wc, input: job_runtime("sensitivity", input),
     params:
         settings=to_params(sensitivity_settings(config)),
     script:
@@ -54,8 +54,8 @@ rule linearity:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda wc, input: job_mem_mb("linearity", input),
+        runtime=lambda wc, input: job_runtime("linearity", input),
     params:
         settings=to_params(linearity_settings(config)),
     script:

@@ -38,8 +38,8 @@ rule phase1:
     threads: 2
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=lambda wc, input: job_mem_mb("phase1", input),
+        runtime=lambda wc, input: job_runtime("phase1", input),
     params:
         # Only what Phase 1 reads: a changed synonym list reruns it, a media batch size not.
         settings=to_params(phase1_settings(config)),

@@ -14,6 +14,9 @@ rule split:
     localrule: True
     conda:
         ENV
+    resources:
+        mem_mb=lambda wc, input: job_mem_mb("split", input),
+        runtime=lambda wc, input: job_runtime("split", input),
     params:
         settings=to_params(split_settings(config)),
     script:

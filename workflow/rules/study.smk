@@ -36,7 +36,7 @@ rule extract:
     """The seed's `extract` verb: both modalities' deltas (JSON records and compact stores) and
     the model health checks, without any analysis."""
     input:
-        expand("results/{modality}_deltas.json", modality=MODALITIES),
+        SEED_JSON_FILES,
         expand("results/{modality}_deltas.npz", modality=MODALITIES),
         expand("results/health/{modality}.json", modality=MODALITIES),
         "results/skipped_files.tsv",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,11 +17,11 @@ from delta_v2a.devices import device_kind
 from delta_v2a.extract import (
     Decoding,
     FileFailedError,
-    degenerate_rows,
+    degenerate_problems,
     embed_variant,
-    gather_parts,
     read_manifest,
     shard_rows,
+    variant_deltas,
     vet,
     write_manifest,
     write_skipped,
@@ -52,10 +54,10 @@ from delta_v2a.settings import (
 )
 from delta_v2a.storage import (
     TABLE_META,
-    DeltaStore,
+    DeltaStoreWriter,
     EmbeddingTable,
+    SeedJsonWriter,
     atomic_path,
-    write_deltas_json,
     write_json,
 )
 
@@ -88,6 +90,8 @@ def run_manifest(
         raise PipelineError(f"{key}: {err.strerror or err}") from err
     files = walk.files
     expected = _inventory_for(inputs.inventory, outputs.manifest, files)
+    if settings.shards:  # this job's part of the sorted files (docs/methods.md §2.2)
+        files = [files[i] for i in shard_rows(len(files), settings.shards, settings.shard, 1)]
     try:
         good, hashes, bad = vet(
             files,
@@ -108,24 +112,32 @@ def run_manifest(
             f"set on_bad_file: skip to leave them out and list them in "
             f"results/skipped_files.tsv):\n{listing}"
         )
+    if not settings.shards:
+        _log_usable(good, len(bad), settings)
+    others = walk.others if settings.shard == 0 else []  # listed once, by the first shard
+    write_skipped(outputs.skipped, bad + not_media(others, key, modality))
+    write_manifest(outputs.manifest, good, hashes)
+
+
+def _log_usable(good: list[MediaFile], n_bad: int, settings: ManifestSettings) -> None:
+    """The usable files per category in the log; none at all stops the run."""
+    modality, root, key = settings.modality, settings.root, settings.key
     if not good:
         raise PipelineError(
             f"{key} '{root}': no usable {modality} files (expected {root}/<category>/**/*"
             f".{{{','.join(e.lstrip('.') for e in MODALITY_EXTENSIONS[modality])}}}; "
-            f"{len(bad)} bad file(s) skipped)"
+            f"{n_bad} bad file(s) skipped)"
         )
-    import pandas as pd  # here only: a model job does not need pandas (its start is the cost)
-
-    per_cat = pd.Series([f.category for f in good]).value_counts().sort_index()
+    per_cat: dict[str, int] = {}
+    for f in good:
+        per_cat[f.category] = per_cat.get(f.category, 0) + 1
     log.info(
         "%d usable %s files in %d categories: %s",
         len(good),
         modality,
         len(per_cat),
-        per_cat.to_dict(),
+        dict(sorted(per_cat.items())),
     )
-    write_skipped(outputs.skipped, bad + not_media(walk.others, key, modality))
-    write_manifest(outputs.manifest, good, hashes)
 
 
 def not_media(others: list[MediaFile], key: str, modality: str) -> list[tuple[MediaFile, str]]:
@@ -177,20 +189,47 @@ def _inventory_for(inventory: str, vetted: str, files: list) -> dict[str, str]:
 
 
 def run_manifest_current(*, inputs: Paths, outputs: Paths) -> None:
-    """Make the vetted manifest of the current data state the one every later job reads, and
-    drop the vetted manifests of earlier states (a return to one vets it again)."""
-    keep = {Path(inputs.manifest).resolve(), Path(inputs.skipped).resolve()}
-    for src, dst in ((inputs.manifest, outputs.manifest), (inputs.skipped, outputs.skipped)):
-        with atomic_path(dst) as tmp:
-            shutil.copyfile(src, tmp)
+    """Make the vetted manifest of the current data state the one every later job reads (its
+    vetting shards joined in order, with extract.shard_files), and drop the vetted manifests
+    of earlier states (a return to one vets it again)."""
+    manifests, skipped = _listed(inputs.manifest), _listed(inputs.skipped)
+    keep = {Path(p).resolve() for p in manifests + skipped}
+    if len(manifests) == 1:
+        for src, dst in ((manifests[0], outputs.manifest), (skipped[0], outputs.skipped)):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+    else:
+        _join_vetted(manifests, skipped, outputs)
     modality = Path(outputs.manifest).stem
-    vetted = Path(inputs.manifest).parent
+    vetted = Path(manifests[0]).parent
     old = [p for p in vetted.glob(f"{modality}[._]*.tsv") if p.resolve() not in keep]
     for path in old:
         path.unlink(missing_ok=True)
     log.info(
-        "%s is %s (%d earlier vetted file(s) removed)", outputs.manifest, inputs.manifest, len(old)
+        "%s is %s (%d earlier vetted file(s) removed)", outputs.manifest, manifests[0], len(old)
     )
+
+
+def _listed(paths: str | list[str]) -> list[str]:
+    return [paths] if isinstance(paths, str) else list(paths)
+
+
+def _join_vetted(manifests: list[str], skipped: list[str], outputs: Paths) -> None:
+    """The vetting shards' manifests and skipped lists as one of each (docs/methods.md §2.2)."""
+    files = [f for part in manifests for f in read_manifest(part)]
+    if not files:
+        raise PipelineError(
+            f"{manifests[0]}: no usable files in any of the {len(manifests)} vetting shards "
+            f"(see {skipped[0]} and the shards beside it)"
+        )
+    with atomic_path(outputs.skipped) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        for k, part in enumerate(skipped):
+            with open(part, encoding="utf-8") as fh:
+                header = fh.readline()
+                out.write(header if k == 0 else "")
+                shutil.copyfileobj(fh, out)
+    write_manifest(outputs.manifest, files, [f.sha256 for f in files])
+    log.info("%d usable files from %d vetting shards", len(files), len(manifests))
 
 
 def run_skipped(*, inputs: Paths, outputs: Paths) -> None:
@@ -372,11 +411,13 @@ def job_decoding(modality: str, embedder: Any, preroll_s: float, budget_mib: int
 
 
 def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> None:
-    """Join variants with originals into the seed's JSON and the compact store.
+    """Join variants with originals into the compact store and the seed's JSON, streamed.
 
     Variant tables (each variant in ``max(1, shards)`` parts, in manifest order) are read one
-    at a time while the output fills: memory is the output plus one table (docs/methods.md
-    §2.2), not every variant of the modality at once.
+    at a time and each part's deltas written to the store and the JSON before the next is read:
+    memory is the originals plus one part (docs/methods.md §2.3), whatever the number of
+    variants. The seed JSON is written in full, gzip-compressed or not at all
+    (``extract.seed_json``); no later job reads it.
     """
     modality, effects, intensities = settings.modality, settings.effects, settings.intensities
     orig = EmbeddingTable.load(inputs.original, TABLE_META)
@@ -387,68 +428,95 @@ def run_deltas(*, inputs: Paths, outputs: Paths, settings: DeltasSettings) -> No
             f"{modality} deltas: {len(paths)} variant tables for {len(labels)} variants × {per} "
             "part(s); extract.shard_files changed under this job, rerun extraction"
         )
+    f = len(orig.paths)
+    writer = DeltaStoreWriter(
+        outputs.store,
+        modality,
+        files=orig.paths,
+        file_category=orig.categories,
+        original=orig.embeddings,
+        effects=effects,
+        intensities=intensities,
+        n_rows=f * len(labels),
+    )
     params: dict[str, Any] = {}
-
-    def parts(effect: str, intensity: str, chunk: list[str]) -> Iterator[EmbeddingTable]:
-        for path in chunk:
-            table = EmbeddingTable.load(path, TABLE_META)
-            if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
-                raise PipelineError(
-                    f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
-                    f"expected {effect}/{intensity}"
-                )
-            params[f"{effect}/{intensity}"] = table.meta["effect_params"]
-            yield table
-
-    variants = [
-        (e, i, parts(e, i, paths[k * per : (k + 1) * per])) for k, (e, i) in enumerate(labels)
-    ]
-    meta = {
-        "model": orig.meta["model"],
-        "decoding": orig.meta["decoding"],
-        "effect_params": {},
-    } | merge_model_meta([orig.meta])
-    # The augmented rows (as many bytes as the deltas) go to a memory-mapped file beside the
-    # JSON, read back in order by its writer: RAM holds the deltas and one shard, not twice that.
-    scratch = Path(outputs.json).with_suffix(".augmented.tmp.npy")
-    shape = (len(orig.paths) * len(labels), orig.embeddings.shape[1])
-    buffer = np.lib.format.open_memmap(scratch, mode="w+", dtype=np.float32, shape=shape)
-    try:
-        store, augmented = gather_parts(
-            modality, orig, variants, effects, intensities, meta, augmented=buffer
-        )
-        store.meta["effect_params"] = params
-        write_store_and_json(store, augmented, outputs)
-    finally:
-        del buffer
-        scratch.unlink(missing_ok=True)
-
-
-def write_store_and_json(store: DeltaStore, augmented: np.ndarray, outputs: Paths) -> None:
-    """The compact store, the seed's JSON and its meta; degenerate deltas named in the log."""
-    modality = store.modality
-    bad = degenerate_rows(store)
-    for row in bad:
-        log.warning(
-            "degenerate delta: %s %s/%s: %s",
-            row["path"],
-            row["effect_type"],
-            row["intensity"],
-            row["problem"],
-        )
-    store.meta["degenerate"] = bad
-    store.save(outputs.store)
-    with atomic_path(outputs.json) as tmp, open(tmp, "wb") as fh:
-        n = write_deltas_json(fh, store, augmented)
-    write_json(outputs.meta, store.meta | {"n_records": n})
+    bad: list[dict] = []
+    with writer as store, _seed_json(outputs, settings.seed_json, modality) as records:
+        for k, (e, i) in enumerate(labels):
+            parts = _variant_parts(e, i, paths[k * per : (k + 1) * per], params)
+            try:
+                for lo, delta, table in variant_deltas(modality, orig, e, i, parts):
+                    store.add(
+                        delta, range(lo, lo + len(delta)), effects.index(e), k % len(intensities)
+                    )
+                    bad += _degenerate(delta, table, e, i)
+                    if records is not None:
+                        hi = lo + len(delta)
+                        records.write(
+                            e,
+                            i,
+                            table.paths,
+                            table.categories,
+                            delta,
+                            orig.embeddings[lo:hi],
+                            table.embeddings,
+                        )
+            except ValueError as err:
+                raise PipelineError(str(err)) from err
+        meta = {"model": orig.meta["model"], "decoding": orig.meta["decoding"]}
+        meta |= merge_model_meta([orig.meta]) | {"effect_params": params, "degenerate": bad}
+        store.meta = meta
+    n = f * len(labels)
+    write_json(outputs.meta, meta | {"n_records": n, "seed_json": settings.seed_json})
     log.info(
-        "%s: %d delta records (%d files × %d effects × %d intensities)",
+        "%s: %d delta records (%d files × %d effects × %d intensities); seed JSON: %s",
         modality,
         n,
-        len(store.files),
-        len(store.effects),
-        len(store.intensities),
+        f,
+        len(effects),
+        len(intensities),
+        settings.seed_json,
     )
+
+
+def _variant_parts(
+    effect: str, intensity: str, chunk: list[str], params: dict[str, Any]
+) -> Iterator[EmbeddingTable]:
+    """One variant's tables, loaded one at a time, each checked to hold that variant."""
+    for path in chunk:
+        table = EmbeddingTable.load(path, TABLE_META)
+        if (table.meta["effect"], table.meta["intensity"]) != (effect, intensity):
+            raise PipelineError(
+                f"{path}: holds {table.meta['effect']}/{table.meta['intensity']}, "
+                f"expected {effect}/{intensity}"
+            )
+        params[f"{effect}/{intensity}"] = table.meta["effect_params"]
+        yield table
+
+
+def _degenerate(delta: np.ndarray, table: EmbeddingTable, effect: str, intensity: str) -> list:
+    """The part's deltas with no direction or no value, each named in the log."""
+    rows = []
+    for r, problem in degenerate_problems(delta):
+        row = {"path": str(table.paths[r]), "effect_type": effect, "intensity": intensity}
+        rows.append(row | {"problem": problem})
+        log.warning("degenerate delta: %s %s/%s: %s", row["path"], effect, intensity, problem)
+    return rows
+
+
+@contextlib.contextmanager
+def _seed_json(outputs: Paths, mode: str, modality: str) -> Iterator[SeedJsonWriter | None]:
+    """The seed's JSON writer for ``extract.seed_json``: the full text, gzip (level 1: the
+    floats' text compresses ~2.5x at ~100 MB/s), or none (no output declared)."""
+    if mode == "none":
+        yield None
+        return
+    with atomic_path(outputs.json) as tmp:
+        opener = gzip.open(tmp, "wb", compresslevel=1) if mode == "gzip" else open(tmp, "wb")
+        with opener as fh:
+            records = SeedJsonWriter(fh, modality)
+            yield records
+            records.close()
 
 
 def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
