@@ -7,11 +7,12 @@ CORES  ?= all
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint format benchmark report clean-demo help
+.PHONY: demo test venv lint format benchmark report clean-demo help
 
 help:
 	@echo "make demo   - install, build the offline demo (tiny models + media), run the workflow"
 	@echo "make test   - install and run the test suite"
+	@echo "make venv   - only the virtual environment .venv (pinned packages, the package itself)"
 	@echo "make lint   - ruff, snakefmt --check, snakemake --lint (on the .test/ config)"
 	@echo "make benchmark - extraction, analyses and incremental-rerun benchmarks (tiny models)"
 	@echo "make report - results/report.html from a finished run (snakemake --report)"
@@ -25,6 +26,9 @@ $(STAMP): requirements.txt requirements-demo.txt requirements-test.txt pyproject
 	$(BIN)/python -m pip install -q --no-deps -r requirements-test.txt
 	$(BIN)/python -m pip install -q --no-deps -e '.[demo]'
 	touch $@
+
+# Just the virtual environment: for a run on your own data, without the demo or the tests.
+venv: $(STAMP)
 
 resources/models/tiny-clip/config.json resources/models/tiny-clap/config.json &: $(STAMP)
 	$(BIN)/python -m delta_v2a.tiny_models resources/models
@@ -72,10 +76,15 @@ benchmark: demo
 	$(BIN)/python benchmarks/incremental.py $(BENCH_INCREMENTAL)
 	$(BIN)/python benchmarks/scale.py $(BENCH_SCALE)
 
-# After `make demo`; for your own run: make report REPORT_ARGS="--configfile my.yaml"
+# After `make demo`: results/report.html (tiny random models) and, when the planted run is
+# there, runs/planted/report.html (the positive control, the one with a trained decoder).
+# For your own run: make report REPORT_ARGS="--configfile my.yaml" (that report only).
 REPORT_ARGS ?= --profile profiles/demo
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html $(REPORT_ARGS)
+	if [ "$(REPORT_ARGS)" = "--profile profiles/demo" ] && [ -f runs/planted/results/summary.json ]; then \
+	  $(BIN)/snakemake --cores 1 --directory runs/planted --configfile config/planted.yaml \
+	    --report $(CURDIR)/runs/planted/report.html; fi
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests workflow/scripts benchmarks scripts

@@ -10,7 +10,8 @@ audio model's id or its path relative to the model file) and that model (``--aud
 points elsewhere when the stored one is not reachable from here). A description the decoder does not
 know (nearest to another effect or level, or too far or too ambiguous: docs/methods.md §6.7) is
 refused (exit 3, one line naming what it is nearest to) unless ``--force``; bad input exits 2.
-The output is the whole file, mono float32 WAV at the model's rate.
+The output is the whole file at its own rate and channels, in the format the output name asks
+for (.wav float32, .flac 24-bit, .ogg Vorbis); the model reads its mono 48 kHz windows.
 
 ``delta-v2a transfer``: edit a photo, and the song follows (docs/methods.md §7).
 
@@ -22,7 +23,7 @@ Both photos are embedded with the study's image model (id from the model file) e
 extraction does; their delta is decomposed onto the study's unit image-effect prototypes; each
 recognised effect with a significant pair becomes that audio effect's level, by the decoder (one
 forward pass on the description of that strength) or, with ``--exact``, by the song's own
-strength curve; the chain is rendered over the whole file (mono float32 WAV at the model's rate).
+strength curve; the chain is rendered over the whole file at its own rate and channels.
 ``--describe`` skips the photos (the ``apply`` route); everything after recognition is shared.
 Exit 0: written; 2: bad input; 3: refused (``--force`` goes on where something can be done).
 
@@ -44,21 +45,21 @@ from typing import Any
 #: Exit codes of ``apply`` and ``transfer`` beside 0 (written): bad input, refused.
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 3
+OUT_HELP = "output file: .wav (float32), .flac (24-bit) or .ogg; the input's rate and channels"
 #: Options renamed when the towers were named by modality (issue 32): old -> new.
 RENAMED_OPTIONS = {"--clip": "--image-model", "--clap": "--audio-model"}
 
 
 def _apply(args: argparse.Namespace) -> int:
-    import soundfile as sf
-
     from delta_v2a.models import AUTO, load_embedder
     from delta_v2a.phase3.artifact import (
         DescriptionRefused,
-        apply_decoder,
         load_decoder,
+        predict_description,
         resolve_clap,
     )
-    from delta_v2a.storage import atomic_path
+    from delta_v2a.transfer.render import render_file
+    from delta_v2a.transfer.usecase import written_line
 
     decoder = load_decoder(args.model, device=args.device)
     audio_model = decoder.audio_model
@@ -78,7 +79,7 @@ def _apply(args: argparse.Namespace) -> int:
             "the id or directory it was trained with"
         ) from err
     try:
-        rendered, vector, physical, acc = apply_decoder(
+        vector, physical, acc = predict_description(
             decoder, embedder, args.audio, args.describe, force=args.force
         )
     except DescriptionRefused as err:
@@ -95,12 +96,13 @@ def _apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     out = Path(args.out)
-    with atomic_path(out, out.suffix) as tmp:
-        sf.write(tmp, rendered, decoder.space.sample_rate, subtype="FLOAT", format="WAV")
+    # the chain on the user's own signal (rate, channels); the model read its mono windows
+    written = render_file(physical, list(decoder.space.effects), args.audio, out)
     result = {
         "description": args.describe,
         "audio": str(args.audio),
         "out": str(out),
+        "written": written,
         "normalised": {n: float(v) for n, v in zip(decoder.space.names, vector, strict=True)},
         "parameters": physical,
         "model": str(args.model),
@@ -121,7 +123,9 @@ def _apply(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.describe!r} -> {out}")
+    print(f"{args.describe!r} -> {out} ({written_line(written)})")
+    for note in written["notes"]:
+        print(f"  note: {note}")
     for effect, params in physical.items():
         if params is None:
             print(f"  {effect}: bypassed")
@@ -225,9 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="render an audio file with the parameters a decoder predicts for a description",
     )
     p.add_argument("--model", required=True, help="decoder_model.pt written by Phase 3")
-    p.add_argument("--audio", required=True, help="input audio file (wav, flac, mp3)")
+    p.add_argument("--audio", required=True, help="input audio file (wav, flac, ogg, mp3)")
     p.add_argument("--describe", required=True, help='e.g. "a very blurry photo"')
-    p.add_argument("--out", required=True, help="output WAV (mono float32)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument(
         "--audio-model", help="audio model id or directory, instead of the one stored in the model"
     )
@@ -255,8 +259,8 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--before", help="the photo before the edit")
     p.add_argument("--after", help="the photo after the edit")
     p.add_argument("--describe", help="skip the photos: a description, as `apply` takes")
-    p.add_argument("--audio", required=True, help="input audio file (wav, flac, mp3)")
-    p.add_argument("--out", required=True, help="output WAV (mono float32)")
+    p.add_argument("--audio", required=True, help="input audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--out", required=True, help=OUT_HELP)
     p.add_argument("--model", default="results/decoder_model.pt", help="decoder_model.pt")
     p.add_argument("--exact", action="store_true", help="per-song search on its strength curve")
     p.add_argument("--force", action="store_true", help="go on (with a warning) where refused")
@@ -268,8 +272,25 @@ def add_transfer_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def check_apply_inputs(args: argparse.Namespace) -> None:
+    """The model and the song exist, the output name is a format ``apply`` writes and the
+    description is not empty: refused before torch or transformers load (they take seconds)."""
+    from delta_v2a.audio_out import check_out_name
+
+    if not args.describe.strip():
+        raise ValueError("--describe: the description is empty")
+    for flag, path in (("--model", args.model), ("--audio", args.audio)):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
+    check_out_name(args.out)
+
+
 def check_transfer_inputs(args: argparse.Namespace) -> None:
-    """Every named file exists and the routes are consistent, before any model loads."""
+    """Every named file exists, the output name is a format ``transfer`` writes and the routes
+    are consistent, before any model loads (and before torch or transformers are imported)."""
+    from delta_v2a.audio_out import check_out_name
+
+    check_out_name(args.out)
     photos = [(f, getattr(args, f[2:])) for f in ("--before", "--after")]
     if args.describe is None and any(p is None for _, p in photos):
         raise ValueError("give --before and --after (or --describe TEXT)")
@@ -288,7 +309,6 @@ def _transfer(args: argparse.Namespace) -> int:
     from delta_v2a.transfer.usecase import Refused, format_report, load_setup, transfer
 
     try:
-        check_transfer_inputs(args)
         setup = load_setup(args.model, args.device, args.image_model, args.audio_model)
         result = transfer(
             setup,
@@ -399,6 +419,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One line, no traceback, for what a user can fix: a missing or unreadable file or model,
     # a device this machine lacks (checked first, before any model is loaded).
     try:
+        # the arguments first: a refusal must not wait for torch (seconds) to import
+        check = {"apply": check_apply_inputs, "transfer": check_transfer_inputs}.get(args.command)
+        if check is not None:
+            check(args)
         if getattr(args, "device", "auto") != "auto":
             from delta_v2a.models import resolve_device
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -28,42 +30,95 @@ def _title(fig: plt.Figure, title: str, note: str) -> None:
         fig.supxlabel(note, fontsize=8, color="firebrick")
 
 
-def norms_figure(norms: pd.DataFrame, min_distance: float, path: str | Path, note: str) -> None:
-    """Box plots of ‖Δe‖ by effect × intensity, one panel per modality."""
+#: Short names of effect parameters on the figures' axes.
+SYMBOLS = {
+    "sigma": "σ",
+    "factor": "×",
+    "cutoff_hz": "cutoff",
+    "gain_db": "gain",
+    "drive_db": "drive",
+}
+
+
+def level_text(modality: str, effect: str, params: Mapping[str, float]) -> str:
+    """An intensity level in physical units, from the effect registry's units: "σ 4 px",
+    "cutoff 2000 Hz", "gain 6 dB", "×1.5" (a blend factor)."""
+    from delta_v2a.effects import effect_spec
+
+    parts = []
+    for p in effect_spec(modality, effect).params:
+        if p.name not in params:
+            continue
+        value = f"{float(params[p.name]):.4g}"
+        if p.unit == "x":
+            parts.append(f"×{value}")
+        else:
+            parts.append(f"{SYMBOLS.get(p.name, p.name)} {value} {p.unit}".strip())
+    return ", ".join(parts)
+
+
+def with_levels(frame: pd.DataFrame, levels: Mapping[tuple[str, str, str], str] | None):
+    """``frame`` with a ``variant`` column: "effect/intensity", and its physical level on a
+    second line where ``levels`` knows it ((modality, effect, intensity) -> text)."""
+    levels = levels or {}
+    keys = zip(frame["modality"], frame["effect_type"], frame["intensity"], strict=True)
+    return frame.assign(
+        variant=[
+            f"{e}/{i}" + (f"\n{levels[(m, e, i)]}" if (m, e, i) in levels else "")
+            for m, e, i in keys
+        ]
+    )
+
+
+def norms_figure(
+    norms: pd.DataFrame,
+    min_distance: float,
+    path: str | Path,
+    note: str,
+    levels: Mapping[tuple[str, str, str], str] | None = None,
+) -> None:
+    """Box plots of ‖Δe‖ per effect and intensity (its level in physical units below the
+    name), one panel per modality."""
     mods = list(dict.fromkeys(norms["modality"]))
     fig, axes = plt.subplots(
-        1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
+        1, len(mods), figsize=(6 * len(mods), 4.8), squeeze=False, layout="constrained"
     )
     for ax, mod in zip(axes[0], mods, strict=True):
-        sub = norms[norms["modality"] == mod]
-        sns.boxplot(data=sub, x="effect_type", y="norm", hue="intensity", ax=ax)
+        sub = with_levels(norms[norms["modality"] == mod], levels)
+        sns.boxplot(data=sub, x="variant", y="norm", hue="effect_type", legend=False, ax=ax)
         ax.axhline(min_distance, ls="--", color="grey", lw=1)
         ax.set_title(f"{mod}")
-        ax.set_xlabel("effect")
+        ax.set_xlabel("effect/intensity (level)")
         ax.set_ylabel("‖Δe‖")
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
     _title(fig, "Phase 0-a: delta norms (dashed: min_distance)", note)
     _save(fig, path)
 
 
 def consistency_figure(
-    within: pd.DataFrame, min_cosine: float, path: str | Path, note: str
+    within: pd.DataFrame,
+    min_cosine: float,
+    path: str | Path,
+    note: str,
+    levels: Mapping[tuple[str, str, str], str] | None = None,
 ) -> None:
-    """Within-category mean cosine per effect × intensity, one point per category."""
+    """Within-category mean cosine per effect × intensity (its level in physical units below
+    the name), one point per category."""
     mods = list(dict.fromkeys(within["modality"]))
     fig, axes = plt.subplots(
         1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
     )
     for ax, mod in zip(axes[0], mods, strict=True):
         sub = within[(within["modality"] == mod) & within["mean_cosine"].notna()]
-        sub = sub.assign(variant=sub["effect_type"] + "/" + sub["intensity"])
+        sub = with_levels(sub, levels)
         if len(sub):
             sns.stripplot(data=sub, x="variant", y="mean_cosine", hue="category", ax=ax)
         ax.axhline(min_cosine, ls="--", color="grey", lw=1)
         ax.set_ylim(-1.05, 1.05)
         ax.set_title(mod)
-        ax.set_xlabel("effect/intensity")
+        ax.set_xlabel("effect/intensity (level)")
         ax.set_ylabel("mean pairwise cosine")
-        ax.tick_params(axis="x", rotation=60)
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
     _title(fig, "Phase 0-b: within-category consistency (dashed: min_cosine)", note)
     _save(fig, path)
 
@@ -72,6 +127,13 @@ def _fmt_p(p: float) -> str:
     if not np.isfinite(p):
         return "p n/a"
     return f"p={p:.2g}" if p >= 1e-3 else f"p={p:.0e}"
+
+
+def score_scale(top: float) -> float:
+    """The colour scale's top for scores whose largest is ``top``: ``top`` itself, or 1 (the
+    scale of a product of cosines) when every score is 0, so that an all-zero matrix gets a
+    readable 0-1 colour bar, not one ending at 1e-12."""
+    return top if top > 0 else 1.0
 
 
 def discovery_heatmap(
@@ -100,11 +162,13 @@ def discovery_heatmap(
     finite = score[np.isfinite(score)]
     lo_v = float(finite.min()) if finite.size else 0.0
     hi_v = float(finite.max()) if finite.size else 1.0
+    label = "score"
     if lo_v < 0:
-        bound = max(abs(lo_v), abs(hi_v), 1e-12)
+        bound = max(abs(lo_v), abs(hi_v))
         kw = {"cmap": "vlag", "center": 0.0, "vmin": -bound, "vmax": bound}
     else:
-        kw = {"cmap": "rocket_r", "vmin": 0.0, "vmax": max(hi_v, 1e-12)}
+        kw = {"cmap": "rocket_r", "vmin": 0.0, "vmax": score_scale(hi_v)}
+        label += " (every cell 0)" if hi_v == 0 else ""
     annot = np.empty(score.shape, dtype=object)
     for (i, j), v in np.ndenumerate(score):
         text = f"{v:.3g}" if np.isfinite(v) else "n/a"
@@ -123,7 +187,7 @@ def discovery_heatmap(
         annot_kws={"fontsize": 8},
         linewidths=0.5,
         square=False,
-        cbar_kws={"label": "score"},
+        cbar_kws={"label": label},
         ax=ax,
         **kw,
     )
@@ -199,7 +263,7 @@ def discovery_intensity_figure(
     hold at every strength, or does one intensity carry it?)."""
     score_k = np.asarray(score_k, dtype=np.float64)
     finite = score_k[np.isfinite(score_k)]
-    vmax = max(float(finite.max()) if finite.size else 1.0, 1e-12)
+    vmax = score_scale(float(finite.max()) if finite.size else 1.0)
     vmin = min(float(finite.min()) if finite.size else 0.0, 0.0)
     n = len(intensities)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 1, 4), layout="constrained", squeeze=False)
@@ -272,24 +336,73 @@ def decoder_prediction_figure(
     names: list[str],
     path: str | Path,
     note: str,
+    space: Any = None,
 ) -> None:
-    """Phase 3: predicted vs true normalised parameter, one panel per parameter, test
-    samples coloured by the pair they came from."""
+    """Phase 3: predicted vs true parameter, one panel per parameter, test samples coloured by
+    the pair they came from. Given the parameter ``space``, each axis is in the parameter's
+    physical unit (Hz, dB, ...; log axes where the space maps u logarithmically); without it,
+    normalised (0 neutral, 1 strongest)."""
+    if space is not None:
+        truth, predicted, names = _physical_columns(space, truth, predicted)
+        scales = [a.scale for a in space.axes]
+        return _prediction_panels(samples, truth, predicted, names, path, note, scales)
+    return _prediction_panels(samples, truth, predicted, names, path, note, None)
+
+
+def _physical_columns(space: Any, truth, predicted) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Each normalised column mapped to its axis's physical value, with "effect: param (unit)"."""
+    truth, predicted = np.asarray(truth, float), np.asarray(predicted, float)
+    out_t, out_p = np.empty_like(truth), np.empty_like(predicted)
+    for j, axis in enumerate(space.axes):
+        out_t[:, j] = [axis.physical(u) for u in np.clip(truth[:, j], 0, 1)]
+        out_p[:, j] = [axis.physical(u) for u in np.clip(predicted[:, j], 0, 1)]
+    labels = [f"{a.effect}: {a.param}" + (f" ({a.unit})" if a.unit else "") for a in space.axes]
+    return out_t, out_p, labels
+
+
+def _plain_log_axes(ax: plt.Axes) -> None:
+    """Log axes labelled in plain numbers at 1, 2, 5 × 10^k (2000, 5000, 10000 Hz), not
+    mathtext powers whose minor labels overlap."""
+    from matplotlib import ticker
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _prediction_panels(samples, truth, predicted, names, path, note, scales) -> None:
+    """The panels; ``scales`` (one per axis) when the values are physical, else None."""
+    physical = scales is not None
     n = len(names)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.2), squeeze=False, layout="constrained")
     pair = (samples["image_effect"] + "→" + samples["audio_effect"]).to_numpy()
     for j, (ax, name) in enumerate(zip(axes[0], names, strict=True)):
         frame = pd.DataFrame({"true": truth[:, j], "predicted": predicted[:, j], "pair": pair})
         sns.scatterplot(data=frame, x="true", y="predicted", hue="pair", s=18, ax=ax)
-        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
-        ax.set_xlim(-0.05, 1.05)
-        ax.set_ylim(-0.05, 1.05)
+        if physical:
+            values = np.concatenate([truth[:, j], predicted[:, j]])
+            lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+            ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=1)
+            ax.set_xlabel(f"target {name}")
+            ax.set_ylabel(f"predicted {name}")
+            if scales[j] == "log":
+                _plain_log_axes(ax)
+        else:
+            ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+            ax.set_xlim(-0.05, 1.05)
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_xlabel(f"target u ({name}; 0 neutral, 1 strongest level)")
+            ax.set_ylabel("predicted u")
         ax.set_title(name)
         if j:
             legend = ax.get_legend()
             if legend is not None:
                 legend.remove()
-    _title(fig, "Phase 3: predicted vs true parameters (test files)", note)
+    unit = "physical units" if physical else "normalised"
+    _title(fig, f"Phase 3: predicted vs target parameters, test files ({unit})", note)
     _save(fig, path)
 
 

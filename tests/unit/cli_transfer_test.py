@@ -23,7 +23,6 @@ from delta_v2a.media import MediaFile, load_image
 from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
-from delta_v2a.phase3.artifact import load_whole
 from delta_v2a.phase3.dataset import describe
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.storage import write_json
@@ -255,11 +254,14 @@ def test_exact_route_reproduces_the_per_clip_oracle(study, clap_embedder, capsys
     assert note["target_norm"] == pytest.approx(target)
     u, _ = tr.solve_monotone(grid, g, target)
     assert note["u"] == pytest.approx(u, abs=1e-4)
-    x = load_whole(root / "song.wav", SR)
+    # rendered on the song as it is (16 kHz mono), not on the model's 48 kHz copy
+    x, rate = sf.read(root / "song.wav", dtype="float32")
     expected = apply_audio_effect(
-        "lpf", x, SR, space.physical(space.target("lpf", note["u"]))["lpf"]
+        "lpf", x, rate, space.physical(space.target("lpf", note["u"]))["lpf"]
     )
-    np.testing.assert_allclose(sf.read(out, dtype="float32")[0], expected, atol=1e-6)
+    got, got_rate = sf.read(out, dtype="float32")
+    assert got_rate == rate == 16_000
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_describe_keeps_the_text_route(study, capsys):
@@ -373,3 +375,129 @@ def test_examples_job_renders_both_routes_and_a_page(study, tmp_path):
         settings=ExamplesSettings(edit_levels={}, n_examples=2, device="cpu"),
     )
     assert json.loads((none / "examples.json").read_text())["status"] == "unavailable"
+
+
+def _stereo_44k(path, seconds: float = 11.0) -> np.ndarray:
+    """Two different channels at 44.1 kHz, 16-bit: what a user's song usually is."""
+    sr = 44_100
+    t = np.arange(int(seconds * sr)) / sr
+    left = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 40))
+    right = sum(np.sin(2 * np.pi * 330 * k * t) / k for k in range(1, 30))
+    x = 0.25 * np.stack([left / np.abs(left).max(), right / np.abs(right).max()], axis=1)
+    sf.write(path, x, sr, subtype="PCM_16")
+    return sf.read(path, dtype="float32")[0]
+
+
+@pytest.mark.parametrize("suffix,fmt", [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG")])
+def test_stereo_44k_song_keeps_its_rate_channels_and_the_asked_format(study, capsys, suffix, fmt):
+    """apply and transfer render the predicted chain on each channel at 44.1 kHz (the model
+    reads its mono 48 kHz windows) and write the format the output name asks for."""
+    root, _ = study
+    x = _stereo_44k(root / "stereo.wav")
+    space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
+    model = str(root / "decoder_model.pt")
+    for command in ("apply", "transfer"):
+        out = root / f"{command}_stereo{suffix}"
+        argv = [command, "--model", model, "--audio", str(root / "stereo.wav"), "--out", str(out)]
+        assert main([*argv, "--describe", "a very blurry photo", "--json"]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        info = sf.info(out)
+        assert (info.samplerate, info.channels, info.format) == (44_100, 2, fmt)
+        assert doc["written"] == {
+            "sample_rate": 44_100,
+            "channels": 2,
+            "format": fmt,
+            "notes": [],
+        }
+        y = sf.read(out, dtype="float32")[0]
+        assert y.shape == x.shape
+        # each channel is that channel through the predicted low-pass at 44.1 kHz
+        params = space.physical([doc["normalised"][n] for n in space.names])
+        assert params["highshelf"] is None
+        for c in range(2):
+            expected = apply_audio_effect("lpf", x[:, c], 44_100, params["lpf"])
+            tol = 1e-6 if fmt == "WAV" else (1e-4 if fmt == "FLAC" else None)
+            if tol is None:  # Vorbis is lossy: the spectrum's shape, not the samples
+                assert np.corrcoef(y[:, c], expected)[0, 1] > 0.95
+            else:
+                np.testing.assert_allclose(y[:, c], expected, atol=tol)
+        assert not np.allclose(y[:, 0], y[:, 1], atol=1e-3)  # the channels stay apart
+
+
+def test_refusals_come_before_the_heavy_imports(study, tmp_path):
+    """A missing file, a bad output name or a bad route is refused with exit 2 before torch
+    is imported (it takes seconds), measured in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    root, _ = study
+    model, song = str(root / "decoder_model.pt"), str(root / "song.wav")
+    cases = [
+        (
+            ["apply", "--model", model, "--audio", "nope.wav", "--describe", "x", "--out", "o.wav"],
+            "--audio nope.wav: no such file",
+        ),
+        (
+            ["apply", "--model", model, "--audio", song, "--describe", "x", "--out", "o.mp3"],
+            "'.mp3' is not an output format",
+        ),
+        (
+            ["apply", "--model", model, "--audio", song, "--describe", " ", "--out", "o.wav"],
+            "the description is empty",
+        ),
+        (
+            [
+                "transfer",
+                "--model",
+                "nope.pt",
+                "--audio",
+                song,
+                "--describe",
+                "x",
+                "--out",
+                "o.wav",
+            ],
+            "--model nope.pt: no such file",
+        ),
+        (
+            ["transfer", "--audio", song, "--before", song, "--out", "o.flac", "--model", model],
+            "give --before and --after",
+        ),
+        (
+            [
+                "transfer",
+                "--audio",
+                song,
+                "--describe",
+                "x",
+                "--exact",
+                "--out",
+                "o.ogg",
+                "--model",
+                model,
+            ],
+            "--exact needs photos",
+        ),
+    ]
+    code = (
+        "import sys, json; from delta_v2a.cli import main; rc = main(json.loads(sys.argv[1]));"
+        "print(json.dumps([rc, 'torch' in sys.modules, 'transformers' in sys.modules]))"
+    )
+    for argv, message in cases:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(argv)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=os.environ | {"PYTHONPATH": str(ROOT / "src")},  # this checkout's code
+            check=False,
+        )
+        seconds = time.perf_counter() - start
+        rc, torch_loaded, transformers_loaded = json.loads(done.stdout)
+        assert rc == EXIT_BAD_INPUT and message in done.stderr, (argv, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert not torch_loaded and not transformers_loaded
+        assert seconds < 5.0  # generous on a loaded machine; torch alone takes longer here

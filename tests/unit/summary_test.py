@@ -108,8 +108,12 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
             }
         },
     }
-    lines = _phase3_verdict(log)["lines"]
-    assert lines[1].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
+    verdict = _phase3_verdict(log)
+    lines = verdict["lines"]
+    assert verdict["status"] == "FAILED"  # a FAILED verdict says why first, then the figures
+    assert lines[0] == f"FAILED because: {log['verdict']['message']}"
+    assert log["verdict"]["message"] not in lines[1:]  # said once, first
+    assert lines[2].startswith("0 of 8 matched targets unreachable (0.0%, clipped to u = 1")
     assert (
         "seed 8 text_only: decoder better on 9 of 12 files, sign test p 0.4 (Holm 0.8); "
         "mean difference 0.1" in lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import re
@@ -46,8 +47,10 @@ def test_report_first_page_has_verdicts_tables_and_audio(report, small_run, tmp_
     # Phase 1's significant pairs are starred; tiny models have none, and then none is
     assert ('class="chosen' in matrix) == bool(labels["chosen_pairs"])
     assert "p<sub>adj</sub>" in matrix
-    audio = re.findall(r'<audio[^>]*src="data:audio/wav;base64,', dom)
+    examples = re.search(r'id="examples".*?</table>', dom, re.S).group(0)
+    audio = re.findall(r'<audio[^>]*src="data:audio/wav;base64,', examples)
     assert len(audio) == 3  # one (raw, target, predicted) triple in .test/
+    assert 'id="transfer"' in dom and "<details" in dom  # Transfer section, folded lines
     assert 'id="not-science"' in dom  # tiny models: the page says so
     png = shot.screenshot(report, tmp_path / "report.png", 1400, 900)
     assert png.stat().st_size > 10_000
@@ -120,3 +123,25 @@ def test_pairs_json_tables_report_and_summary_agree_on_the_chosen_pairs(report, 
     assert _marked_cells(dom, "used") == used and _marked_cells(dom, "chosen") == starred
     sentence = re.search(r'<p id="phase3-pairs">(.*?)</p>', dom, re.S).group(1)
     assert basis in sentence and all(f"◆ {i} → {a}" in sentence for i, a in used)
+
+
+def test_report_holds_every_verdict_line_and_the_transfer_section(report, small_run):
+    """Without a browser: the results section the report embeds holds every verdict line (no
+    "+N more: verdict_lines.tsv"), a FAILED or INCONCLUSIVE phase's first line says why, the
+    Transfer section has a player per rendered song; the report lists the Transfer entry."""
+    front = (small_run / "results/report/front.html").read_text(encoding="utf-8")
+    lines = pd.read_csv(small_run / "results/tables/verdict_lines.tsv", sep="\t")
+    assert "more: verdict_lines.tsv" not in front
+    for text in lines["text"]:
+        assert html.escape(str(text)) in front, text
+    for _, phase in lines[lines["status"].isin(["FAILED", "INCONCLUSIVE"])].groupby("phase"):
+        first = phase.sort_values("line").iloc[0]
+        assert first["text"].startswith(first["status"]), first  # why, before the figures
+    section = front.split("<h2>Transfer", 1)[1]
+    doc = json.loads((small_run / "results/transfer/examples.json").read_text())
+    if doc["status"] == "ok":
+        wavs = [1 + sum(bool(r[k]["wav"]) for k in ("decoder", "exact")) for r in doc["examples"]]
+        assert section.count('<audio controls preload="none" src="data:audio/wav') == sum(wavs)
+    else:
+        assert f"No transfer examples: {html.escape(doc['message'])}" in section
+    assert "transfer.html" in report.read_text(encoding="utf-8")

@@ -75,6 +75,8 @@ def small_workflow(base: Path, models: dict[str, Path], source: Path = ROOT) -> 
         {"image": str(models["image"]), "audio": str(models["audio"]), "device": "cpu"}
     )
     cfg["models"]["health"]["allow_unhealthy"] = True  # tiny random towers are "collapsed"
+    # 4 songs: half of them test files, the 2 Phase 3 needs (checked when the DAG is built)
+    cfg["phase3"]["split"] = {"val": 0.25, "test": 0.5}
     (base / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     write_data(base, IMAGES, AUDIO)
     return base / "Snakefile"

@@ -51,7 +51,9 @@ def test_missing_or_empty_data_root_stops_at_parse_time(tmp_path, dot_test, miss
     out = proc.stdout + proc.stderr
     key = f"data.{missing}"
     assert proc.returncode != 0
-    assert f"{key}: data root 'data/{missing}' does not exist (set {key} in your config)" in out
+    # a relative root is read from the working directory (--directory), and the line says so
+    where = f"(relative paths are read from the working directory {tmp_path.resolve()})"
+    assert f"{key}: data root 'data/{missing}' does not exist {where} (set {key}" in out
     assert "Job stats" not in out
     (tmp_path / "data" / missing).mkdir()
     proc = snakemake(tmp_path, "--dry-run", "--configfile", TEST_CONFIG, check=False)

@@ -36,6 +36,7 @@ rule phase3_dataset:
         manifest="results/manifest/audio.tsv",
         split="results/split.json",
         health=expand("results/health/{modality}.json", modality=MODALITIES),
+        enough_audio=data_size_gate("phase3"),
     output:
         pairs="results/phase3/pairs.json",
         samples="results/phase3/samples.tsv",

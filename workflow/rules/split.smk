@@ -6,6 +6,7 @@ rule split:
     """Split the audio files by file (seeded, stratified by genre) for Phases 1 and 3."""
     input:
         manifest="results/manifest/audio.tsv",
+        enough_audio=data_size_gate("split"),
     output:
         split="results/split.json",
     log:

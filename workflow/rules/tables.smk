@@ -14,6 +14,7 @@ rule tables:
         labels="results/discovery_labels.json",
         training_log="results/training_log.json",
         predictions="results/parameter_predictions",
+        transfer="results/transfer",
     output:
         **{
             name: report(
@@ -26,6 +27,12 @@ rule tables:
         },
         provenance="results/tables/provenance.json",
         front="results/report/front.html",
+        # the Transfer section as its own report entry (players embedded; transfer.rst)
+        transfer=report(
+            "results/report/transfer.html",
+            caption="../report/transfer.rst",
+            category="Transfer",
+        ),
     log:
         "logs/tables.log",
     localrule: True

@@ -60,6 +60,17 @@ def _variant(r: dict) -> str:
     return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
 
 
+def _levels(stores: Sequence[DeltaStore | StoreReader]) -> dict[tuple[str, str, str], str]:
+    """(modality, effect, intensity) -> the level in physical units, for the figures' axes
+    (each store records the parameters every variant was made with)."""
+    out = {}
+    for s in stores:
+        for key, params in s.meta.get("effect_params", {}).items():
+            effect, intensity = key.split("/", 1)
+            out[(s.modality, effect, intensity)] = plots.level_text(s.modality, effect, params)
+    return out
+
+
 def _norms(store: DeltaStore) -> pd.DataFrame:
     """This (one-effect) store's delta norms for the figure; each label column holds references
     to one Python string per label (8 bytes a row), not a string object per row."""
@@ -105,7 +116,11 @@ def run_sensitivity(*, inputs: Paths, outputs: Paths, settings: SensitivitySetti
     meta = _phase_meta(readers, docs)
     write_json(outputs.json, {"meta": meta, "min_distance": min_distance, "results": rows})
     plots.norms_figure(
-        pd.concat(norms, ignore_index=True), min_distance, outputs.figure, meta["note"]
+        pd.concat(norms, ignore_index=True),
+        min_distance,
+        outputs.figure,
+        meta["note"],
+        _levels(readers),
     )
 
 
@@ -147,4 +162,6 @@ def run_linearity(*, inputs: Paths, outputs: Paths, settings: LinearitySettings)
         },
     )
     write_json(outputs.cross, {"meta": meta, "thresholds": thresholds, "results": cross})
-    plots.consistency_figure(pd.DataFrame(within), min_cosine, outputs.figure, meta["note"])
+    plots.consistency_figure(
+        pd.DataFrame(within), min_cosine, outputs.figure, meta["note"], _levels(readers)
+    )

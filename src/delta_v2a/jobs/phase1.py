@@ -391,7 +391,8 @@ def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
     )
     models = f"CLIP: {info['image']['name_or_path']}   CLAP: {info['audio']['name_or_path']}"
     if meta["not_science"] or info["image"].get("tiny") or info["audio"].get("tiny"):
-        models += "\ntiny random models: not science"
+        # the run's own note (tiny random models, or the planted world's stand-ins)
+        models += "\n" + (str(meta.get("note") or "not science").split(";")[0])
     plots.discovery_heatmap(
         res["score"],
         img_fx,

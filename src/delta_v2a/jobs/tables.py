@@ -38,6 +38,14 @@ def run_tables(*, inputs: Paths, outputs: Paths) -> None:
     meta = dict(sens.get("meta", {}))
     write_json(outputs.provenance, {"meta": meta, "tables": tables})
     groups = report_html.example_groups(Path(inputs.predictions) / "examples")
-    page = report_html.front_page(frames, report_html.examples_html(groups), meta)
+    transfer = ""
+    if "transfer" in inputs.names():  # the Transfer section (transfer_examples' folder)
+        found = Path(inputs.transfer) / "examples.json"
+        doc = read_json(found) if found.is_file() else {}
+        transfer = report_html.transfer_html(doc, inputs.transfer)
+    page = report_html.front_page(frames, report_html.examples_html(groups), meta, transfer)
     with atomic_path(outputs.front, ".html") as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
+    if "transfer" in outputs.names():
+        with atomic_path(outputs.transfer, ".html") as tmp:
+            Path(tmp).write_text(report_html.STYLE + transfer, encoding="utf-8")

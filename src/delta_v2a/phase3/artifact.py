@@ -134,22 +134,19 @@ def load_whole(path: str | Path, sr: int) -> np.ndarray:
     return load_audio(path, sr, n_out, preroll=0)
 
 
-def apply_decoder(
+def predict_description(
     decoder: Decoder,
     embedder: Any,
     audio_path: str | Path,
     description: str,
     *,
     force: bool = False,
-) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, float] | None], Acceptance]:
-    """Predict parameters for ``description`` on this file and render the whole file with them.
-
-    A description the decoder does not know (:func:`check_description`) is refused with
-    :class:`DescriptionRefused` naming what it is nearest to and what it knows, unless
-    ``force``. Returns (rendered float32 mono audio
-    at the space's rate, the normalised vector, the physical parameters per effect, None
-    where bypassed, and the acceptance check).
-    """
+) -> tuple[np.ndarray, dict[str, dict[str, float] | None], Acceptance]:
+    """Predict parameters for ``description`` on this file (its mono window sequence at the
+    model's rate). A description the decoder does not know (:func:`check_description`) is
+    refused with :class:`DescriptionRefused` naming what it is nearest to and what it knows,
+    unless ``force``. Returns (the normalised vector, the physical parameters per effect, None
+    where bypassed, the acceptance check)."""
     spec = decoder.windows
     if embedder.sampling_rate != spec.sample_rate or embedder.window_samples != spec.window:
         raise ValueError(
@@ -162,9 +159,7 @@ def apply_decoder(
         raise DescriptionRefused(refusal_message(description, acc, decoder.doc))
     windows = embed_windows(embedder, [str(audio_path)], spec)
     vector = decoder.predict(text, windows)[0]
-    audio = load_whole(audio_path, spec.sample_rate)
-    rendered = decoder.space.render(audio, spec.sample_rate, vector)
-    return rendered, vector, decoder.space.physical(vector), acc
+    return vector, decoder.space.physical(vector), acc
 
 
 # --------------------------------------------------------------------------- what apply accepts

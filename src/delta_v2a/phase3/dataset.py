@@ -166,6 +166,18 @@ def describe(template: str, word: str) -> str:
 # --------------------------------------------------------------------------- data set
 
 
+def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """How many of ``n`` audio files each split gets (the rule :func:`split_files` applies):
+    ``round(fraction * n)`` validation and test files, at least one each, the rest (at least
+    one) train. The workflow reads it at parse time to say how many test files a data folder
+    gives before any job runs (delta_v2a.config.check_data_size)."""
+    if n < 3:
+        raise ValueError(f"Phase 3 needs at least 3 audio files (train, val, test), got {n}")
+    n_test = min(max(1, round(fractions["test"] * n)), n - 2)
+    n_val = min(max(1, round(fractions["val"] * n)), n - 1 - n_test)
+    return {"train": n - n_test - n_val, "val": n_val, "test": n_test}
+
+
 def split_files(categories: Sequence[str], fractions: Mapping[str, float], seed: int) -> np.ndarray:
     """Each file's split ("train" / "val" / "test"), by file, seeded, stratified by genre.
 
@@ -175,10 +187,8 @@ def split_files(categories: Sequence[str], fractions: Mapping[str, float], seed:
     test, validation, train, so every split draws from as many genres as its size allows.
     """
     n = len(categories)
-    if n < 3:
-        raise ValueError(f"Phase 3 needs at least 3 audio files (train, val, test), got {n}")
-    n_test = min(max(1, round(fractions["test"] * n)), n - 2)
-    n_val = min(max(1, round(fractions["val"] * n)), n - 1 - n_test)
+    counts = split_counts(n, fractions)
+    n_test, n_val = counts["test"], counts["val"]
     rng = np.random.default_rng([seed, 101])
     by_genre: dict[str, list[int]] = {}
     for f, c in enumerate(categories):

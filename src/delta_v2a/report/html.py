@@ -7,12 +7,14 @@ import base64
 import html
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from delta_v2a.report.rows import DETAIL_CHARS, _short
 
 #: Seconds of each example WAV embedded (16-bit) in the report; the full files stay on disk.
 REPORT_AUDIO_SECONDS = 5.0
@@ -150,28 +152,96 @@ STYLE = (
     "table.dv2a td.chosen{background:#fff3b0}"
     "table.verdicts td,table.verdicts th{text-align:left;vertical-align:top}"
     "table.verdicts td.FAILED,table.verdicts td.INCONCLUSIVE{color:#b00;font-weight:bold}"
+    "details.verdict-lines{display:inline;margin-left:0.4em}"
+    "details.verdict-lines summary{display:inline;cursor:pointer;color:#555}"
+    "details.verdict-lines ol{margin:0.2em 0 0.2em 1.5em;padding:0}"
     "#not-science{border:2px solid #b00;padding:0.3em 0.6em;color:#b00;margin:0.5em 0}"
     "</style>"
 )
 
 
-def verdicts_table(frame: pd.DataFrame) -> str:
-    """The verdict table the report opens with: one row per phase, its status (FAILED in red)
-    and the short detail of verdicts.tsv."""
-    body = "".join(
-        f'<tr><th>{html.escape(str(r.phase))}</th><td class="{html.escape(str(r.status))}">'
-        f"{html.escape(str(r.status))}</td><td>{html.escape(str(r.detail))}</td></tr>"
-        for r in frame.itertuples(index=False)
+def _verdict_cell(lines: Sequence[str]) -> str:
+    """A phase's first verdict line (for a FAILED phase: why), then the rest folded in a
+    ``<details>`` element the reader opens in the page (no trip to verdict_lines.tsv)."""
+    if not lines:
+        return ""
+    head = html.escape(_short(str(lines[0]), DETAIL_CHARS))
+    if len(lines) == 1 and len(str(lines[0])) <= DETAIL_CHARS:
+        return head
+    items = "".join(f"<li>{html.escape(str(t))}</li>" for t in lines)
+    return (
+        f'{head}<details class="verdict-lines"><summary>all {len(lines)} lines</summary>'
+        f"<ol>{items}</ol></details>"
     )
+
+
+def verdicts_table(frame: pd.DataFrame, lines: pd.DataFrame | None = None) -> str:
+    """The verdict table the report opens with: one row per phase, its status (FAILED in red),
+    its first line and, folded, every line of its verdict (``lines``: verdict_lines.tsv's
+    rows; without them the short detail of verdicts.tsv)."""
+    rows = []
+    for r in frame.itertuples(index=False):
+        own = [] if lines is None else lines.loc[lines["phase"] == r.phase, "text"].tolist()
+        cell = _verdict_cell(own) if own else html.escape(str(r.detail))
+        rows.append(
+            f'<tr><th>{html.escape(str(r.phase))}</th><td class="{html.escape(str(r.status))}">'
+            f"{html.escape(str(r.status))}</td><td>{cell}</td></tr>"
+        )
     return (
         '<table class="dv2a verdicts" id="verdicts"><caption>Verdicts: every phase '
-        "(results/summary.json; every line: results/tables/verdict_lines.tsv and "
+        "(results/summary.json; the same lines: results/tables/verdict_lines.tsv and "
         "results/summary.txt)</caption><thead><tr><th>phase</th><th>status</th><th>detail</th>"
-        f"</tr></thead><tbody>{body}</tbody></table>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
-def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping) -> str:
+def _image_data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def transfer_html(doc: Mapping[str, Any], folder: str | Path) -> str:
+    """The Transfer section from the ``transfer_examples`` rule's examples.json (``doc``) and
+    its folder: each example's photos (before, after), the song and both routes' renderings as
+    players, each preceded by the printed report; or the one line saying why there are none."""
+    folder = Path(folder)
+    if doc.get("status") != "ok":
+        why = doc.get("message", "the transfer_examples rule wrote nothing")
+        return f'<p id="transfer">No transfer examples: {html.escape(str(why))}</p>'
+
+    def player(name: str | None) -> str:
+        if not name or not (folder / name).is_file():
+            return ""
+        return f'<audio controls preload="none" src="{audio_data_uri(folder / name)}"></audio>'
+
+    parts = ['<div id="transfer">']
+    if doc.get("not_science"):
+        parts.append(f"<p><b>{html.escape(str(doc.get('note', '')))}</b></p>")
+    for k, rec in enumerate(doc["examples"]):
+        parts.append(
+            f"<h3>Example {k}: {html.escape(Path(rec['song']).name)} ({rec['split']} split), "
+            f"photo edited by {html.escape(rec['edit_effect'])} at "
+            f"{html.escape(str(rec['edit_level']))} {html.escape(str(rec['edit_params']))}</h3>"
+        )
+        pics = [folder / "before.png", folder / f"after{k}.png"]
+        parts.append(
+            "".join(f'<img width="140" src="{_image_data_uri(p)}">' for p in pics if p.is_file())
+        )
+        parts.append(f"<p>original {player(f'example{k}_original.wav')}</p>")
+        for route in ("decoder", "exact"):
+            r = rec[route]
+            forced = f" (refused: {r['refused']}; rendered with --force)" if r["refused"] else ""
+            parts.append(f"<p>{route} route{html.escape(forced)} {player(r.get('wav'))}</p>")
+            parts.append(f"<pre>{html.escape(chr(10).join(rec['report'][route]))}</pre>")
+    parts.append(
+        f"<p>The first {REPORT_AUDIO_SECONDS:g} s of each, 16-bit; full files: "
+        "results/transfer/</p></div>"
+    )
+    return "\n".join(parts)
+
+
+def front_page(
+    frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping, transfer: str = ""
+) -> str:
     """The report's results section: the not-science banner, the verdict table first (the
     report's first screen), then the Phase 0, 1 and 3 tables and the listening examples."""
     models = meta.get("models", {})
@@ -183,7 +253,7 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
     parts = [STYLE]
     if meta.get("not_science"):
         parts.append(f'<p id="not-science"><b>{html.escape(meta.get("note", ""))}</b></p>')
-    parts.append(verdicts_table(frames["verdicts"]))
+    parts.append(verdicts_table(frames["verdicts"], frames.get("verdict_lines")))
     parts.append(f"<p>Models: {provenance or 'unknown'}.</p>")
     sens = frames["phase0_sensitivity"]
     parts.append("<h2>Phase 0-a: sensitivity</h2>")
@@ -235,4 +305,7 @@ def front_page(frames: Mapping[str, pd.DataFrame], examples: str, meta: Mapping)
         parts.append('<p id="phase3-results">Phase 3 trained nothing (see the verdicts).</p>')
     parts.append("<h2>Listening examples</h2>")
     parts.append(examples)
+    if transfer:
+        parts.append("<h2>Transfer: edit a photo, and the song follows</h2>")
+        parts.append(transfer)
     return "\n".join(parts)

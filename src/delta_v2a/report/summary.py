@@ -25,6 +25,18 @@ def _verdict(name: str, ok: bool | None | str, lines: Sequence[str]) -> dict[str
     return {"phase": name, "status": status, "lines": list(lines)}
 
 
+def _why_first(verdict: dict[str, Any], why: Sequence[str]) -> dict[str, Any]:
+    """A FAILED (or INCONCLUSIVE) verdict opens with why (the report shows the first line
+    beside the status; "24 of 24 variants sensitive" beside FAILED reads as a contradiction).
+    A reason that already starts with the status is not prefixed again."""
+    status = verdict["status"]
+    if status in ("FAILED", "INCONCLUSIVE") and why:
+        text = "; ".join(why)
+        first = text if text.startswith(status) else f"{status} because: {text}"
+        verdict["lines"] = [first, *(line for line in verdict["lines"] if line != text)]
+    return verdict
+
+
 def _variant(r: Mapping[str, Any]) -> str:
     return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
 
@@ -56,7 +68,11 @@ def _phase1_verdict(discovery: np.ndarray, labels: DiscoveryLabels) -> dict[str,
         )
     if not chosen:
         lines.append("!!! NO significant pair: Phase 3 has nothing to learn !!!")
-    return _verdict("phase 1 discovery", bool(chosen), lines)
+    why = [
+        f"no significant pair ({labels.correction}-adjusted p <= {labels.alpha:g}): "
+        "nothing for Phase 3"
+    ]
+    return _why_first(_verdict("phase 1 discovery", bool(chosen), lines), why)
 
 
 def _pairs_line(choice: Mapping[str, Any]) -> str:
@@ -153,7 +169,7 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
             f"used per clip, {search['seconds_per_sample']:.3g} s per sample"
         )
     ok = "inconclusive" if v.get("status") == "inconclusive" else bool(v["uses_audio"])
-    return _verdict("phase 3 decoder", ok, lines)
+    return _why_first(_verdict("phase 3 decoder", ok, lines), [v["message"]])
 
 
 def summarise(
@@ -184,7 +200,13 @@ def summarise(
     lines += [f"insensitive: {_variant(r)} (mean ||Δe|| {r['mean']:.3g})" for r in insensitive]
     if degenerate:
         lines.append(f"{degenerate} degenerate delta(s) (zero norm or non-finite)")
-    phases.append(_verdict("phase 0-a sensitivity", not insensitive and not degenerate, lines))
+    why = [f"{len(insensitive)} variant(s) insensitive"] if insensitive else []
+    why += [f"{degenerate} degenerate delta(s) (zero norm or non-finite)"] if degenerate else []
+    phases.append(
+        _why_first(
+            _verdict("phase 0-a sensitivity", not insensitive and not degenerate, lines), why
+        )
+    )
     summ = linearity["summary"]
     inconsistent = [s for s in summ if s["consistent"] is False]
     varying = [c for c in cross["results"] if c["invariant"] is False]
@@ -200,7 +222,11 @@ def summarise(
     lines += [f"not invariant across categories: {_variant(c)}" for c in varying]
     if undetermined:
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
-    phases.append(_verdict("phase 0-b linearity", not inconsistent and not varying, lines))
+    why = [f"{len(inconsistent)} variant(s) inconsistent within categories"] if inconsistent else []
+    why += [f"{len(varying)} variant(s) not invariant across categories"] if varying else []
+    phases.append(
+        _why_first(_verdict("phase 0-b linearity", not inconsistent and not varying, lines), why)
+    )
     phases.append(_phase1_verdict(discovery, labels))
     choice = phase3_choice(training_log)
     phases[-1]["lines"].append(_pairs_line(choice))

@@ -257,11 +257,10 @@ def transfer(
     force: bool = False,
 ) -> dict[str, Any]:
     """Recognise (photos) or take the description, find the levels, render, return the report."""
-    import soundfile as sf
+    from delta_v2a.audio_out import check_out_name
+    from delta_v2a.transfer.render import render_file
 
-    from delta_v2a.phase3.artifact import load_whole
-    from delta_v2a.storage import atomic_path
-
+    check_out_name(out)
     start = time.perf_counter()
     if not Path(audio).is_file():
         raise FileNotFoundError(f"--audio {audio}: no such file")
@@ -278,11 +277,9 @@ def transfer(
         vector, notes = exact_levels(setup, audio, steps)
     else:
         vector, notes = decoder_levels(setup, audio, steps), []
-    y = load_whole(audio, space.sample_rate)
-    rendered = space.render(y, space.sample_rate, vector)
-    with atomic_path(Path(out), Path(out).suffix) as tmp:
-        sf.write(tmp, rendered, space.sample_rate, subtype="FLOAT", format="WAV")
     physical = space.physical(vector)
+    # the chain at the song's own rate and channels; the model read its mono windows
+    written = render_file(physical, list(space.effects), audio, out)
     active = [e for e, p in physical.items() if p is not None]
     return {
         "route": "exact" if exact else ("describe" if describe is not None else "decoder"),
@@ -294,11 +291,18 @@ def transfer(
         "chain": tr.chain_order(active, list(space.effects)),
         "audio": str(audio),
         "out": str(out),
+        "written": written,
         "model": setup.model_path,
         "not_science": setup.not_science,
         "note": setup.note,
         "seconds": time.perf_counter() - start,
     }
+
+
+def written_line(written: dict[str, Any]) -> str:
+    """What the output file is: "FLAC, 44100 Hz, 2 channels"."""
+    n = written["channels"]
+    return f"{written['format']}, {written['sample_rate']} Hz, {n} channel{'s' * (n != 1)}"
 
 
 def _pct(x: float) -> str:
@@ -356,7 +360,10 @@ def format_report(result: dict[str, Any], space: Any) -> list[str]:
             if a.effect == effect
         )
         lines.append(f"  {effect}: {shown}")
-    lines.append(f"-> {result['out']} ({result['seconds']:.2f} s)")
+    lines.append(
+        f"-> {result['out']} ({written_line(result['written'])}; {result['seconds']:.2f} s)"
+    )
+    lines += [f"  note: {n}" for n in result["written"]["notes"]]
     lines += [f"WARNING: {w}" for w in seen.get("warnings", [])]
     if result["not_science"]:
         lines.append(f"[{result['note']}]")

@@ -116,6 +116,7 @@ def write_figures(
         ctx["space"].names,
         predictions_figure,
         note,
+        space=ctx["space"],  # axes in Hz, dB, ... (the parameter space's own units)
     )
 
 
