@@ -438,9 +438,10 @@ def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
         },
     }
     v = _phase3_verdict(log)
-    assert v["status"] == "FAILED" and "NO EVIDENCE" in v["lines"][1]
+    # a FAILED verdict opens with why; the audio dependence follows
+    assert v["status"] == "FAILED" and v["lines"][0].startswith("FAILED because: NO EVIDENCE")
     assert "beats: no_effect; does not beat: text_lookup" in v["lines"]
-    assert "SD 0.1" in v["lines"][0]
+    assert "SD 0.1" in v["lines"][1]
     assert any(line.startswith("test decoder: MSE 0.02 [0.01, 0.03]") for line in v["lines"])
     ok = {**log, "verdict": {**log["verdict"], "uses_audio": True}}
     assert _phase3_verdict(ok)["status"] == "ok"

@@ -74,8 +74,13 @@ def resource(line: str, name: str) -> str | None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tiny_clip_dir, tiny_clap_dir):
     base = tmp_path_factory.mktemp("profiles")
+    # 4 songs with half on test: the parse-time data-size check plans Phase 3 (2 test files)
     config = make_project(
-        base, {"image": tiny_clip_dir, "audio": tiny_clap_dir}, {"city": 1}, {"folk": 1}
+        base,
+        {"image": tiny_clip_dir, "audio": tiny_clap_dir},
+        {"city": 1},
+        {"folk": 4},
+        {"phase3": {"split": {"val": 0.25, "test": 0.5}}},
     )
     return base, config
 
