@@ -267,6 +267,18 @@ _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")  # a zip member's local file head
 def _member_layout(path: Path) -> dict[str, tuple[int, np.dtype, tuple[int, ...]]]:
     """{member: (byte offset of its data, dtype, shape)} of an uncompressed npz, read from the
     zip directory and each member's .npy header (nothing is read into memory)."""
+    try:
+        return _read_member_layout(path)
+    except StoreError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, struct.error) as err:  # cut or damaged
+        raise StoreError(
+            f"{path}: cannot read array store ({type(err).__name__}: {err}; a damaged or "
+            "interrupted write); delete it and rerun"
+        ) from err
+
+
+def _read_member_layout(path: Path) -> dict[str, tuple[int, np.dtype, tuple[int, ...]]]:
     layout = {}
     with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
         for info in zf.infolist():

@@ -71,6 +71,8 @@ def planted_state(tmp_path_factory: pytest.TempPathFactory, tiny_model_root: Pat
         assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
         # the twin: the same world, only Phase 3 reruns (forced from its targets)
         shutil.copytree(state / "runs/planted", state / "runs/planted-twin", symlinks=True)
+        # the world's media paths are relative to the repository (the sweep runs there)
+        (state / "runs/planted-twin/resources").symlink_to("../../resources")
         argv = [str(VENV / "bin/snakemake"), "--cores", "2", "--directory", "runs/planted-twin",
                 "--configfile", "config/planted.yaml", "config/planted-twin.yaml",
                 "--forcerun", "phase3_strength"]  # fmt: skip
