@@ -266,9 +266,11 @@ def test_failed_health_check_stops_science_unless_allowed(tmp_path, models):
 
 def test_corrupt_store_fails_naming_the_file(tmp_path, models):
     good_data(tmp_path, images={"a": 2, "b": 2}, audio={"f": 2, "g": 2})
-    config = write_config(
-        tmp_path, small_config(models, 1, models={"health": {"allow_unhealthy": True}})
-    )
+    cfg = small_config(models, 1, models={"health": {"allow_unhealthy": True}})
+    # --forcerun plans what lies downstream too (Phase 3 reads Phase 0's norms), so the
+    # parse-time size check needs 2 test files of the 4 songs
+    cfg["phase3"]["split"] = {"val": 0.25, "test": 0.5}
+    config = write_config(tmp_path, cfg)
     snakemake(tmp_path, REPLACE, *P0, config=config)
     store = tmp_path / "results/image_deltas.npz"
     store.write_bytes(store.read_bytes()[:1000])
