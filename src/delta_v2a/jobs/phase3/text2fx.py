@@ -2,7 +2,7 @@
 that maximises the CLAP cosine between the rendered clip and the description
 (:func:`delta_v2a.phase3.search.search_clips`, docs/methods.md §6.4). The CLAP loads once,
 only when the budget asks for renders; each clip is rendered exactly as the strength curves
-were (:func:`~delta_v2a.jobs.phase3.strength.render_clip`)."""
+were (:func:`~delta_v2a.phase3.strength.render_clip`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.jobs.common import PipelineError, load_embedder_for_job, log
-from delta_v2a.jobs.phase3.strength import render_clip
 from delta_v2a.phase3.search import ClipSearch, search_clips
+from delta_v2a.phase3.strength import render_clip
 from delta_v2a.settings import Phase3Settings
 
 
