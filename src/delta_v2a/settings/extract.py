@@ -63,7 +63,7 @@ class DeltasSettings:
     effects: tuple[str, ...]
     intensities: tuple[str, ...]
     shards: int  # extract.shard_files: each variant's table comes in this many parts (0: one)
-    seed_json: str = "full"  # extract.seed_json: full | gzip | none (docs/methods.md §2.3)
+    seed_json: str  # extract.seed_json: full | gzip | none (docs/methods.md §2.3)
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
         effects=tuple(effect_names(config, modality)),
         intensities=tuple(config["intensities"]),
         shards=extract_settings(config).shard_files,
-        seed_json=config["extract"].get("seed_json", "full"),
+        seed_json=config["extract"]["seed_json"],
     )
 
 
