@@ -148,9 +148,7 @@ def _shared(specs, mode: str) -> tuple[dict[str, list[str]], tuple | None]:
     words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
     if not words:
         return words, None
-    keep = tuple(
-        list(phase1.without_shared(specs[m].synonyms, words).values()) for m in ("image", "audio")
-    )
+    keep = tuple(list(phase1.without_shared(specs[m].synonyms, words).values()) for m in MODALITIES)
     log.warning(
         "shared words between image and audio synonyms: %s (phase1.shared_words: %s)",
         ", ".join(sorted(words)),
