@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from phase3_utils import CONFIG, TEMPLATES, WORDS
+from phase3_utils import CONFIG, TEMPLATES, WORDS, training_log
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.config import merge
 from delta_v2a.jobs.common import Paths
 from delta_v2a.phase3 import artifact
@@ -326,7 +327,9 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     ]
     from delta_v2a.report.summary import _phase3_verdict
 
-    lines = _phase3_verdict(log)["lines"]  # the summary reads this very log
+    typed = TrainingLog.read(out / "training_log.json")
+    assert typed.verdict.seeds == [0, 1, 2] and typed.test.figures == log["test"]["figures"]
+    lines = _phase3_verdict(typed)["lines"]  # the summary reads this very log
     assert "training seeds [0, 1, 2]: passed [] (the verdict needs all)" in lines
     assert any(line.startswith("seed 2 text_only: decoder better on") for line in lines)
     shuffled = [line for line in lines if line.startswith("shuffled audio over 1 derangements")]
@@ -383,6 +386,10 @@ def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog)
     assert want + " score 0.3)" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
     assert log["status"] == "no_pairs" and "NO PAIR" in log["message"]
+    assert set(log) == {"artifact", "format_version", "meta", "status", "message", "verdict",
+                        "pairs"}  # fmt: skip
+    typed = TrainingLog.read(out / "training_log.json")
+    assert typed.pairs.threshold == 0.5 and typed.verdict.uses_audio is None
     assert (out / "parameter_predictions/README.txt").exists()
     assert (out / "training.png").exists() and (out / "predictions.png").exists()
     with pytest.raises(ValueError, match="holds no trained decoder.*NO PAIR"):
@@ -418,7 +425,6 @@ def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
 
     fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
     log = {
-        "status": "trained",
         "target": "matched",
         "audio_dependence": {"message": "u* spread across files for one description: SD 0.1"},
         "verdict": {
@@ -437,12 +443,12 @@ def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
             }
         },
     }
-    v = _phase3_verdict(log)
+    v = _phase3_verdict(training_log(**log))
     # a FAILED verdict opens with why; the audio dependence follows
     assert v["status"] == "FAILED" and v["lines"][0].startswith("FAILED because: NO EVIDENCE")
     assert "beats: no_effect; does not beat: text_lookup" in v["lines"]
     assert "SD 0.1" in v["lines"][1]
     assert any(line.startswith("test decoder: MSE 0.02 [0.01, 0.03]") for line in v["lines"])
     ok = {**log, "verdict": {**log["verdict"], "uses_audio": True}}
-    assert _phase3_verdict(ok)["status"] == "ok"
-    assert _phase3_verdict({"status": "no_pairs", "message": "NO PAIR"})["lines"] == ["NO PAIR"]
+    assert _phase3_verdict(training_log(**ok))["status"] == "ok"
+    assert _phase3_verdict(training_log("no_pairs", message="NO PAIR"))["lines"] == ["NO PAIR"]
