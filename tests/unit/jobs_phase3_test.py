@@ -342,16 +342,16 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
 def _check_model_file(out, model):
     """decoder_model.pt: the parameter space, a portable CLAP path, apply's threshold."""
     loaded = artifact.load_decoder(out / "decoder_model.pt")
-    assert loaded.space.effects == ("lpf", "reverb") and loaded.doc["level_words"] == WORDS
+    assert loaded.space.effects == ("lpf", "reverb") and loaded.level_words == WORDS
     assert loaded.audio_model["relative_to_model_file"] is True
     from delta_v2a.phase3.artifact import resolve_clap
 
-    assert resolve_clap(loaded.doc, out / "decoder_model.pt", None) == str(
+    assert resolve_clap(loaded, out / "decoder_model.pt", None) == str(
         Path(model["models"]["audio"]).resolve()
     )
-    assert "transfer" not in loaded.doc
+    assert loaded.transfer is None
     # apply's gate: chosen on validation, the same in the model file and the training log
-    gate = loaded.doc["apply"]
+    gate = loaded.gate
     logged = json.loads((out / "training_log.json").read_text())["apply"]
     assert (logged["threshold"], logged["margin"]) == (gate["threshold"], gate["margin"])
     assert logged["validation"] == gate["validation"] and logged["test"] == gate["test"]
