@@ -367,13 +367,77 @@ def _check_model_file(out, model):
     assert (out / "training.png").stat().st_size > 1000
 
 
-def test_phase3_jobs_end_to_end(upstream, caplog):
+def _check_experiment_writes_nothing(base, ds, cfg, monkeypatch):
+    """run_experiment on the job's inputs, with a Lab that needs no file (training without
+    checkpoints, the grid-argmax search, nothing rendered), opens no file for writing; each
+    seed's text-only baseline is its lower validation MSE; the same inputs give the same
+    figures twice (every random stream is seeded)."""
+    import builtins
+    import io
+
+    import torch
+
+    from delta_v2a.jobs.phase3.train import _load_training_data
+    from delta_v2a.phase3 import experiment as ex
+    from delta_v2a.phase3.baselines import TRAINED_KINDS
+    from delta_v2a.phase3.listening import SPECTRAL_METRICS
+    from delta_v2a.phase3.search import search_clips
+    from delta_v2a.phase3.train import train_decoder
+
+    names = {"samples": "samples.tsv", "pairs": "pairs.json", "texts": "texts.npz"}
+    names |= {"targets": "targets.tsv", "curves": "curves.npz"}
+    paths = Paths(windows=str(base / "windows.npz"), **{k: str(ds / v) for k, v in names.items()})
+    inputs, _ = _load_training_data(paths)
+    p3 = {"model": {"d_model": 16, "heads": 2, "hidden": 16, "dropout": 0.0}, "epochs": 2}
+    p3 |= {"bootstrap": 50, "seeds": 2, "text2fx_budget": 0}
+    st = phase3_settings(merge(cfg, {"phase3": p3}), str(base / "no_checkpoints"))
+    dependence = json.loads((ds / "dependence.json").read_text())
+
+    def search(test):
+        files, effects, text, known = ex.search_inputs(inputs, test)
+        found = search_clips(None, files, effects, text, inputs.curves.grid, known, budget=0)
+        spent = {"render": 0.0, "embed": 0.0}
+        return found, ex.search_cost(found, 0, len(inputs.curves.grid), 0.0, spent)
+
+    def render(test, candidates, extra, mse):
+        nan = {m: np.full(len(test), np.nan) for m in SPECTRAL_METRICS}
+        return ex.Renders({k: nan for k in {**candidates, **extra}}, 0, 0.0, {})
+
+    lab = ex.Lab(
+        train=lambda arch, s: {
+            n: train_decoder({"kind": k, **arch}, inputs.data, s) for n, k in TRAINED_KINDS.items()
+        },
+        search=search,
+        render=render,
+    )
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *args, **kwargs):
+        assert not set(mode) & set("wax+"), f"the experiment opened {file} for writing"
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    monkeypatch.setattr(io, "open", read_only)  # pathlib's
+    monkeypatch.setattr(torch, "save", lambda *a, **k: pytest.fail("the experiment saved"))
+    first, again = (ex.run_experiment(inputs, st, lab, dependence) for _ in range(2))
+    monkeypatch.undo()
+    verdict = first.evaluation["verdict"]
+    assert verdict["text_only_baseline_per_seed"] == [
+        min(v, key=v.get) for v in verdict["text_only_validation_mse"]
+    ]
+    assert list(first.seed_results) == list(st.seeds) and first.results["decoder"].best_epoch
+    assert first.evaluation["figures"] == again.evaluation["figures"]
+    assert not (base / "no_checkpoints").exists()
+
+
+def test_phase3_jobs_end_to_end(upstream, caplog, monkeypatch):
     base, model = upstream
     _check_windows(base, model)
     ds, split, n_test_rows = _check_dataset(base, model, caplog)
     _check_strength(base, ds, model)
     out = _check_training(base, ds, model, split, n_test_rows, caplog)
     _check_model_file(out, model)
+    _check_experiment_writes_nothing(base, ds, model, monkeypatch)
 
 
 def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog):
