@@ -328,22 +328,19 @@ def plan_inventories(folder: Path, n_files: int) -> None:
 
 def plan_run(work: Path, models: Path, inventories: Path, shards: int) -> dict:
     """``snakemake --dry-run`` of every target with ``extract.shard_files: shards``, in a fresh
-    folder whose data roots hold a few files (the prepared inventories replace the walk's):
+    folder whose data roots hold one file each (the prepared inventories replace the walk's,
+    and the parse-time data-size check counts their rows):
     wall time, peak RSS (of the largest process: Snakemake itself), and the jobs planned."""
     if work.exists():
         subprocess.run(["rm", "-rf", str(work)], check=True)
     for sub in ("data/images/cat00", "data/audio/cat00"):
         (work / sub).mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(work / "data/images/cat00/one.png")
-    # The parse-time data-size check counts the walk's files, not the prepared inventory's:
-    # 4 songs with half on test pass it for Phase 3 (2 test files).
-    for k in range(4):
-        sf.write(work / f"data/audio/cat00/s{k}.wav", np.zeros(4800, np.float32), 48_000)
+    sf.write(work / "data/audio/cat00/one.wav", np.zeros(4800, np.float32), 48_000)
     cfg = {
         "data": {"images": "data/images", "audio": "data/audio"},
         "models": {"image": str(models / "tiny-clip"), "audio": str(models / "tiny-clap")},
         "extract": {"group": "variant", "shard_files": shards},
-        "phase3": {"split": {"val": 0.25, "test": 0.5}},
     }
     (work / "plan.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)]

@@ -23,8 +23,7 @@ import torch
 
 from delta_v2a import phase0
 from delta_v2a.config import effect_params, load_config
-from delta_v2a.extract import embed_variant, gather
-from delta_v2a.jobs.extract import job_decoding
+from delta_v2a.extract import embed_variant, gather, job_decoding
 from delta_v2a.media import discover
 from delta_v2a.models import load_embedder
 from delta_v2a.storage import EmbeddingTable

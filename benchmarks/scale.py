@@ -154,7 +154,7 @@ def run_child(folder: Path, rule: str, modality: str, seed_json: str) -> None:
     ins = rule_inputs(folder, rule, cfg, modality)
     out = folder / "out"
     if rule == "deltas":
-        from delta_v2a.jobs.extract import run_deltas
+        from delta_v2a.jobs.deltas import run_deltas
 
         effects, intensities = labels(cfg, modality)
         suffix = {"full": ".json", "gzip": ".json.gz", "none": None}[seed_json]

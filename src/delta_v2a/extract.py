@@ -127,6 +127,28 @@ class Decoding:
         return {"sampling_rate": self.sampling_rate, "window": self.window, "preroll": self.preroll}
 
 
+def default_decoding(modality: str, preroll_s: float, budget_mib: int) -> Decoding:
+    """Decoding used to vet files before a model is loaded (CLIP 224 px, CLAP 48 kHz × 10 s)."""
+    return Decoding(
+        modality=modality,
+        preroll=int(round(preroll_s * SAMPLE_RATE)),
+        decode_budget=budget_mib * 2**20 or None,
+    )
+
+
+def job_decoding(modality: str, embedder: Any, preroll_s: float, budget_mib: int) -> Decoding:
+    """How files reach this model: its input size, or its rate and window plus the pre-roll."""
+    if modality == "image":
+        return Decoding("image", image_size=embedder.input_size, decode_budget=budget_mib * 2**20)
+    sr = embedder.sampling_rate
+    return Decoding(
+        "audio",
+        sampling_rate=sr,
+        window=embedder.window_samples,
+        preroll=int(round(preroll_s * sr)),
+    )
+
+
 def vet(
     files: Sequence[MediaFile], decoding: Decoding, workers: int = 2
 ) -> tuple[list[MediaFile], list[str], list[tuple[MediaFile, str]]]:
@@ -353,6 +375,17 @@ def degenerate_problems(delta: np.ndarray) -> list[tuple[int, str]]:
     return [(int(r), "non-finite delta" if not finite[r] else "zero-norm delta") for r in rows]
 
 
+def degenerate_records(
+    delta: np.ndarray, paths: Sequence[str], effect: str, intensity: str
+) -> list[dict]:
+    """One variant part's deltas with no direction or no value, as the store's meta lists them
+    (``paths``: the part's files, row for row)."""
+    return [
+        {"path": str(paths[r]), "effect_type": effect, "intensity": intensity, "problem": problem}
+        for r, problem in degenerate_problems(delta)
+    ]
+
+
 def degenerate_rows(store: DeltaStore) -> list[dict]:
     """Records whose delta has no direction (zero norm) or no value (NaN/inf): reported by name."""
     return [
@@ -370,11 +403,14 @@ __all__ = [
     "BadMediaError",
     "Decoding",
     "FileFailedError",
+    "default_decoding",
     "degenerate_problems",
+    "degenerate_records",
     "degenerate_rows",
     "embed_variant",
     "gather",
     "gather_parts",
+    "job_decoding",
     "manifest_hashes",
     "prefetched_batches",
     "read_manifest",

@@ -31,6 +31,8 @@ __all__ = [
     "DeviceError",
     "ModelInfo",
     "batch_deviation",
+    "contrasting_clips",
+    "contrasting_images",
     "family_of",
     "fetch_models",
     "health_check",
@@ -263,3 +265,35 @@ def health_check(
         "passed": not bad and not unstable,
         "message": message,
     }
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def contrasting_clips(sr: int, window: int) -> list[np.ndarray]:
+    """Deterministic clips that any working audio tower should tell apart."""
+    t = np.arange(window, dtype=np.float64) / sr
+    rng = np.random.default_rng(0)
+    clips = [
+        0.3 * np.sin(2 * np.pi * 440 * t),  # a pure tone
+        0.1 * rng.standard_normal(window),  # white noise
+        0.5 * (np.arange(window) % (sr // 4) < 40),  # a click train
+        sum(0.1 * np.sin(2 * np.pi * f * t) for f in (130.8, 164.8, 196.0)),  # a low chord
+        0.3 * np.sign(np.sin(2 * np.pi * 3000 * t)),  # a bright square wave
+    ]
+    return [c.astype(np.float32) for c in clips]
+
+
+def contrasting_images(size: int) -> list[np.ndarray]:
+    """Deterministic float RGB images in [0, 1] that differ in every way a photo can: for the
+    determinism gate (each alone vs all in one batch), not for a collapse figure."""
+    ramp = np.linspace(0.0, 1.0, size)
+    rng = np.random.default_rng(0)
+    checker = ((np.arange(size)[:, None] // 16 + np.arange(size)[None, :] // 16) % 2).astype(float)
+    images = [
+        np.stack([np.tile(ramp, (size, 1))] * 3, axis=-1),  # a grey horizontal ramp
+        rng.random((size, size, 3)),  # colour noise
+        np.repeat(checker[..., None], 3, axis=-1),  # a checkerboard
+        np.broadcast_to([0.8, 0.3, 0.1], (size, size, 3)),  # a flat orange
+    ]
+    return [np.ascontiguousarray(i, dtype=np.float32) for i in images]

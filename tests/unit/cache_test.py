@@ -115,7 +115,8 @@ def test_changed_file_cannot_poison_the_cache(tmp_path, tiny_clip_dir):
     from delta_v2a.extract import read_manifest
     from delta_v2a.inventory import inventory_digest, inventory_of
     from delta_v2a.jobs.common import Paths
-    from delta_v2a.jobs.extract import run_embed, run_manifest
+    from delta_v2a.jobs.embed import run_embed
+    from delta_v2a.jobs.manifest import run_manifest
     from delta_v2a.media import FileChangedError
     from delta_v2a.storage import EmbeddingTable
 

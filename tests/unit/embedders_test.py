@@ -137,7 +137,7 @@ class _BatchEffect:
 
 
 def _health_clips():
-    from delta_v2a.jobs.extract import contrasting_clips
+    from delta_v2a.models import contrasting_clips
 
     return contrasting_clips(48000, 480000)
 
@@ -158,7 +158,7 @@ def test_determinism_gate_refuses_an_embedder_with_a_batch_effect(clap_embedder)
 
 
 def test_image_tower_gate_uses_images(clip_embedder):
-    from delta_v2a.jobs.extract import contrasting_images
+    from delta_v2a.models import contrasting_images
 
     report = health_check(clip_embedder, images=contrasting_images(224))
     assert report["passed"] and report["audio_mean_pairwise_cosine"] is None

@@ -191,7 +191,7 @@ def _vetting(tmp_path):
 
 def _run_manifest(tmp_path, inventory, digest, settings):
     from delta_v2a.jobs.common import Paths
-    from delta_v2a.jobs.extract import run_manifest
+    from delta_v2a.jobs.manifest import run_manifest
 
     vetted = tmp_path / "vetted" / f"image.{digest}.tsv"
     run_manifest(
@@ -225,7 +225,7 @@ def test_manifest_job_vets_exactly_its_inventory_state(tmp_path):
 
 def test_manifest_current_copies_the_state_and_drops_earlier_ones(tmp_path):
     from delta_v2a.jobs.common import Paths
-    from delta_v2a.jobs.extract import run_manifest_current
+    from delta_v2a.jobs.manifest import run_manifest_current
 
     _, inventory, digest, settings = _vetting(tmp_path)
     vetted = _run_manifest(tmp_path, inventory, digest, settings)

@@ -34,7 +34,8 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     from workflow_utils import write_audio
 
     from delta_v2a.inventory import inventory_digest, inventory_of
-    from delta_v2a.jobs.extract import run_embed, run_manifest
+    from delta_v2a.jobs.embed import run_embed
+    from delta_v2a.jobs.manifest import run_manifest
     from delta_v2a.jobs.split import run_split
     from delta_v2a.settings import SplitSettings
 

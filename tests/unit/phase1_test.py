@@ -235,6 +235,95 @@ def test_best_matches_margin_and_ties():
     assert best[2]["best"] == "b" and best[2]["runner_up"] is None and best[2]["margin"] is None
 
 
+def _record_inputs():
+    """A 2 x 2 discovery result with hand-set numbers and the run it came from."""
+    nan = np.nan
+    res = {
+        "score": np.array([[0.4, 0.1], [nan, 0.2]]),
+        "score_raw": np.array([[0.5, 0.1], [nan, 0.3]]),
+        "sim1": np.array([0.8, nan]),
+        "sim2": np.array([0.7, 0.6]),
+        "sim3": np.array([[0.9, 0.2], [0.1, 0.5]]),
+        "p": np.array([[0.01, 0.2], [nan, 0.05]]),
+        "p_adjusted": np.array([[0.02, 0.4], [nan, 0.05]]),
+        "chosen_pairs": [{"image_effect": "blur", "audio_effect": "lpf", "p_adjusted": 0.02}],
+        "null_model": "foil concepts",
+        "counts": {"image": np.array([[3, 4], [5, 6]]), "audio": np.array([[1, 2], [3, 4]])},
+        "image_prototypes": np.array([[0.6, 0.8], [0.0, 0.5]]),
+        "audio_prototypes": np.array([[1.0, 0.0], [0.0, 0.0]]),
+        "k_sim1": np.array([9, 4]),
+        "k_sim2": np.array([7, 7]),
+        "k_sim3_audio": np.array([[3, 3], [3, 3]]),
+    }
+    run = phase1.RunRecord(
+        effects={"image": ["blur", "brightness"], "audio": ["lpf", "gain"]},
+        intensities=["low", "high"],
+        templates={m: {"effect": "{synonym}", "neutral": "x"} for m in ("image", "audio")},
+        synonyms={
+            "image": {"blur": ("soft", "hazy"), "brightness": ("bright",)},
+            "audio": {"lpf": ("muffled",), "gain": ("loud", "louder")},
+        },
+        contexts={"image": ["city"], "audio": ["jazz"]},
+        n_prompts={"image": 10, "audio": 8},
+        n_pairs={"image": [2, 1], "audio": [1, 2]},
+        text_models={"image": {"name_or_path": "clip"}, "audio": {"name_or_path": "clap"}},
+        health_docs=[{"modality": "audio", "limit": 0.95, "passed": True}],
+        meta={"note": "n", "not_science": True},
+        components_file="out/c.npz",
+        n_audio_used=3,
+        n_audio_held_out=1,
+    )
+    return res, run
+
+
+def test_discovery_labels_record_known_values():
+    res, run = _record_inputs()
+    opts = phase1.Options.from_config(DEFAULTS["phase1"])
+    foils = {"a": ["w1", "w2"], "b": ["w3"]}
+    labels = phase1.discovery_labels(res, run, opts, {}, {"n_seeds": 2}, foils)
+    out = labels.to_json()
+    assert labels.pairs() == {("blur", "lpf")} and labels.p_adjusted == [[0.02, 0.4], [None, 0.05]]
+    assert labels.sim1 == {"blur": 0.8, "brightness": None}  # NaN (undefined) is null
+    assert out["prototypes"]["image"]["n_deltas"]["brightness"] == {"low": 4, "high": 6}
+    assert out["prototypes"]["image"]["pooled_norm"] == {"blur": 1.0, "brightness": 0.5}
+    assert out["prompts"]["pairs_per_effect"]["audio"] == {"lpf": 1, "gain": 2}
+    assert out["synonyms"]["image"]["blur"] == ["soft", "hazy"]  # lists, as JSON holds them
+    assert out["foils"]["k_min"] == 3 and out["foils"]["smallest_p"] == 0.25
+    assert out["foils"]["n_words"] == 3 and out["foils"]["n_clusters"] == 2
+    assert out["audio_files"] | {"chosen_on": ""} == {"chosen_on": "", "n_used": 3, "n_held_out": 1}
+    assert out["health"] == {
+        "audio": {
+            "text_mean_pairwise_cosine": None,
+            "audio_mean_pairwise_cosine": None,
+            "limit": 0.95,
+            "passed": True,
+            "model": None,
+        }
+    }
+    assert out["meta"]["text_models"]["audio"] == {"name_or_path": "clap"}
+    assert "text_models" not in run.meta  # the run's own meta is not changed
+    assert out["stability"] == {"n_seeds": 2} and out["components_file"] == "out/c.npz"
+    assert DiscoveryLabels.from_json(out) == labels  # what is written reads back the same
+
+
+def test_cell_rows_mark_significance_at_alpha_inclusive_and_the_chosen_pair():
+    res, run = _record_inputs()
+    rows = phase1.cell_rows(res, run.effects["image"], run.effects["audio"], alpha=0.05)
+    by_cell = {(r["image_effect"], r["audio_effect"]): r for r in rows}
+    assert list(by_cell) == [
+        ("blur", "lpf"),
+        ("blur", "gain"),
+        ("brightness", "lpf"),
+        ("brightness", "gain"),
+    ]
+    assert by_cell["blur", "lpf"]["significant"] and by_cell["blur", "lpf"]["chosen"]
+    assert by_cell["brightness", "gain"]["significant"]  # p_adjusted == alpha counts
+    assert not by_cell["brightness", "gain"]["chosen"]  # significant but not chosen
+    assert not by_cell["brightness", "lpf"]["significant"]  # NaN p is never significant
+    assert by_cell["blur", "gain"]["sim2"] == 0.6 and by_cell["brightness", "lpf"]["sim3"] == 0.1
+    assert "k_sim3_audio" in by_cell["blur", "lpf"] and "p_sim3_image" not in by_cell["blur", "lpf"]
+
+
 # --------------------------------------------------------------------------- the job
 
 

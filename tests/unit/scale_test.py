@@ -17,7 +17,8 @@ import pytest
 from delta_v2a import phase0, resources
 from delta_v2a.extract import gather, read_manifest, write_manifest
 from delta_v2a.jobs.common import Paths, PipelineError
-from delta_v2a.jobs.extract import run_deltas, run_manifest_current
+from delta_v2a.jobs.deltas import run_deltas
+from delta_v2a.jobs.manifest import run_manifest_current
 from delta_v2a.jobs.phase0 import store_parts
 from delta_v2a.media import MediaFile
 from delta_v2a.settings import DeltasSettings

@@ -60,4 +60,4 @@ def test_every_torch_load_uses_weights_only():
 
 
 def test_scan_sees_the_package():
-    assert any(p.name == "storage.py" for p in SOURCES)
+    assert any(p.name == "delta_store.py" for p in SOURCES)

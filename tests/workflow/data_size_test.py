@@ -38,3 +38,25 @@ def test_data_size_is_checked_before_any_job(tmp_path, tiny_clip_dir, tiny_clap_
     assert "Warning: data.audio: 8 audio file(s) give 2 test file(s)" in text
     assert "INCONCLUSIVE: add 40 song(s) (48 in all)" in text
     assert planned_jobs(proc).get("phase3_dataset") == 1
+
+
+def test_data_size_counts_the_inventory_not_the_walk(
+    tmp_path, tiny_clip_dir, tiny_clap_dir, monkeypatch
+):
+    """The gate reads the inventory the study will vet: with a prepared inventory of 60 songs
+    (benchmarks/extraction.py plans 10^6 this way) the 7 songs on disk are not what counts."""
+    from delta_v2a.inventory import INVENTORY_HEADER, inventory_of
+
+    models = {"image": tiny_clip_dir, "audio": tiny_clap_dir}
+    write_data(tmp_path, {"city": 2}, {"folk": 4, "jazz": 3})
+    cfg = write_config(tmp_path, small_config(models, 1))
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "image.inventory.tsv").write_text(inventory_of(tmp_path / "data/images", "image"))
+    rows = [f"data/audio/folk/s{k:02d}.wav\t{1000 + k}\t{k:064x}" for k in range(60)]
+    (plan / "audio.inventory.tsv").write_text("\n".join([INVENTORY_HEADER, *rows]) + "\n")
+    monkeypatch.setenv("DELTA_V2A_PLAN_INVENTORY", str(plan))
+    proc = snakemake(tmp_path, REPLACE, "--dry-run", "results/decoder_model.pt", config=cfg)
+    text = proc.stdout + proc.stderr
+    assert "too little audio" not in text and "Warning: data.audio" not in text
+    assert planned_jobs(proc).get("phase3_dataset") == 1

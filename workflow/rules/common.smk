@@ -105,7 +105,7 @@ def in_this_run(path):
     return f"{prefix}{path}" if prefix else path
 
 
-DIGEST = {}
+DIGEST, N_FILES = {}, {}
 with one_line_refusal():
     DISCOVERED = check_data_roots(config)
     for _m in MODALITIES:
@@ -116,6 +116,8 @@ with one_line_refusal():
             _text = Path(plan_inventory(_m)).read_text(encoding="utf-8")
         write_if_changed(in_this_run(INVENTORY[_m]), _text)
         DIGEST[_m] = inventory_digest(_text)
+        # Files the study will see: the inventory's rows (a header line, then one per file).
+        N_FILES[_m] = _text.count("\n") - 1
 MEDIA = {m: [f.path for f in files] for m, files in DISCOVERED.items()}
 
 # Enough audio for what was asked, said before any job runs (delta_v2a.config.check_data_size):
@@ -128,7 +130,7 @@ _SIZE_WARNED = set()
 def data_size_gate(stage):
     def gate(wildcards):
         with one_line_refusal():
-            refusal, warning = check_data_size(config, len(MEDIA["audio"]), stage)
+            refusal, warning = check_data_size(config, N_FILES["audio"], stage)
             if refusal:
                 raise ConfigError(refusal)
         if warning and stage not in _SIZE_WARNED:

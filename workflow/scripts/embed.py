@@ -1,4 +1,4 @@
 from delta_v2a.jobs.common import run_rule
-from delta_v2a.jobs.extract import run_embed
+from delta_v2a.jobs.embed import run_embed
 
 run_rule(snakemake, run_embed)

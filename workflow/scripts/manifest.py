@@ -1,4 +1,4 @@
 from delta_v2a.jobs.common import run_rule
-from delta_v2a.jobs.extract import run_manifest
+from delta_v2a.jobs.manifest import run_manifest
 
 run_rule(snakemake, run_manifest)

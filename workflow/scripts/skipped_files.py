@@ -1,4 +1,4 @@
 from delta_v2a.jobs.common import run_rule
-from delta_v2a.jobs.extract import run_skipped
+from delta_v2a.jobs.manifest import run_skipped
 
 run_rule(snakemake, run_skipped)

@@ -31,6 +31,7 @@ from delta_v2a.config.inputs import (
     check_data_roots,
     check_models,
     data_inventory,
+    data_root,
     local_revision,
     looks_like_local_path,
     plan_inventory,

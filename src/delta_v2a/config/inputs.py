@@ -12,6 +12,14 @@ from typing import Any
 from delta_v2a.config.schema import MODALITIES, ConfigError
 
 
+def data_root(config: Mapping[str, Any], modality: str) -> str:
+    """The configured folder of one modality's media (``data.images`` or ``data.audio``: the
+    key media.ROOT_KEYS names, the one place a modality's data key is written)."""
+    from delta_v2a.media import ROOT_KEYS
+
+    return config["data"][ROOT_KEYS[modality].removeprefix("data.")]
+
+
 def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
     """Walk each data root once; a missing or empty one stops the run before any job is planned.
 
@@ -21,10 +29,9 @@ def check_data_roots(config: Mapping[str, Any]) -> dict[str, list]:
     """
     from delta_v2a.media import MODALITY_EXTENSIONS, ROOT_KEYS, discover
 
-    roots = {"image": config["data"]["images"], "audio": config["data"]["audio"]}
     media = {}
     for modality in MODALITIES:
-        key, root = ROOT_KEYS[modality], roots[modality]
+        key, root = ROOT_KEYS[modality], data_root(config, modality)
         path = Path(root)
         if not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist"
@@ -53,7 +60,7 @@ def data_inventory(config: Mapping[str, Any], modality: str, files: list) -> str
     from delta_v2a.inventory import cache_path, content_hashes, media_inventory
     from delta_v2a.media import ROOT_KEYS
 
-    root = config["data"]["images" if modality == "image" else "audio"]
+    root = data_root(config, modality)
     try:
         states, _ = content_hashes([f.path for f in files], cache_path(root, modality))
     except OSError as err:

@@ -4,68 +4,31 @@ the chosen pairs, its table and figures (docs/methods.md §5)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from delta_v2a import phase1, plots
-from delta_v2a.artifacts.discovery import DiscoveryLabels
-from delta_v2a.config import ANCHOR_CONTEXT
+from delta_v2a.config import ANCHOR_CONTEXT, MODALITIES
 from delta_v2a.jobs.common import Paths, PipelineError, gate_health, load_embedder_for_job, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import ModelSpec, Phase1Settings
 from delta_v2a.split import read_split
 from delta_v2a.storage import DeltaStore, atomic_path
 
-#: What each array of discovery_components.npz holds (copied into discovery_labels.json).
-COMPONENTS = {
-    "score": "(n_image, n_audio) pooled final score (anchors centred when center_anchors); "
-    "identical to discovery_matrix.npy",
-    "score_raw": "(n_image, n_audio) the same score from raw (uncentred) anchors",
-    "score_no_shared": "score with sim3 from synonyms without a shared image/audio word",
-    "score_per_intensity": "(n_int, n_image, n_audio): score from the prototypes of ONE "
-    "intensity on both sides (image level k with audio level k); sim3 does not depend on it",
-    "score_lo / score_hi": "bootstrap-over-files basic interval of the score",
-    "sim1 / sim1_raw": "(n_image,) cos(pooled image prototype, centred / raw image anchor), CLIP",
-    "sim2 / sim2_raw": "(n_audio,) cos(pooled audio prototype, centred / raw audio anchor), CLAP",
-    "sim1_lo / sim1_hi / sim2_lo / sim2_hi": "bootstrap-over-files basic intervals",
-    "sim3": "(n_image, n_audio) sim3 used in the score: the bridge's cosine (audio | image "
-    "text tower) or, "
-    "for both, the smaller of the two bridges' cosines",
-    "sim3_raw": "sim3 as above from raw (uncentred) anchors",
-    "sim3_audio / sim3_image": "each bridge's cosine in the audio / image model's text tower "
-    "(centred anchors when center_anchors)",
-    "sim3_audio_raw / sim3_image_raw": "each bridge's cosine from raw anchors",
-    "z_audio / z_image": "(both) each bridge's cosine standardised against its foil null",
-    "bridge_sign_agreement": "(both) whether the two bridges' cosines have the same sign",
-    "sim3_no_shared[_clap|_clip]": "sim3 with shared-word synonyms left out",
-    "p_sim1 / p_sim2": "foil-concept p-value of sim1 / sim2 per effect (the claim's null): "
-    "(1 + concepts at least as extreme) / (K + 1)",
-    "k_sim1 / k_sim2 / k_sim3_audio / k_sim3_image": "K, the foil concepts behind each p-value "
-    "(its smallest value is 1/(K + 1))",
-    "p_sim1_label / p_sim2_label": "label permutation of per-file effect blocks (secondary: "
-    "tests that effects differ, not that the prototype points along its anchor)",
-    "p_sim3": "foil-set p-value of sim3 per cell (both: the larger of the two bridges')",
-    "p_sim3_audio / p_sim3_image": "each bridge's foil-concept p-value",
-    "*_no_shared": "(shared_words: warn) the same figures without shared-word synonyms",
-    "p": "cell p-value: max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union)",
-    "p_adjusted": "p adjusted across the matrix (phase1.correction: holm | bh)",
-    "sim1_per_intensity / sim2_per_intensity": "(n_int, n_effects) sim per intensity",
-    "image_prototypes / audio_prototypes": "(n_effects, D) pooled; *_per_intensity (n_int, ...)",
-    "image_anchor / audio_anchor": "anchors used by sim1 / sim2 (centred if set), each in its "
-    "own model's text tower; image_anchor_audio_tower / audio_anchor_image_tower: the same "
-    "effects' anchors in the other tower (bridges)",
-    "image_effects / audio_effects / intensities": "axis labels, as in discovery_labels.json",
-}
 
+@dataclass(frozen=True)
+class TextAnchors:
+    """Every text tower's anchors (``towers[tower][modality]``), the bridges' synonym vectors,
+    the foil banks, and per tower the distinct prompts embedded and the model's info."""
 
-def _jsonable(x: Any) -> Any:
-    """Arrays and floats as JSON values, NaN (undefined) as null."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim == 0:
-        return float(arr) if np.isfinite(arr) else None
-    return [_jsonable(v) for v in arr]
+    towers: dict[str, dict[str, phase1.Anchors]]
+    bridges: dict[str, tuple]
+    foils: phase1.Foils
+    n_prompts: dict[str, int]
+    info: dict[str, dict[str, Any]]
 
 
 def _spec(modality, effects, contexts, templates, synonyms) -> phase1.AnchorSpec:
@@ -130,7 +93,7 @@ def _tower_specs(specs, foils, text_bridge) -> tuple[dict, dict]:
     """What each text tower embeds: its own modality's anchors and foils, plus the other
     modality's for its bridge. Foils go through the same templates and contexts as the
     synonyms (``foils_<modality>``), in the same batched call."""
-    fspec = {m: phase1.foil_spec(specs[m], foils) for m in MODES}
+    fspec = {m: phase1.foil_spec(specs[m], foils) for m in MODALITIES}
     image = {"image": specs["image"], "foils_image": fspec["image"]}
     audio = {"audio": specs["audio"], "foils_audio": fspec["audio"]}
     if text_bridge in ("image", "both"):
@@ -144,7 +107,7 @@ def _foil_banks(towers: dict, foils) -> phase1.Foils:
     """The foil banks of every null: sim1 (image tower, image templates), sim2 (audio tower,
     audio templates) and each bridge's (image templates, audio templates) in its tower."""
     bridges = {
-        name: tuple(phase1.foil_bank(foils, tower[f"foils_{m}"]) for m in MODES)
+        name: tuple(phase1.foil_bank(foils, tower[f"foils_{m}"]) for m in MODALITIES)
         for name, tower in towers.items()
         if "foils_image" in tower and "foils_audio" in tower
     }
@@ -155,19 +118,16 @@ def _foil_banks(towers: dict, foils) -> phase1.Foils:
     )
 
 
-MODES = ("image", "audio")
-
-
-def _all_anchors(stores, specs, settings: Phase1Settings, threads: int, foils) -> dict:
+def _all_anchors(stores, specs, settings: Phase1Settings, threads: int, foils) -> TextAnchors:
     """Every anchor and foil bank in every text tower it is needed in; one model load and one
     batched text call per tower. Image tower: image anchors (sim1) [+ audio for its bridge];
     audio tower: audio anchors (sim2) [+ image for its bridge]."""
     models, batch = settings.models, settings.text_batch_size
     tower_specs = dict(
-        zip(MODES, _tower_specs(specs, foils, settings.options.text_bridge), strict=True)
+        zip(MODALITIES, _tower_specs(specs, foils, settings.options.text_bridge), strict=True)
     )
     towers, n_prompts, info = {}, {}, {}
-    for m in MODES:
+    for m in MODALITIES:
         towers[m], n_prompts[m], info[m] = _embed(m, models[m], threads, tower_specs[m], batch)
         got, want = towers[m][m].vectors.shape[1], stores[m].delta.shape[1]
         if got != want:
@@ -177,16 +137,10 @@ def _all_anchors(stores, specs, settings: Phase1Settings, threads: int, foils) -
             )
     bridges = {
         t: (towers[t]["image"].synonym_vectors, towers[t]["audio"].synonym_vectors)
-        for t in MODES
+        for t in MODALITIES
         if "image" in towers[t] and "audio" in towers[t]
     }
-    return {
-        "towers": towers,
-        "bridges": bridges,
-        "foils": _foil_banks(towers, foils),
-        "n_prompts": n_prompts,
-        "info": info,
-    }
+    return TextAnchors(towers, bridges, _foil_banks(towers, foils), n_prompts, info)
 
 
 def _shared(specs, mode: str) -> tuple[dict[str, list[str]], tuple | None]:
@@ -194,9 +148,7 @@ def _shared(specs, mode: str) -> tuple[dict[str, list[str]], tuple | None]:
     words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
     if not words:
         return words, None
-    keep = tuple(
-        list(phase1.without_shared(specs[m].synonyms, words).values()) for m in ("image", "audio")
-    )
+    keep = tuple(list(phase1.without_shared(specs[m].synonyms, words).values()) for m in MODALITIES)
     log.warning(
         "shared words between image and audio synonyms: %s (phase1.shared_words: %s)",
         ", ".join(sorted(words)),
@@ -205,32 +157,9 @@ def _shared(specs, mode: str) -> tuple[dict[str, list[str]], tuple | None]:
     return words, keep
 
 
-def _cell_table(res: Mapping[str, Any], img_fx, aud_fx, alpha: float) -> pd.DataFrame:
-    """results/discovery.tsv: one row per (image effect, audio effect) cell, every component,
-    interval and p-value; columns that do not apply to the run's bridge are left out."""
-    chosen = {(c["image_effect"], c["audio_effect"]) for c in res["chosen_pairs"]}
-    per_row = ("sim1", "sim1_lo", "sim1_hi", "sim1_raw", "p_sim1", "k_sim1", "p_sim1_label")
-    per_col = ("sim2", "sim2_lo", "sim2_hi", "sim2_raw", "p_sim2", "k_sim2", "p_sim2_label")
-    cells = ["score", "score_lo", "score_hi", "score_raw", "score_no_shared", "sim3", "sim3_raw"]
-    cells += [k for k in res if k.startswith(("sim3_audio", "sim3_image", "z_", "sim3_no_shared"))]
-    cells += ["bridge_sign_agreement", "p_sim3", "p_sim3_audio", "p_sim3_image"]
-    cells += ["k_sim3_audio", "k_sim3_image", "p", "p_adjusted"]
-    cells += [k for k in res if k.endswith("_no_shared") and k.startswith("p")]
-    rows = []
-    for i, a in enumerate(img_fx):
-        for j, b in enumerate(aud_fx):
-            rec: dict[str, Any] = {"image_effect": a, "audio_effect": b}
-            rec |= {k: res[k][i] for k in per_row if k in res}
-            rec |= {k: res[k][j] for k in per_col if k in res}
-            rec |= {k: res[k][i, j] for k in dict.fromkeys(cells) if k in res}
-            p = res["p_adjusted"][i, j]
-            rec["significant"] = bool(np.isfinite(p) and p <= alpha)
-            rec["chosen"] = (a, b) in chosen
-            rows.append(rec)
-    return pd.DataFrame(rows)
-
-
-def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, intensities):
+def _write_arrays(
+    res, anchors_: TextAnchors, matrix_out, components_out, img_fx, aud_fx, intensities
+):
     with atomic_path(matrix_out, ".npy") as tmp:
         np.save(tmp, res["score"])
     skip = {"chosen_pairs", "counts", "image_anchor", "audio_anchor", "null_model"}
@@ -242,7 +171,7 @@ def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, int
         "image_anchor": res["image_anchor"],
         "audio_anchor": res["audio_anchor"],
     }
-    towers = anchors_["towers"]
+    towers = anchors_.towers
     if "image" in towers["audio"]:
         arrays["image_anchor_audio_tower"] = towers["audio"]["image"].vectors
     if "audio" in towers["image"]:
@@ -251,139 +180,16 @@ def _write_arrays(res, anchors_, matrix_out, components_out, img_fx, aud_fx, int
         np.savez(tmp, **arrays)
 
 
-def _foil_summary(foils, res, opts) -> dict:
-    """What the foil nulls drew from (the package's foil vocabulary, minus every foil sharing
-    a content word with a configured synonym, and clusters too small for every list) and K,
-    the concepts behind each p-value: the smallest p is 1/(K + 1)."""
-    k = [res[f"k_sim{n}"] for n in "12"] + [v for key, v in res.items() if key.startswith("k_sim3")]
-    k_min = min((int(np.min(v)) for v in k if np.size(v)), default=0)
-    return {
-        "vocabulary": f"delta_v2a/{phase1.FOILS_FILE}",
-        "source": "WordNet 3.0 adjective clusters (scripts/build_foils.py)",
-        "n_words": sum(len(w) for w in foils.values()),
-        "n_clusters": len(foils),
-        "coherence_band_sd": opts.coherence_band,
-        "min_concepts": opts.min_concepts,
-        "max_concepts": opts.max_concepts,
-        "k_sim1": _jsonable(res["k_sim1"]),
-        "k_sim2": _jsonable(res["k_sim2"]),
-        "k_min": k_min,
-        "smallest_p": 1.0 / (k_min + 1) if k_min else None,
-    }
-
-
-def _health_figures(health_docs) -> dict:
-    keys = ("text_mean_pairwise_cosine", "audio_mean_pairwise_cosine", "limit", "passed")
-    return {
-        d.get("modality", "?"): {k: d.get(k) for k in keys}
-        | {"model": d.get("model", {}).get("name_or_path")}
-        for d in health_docs
-    }
-
-
-def _sim3_label(opts: phase1.Options) -> str:
-    centring = "centred anchors" if opts.center_anchors else "raw (uncentred) anchors"
-    if opts.text_bridge == "both":
-        return (
-            f"sim3 = the smaller of the audio and image text towers' cosines ({centring}): both "
-            "towers must agree; its p-value is the larger of the two towers' foil-null "
-            "p-values; the towers' sign agreement is reported per cell"
-        )
-    return f"sim3 = cosine in the {opts.text_bridge} model's text tower ({centring})"
-
-
-def _labels(res, ctx, opts, words, components_out) -> dict:
-    """discovery_labels.json: axes, how each number was made, the p-values and chosen pairs."""
-    specs, anchors_, stores = ctx["specs"], ctx["anchors"], ctx["stores"]
-    img_fx, aud_fx = ctx["effects"]["image"], ctx["effects"]["audio"]
-    meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
-    meta["text_models"] = anchors_["info"]
-    best = phase1.best_matches(res["score"], img_fx, aud_fx)
-    pairs = {m: anchors_["towers"][m][m].n_pairs for m in MODES}
-    protos = {"image": res["image_prototypes"], "audio": res["audio_prototypes"]}
-    return {
-        "image_effects": img_fx,
-        "audio_effects": aud_fx,
-        "matrix": "discovery_matrix.npy: rows = image_effects, columns = audio_effects, pooled "
-        "over intensities, after clipping",
-        "intensities": ctx["intensities"],
-        "score": "sim1[i] × sim2[j] × sim3[i, j]"
-        + (" with each factor clipped at 0" if opts.clip_negative else " (raw factors)"),
-        "sim3_definition": _sim3_label(opts),
-        "center_anchors": opts.center_anchors,
-        "text_bridge": opts.text_bridge,
-        "sim3_reason": phase1.SIM3_REASON,
-        "clip_negative": opts.clip_negative,
-        "clip_negative_reason": phase1.CLIP_REASON,
-        "alpha": opts.alpha,
-        "correction": opts.correction,
-        "p_value": "max(p_sim1[i], p_sim2[j], p_sim3[i, j]) (intersection-union). Each is "
-        "(1 + concepts at least as extreme) / (K + 1) over K foil concepts (one-sided WordNet "
-        "adjective clusters), each concept contributing the share of its size- and "
-        "coherence-matched foil sets that beat the observed cosine. p_sim1 / p_sim2: foil sets "
-        "in the effect's place, centred the same way; p_sim3: foil-set pairs of two different "
-        "concepts, the same draws in both towers (both = the larger of the two towers' p). "
-        "p_sim1_label / p_sim2_label: the label permutation (effects differ), reported, not "
-        "used (docs/methods.md §5)",
-        "null_model": res.get("null_model"),
-        "n_foil_draws": opts.n_foil_draws,
-        "shared_words_mode": opts.shared_words,
-        "n_permutations": opts.n_permutations,
-        "n_bootstrap": opts.n_bootstrap,
-        "ci_level": opts.ci_level,
-        "seed": opts.seed,
-        "p_adjusted": _jsonable(res["p_adjusted"]),
-        "p": _jsonable(res["p"]),
-        "chosen_pairs": res["chosen_pairs"],
-        "shared_words": words,
-        "templates": {m: dict(ctx["templates"][m]) for m in ("image", "audio")},
-        "synonyms": {m: {e: list(v) for e, v in specs[m].synonyms.items()} for m in specs},
-        "contexts": {
-            "image_categories": ctx["contexts"]["image"],
-            "audio_genres": ctx["contexts"]["audio"],
-        },
-        "prompts": {
-            "distinct_prompts_embedded": anchors_["n_prompts"],
-            "pairs_per_effect": {
-                m: dict(zip(specs[m].synonyms, n, strict=True)) for m, n in pairs.items()
-            },
-        },
-        "sim1": dict(zip(img_fx, _jsonable(res["sim1"]), strict=True)),
-        "sim2": dict(zip(aud_fx, _jsonable(res["sim2"]), strict=True)),
-        "sim3": _jsonable(res["sim3"]),
-        "scores": _jsonable(res["score"]),
-        "scores_raw": _jsonable(res["score_raw"]),
-        "best_matches": best,
-        "prototypes": {
-            m: {
-                "n_deltas": {
-                    e: dict(zip(ctx["intensities"], res["counts"][m][:, j].tolist(), strict=True))
-                    for j, e in enumerate(ctx["effects"][m])
-                },
-                # |p| in [0, 1]: 1 when every delta of the effect points the same way
-                "pooled_norm": dict(
-                    zip(
-                        ctx["effects"][m], _jsonable(np.linalg.norm(protos[m], axis=1)), strict=True
-                    )
-                ),
-            }
-            for m in ("image", "audio")
-        },
-        "components_file": components_out,
-        "components": COMPONENTS,
-        "health": _health_figures(ctx["health_docs"]),
-        "meta": meta,
-    }
-
-
-def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
-    """The marked heatmap (score, interval, adjusted p; chosen pairs boxed), the sim1/sim2/sim3
-    panels and the per-intensity small multiples."""
-    img_fx, aud_fx = ctx["effects"]["image"], ctx["effects"]["audio"]
-    info, meta = ctx["anchors"]["info"], ctx["meta"]
+def _chosen_mask(res, img_fx, aud_fx) -> np.ndarray:
     chosen = np.zeros(res["score"].shape, dtype=bool)
     for c in res["chosen_pairs"]:
         chosen[img_fx.index(c["image_effect"]), aud_fx.index(c["audio_effect"])] = True
+    return chosen
+
+
+def _figure_titles(run: phase1.RunRecord, opts: phase1.Options) -> tuple[str, str]:
+    """The run's choices (bridge, centring, clipping, test) and its models, for every title."""
+    info, meta = run.text_models, run.meta
     head = (
         f"bridge: {opts.text_bridge}, anchors {'centred' if opts.center_anchors else 'raw'}"
         f"{', negatives clipped at 0' if opts.clip_negative else ''}; {opts.correction} "
@@ -393,17 +199,26 @@ def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
     if meta["not_science"] or info["image"].get("tiny") or info["audio"].get("tiny"):
         # the run's own note (tiny random models, or the planted world's stand-ins)
         models += "\n" + (str(meta.get("note") or "not science").split(";")[0])
+    return head, models
+
+
+def _figures(res, run: phase1.RunRecord, opts: phase1.Options, paths: Mapping[str, str]) -> None:
+    """The marked heatmap (score, interval, adjusted p; chosen pairs boxed), the sim1/sim2/sim3
+    panels and the per-intensity small multiples."""
+    img_fx, aud_fx = list(run.effects["image"]), list(run.effects["audio"])
+    head, models = _figure_titles(run, opts)
+    note = run.meta["note"]
     plots.discovery_heatmap(
         res["score"],
         img_fx,
         aud_fx,
         paths["heatmap"],
         f"Phase 1 discovery: sim1·sim2·sim3 ({head})\n{models}",
-        meta["note"],
+        note,
         lo=res["score_lo"],
         hi=res["score_hi"],
         p_adjusted=res["p_adjusted"],
-        chosen=chosen,
+        chosen=_chosen_mask(res, img_fx, aud_fx),
         ci_level=opts.ci_level,
     )
     plots.discovery_components_figure(
@@ -412,18 +227,39 @@ def _figures(res, ctx, opts, paths: Mapping[str, str]) -> None:
         aud_fx,
         paths["panels"],
         f"Phase 1 components ({head})\n{models}",
-        meta["note"],
-        _sim3_label(opts),
+        note,
+        phase1.sim3_label(opts),
         opts.ci_level,
     )
     plots.discovery_intensity_figure(
         res["score_per_intensity"],
-        ctx["intensities"],
+        run.intensities,
         img_fx,
         aud_fx,
         paths["intensity"],
         f"Phase 1 per intensity (image level k with audio level k)\n{models}",
-        meta["note"],
+        note,
+    )
+
+
+def _log_best(res, i: int, name: str, aud_fx) -> None:
+    """One image effect's best audio effect, its interval and p-values."""
+    j = int(np.nanargmax(res["score"][i])) if np.isfinite(res["score"][i]).any() else None
+    if j is None:
+        log.info("  %-12s -> no finite score", name)
+        return
+    if res["score"][i, j] <= 0:
+        log.info("  %-12s -> no positive score (every factor product clipped to 0)", name)
+        return
+    log.info(
+        "  %-12s best %-12s score %.4g [%.4g, %.4g], p %.3g, adjusted %.3g",
+        name,
+        aud_fx[j],
+        res["score"][i, j],
+        res["score_lo"][i, j],
+        res["score_hi"][i, j],
+        res["p"][i, j],
+        res["p_adjusted"][i, j],
     )
 
 
@@ -437,33 +273,16 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
         opts.alpha,
     )
     for i, name in enumerate(img_fx):
-        j = int(np.nanargmax(res["score"][i])) if np.isfinite(res["score"][i]).any() else None
-        if j is None:
-            log.info("  %-12s -> no finite score", name)
-            continue
-        if res["score"][i, j] <= 0:
-            log.info("  %-12s -> no positive score (every factor product clipped to 0)", name)
-            continue
+        _log_best(res, i, name, aud_fx)
+    for c in res["chosen_pairs"]:
         log.info(
-            "  %-12s best %-12s score %.4g [%.4g, %.4g], p %.3g, adjusted %.3g",
-            name,
-            aud_fx[j],
-            res["score"][i, j],
-            res["score_lo"][i, j],
-            res["score_hi"][i, j],
-            res["p"][i, j],
-            res["p_adjusted"][i, j],
+            "  chosen: %s -> %s (p_adjusted %.3g; %s)",
+            c["image_effect"],
+            c["audio_effect"],
+            c["p_adjusted"],
+            c.get("reason", ""),
         )
-    if res["chosen_pairs"]:
-        for c in res["chosen_pairs"]:
-            log.info(
-                "  chosen: %s -> %s (p_adjusted %.3g; %s)",
-                c["image_effect"],
-                c["audio_effect"],
-                c["p_adjusted"],
-                c.get("reason", ""),
-            )
-    else:
+    if not res["chosen_pairs"]:
         log.warning(
             "!!! Phase 1: NO pair is significant (%s-adjusted p <= %g): Phase 3 has nothing to "
             "learn from this matrix !!!",
@@ -472,11 +291,9 @@ def _log_result(res, img_fx, aud_fx, opts) -> None:
         )
 
 
-def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threads: int) -> None:
-    """Phase 1 end to end: anchors, the matrix, its foil nulls, the chosen pairs (and their
-    stability over seeds) and figures (docs/methods.md §5)."""
-    opts = settings.options
-    # Health first: anchors from a collapsed text tower are noise (docs/methods.md §1).
+def _read_sides(inputs: Paths, settings: Phase1Settings):
+    """Health first (anchors from a collapsed text tower are noise, docs/methods.md §1), then
+    both delta stores and the sides Phase 1 chooses on (audio: Phase 3's train + val)."""
     health_docs = gate_health(inputs.health, settings.allow_unhealthy, "text")
     stores = _load_sides(inputs.image, inputs.audio)
     held_in = {"image": None, "audio": _choice_files(stores["audio"], inputs.split)}
@@ -486,68 +303,78 @@ def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threa
         sides["audio"].n_files,
         len(stores["audio"].files),
     )
-    effects = {m: sides[m].effects for m in sides}
+    return health_docs, stores, sides
+
+
+def _foil_vocabulary(specs, opts: phase1.Options) -> dict:
+    """The foil clusters the nulls draw from: only those that can hold a size-matched set are
+    embedded (the rest are never drawn); with ``shared_words: drop`` the lists lose their
+    shared words before the draws."""
+    every_synonym = [w for m in MODALITIES for ws in specs[m].synonyms.values() for w in ws]
+    smallest = min(len(ws) for m in MODALITIES for ws in specs[m].synonyms.values())
+    if opts.shared_words == "drop":
+        words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
+        kept = [phase1.without_shared(specs[m].synonyms, words) for m in MODALITIES]
+        smallest = max(1, min(sum(k) for km in kept for k in km.values()))
+    return phase1.load_foils(every_synonym, smallest, opts.max_concepts)
+
+
+def _run_record(stores, sides, specs, contexts, anchors_, settings, health_docs, components):
+    """What the labels and figures say about the run besides the result."""
+    return phase1.RunRecord(
+        effects={m: sides[m].effects for m in sides},
+        intensities=sides["image"].intensities,
+        templates=settings.templates,
+        synonyms={m: specs[m].synonyms for m in specs},
+        contexts=contexts,
+        n_prompts=anchors_.n_prompts,
+        n_pairs={m: anchors_.towers[m][m].n_pairs for m in MODALITIES},
+        text_models=anchors_.info,
+        health_docs=health_docs,
+        meta=merge_model_meta({"modality": m, **s.meta} for m, s in stores.items()),
+        components_file=components,
+        n_audio_used=int(sides["audio"].n_files),
+        n_audio_held_out=int(len(stores["audio"].files) - sides["audio"].n_files),
+    )
+
+
+def _write_table(res, run: phase1.RunRecord, alpha: float, path: str) -> None:
+    rows = phase1.cell_rows(res, run.effects["image"], run.effects["audio"], alpha)
+    table = pd.DataFrame(rows)
+    with atomic_path(path, ".tsv") as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
+
+
+def run_phase1(*, inputs: Paths, outputs: Paths, settings: Phase1Settings, threads: int) -> None:
+    """Phase 1 end to end: anchors, the matrix, its foil nulls, the chosen pairs (and their
+    stability over seeds) and figures (docs/methods.md §5)."""
+    opts = settings.options
+    health_docs, stores, sides = _read_sides(inputs, settings)
     contexts = {m: sorted({str(c) for c in s.file_category}) for m, s in stores.items()}
     specs = {
-        m: _spec(m, effects[m], contexts[m], settings.templates, settings.synonyms) for m in sides
+        m: _spec(m, sides[m].effects, contexts[m], settings.templates, settings.synonyms)
+        for m in sides
     }
-    every_synonym = [w for m in MODES for ws in specs[m].synonyms.values() for w in ws]
-    smallest = min(len(ws) for m in MODES for ws in specs[m].synonyms.values())
-    if opts.shared_words == "drop":  # lists lose their shared words before the draws
-        words = phase1.shared_words(specs["image"].synonyms, specs["audio"].synonyms)
-        kept = [phase1.without_shared(specs[m].synonyms, words) for m in MODES]
-        smallest = max(1, min(sum(k) for km in kept for k in km.values()))
-    # Only clusters that can hold a size-matched set are embedded (the rest are never drawn).
-    foils = phase1.load_foils(every_synonym, smallest, opts.max_concepts)
+    foils = _foil_vocabulary(specs, opts)
     anchors_ = _all_anchors(stores, specs, settings, threads, foils)
     words, keep = _shared(specs, opts.shared_words)
-    towers = anchors_["towers"]
+    image_syn, audio_syn = (anchors_.towers[m][m].synonym_vectors for m in MODALITIES)
     inp = phase1.Inputs(
-        sides["image"],
-        sides["audio"],
-        towers["image"]["image"].synonym_vectors,
-        towers["audio"]["audio"].synonym_vectors,
-        anchors_["bridges"],
-        keep,
-        anchors_["foils"],
+        sides["image"], sides["audio"], image_syn, audio_syn, anchors_.bridges, keep, anchors_.foils
     )
     res = phase1.discover(inp, opts)
     stability = phase1.seed_stability(inp, opts, n_seeds=settings.stability_seeds)
-    templates = settings.templates
-    meta = merge_model_meta({"modality": m, **s.meta} for m, s in stores.items())
-    ctx = {
-        "specs": specs,
-        "anchors": anchors_,
-        "stores": stores,
-        "effects": effects,
-        "contexts": contexts,
-        "intensities": sides["image"].intensities,
-        "templates": templates,
-        "health_docs": health_docs,
-        "meta": meta,
-    }
-    _write_arrays(
-        res,
-        anchors_,
-        outputs.matrix,
-        outputs.components,
-        effects["image"],
-        effects["audio"],
-        ctx["intensities"],
+    run = _run_record(
+        stores, sides, specs, contexts, anchors_, settings, health_docs, outputs.components
     )
-    labels = _labels(res, ctx, opts, words, outputs.components)
-    labels |= {"stability": stability, "foils": _foil_summary(foils, res, opts)}
-    labels["audio_files"] = {
-        "chosen_on": "Phase 3's train + validation files (results/split.json); test held out",
-        "n_used": int(sides["audio"].n_files),
-        "n_held_out": int(len(stores["audio"].files) - sides["audio"].n_files),
-    }
-    DiscoveryLabels.build(labels).write(outputs.labels)
-    table = _cell_table(res, effects["image"], effects["audio"], opts.alpha)
-    with atomic_path(outputs.table, ".tsv") as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="NA")
-    figures = {k: outputs[k] for k in ("heatmap", "panels", "intensity")}
-    _figures(res, ctx, opts, figures)
-    _log_result(res, effects["image"], effects["audio"], opts)
-    if meta["not_science"]:
-        log.warning(meta["note"])
+    img_fx, aud_fx = run.effects["image"], run.effects["audio"]
+    _write_arrays(
+        res, anchors_, outputs.matrix, outputs.components, img_fx, aud_fx, run.intensities
+    )
+    labels = phase1.discovery_labels(res, run, opts, words, stability, foils)
+    labels.write(outputs.labels)
+    _write_table(res, run, opts.alpha, outputs.table)
+    _figures(res, run, opts, {k: outputs[k] for k in ("heatmap", "panels", "intensity")})
+    _log_result(res, img_fx, aud_fx, opts)
+    if run.meta["not_science"]:
+        log.warning(run.meta["note"])

@@ -2,8 +2,9 @@
 """Phase 1: which image effect corresponds to which audio effect? (pure math, no I/O;
 docs/methods.md §5). The modules: ``anchors`` (prototypes, text anchors, cosines, centring,
 shared words), ``foils`` (the foil vocabulary and its draws), ``nulls`` (the concept-level foil
-nulls), ``resampling`` (bootstrap, label permutations), ``labels`` (corrections and the pair
-rule), ``discovery`` (the whole analysis). Importers use the names re-exported here."""
+nulls), ``resampling`` (bootstrap, label permutations), ``labels`` (corrections, the pair rule
+and the discovery_labels.json record), ``discovery`` (the whole analysis). Importers use the
+names re-exported here."""
 
 from delta_v2a import metrics
 from delta_v2a.phase1.anchors import (
@@ -56,13 +57,18 @@ from delta_v2a.phase1.foils import (
     set_coherence,
 )
 from delta_v2a.phase1.labels import (
+    COMPONENTS,
     CORRECTIONS,
+    RunRecord,
     adjust,
     best_matches,
     bridge_pvalue,
     bridge_value,
+    cell_rows,
     choose_significant,
+    discovery_labels,
     intersection_union,
+    sim3_label,
 )
 from delta_v2a.phase1.nulls import (
     Band,

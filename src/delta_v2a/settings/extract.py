@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from delta_v2a.config import effect_names, effect_params
-from delta_v2a.media import MAX_DECODE_BYTES
+from delta_v2a.config import data_root, effect_names, effect_params
+from delta_v2a.media import MAX_DECODE_BYTES, ROOT_KEYS
 from delta_v2a.settings.models import BatchSizes, ModelSpec, batch_sizes, cache_dir, model_spec
 
 
@@ -63,7 +63,7 @@ class DeltasSettings:
     effects: tuple[str, ...]
     intensities: tuple[str, ...]
     shards: int  # extract.shard_files: each variant's table comes in this many parts (0: one)
-    seed_json: str = "full"  # extract.seed_json: full | gzip | none (docs/methods.md §2.3)
+    seed_json: str  # extract.seed_json: full | gzip | none (docs/methods.md §2.3)
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,11 @@ class HealthSettings:
 def manifest_settings(
     config: Mapping[str, Any], modality: str, version: str, shard: int = 0
 ) -> ManifestSettings:
-    key = {"image": "images", "audio": "audio"}[modality]
     windows = config["phase3"]["windows"]
     return ManifestSettings(
         modality=modality,
-        root=config["data"][key],
-        key=f"data.{key}",
+        root=data_root(config, modality),
+        key=ROOT_KEYS[modality],
         on_bad_file=config["on_bad_file"],
         preroll_s=config["preprocessing"]["audio"]["preroll_s"],
         lead_s=(windows["count"] - 1) * windows["hop_s"],
@@ -165,7 +164,7 @@ def deltas_settings(config: Mapping[str, Any], modality: str) -> DeltasSettings:
         effects=tuple(effect_names(config, modality)),
         intensities=tuple(config["intensities"]),
         shards=extract_settings(config).shard_files,
-        seed_json=config["extract"].get("seed_json", "full"),
+        seed_json=config["extract"]["seed_json"],
     )
 
 
