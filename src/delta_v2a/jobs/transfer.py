@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.artifacts.pairs import Pairs
 from delta_v2a.jobs.common import Paths, PipelineError, log
 from delta_v2a.settings import ExamplesSettings
-from delta_v2a.storage import NAMES, read_json, write_json
+from delta_v2a.storage import NAMES, write_json
 
 # --------------------------------------------------------------------------- demo examples
 
@@ -29,10 +30,11 @@ def _test_songs(samples: str, pairs: str, n: int) -> tuple[list[str], str]:
         paths = sorted(set(frame.loc[split == name, "path"])) if len(split) else []
         if paths:
             return paths[:n], name
-    doc = read_json(pairs).get("split", {})
-    for name in ("test_files", "val_files"):
-        if doc.get(name):
-            return sorted(doc[name])[:n], name.removesuffix("_files")
+    data = Pairs.read(pairs).data
+    for name in ("test", "val"):
+        files = getattr(data.split, f"{name}_files") if data is not None else []
+        if files:
+            return sorted(files)[:n], name
     raise PipelineError(f"{samples}: no test or validation file to take a demo song from")
 
 

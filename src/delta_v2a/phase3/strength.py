@@ -2,28 +2,38 @@
 each clip's own strength curve, and the u* that makes the clip move by the matched amount.
 
 Pure functions, no I/O: the curves come from
-:func:`delta_v2a.jobs.phase3.strength.run_strength`, which renders and embeds each
-(clip, effect, u) once and caches it by content.
+:func:`delta_v2a.jobs.phase3.strength.run_strength`, which renders (:func:`render_clip`) and
+embeds each (clip, effect, u) once and caches it by content.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from delta_v2a.artifacts.pairs import FileSplit
+    from delta_v2a.phase3.paramspace import ParamSpace
 
 __all__ = [
     "MAX_UNREACHABLE_SHARE",
     "unreachable_line",
     "ImageStrength",
+    "WORD_BIN_POINTS",
     "SolvedTargets",
+    "TargetOptions",
     "audio_dependence",
     "curve_norms",
     "dependence_message",
     "image_strength",
+    "image_strengths",
+    "matched_targets",
+    "render_clip",
+    "word_bin_inversion",
     "kappa_scale",
     "matched_dependence",
     "solve_targets",
@@ -310,3 +320,133 @@ def unreachable_line(dep: Mapping[str, Any]) -> str:
         "strongest norms)"
     )
     return f"!!! {text}, over {100 * MAX_UNREACHABLE_SHARE:g}% !!!" if loud else text
+
+
+# --------------------------------------------------------------------------- the strength job's
+
+
+def render_clip(
+    raw: np.ndarray, sr: int, space: ParamSpace, effect: str | None, u: float, preroll: int
+) -> np.ndarray:
+    """One clip as extraction renders it: ``raw`` (pre-roll + centred window) through the
+    audio effect at normalised strength u, pre-roll dropped; effect None is the raw clip.
+    The Text2FX search renders through this too, so its u values match the curves'."""
+    if effect is None:
+        return raw[preroll:]
+    return space.render(raw, sr, space.target(effect, u), preroll)
+
+
+def image_strengths(
+    sensitivity_rows: Sequence[Mapping[str, Any]],
+    effects: Sequence[str],
+    intensities: Sequence[str],
+) -> dict[str, ImageStrength]:
+    """m_i(θ) per image effect from Phase 0's mean image ‖Δe‖ (``results`` rows of
+    sensitivity_results.json); ValueError naming the effect and intensities missing."""
+    means = {
+        (r["effect_type"], r["intensity"]): r["mean"]
+        for r in sensitivity_rows
+        if r["modality"] == "image"
+    }
+    out = {}
+    for e in effects:
+        missing = [i for i in intensities if means.get((e, i)) is None]
+        if missing:
+            raise ValueError(
+                f"no mean image ‖Δe‖ for {e} at {missing}: "
+                "Phase 3's matched targets need every configured intensity"
+            )
+        out[e] = image_strength([means[(e, i)] for i in intensities])
+    return out
+
+
+#: θ points per level word's bin at which curve inversion solves (the description gives the
+#: word, never θ: the mean of the solutions is the MSE-optimal guess for θ uniform in the bin).
+WORD_BIN_POINTS = 5
+
+
+def word_bin_inversion(
+    frame: pd.DataFrame,
+    grid: np.ndarray,
+    curves: np.ndarray,
+    effects: Sequence[str],
+    strengths: Mapping[str, ImageStrength],
+    kappa: Mapping[str, float],
+    words: Sequence[str],
+    target: str,
+) -> np.ndarray:
+    """Each sample's clip's own curve inverted at its level word (docs/methods.md §6.4): the
+    ceiling for any method that reads the clip's curve and the description."""
+    # here, not at the top: baselines imports this module (solve_u)
+    from delta_v2a.phase3.baselines import curve_inversion
+
+    n = len(words)
+    theta = frame["level"].to_numpy(np.float64)
+    word = np.minimum((theta * n).astype(int), n - 1)
+    pts = (word[:, None] + (np.arange(WORD_BIN_POINTS) + 0.5) / WORD_BIN_POINTS) / n
+    if target == "level":  # the target is θ itself: the word's best guess is its bin's mean
+        return pts.mean(axis=1)
+    j_of = {e: k for k, e in enumerate(effects)}
+    pairs = zip(frame["image_effect"], frame["audio_effect"], strict=True)
+    scale = np.array([kappa[f"{i}->{a}"] for i, a in pairs])
+    m = np.stack([strengths[i](p) for i, p in zip(frame["image_effect"], pts, strict=True)])
+    rows = curves[frame["file_index"].to_numpy(), frame["audio_effect"].map(j_of).to_numpy()]
+    return curve_inversion(grid, rows, scale[:, None] * m)
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How targets are set: ``matched`` (u*) or ``level`` (θ itself), the across-file SD
+    below which no decoder can beat text-only, and κ's percentile."""
+
+    target: str
+    min_sd: float
+    kappa_percentile: float
+
+
+def matched_targets(
+    frame: pd.DataFrame,
+    paths: Sequence[str],
+    split: FileSplit,
+    grid: np.ndarray,
+    curves: np.ndarray,
+    effects: Sequence[str],
+    strengths: Mapping[str, ImageStrength],
+    level_words: Sequence[str],
+    opts: TargetOptions,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every sample's target (u*, its strength, the curve-inversion ceiling) and the
+    audio-dependence figure with κ and the unreachable count (sections 6.2, 6.4); κ from the
+    train files only, the figure from train + validation: nothing from test informs a choice.
+    ``curves`` (F, J, G) over ``paths`` × ``effects`` × ``grid``."""
+    train_files = np.array([p in set(split.train_files) for p in paths])
+    targets, kappa = solve_targets(
+        frame,
+        grid,
+        curves,
+        effects,
+        strengths,
+        train_files,
+        kappa_percentile=opts.kappa_percentile,
+    )
+    fit = set(split.train_files) | set(split.val_files)
+    fit_files = np.array([p in fit for p in paths])
+    targets["u_curve_inversion"] = word_bin_inversion(
+        frame, grid, curves, effects, strengths, kappa, level_words, opts.target
+    )
+    if opts.target == "level":
+        targets["u_star"] = frame["level"].to_numpy()
+        targets["unreachable"] = False
+    args = (frame, grid, curves, effects, strengths, kappa, level_words, opts.target)
+    dep = matched_dependence(*args, opts.min_sd, files=fit_files)
+    dep.update(
+        status="ok",
+        kappa=kappa,
+        n_unreachable=int(targets["unreachable"].sum()),
+        unreachable_share=float(targets["unreachable"].mean()) if len(targets) else 0.0,
+        kappa_percentile=opts.kappa_percentile,
+        n_samples=len(targets),
+        n_non_monotone_curves=int((np.diff(curves, axis=2) < 0).any(axis=2).sum()),
+        grid_size=len(grid),
+    )
+    return targets, dep

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -76,3 +76,24 @@ def embed_windows(
         done += len(batch)
         log.info("embedded windows of %d/%d files", done, len(paths))
     return out
+
+
+def centre_reusable(
+    original_meta: Mapping[str, Any],
+    original_paths: Sequence[str],
+    paths: Sequence[str],
+    sampling_rate: int,
+    window: int,
+    model: Mapping[str, Any],
+) -> bool:
+    """Whether extraction's originals (``original_meta``, ``original_paths``) are the centred
+    windows of ``paths`` as this model (``model``: its info, ``name_or_path`` and ``dtype``)
+    embeds them at this sampling rate and window, so that they need not be embedded again."""
+    dec, mod = original_meta.get("decoding", {}), original_meta.get("model", {})
+    return (
+        [str(p) for p in original_paths] == list(paths)
+        and dec.get("sampling_rate") == sampling_rate
+        and dec.get("window") == window
+        and mod.get("name_or_path") == model.get("name_or_path")
+        and mod.get("dtype") == model.get("dtype")
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.pairs import Pairs
 from delta_v2a.extract import manifest_hashes, read_manifest
 from delta_v2a.jobs.common import (
     Paths,
@@ -22,16 +23,16 @@ from delta_v2a.jobs.common import (
     load_embedder_for_job,
     log,
 )
-from delta_v2a.phase3.baselines import curve_inversion
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.strength import (
     MAX_UNREACHABLE_SHARE,
     ImageStrength,
+    TargetOptions,
     curve_norms,
     dependence_message,
-    image_strength,
-    matched_dependence,
-    solve_targets,
+    image_strengths,
+    matched_targets,
+    render_clip,
     u_grid,
     unreachable_line,
 )
@@ -59,17 +60,6 @@ def _clip_key(file_hash: str, effect: str, params: Mapping | None) -> str:
     physical parameters (None = the raw clip)."""
     blob = json.dumps([file_hash, effect, params], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def render_clip(
-    raw: np.ndarray, sr: int, space: ParamSpace, effect: str | None, u: float, preroll: int
-) -> np.ndarray:
-    """One clip as extraction renders it: ``raw`` (pre-roll + centred window) through the
-    audio effect at normalised strength u, pre-roll dropped; effect None is the raw clip.
-    The Text2FX search renders through this too, so its u values match the curves'."""
-    if effect is None:
-        return raw[preroll:]
-    return space.render(raw, sr, space.target(effect, u), preroll)
 
 
 def _render_and_embed(
@@ -164,58 +154,25 @@ def _embed_curves(
     return filled.embeddings[:n_f], rendered, info
 
 
-def _image_strengths(
-    sensitivity: Mapping[str, Any], effects: Sequence[str], intensities: Sequence[str]
+def _strengths(
+    sensitivity: str, frame: pd.DataFrame, intensities: Sequence[str]
 ) -> dict[str, ImageStrength]:
-    """m_i(θ) per image effect from Phase 0's mean image ‖Δe‖ (section 6.2)."""
-    means = {
-        (r["effect_type"], r["intensity"]): r["mean"]
-        for r in sensitivity["results"]
-        if r["modality"] == "image"
-    }
-    out = {}
-    for e in effects:
-        missing = [i for i in intensities if means.get((e, i)) is None]
-        if missing:
-            raise PipelineError(
-                f"sensitivity_results.json: no mean image ‖Δe‖ for {e} at {missing}: "
-                "Phase 3's matched targets need every configured intensity"
-            )
-        out[e] = image_strength([means[(e, i)] for i in intensities])
-    return out
+    """m_i(θ) of the samples' image effects from Phase 0's sensitivity file."""
+    try:
+        return image_strengths(
+            read_json(sensitivity)["results"], sorted(set(frame["image_effect"])), intensities
+        )
+    except (KeyError, ValueError) as err:
+        raise PipelineError(f"{sensitivity}: {err}") from None
 
 
-def _write_no_strength(
-    doc: Mapping[str, Any], curves_out: str, targets_out: str, dependence_out: str
-) -> None:
+def _write_no_strength(pairs: Pairs, outputs: Paths) -> None:
     """No pair: the declared outputs, each saying why."""
-    save_npz(curves_out, {"grid": np.zeros(0)}, {"status": doc["status"]})
-    with atomic_path(targets_out) as tmp:
+    save_npz(outputs.curves, {"grid": np.zeros(0)}, {"status": pairs.status})
+    with atomic_path(outputs.targets) as tmp:
         pd.DataFrame(columns=["sample"]).to_csv(tmp, sep="\t", index=False)
-    write_json(dependence_out, {"status": doc["status"], "message": doc["message"]})
-    log.warning("%s", doc["message"])
-
-
-#: θ points per level word's bin at which curve inversion solves (the description gives the
-#: word, never θ: the mean of the solutions is the MSE-optimal guess for θ uniform in the bin).
-WORD_BIN_POINTS = 5
-
-
-def _curve_inversion(frame, grid, curves, effects, strengths, kappa, words, target) -> np.ndarray:
-    """Each sample's clip's own curve inverted at its level word (docs/methods.md §6.4): the
-    ceiling for any method that reads the clip's curve and the description."""
-    n = len(words)
-    theta = frame["level"].to_numpy(np.float64)
-    word = np.minimum((theta * n).astype(int), n - 1)
-    pts = (word[:, None] + (np.arange(WORD_BIN_POINTS) + 0.5) / WORD_BIN_POINTS) / n
-    if target == "level":  # the target is θ itself: the word's best guess is its bin's mean
-        return pts.mean(axis=1)
-    j_of = {e: k for k, e in enumerate(effects)}
-    pairs = zip(frame["image_effect"], frame["audio_effect"], strict=True)
-    scale = np.array([kappa[f"{i}->{a}"] for i, a in pairs])
-    m = np.stack([strengths[i](p) for i, p in zip(frame["image_effect"], pts, strict=True)])
-    rows = curves[frame["file_index"].to_numpy(), frame["audio_effect"].map(j_of).to_numpy()]
-    return curve_inversion(grid, rows, scale[:, None] * m)
+    write_json(outputs.dependence, {"status": pairs.status, "message": pairs.message})
+    log.warning("%s", pairs.message)
 
 
 def _log_dependence(dep: Mapping[str, Any], target: str) -> None:
@@ -233,90 +190,41 @@ def run_strength(
 ) -> None:
     """Per-clip strength curves g_f(u), the matched targets u* and how much the audio can
     matter, all before training (sections 6.2, 6.4)."""
-    target, min_sd, grid_size = settings.target, settings.min_sd, settings.grid_size
-    manifest, pairs, samples = inputs.manifest, inputs.pairs, inputs.samples
-    curves_out, targets_out, dependence_out = outputs.curves, outputs.targets, outputs.dependence
-    doc = read_json(pairs)
-    if doc["status"] != "ok":
-        _write_no_strength(doc, curves_out, targets_out, dependence_out)
+    pairs = Pairs.read(inputs.pairs)
+    if pairs.data is None:
+        _write_no_strength(pairs, outputs)
         return
-    files = read_manifest(manifest)
-    paths = [f.path for f in files]
-    space = ParamSpace.from_dict(doc["paramspace"])
-    grid = u_grid(grid_size)
+    paths = [f.path for f in read_manifest(inputs.manifest)]
+    space, grid = pairs.data.space(), u_grid(settings.grid_size)
     t0 = time.perf_counter()
     raw, rendered, info = _embed_curves(
-        paths, manifest_hashes(manifest), space, grid, settings, threads
+        paths, manifest_hashes(inputs.manifest), space, grid, settings, threads
     )
-    seconds = time.perf_counter() - t0
+    cost = {**info, "seconds": time.perf_counter() - t0, "files": len(paths)}
+    cost["effects"] = list(space.effects)
     curves = curve_norms(raw, rendered.reshape(len(paths), -1, raw.shape[1])).reshape(
         rendered.shape[:3]
     )
-    frame = pd.read_csv(samples, sep="\t", keep_default_na=False, encoding_errors=NAMES)
-    train_files = np.array([p in set(doc["split"]["train_files"]) for p in paths])
-    strengths = _image_strengths(
-        read_json(inputs.sensitivity), sorted(set(frame["image_effect"])), settings.intensities
-    )
-    targets, kappa = solve_targets(
+    frame = pd.read_csv(inputs.samples, sep="\t", keep_default_na=False, encoding_errors=NAMES)
+    opts = TargetOptions(settings.target, settings.min_sd, settings.kappa_percentile)
+    targets, dep = matched_targets(
         frame,
+        paths,
+        pairs.data.split,
         grid,
         curves,
         space.effects,
-        strengths,
-        train_files,
-        kappa_percentile=settings.kappa_percentile,
+        _strengths(inputs.sensitivity, frame, settings.intensities),
+        pairs.level_words,
+        opts,
     )
-    # Nothing from test informs a choice: the dependence figure uses train + val files only.
-    fit = set(doc["split"]["train_files"]) | set(doc["split"]["val_files"])
-    fit_files = np.array([p in fit for p in paths])
-    targets["u_curve_inversion"] = _curve_inversion(
-        frame, grid, curves, space.effects, strengths, kappa, doc["level_words"], target
-    )
-    if target == "level":
-        targets["u_star"] = frame["level"].to_numpy()
-        targets["unreachable"] = False
-    dep = matched_dependence(
-        frame,
-        grid,
-        curves,
-        space.effects,
-        strengths,
-        kappa,
-        doc["level_words"],
-        target,
-        min_sd,
-        files=fit_files,
-    )
-    dep.update(
-        status="ok",
-        kappa=kappa,
-        n_unreachable=int(targets["unreachable"].sum()),
-        unreachable_share=float(targets["unreachable"].mean()) if len(targets) else 0.0,
-        kappa_percentile=settings.kappa_percentile,
-        n_samples=len(targets),
-        n_non_monotone_curves=int((np.diff(curves, axis=2) < 0).any(axis=2).sum()),
-        grid_size=int(grid_size),
-        curve_cost={
-            **info,
-            "seconds": seconds,
-            "files": len(paths),
-            "effects": list(space.effects),
-        },
-        message=dependence_message(dep, min_sd),
-    )
-    _log_dependence(dep, target)
+    dep.update(curve_cost=cost, message=dependence_message(dep, settings.min_sd))
+    _log_dependence(dep, settings.target)
+    arrays = {"grid": grid, "paths": np.asarray(paths, dtype=str)}
+    arrays |= {"effects": np.asarray(space.effects, dtype=str), "curves": curves.astype(np.float32)}
     save_npz(
-        curves_out,
-        {
-            "grid": grid,
-            "paths": np.asarray(paths, dtype=str),
-            "effects": np.asarray(space.effects, dtype=str),
-            "curves": curves.astype(np.float32),
-            "raw": raw,
-            "rendered": rendered,
-        },
-        {"status": "ok", "cost": dep["curve_cost"]},
+        outputs.curves, arrays | {"raw": raw, "rendered": rendered}, {"status": "ok", "cost": cost}
     )
-    with atomic_path(targets_out) as tmp:
+    with atomic_path(outputs.targets) as tmp:
         targets.to_csv(tmp, sep="\t", index=False, float_format="%.8g", errors=NAMES)
-    write_json(dependence_out, dep)
+    write_json(outputs.dependence, dep)

@@ -20,7 +20,6 @@ import pandas as pd
 
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, PipelineError, load_embedder_for_job, log
-from delta_v2a.jobs.phase3.strength import render_clip
 from delta_v2a.phase3.artifact import portable_model, save_decoder
 from delta_v2a.phase3.baselines import TRAINED_KINDS
 from delta_v2a.phase3.dataset import targets_for
@@ -50,6 +49,7 @@ from delta_v2a.phase3.records import (
 )
 from delta_v2a.phase3.search import ClipSearch, search_clips
 from delta_v2a.phase3.spectral import example_order, rendered_subset
+from delta_v2a.phase3.strength import render_clip
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.settings import Phase3Settings
 from delta_v2a.storage import NAMES, EmbeddingTable, atomic_path, load_npz, read_json
