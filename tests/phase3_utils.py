@@ -26,7 +26,8 @@ def music(seconds: float = 1.5, sr: int = SR, seed: int = 0) -> np.ndarray:
 def training_log(status: str = "trained", *, test: dict | None = None, **fields):
     """A typed training log for tests of its readers: what the test gives, the rest empty.
     ``test`` holds the test section's figure tables (``figures``, ``paraphrase_figures``,
-    ``shuffled_spread``); ``verdict`` and ``pairs`` may be dicts."""
+    ``shuffled_spread``); ``verdict`` and ``pairs`` may be dicts (pairs.json's choice: rows
+    and chosen pairs with every field, significance with its note)."""
     from delta_v2a.artifacts.training_log import PairsChoice, TestSection, TrainingLog, Verdict
 
     verdict = fields.pop("verdict", {"uses_audio": None, "message": fields.get("message", "")})
@@ -49,7 +50,7 @@ def training_log(status: str = "trained", *, test: dict | None = None, **fields)
         meta=fields.pop("meta", {}),
         status=status,
         verdict=verdict if isinstance(verdict, Verdict) else Verdict(**verdict),
-        pairs=pairs if isinstance(pairs, PairsChoice) else PairsChoice(**pairs),
+        pairs=pairs if isinstance(pairs, PairsChoice) else PairsChoice.from_json(pairs),
         test=section,
         **fields,
     )

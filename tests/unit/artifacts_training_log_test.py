@@ -22,14 +22,20 @@ VERDICT = {
     "message": "NO EVIDENCE THAT THE DECODER USES THE AUDIO: it does not beat text-only",
     "text_only_validation_mse": [{"text_lookup": 0.1, "text_mlp": 0.2}],
 }
-PAIRS = {"threshold": 0.05, "significance": {"required": True}, "rows": [], "chosen": []}
+SIG = {"available": True, "required": True, "alpha": 0.05, "note": "significant pairs"}
+PAIRS = {"threshold": 0.05, "significance": SIG, "rows": [], "chosen": []}
 
 
 def test_a_trained_log_round_trips_field_for_field(tmp_path):
     log = training_log(
         target="matched",
         verdict=VERDICT,
-        pairs=PAIRS | {"chosen": [{"image_effect": "blur", "audio_effect": "lpf"}]},
+        pairs=PAIRS
+        | {
+            "chosen": [
+                {"image_effect": "blur", "audio_effect": "lpf", "score": 0.3, "p_adjusted": 0.01}
+            ]
+        },
         audio_dependence={"message": "SD 0.1", "can_matter": True},
         best_epoch=3,
         best_val_loss=0.25,
@@ -45,6 +51,7 @@ def test_a_trained_log_round_trips_field_for_field(tmp_path):
     back = TrainingLog.read(path)
     assert back == log
     assert back.trained and back.pairs.pairs() == [("blur", "lpf")]
+    assert back.pairs.significance.required is True and doc["pairs"]["significance"] == SIG
     assert back.verdict.seed_comparisons()[0]["seed"] == 0 and back.test.n_rendered == 0
 
 

@@ -378,6 +378,7 @@ def _check_experiment_writes_nothing(base, ds, cfg, monkeypatch):
 
     import torch
 
+    from delta_v2a.artifacts.pairs import Pairs
     from delta_v2a.jobs.phase3.train import _load_training_data
     from delta_v2a.phase3 import experiment as ex
     from delta_v2a.phase3.baselines import TRAINED_KINDS
@@ -388,7 +389,7 @@ def _check_experiment_writes_nothing(base, ds, cfg, monkeypatch):
     names = {"samples": "samples.tsv", "pairs": "pairs.json", "texts": "texts.npz"}
     names |= {"targets": "targets.tsv", "curves": "curves.npz"}
     paths = Paths(windows=str(base / "windows.npz"), **{k: str(ds / v) for k, v in names.items()})
-    inputs, _ = _load_training_data(paths)
+    inputs, _ = _load_training_data(paths, Pairs.read(ds / "pairs.json"))
     p3 = {"model": {"d_model": 16, "heads": 2, "hidden": 16, "dropout": 0.0}, "epochs": 2}
     p3 |= {"bootstrap": 50, "seeds": 2, "text2fx_budget": 0}
     st = phase3_settings(merge(cfg, {"phase3": p3}), str(base / "no_checkpoints"))

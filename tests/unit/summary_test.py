@@ -144,8 +144,10 @@ def test_summary_says_which_pairs_phase3_trained_on_and_why():
     from delta_v2a.report.summary import summarise
 
     pairs = {
-        "chosen": [{"image_effect": "contrast", "audio_effect": "reverb", "score": 0.1}],
-        "significance": {"available": True, "required": False, "alpha": 0.05},
+        "chosen": [
+            {"image_effect": "contrast", "audio_effect": "reverb", "score": 0.1, "p_adjusted": 1}
+        ],
+        "significance": {"available": True, "required": False, "alpha": 0.05, "note": "x"},
     }
     log = training_log("no_pairs", message="x", pairs=pairs)  # status: keep Phase 3 short
     summary = summarise(

@@ -42,10 +42,25 @@ def labels(**fields) -> DiscoveryLabels:
 LABELS = labels()
 MATRIX = np.array([[0.18, 0.01], [0.012, 0.004]])
 ROWS = [
-    {"image_effect": "blur", "audio_effect": "lpf", "chosen": True},
-    {"image_effect": "contrast", "audio_effect": "reverb", "chosen": False},
+    {
+        "image_effect": "blur",
+        "audio_effect": "lpf",
+        "score": 0.18,
+        "p_adjusted": 1.0,
+        "chosen": True,
+        "reason": None,
+    },
+    {
+        "image_effect": "contrast",
+        "audio_effect": "reverb",
+        "score": 0.004,
+        "p_adjusted": 1.0,
+        "chosen": False,
+        "reason": "below phase3.pair_threshold",
+    },  # fmt: skip
 ]
-SCORE_ONLY = {"available": True, "required": False, "alpha": 0.05}
+NOTE = "NOT REQUIRED: pairs chosen on score alone, not evidence"
+SCORE_ONLY = {"available": True, "required": False, "alpha": 0.05, "note": NOTE}
 CHOSEN = [{"image_effect": "blur", "audio_effect": "lpf", "score": 0.18, "p_adjusted": 1.0}]
 LOG = training_log(pairs={"rows": ROWS, "chosen": CHOSEN, "significance": SCORE_ONLY})
 
@@ -107,10 +122,12 @@ def test_phase3_choice_names_the_pairs_and_what_they_rest_on():
         "basis": "score only: phase3.require_significant_pairs is false (not evidence)",
     }
     block = {"rows": ROWS, "chosen": CHOSEN}
-    significant = training_log(pairs=block | {"significance": {"available": True, "required": True,
-                                                                "alpha": 0.01}})  # fmt: skip
+    sig = {"available": True, "required": True, "alpha": 0.01, "note": ""}
+    significant = training_log(pairs=block | {"significance": sig})
     assert phase3_choice(significant)["basis"] == "significant: p_adjusted <= 0.01"
-    no_p = training_log(pairs=block | {"significance": {"available": False, "alpha": 0.05}})
+    no_p = training_log(
+        pairs=block | {"significance": {"available": False, "alpha": 0.05, "note": NOTE}}
+    )
     assert phase3_choice(no_p)["basis"].startswith("score only: discovery_labels.json has no")
     # the no-pairs training log: nothing chosen
     assert phase3_choice(training_log("no_pairs")) == {"pairs": [], "basis": "none"}

@@ -3,8 +3,8 @@ and the verdict (docs/methods.md §6.3-6.6).
 
 The tables, the report and the summary read the sections typed below by attribute; the
 figure tables (candidate -> metric -> mean, interval, per-seed values), the sign tests of
-``verdict.inference`` and the copies of other files (``meta``, ``audio_dependence``,
-``pairs.significance``) keep the shape of the functions that made them. A run that trained
+``verdict.inference`` and the copies of other files (``meta``, ``audio_dependence``) keep
+the shape of the functions that made them. A run that trained
 nothing (``status: no_pairs``) holds ``meta``, ``status``, ``message``, ``verdict`` and
 ``pairs`` only.
 """
@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any, ClassVar, Self
 
 from delta_v2a.artifacts import JsonArtifact
+from delta_v2a.artifacts.pairs import ChosenPair, PairRow, Pairs, Significance
 
 
 def _present(obj: Any, keep: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -28,18 +29,41 @@ def _present(obj: Any, keep: tuple[str, ...] = ()) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class PairsChoice:
-    """The copy of ``pairs.json``'s decision the run trained on (§6.1): its threshold, what
-    significance it rested on (``available``, ``required``, ``alpha``, ``note``), every pair
-    row and the chosen ones."""
+    """The copy of ``pairs.json``'s decision the run trained on (§6.1; the types of
+    :mod:`delta_v2a.artifacts.pairs`): its threshold, what significance it rested on, every
+    pair row and the chosen pairs."""
 
     threshold: float | None = None
-    significance: dict[str, Any] = dataclasses.field(default_factory=dict)
-    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    chosen: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    significance: Significance | None = None
+    rows: list[PairRow] = dataclasses.field(default_factory=list)
+    chosen: list[ChosenPair] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def of(cls, pairs: Pairs) -> Self:
+        return cls(pairs.threshold, pairs.significance, list(pairs.rows), list(pairs.chosen))
 
     def pairs(self) -> list[tuple[str, str]]:
         """The (image effect, audio effect) pairs trained on, in the file's order."""
-        return [(r["image_effect"], r["audio_effect"]) for r in self.chosen]
+        return [(c.image_effect, c.audio_effect) for c in self.chosen]
+
+    def to_json(self) -> dict[str, Any]:
+        sig = self.significance
+        return {
+            "threshold": self.threshold,
+            "significance": sig.to_json() if sig is not None else {},
+            "rows": [dataclasses.asdict(r) for r in self.rows],
+            "chosen": [dataclasses.asdict(c) for c in self.chosen],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        sig = data.get("significance")
+        return cls(
+            threshold=data.get("threshold"),
+            significance=Significance.from_json(sig) if sig else None,
+            rows=[PairRow.from_json(r) for r in data.get("rows", [])],
+            chosen=[ChosenPair.from_json(c) for c in data.get("chosen", [])],
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -141,7 +165,7 @@ class TrainingLog(JsonArtifact):
         names = [f.name for f in dataclasses.fields(self) if f.name != "message"]
         out = _present(self, keep=tuple(names) if self.trained else ())
         out["verdict"] = self.verdict.to_json()
-        out["pairs"] = dataclasses.asdict(self.pairs)
+        out["pairs"] = self.pairs.to_json()
         if self.test is not None:
             out["test"] = _present(self.test, keep=("shuffled_spread",))
         return out
@@ -151,7 +175,7 @@ class TrainingLog(JsonArtifact):
         names = {f.name for f in dataclasses.fields(cls)}
         fields = {k: v for k, v in data.items() if k in names}
         fields["verdict"] = Verdict(**data["verdict"])
-        fields["pairs"] = PairsChoice(**data["pairs"])
+        fields["pairs"] = PairsChoice.from_json(data["pairs"])
         if data.get("test") is not None:
             fields["test"] = TestSection(**data["test"])
         return cls(**fields)

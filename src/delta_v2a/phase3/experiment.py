@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.pairs import Pairs, PairsData
 from delta_v2a.phase3.baselines import (
     TRAINED_KINDS,
     ShuffledError,
@@ -86,13 +87,20 @@ class TrainingInputs:
     frame: pd.DataFrame
     curves: StrengthCurves
     texts: tuple[str, ...]  # the descriptions, in the row order of ``data.text``
-    pairs: Mapping[str, Any]  # pairs.json
+    pairs: Pairs  # pairs.json, with its data set (status ok)
     windows: Mapping[str, Any]  # the window embeddings' windows (WindowSpec's fields)
     hop_s: float | None = None
 
     @property
     def spec(self) -> WindowSpec:
         return WindowSpec(**self.windows)
+
+    @property
+    def dataset(self) -> PairsData:
+        """pairs.json's data set (templates, gate texts, split): there since a pair passed."""
+        if self.pairs.data is None:
+            raise ExperimentError(f"no data set to train on: {self.pairs.message}")
+        return self.pairs.data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -477,9 +485,9 @@ def run_experiment(
         cost=cost,
         calibration=calibrate_on_training(
             inputs.frame,
-            inputs.pairs["gate_texts"],
+            inputs.dataset.gate_texts,
             list(inputs.texts),
             data.text,
-            inputs.pairs["level_words"],
+            inputs.pairs.level_words,
         ),
     )

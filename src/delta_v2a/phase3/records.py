@@ -63,21 +63,19 @@ def _history(result: TrainResult) -> list[dict[str, float]]:
     return [{k: float(v) if k != "epoch" else int(v) for k, v in r.items()} for r in result.history]
 
 
-def pairs_choice(pairs: Mapping[str, Any]) -> PairsChoice:
-    """The log's copy of pairs.json's decision."""
-    return PairsChoice(**{k: pairs[k] for k in ("threshold", "significance", "rows", "chosen")})
-
-
 def _data_section(inputs: TrainingInputs) -> dict[str, Any]:
-    p, frame, data = inputs.pairs, inputs.frame, inputs.data
+    ds, frame, data = inputs.dataset, inputs.frame, inputs.data
     return {
         "n_samples": len(frame),
         "samples_per_split": {
             k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")
         },
         "n_files": int(frame["path"].nunique()),
-        **{k: p[k] for k in ("split", "levels_per_pair", "level_words", "templates")},
-        "heldout_templates": p["heldout_templates"],
+        "split": asdict(ds.split),
+        "levels_per_pair": ds.levels_per_pair,
+        "level_words": list(inputs.pairs.level_words),
+        "templates": ds.templates,
+        "heldout_templates": ds.heldout_templates,
         "n_unreachable_targets": int(frame["unreachable"].sum()),
     }
 
@@ -146,12 +144,12 @@ def training_log(inputs: TrainingInputs, exp: Experiment, facts: RunFacts) -> Tr
     """training_log.json: every figure from the test split, every baseline, the verdict."""
     main = exp.results["decoder"]
     return TrainingLog(
-        meta=inputs.pairs["meta"],
+        meta=inputs.pairs.meta,
         status="trained",
         target=facts.target,
         verdict=Verdict(**exp.evaluation["verdict"]),
         audio_dependence=dict(facts.dependence),
-        pairs=pairs_choice(inputs.pairs),
+        pairs=PairsChoice.of(inputs.pairs),
         seeds=_seeds_section(exp),
         data=_data_section(inputs),
         paramspace=inputs.space.to_dict(),
@@ -189,19 +187,18 @@ def decoder_payload(
     """decoder_model.pt's contents: plain values and tensors only (weights_only=True), with
     the optional "transfer" entry (prototypes, strength curves, pairs) that ``delta-v2a
     transfer`` reads; ``audio_model``: the CLAP id or path, portable."""
-    p, main, ev = inputs.pairs, exp.results["decoder"], exp.evaluation
-    meta = p["meta"]
-    cal = exp.calibration
+    p, ds, main, ev = inputs.pairs, inputs.dataset, exp.results["decoder"], exp.evaluation
+    meta, cal = p.meta, exp.calibration
     return {
         "status": "trained",
         "arch": {"kind": "attention", **exp.base_arch},
         "state_dict": main.best_state,
         "paramspace": inputs.space.to_dict(),
-        "level_words": list(p["level_words"]),
-        "templates": dict(p["templates"]),
-        "heldout_templates": dict(p["heldout_templates"]),
-        "validation_templates": dict(p.get("validation_templates", {})),
-        "pairs": list(p["chosen"]),
+        "level_words": list(p.level_words),
+        "templates": dict(ds.templates),
+        "heldout_templates": dict(ds.heldout_templates),
+        "validation_templates": dict(ds.validation_templates),
+        "pairs": [asdict(c) for c in p.chosen],
         "target": facts.target,
         "audio_model": dict(audio_model),
         "windows": {k: int(v) for k, v in inputs.windows.items()},

@@ -158,12 +158,12 @@ def phase3_choice(training_log: TrainingLog) -> dict[str, Any]:
     sig = training_log.pairs.significance
     if not pairs:
         basis = "none"
-    elif not sig.get("available", True):
+    elif sig is not None and not sig.available:
         basis = "score only: discovery_labels.json has no p-values"
-    elif not sig.get("required", True):
+    elif sig is not None and sig.required is False:
         basis = "score only: phase3.require_significant_pairs is false (not evidence)"
     else:
-        basis = f"significant: p_adjusted <= {sig.get('alpha', float('nan')):g}"
+        basis = f"significant: p_adjusted <= {sig.alpha if sig else float('nan'):g}"
     return {"pairs": pairs, "basis": basis}
 
 

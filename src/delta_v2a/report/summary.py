@@ -142,7 +142,7 @@ def _phase3_verdict(training_log: TrainingLog) -> dict[str, Any]:
         v.message,
         *tests,
         *([_shuffled_line(spread)] if spread else []),
-        *([f"!!! pairs: {sig['note']} !!!"] if not sig.get("required", True) else []),
+        *([f"!!! pairs: {sig.note} !!!"] if sig is not None and sig.required is False else []),
         f"beats: {', '.join(v.beats or []) or 'none'}; does not beat: "
         f"{', '.join(v.does_not_beat or []) or 'none'}",
         f"text-only ({v.text_only_baseline}) − decoder, test MSE: "

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from delta_v2a.artifacts.training_log import TrainingLog
+from delta_v2a.artifacts.pairs import Pairs
+from delta_v2a.artifacts.training_log import PairsChoice, TrainingLog
 from delta_v2a.jobs.common import Paths, PipelineError, load_embedder_for_job, log
 from delta_v2a.phase3.artifact import portable_model, save_decoder
 from delta_v2a.phase3.baselines import TRAINED_KINDS
@@ -41,12 +42,7 @@ from delta_v2a.phase3.listening import (
     predictions_table,
 )
 from delta_v2a.phase3.paramspace import ParamSpace
-from delta_v2a.phase3.records import (
-    RunFacts,
-    decoder_payload,
-    pairs_choice,
-    training_log,
-)
+from delta_v2a.phase3.records import RunFacts, decoder_payload, training_log
 from delta_v2a.phase3.search import ClipSearch, search_clips
 from delta_v2a.phase3.spectral import example_order, rendered_subset
 from delta_v2a.phase3.strength import render_clip
@@ -58,16 +54,16 @@ from delta_v2a.storage import NAMES, EmbeddingTable, atomic_path, load_npz, read
 TARGET_COLUMNS = ("u_star", "target_strength", "unreachable", "image_strength", "u_curve_inversion")
 
 
-def _write_untrained(pairs: Mapping[str, Any], outputs: Paths) -> None:
+def _write_untrained(pairs: Pairs, outputs: Paths) -> None:
     """No pair: every declared output is still written, each saying why (loudly)."""
     from delta_v2a import plots
 
-    message, meta = pairs["message"], pairs.get("meta", {})
+    message, meta = pairs.message, pairs.meta
     save_decoder(
         outputs.model,
-        {"status": "no_pairs", "message": message, "pairs": [], "threshold": pairs["threshold"]},
+        {"status": "no_pairs", "message": message, "pairs": [], "threshold": pairs.threshold},
     )
-    TrainingLog.untrained(message, pairs_choice(pairs), meta).write(outputs.log)
+    TrainingLog.untrained(message, PairsChoice.of(pairs), meta).write(outputs.log)
     out = Path(outputs.predictions)
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.txt").write_text(message + "\n", encoding="utf-8")
@@ -92,12 +88,10 @@ def _read_samples(samples: str, targets: str) -> pd.DataFrame:
     return frame
 
 
-def _load_training_data(inputs: Paths) -> tuple[TrainingInputs, EmbeddingTable]:
-    """Everything training and evaluation read, checked for agreement between jobs."""
-    pairs = read_json(inputs.pairs)
-    if "gate_texts" not in pairs:
-        raise PipelineError("pairs.json has no gate_texts (an older phase3_dataset): rerun it")
-    space, table = ParamSpace.from_dict(pairs["paramspace"]), EmbeddingTable.load(inputs.windows)
+def _load_training_data(inputs: Paths, pairs: Pairs) -> tuple[TrainingInputs, EmbeddingTable]:
+    """Everything training and evaluation read (``pairs``: pairs.json, status ok), checked
+    for agreement between jobs."""
+    space, table = pairs.data.space(), EmbeddingTable.load(inputs.windows)
     frame = _read_samples(inputs.samples, inputs.targets)
     text_arrays, text_meta = load_npz(inputs.texts, ("texts", "embeddings"))
     curves, _ = load_npz(inputs.curves, ("grid", "paths", "effects", "curves", "rendered"))
@@ -359,7 +353,7 @@ def _write_figures(inputs: TrainingInputs, exp: Experiment, outputs: Paths) -> N
     templates) against the targets."""
     from delta_v2a.plots import decoder_prediction_figure, decoder_training_figure
 
-    note, test = inputs.pairs["meta"].get("note", ""), exp.test
+    note, test = inputs.pairs.meta.get("note", ""), exp.test
     histories = {k: r.history for k, r in exp.results.items()}
     decoder_training_figure(histories, exp.evaluation["figures"]["test"], outputs.training, note)
     seen = inputs.data.split[test] == "test"
@@ -384,12 +378,12 @@ def run_train(*, inputs: Paths, outputs: Paths, settings: Phase3Settings, thread
     from delta_v2a.models import resolve_device
 
     torch.set_num_threads(max(1, threads))
-    pairs = read_json(inputs.pairs)
-    if pairs["status"] != "ok":
+    pairs = Pairs.read(inputs.pairs)
+    if pairs.status != "ok":
         _write_untrained(pairs, outputs)
         return
     st, dev = settings, resolve_device(settings.device)
-    loaded, table = _load_training_data(inputs)
+    loaded, table = _load_training_data(inputs, pairs)
     dep = _announce(loaded.data, st, dev, inputs.dependence)
     preroll = int(round(st.preroll_s * loaded.spec.sample_rate))
     lab = Lab(
