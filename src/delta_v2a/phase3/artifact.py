@@ -117,6 +117,29 @@ def _decoder_of(doc: Mapping[str, Any], model: DecoderNet) -> Decoder:
     )
 
 
+@dataclass(frozen=True)
+class DecoderState:
+    """What a model file holds, read without rebuilding the network: whether a decoder was
+    trained (else ``message`` says why not) and whether it carries a ``transfer`` entry."""
+
+    trained: bool
+    has_transfer: bool
+    message: str
+
+
+def decoder_state(path: str | Path) -> DecoderState:
+    """:class:`DecoderState` of ``decoder_model.pt`` (``weights_only=True``), for jobs that
+    write something else where no decoder was trained (transfer_examples)."""
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(doc, dict):
+        return DecoderState(trained=False, has_transfer=False, message="")
+    return DecoderState(
+        trained=doc.get("status") == "trained",
+        has_transfer="transfer" in doc,
+        message=str(doc.get("message") or ""),
+    )
+
+
 def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decoder:
     """Load ``decoder_model.pt`` (``weights_only=True``) and rebuild the network."""
     try:
