@@ -4,6 +4,9 @@ planted and tiny stand-in models, the config checks) takes them from here."""
 
 from __future__ import annotations
 
+#: The two sides of the study, in the order every table and loop uses.
+MODALITIES = ("image", "audio")
+
 #: CLAP's sampling rate (Hz): every audio file is decoded and resampled to it.
 SAMPLE_RATE = 48_000
 #: Seconds of audio in one CLAP window (one embedding).

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from delta_v2a.constants import MODALITIES
 from delta_v2a.embedders import AUTO, family_of
 from delta_v2a.embedders import load_embedder as _load_family
 from delta_v2a.embedders.base import (
@@ -77,7 +78,7 @@ def fetch_models(configfile: str | Path) -> list[str]:
         raise FileNotFoundError(f"--configfile {configfile}: no such file")
     models = load_config(schema, *base, configfile)["models"]
     lines = []
-    for modality in ("image", "audio"):
+    for modality in MODALITIES:
         name, family = models[modality], models["family"][modality]
         revision, source = models["revision"][modality], models["source"][modality]
         if family == "planted":

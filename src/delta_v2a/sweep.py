@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.config import ConfigError
+from delta_v2a.constants import MODALITIES
 
 #: A pair's name becomes part of its rules' names (``<name>_all``): an identifier.
 PAIR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -172,9 +173,7 @@ class SweepSettings:
 def sweep_settings(plans: Sequence[PairPlan]) -> SweepSettings:
     return SweepSettings(
         pairs=[p.name for p in plans],
-        models=[
-            {m: str(p.config.get("models", {}).get(m)) for m in ("image", "audio")} for p in plans
-        ],
+        models=[{m: str(p.config.get("models", {}).get(m)) for m in MODALITIES} for p in plans],
     )
 
 

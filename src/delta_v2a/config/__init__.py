@@ -38,7 +38,6 @@ from delta_v2a.config.inputs import (
     relative_note,
 )
 from delta_v2a.config.schema import (
-    MODALITIES,
     NO_DEFAULT,
     ConfigError,
     check_keys,
@@ -50,3 +49,4 @@ from delta_v2a.config.schema import (
     schema_defaults,
     with_defaults,
 )
+from delta_v2a.constants import MODALITIES

@@ -9,8 +9,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from delta_v2a.config.schema import MODALITIES, ConfigError, effect_names
-from delta_v2a.constants import SAMPLE_RATE
+from delta_v2a.config.schema import ConfigError, effect_names
+from delta_v2a.constants import MODALITIES, SAMPLE_RATE
 from delta_v2a.effects import REGISTRY, check_levels
 
 AUDIO_RATE_FOR_CHECKS = SAMPLE_RATE  # the loader resamples every file to CLAP's rate

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from delta_v2a.config.schema import MODALITIES, ConfigError
+from delta_v2a.config.schema import ConfigError
+from delta_v2a.constants import MODALITIES
 
 
 def data_root(config: Mapping[str, Any], modality: str) -> str:

@@ -11,9 +11,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-MODALITIES = ("image", "audio")
-
-
 #: What :func:`schema_defaults` gives for a key the schema has no default for.
 NO_DEFAULT = object()
 

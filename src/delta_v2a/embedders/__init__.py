@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from delta_v2a.constants import MODALITIES
 from delta_v2a.embedders.base import FETCH_HINT, Embedder, ModelInfo
 
 __all__ = [
@@ -126,7 +127,7 @@ def load_embedder(
 ) -> Any:
     """Load the ``modality`` tower ("image" or "audio") of a model through its family;
     ``kw`` (device, dtype, normalize, revision) go to the family's ``open``."""
-    if modality not in ("image", "audio"):
+    if modality not in MODALITIES:
         raise ValueError(f"unknown modality {modality!r}; use 'image' or 'audio'")
     cls = family(family_of(name_or_path, family_name, kw.get("revision")))
     if modality not in cls.modalities:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from delta_v2a.constants import MODALITIES
 from delta_v2a.embedders import register
 
 
@@ -19,7 +20,7 @@ class PlantedFamily:
 
     family = "planted"
     model_types: tuple[str, ...] = ()
-    modalities = ("image", "audio")
+    modalities = MODALITIES
     write_tiny = None  # built from code: nothing to write
 
     @classmethod
