@@ -63,7 +63,7 @@ def _apply(args: argparse.Namespace) -> int:
 
     decoder = load_decoder(args.model, device=args.device)
     audio_model = decoder.audio_model
-    clap = resolve_clap(decoder.doc, args.model, args.audio_model)
+    clap = resolve_clap(decoder, args.model, args.audio_model)
     try:
         embedder = load_embedder(
             "audio",
@@ -118,7 +118,7 @@ def _apply(args: argparse.Namespace) -> int:
             "decision": acc.reason,
             "forced": not acc.accepted,
         },
-        "not_science": bool(decoder.doc.get("not_science", False)),
+        "not_science": decoder.not_science,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -138,7 +138,7 @@ def _apply(args: argparse.Namespace) -> int:
         )
         print(f"  {effect}: {shown}")
     if result["not_science"]:
-        print(f"  [{decoder.doc.get('note', 'tiny random models: not science')}]")
+        print(f"  [{decoder.note or 'tiny random models: not science'}]")
     return 0
 
 
@@ -166,55 +166,45 @@ def _gate_lines(app: dict[str, Any]) -> list[str]:
 
 def _info(args: argparse.Namespace) -> int:
     """Pairs, level words, templates, model ids, target mode and the test figures."""
+    import dataclasses
+
     from delta_v2a.phase3.artifact import load_decoder
 
-    doc = load_decoder(args.model).doc
+    dec = load_decoder(args.model)
     if args.json:
-        keep = (
-            "pairs",
-            "level_words",
-            "templates",
-            "heldout_templates",
-            "validation_templates",
-            "target",
-            "audio_model",
-            "windows",
-            "best_epoch",
-            "test_figures",
-            "verdict",
-            "note",
-        )
-        out = {k: doc.get(k) for k in keep}
-        out["apply_threshold"] = doc["apply"]["threshold"]
-        out["apply_margin"] = doc["apply"].get("margin")
-        out["apply_validation"] = doc["apply"].get("validation")
-        out["apply_test"] = doc["apply"].get("test")
+        keep = ("pairs", "level_words", "templates", "heldout_templates", "validation_templates",
+                "target", "audio_model")  # fmt: skip
+        out = {k: getattr(dec, k) for k in keep} | {"windows": dataclasses.asdict(dec.windows)}
+        out |= {"best_epoch": dec.best_epoch, "test_figures": dec.test_figures}
+        out |= {"verdict": dec.verdict, "note": dec.note}
+        out["apply_threshold"] = dec.gate["threshold"]
+        out["apply_margin"] = dec.gate.get("margin")
+        out["apply_validation"] = dec.gate.get("validation")
+        out["apply_test"] = dec.gate.get("test")
         print(json.dumps(out, indent=2))
         return 0
-    print(
-        f"{args.model}: Delta V2A decoder (format {doc['format_version']}, target {doc['target']})"
-    )
-    for p in doc["pairs"]:
+    print(f"{args.model}: Delta V2A decoder (format {dec.format_version}, target {dec.target})")
+    for p in dec.pairs:
         print(f"  pair: {p['image_effect']} -> {p['audio_effect']} (score {p['score']:.4g})")
-    print(f"  level words: {', '.join(doc['level_words'])}")
-    for effect, tpl in doc["templates"].items():
-        held = set(doc.get("heldout_templates", {}).get(effect, []))
-        val = set(doc.get("validation_templates", {}).get(effect, []))
+    print(f"  level words: {', '.join(dec.level_words)}")
+    for effect, tpl in dec.templates.items():
+        held = set(dec.heldout_templates.get(effect, []))
+        val = set(dec.validation_templates.get(effect, []))
         tags = {t: " (held out, test only)" for t in held}
         tags |= {t: " (held out, calibrates apply)" for t in val}
         shown = ", ".join(f"{t!r}{tags.get(t, '')}" for t in tpl)
         print(f"  templates {effect}: {shown}")
-    am = doc["audio_model"]
+    am = dec.audio_model
     where = " (relative to the model file)" if am.get("relative_to_model_file") else ""
     print(f"  CLAP: {am['name_or_path']}{where}, {am.get('dtype', 'fp32')}")
-    print("\n".join(_gate_lines(doc["apply"])))
-    print(f"  verdict: {doc['verdict']['message']}")
-    for name, fig in doc["test_figures"].items():
+    print("\n".join(_gate_lines(dec.gate)))
+    print(f"  verdict: {dec.verdict['message']}")
+    for name, fig in dec.test_figures.items():
         m = fig["param_mse"]
         if m["mean"] is not None:
             print(f"  test {name}: MSE {m['mean']:.4g} [{m['low']:.4g}, {m['high']:.4g}]")
-    if doc.get("not_science"):
-        print(f"  [{doc.get('note', 'tiny random models: not science')}]")
+    if dec.not_science:
+        print(f"  [{dec.note or 'tiny random models: not science'}]")
     return 0
 
 

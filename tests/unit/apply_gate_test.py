@@ -79,13 +79,12 @@ def _setup(world: World, effect="contrast"):
 
 def _decoder(cal, effect="contrast"):
     """What check_description reads of a loaded decoder."""
-    doc = {
-        "apply": cal,
-        "level_words": WORDS,
-        "pairs": [{"image_effect": effect, "audio_effect": "highshelf"}],
-        "templates": {effect: TEMPLATES[effect]},
-    }
-    return SimpleNamespace(doc=doc)
+    return SimpleNamespace(
+        gate=cal,
+        level_words=WORDS,
+        pairs=[{"image_effect": effect, "audio_effect": "highshelf"}],
+        templates={effect: TEMPLATES[effect]},
+    )
 
 
 def test_template_roles_and_gate_texts_keep_validation_and_test_apart():
@@ -146,7 +145,7 @@ def test_contrast_only_decoder_refuses_an_extremely_blurry_photo():
     assert (near["effect"], near["level_word"]) == ("contrast", "extremely")
     acc = artifact.check_description(_decoder(cal), blurry, v)
     assert not acc.accepted and acc.reason == "untrained_effect" and acc.nearest_effect == "blur"
-    message = artifact.refusal_message(blurry, acc, _decoder(cal).doc)
+    message = artifact.refusal_message(blurry, acc, _decoder(cal))
     assert "is nearest to 'an extremely blurry photo' (blur, extremely; cosine 1.0000)" in message
     assert "\n" not in message
     # and the validation figures say what the gate did
@@ -173,7 +172,7 @@ def test_a_description_of_the_wrong_level_is_never_mapped_silently():
             if acc.nearest_effect == "contrast" and acc.nearest_level != p["level_word"]:
                 wrong += 1
                 assert not acc.accepted and acc.reason == "other_level"
-                message = artifact.refusal_message(p["text"], acc, dec.doc)
+                message = artifact.refusal_message(p["text"], acc, dec)
                 assert f"names level {p['level_word']} but is nearest to {acc.nearest!r}" in message
             if acc.accepted:
                 assert (acc.nearest_effect, acc.nearest_level) == ("contrast", p["level_word"])
@@ -232,6 +231,6 @@ def test_a_tower_that_cannot_separate_refuses_every_paraphrase():
 
 
 def test_old_model_files_without_references_are_named():
-    dec = SimpleNamespace(doc={"apply": {"threshold": 0.5, "trained_descriptions": []}})
+    dec = SimpleNamespace(gate={"threshold": 0.5, "trained_descriptions": []})
     with pytest.raises(ValueError, match="predates apply's near-miss gate"):
         artifact.check_description(dec, "a very blurry photo", np.ones(3))

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from phase3_utils import CONFIG, TEMPLATES, WORDS
+from phase3_utils import CONFIG, TEMPLATES, WORDS, training_log
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.config import merge
 from delta_v2a.jobs.common import Paths
 from delta_v2a.phase3 import artifact
@@ -327,7 +328,9 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
     ]
     from delta_v2a.report.summary import _phase3_verdict
 
-    lines = _phase3_verdict(log)["lines"]  # the summary reads this very log
+    typed = TrainingLog.read(out / "training_log.json")
+    assert typed.verdict.seeds == [0, 1, 2] and typed.test.figures == log["test"]["figures"]
+    lines = _phase3_verdict(typed)["lines"]  # the summary reads this very log
     assert "training seeds [0, 1, 2]: passed [] (the verdict needs all)" in lines
     assert any(line.startswith("seed 2 text_only: decoder better on") for line in lines)
     shuffled = [line for line in lines if line.startswith("shuffled audio over 1 derangements")]
@@ -340,16 +343,16 @@ def _check_training(base, ds, cfg, split, n_test_rows, caplog):
 def _check_model_file(out, model):
     """decoder_model.pt: the parameter space, a portable CLAP path, apply's threshold."""
     loaded = artifact.load_decoder(out / "decoder_model.pt")
-    assert loaded.space.effects == ("lpf", "reverb") and loaded.doc["level_words"] == WORDS
+    assert loaded.space.effects == ("lpf", "reverb") and loaded.level_words == WORDS
     assert loaded.audio_model["relative_to_model_file"] is True
     from delta_v2a.phase3.artifact import resolve_clap
 
-    assert resolve_clap(loaded.doc, out / "decoder_model.pt", None) == str(
+    assert resolve_clap(loaded, out / "decoder_model.pt", None) == str(
         Path(model["models"]["audio"]).resolve()
     )
-    assert "transfer" not in loaded.doc
+    assert loaded.transfer is None
     # apply's gate: chosen on validation, the same in the model file and the training log
-    gate = loaded.doc["apply"]
+    gate = loaded.gate
     logged = json.loads((out / "training_log.json").read_text())["apply"]
     assert (logged["threshold"], logged["margin"]) == (gate["threshold"], gate["margin"])
     assert logged["validation"] == gate["validation"] and logged["test"] == gate["test"]
@@ -365,13 +368,78 @@ def _check_model_file(out, model):
     assert (out / "training.png").stat().st_size > 1000
 
 
-def test_phase3_jobs_end_to_end(upstream, caplog):
+def _check_experiment_writes_nothing(base, ds, cfg, monkeypatch):
+    """run_experiment on the job's inputs, with a Lab that needs no file (training without
+    checkpoints, the grid-argmax search, nothing rendered), opens no file for writing; each
+    seed's text-only baseline is its lower validation MSE; the same inputs give the same
+    figures twice (every random stream is seeded)."""
+    import builtins
+    import io
+
+    import torch
+
+    from delta_v2a.artifacts.pairs import Pairs
+    from delta_v2a.jobs.phase3.train import _load_training_data
+    from delta_v2a.phase3 import experiment as ex
+    from delta_v2a.phase3.baselines import TRAINED_KINDS
+    from delta_v2a.phase3.listening import SPECTRAL_METRICS
+    from delta_v2a.phase3.search import search_clips
+    from delta_v2a.phase3.train import train_decoder
+
+    names = {"samples": "samples.tsv", "pairs": "pairs.json", "texts": "texts.npz"}
+    names |= {"targets": "targets.tsv", "curves": "curves.npz"}
+    paths = Paths(windows=str(base / "windows.npz"), **{k: str(ds / v) for k, v in names.items()})
+    inputs, _ = _load_training_data(paths, Pairs.read(ds / "pairs.json"))
+    p3 = {"model": {"d_model": 16, "heads": 2, "hidden": 16, "dropout": 0.0}, "epochs": 2}
+    p3 |= {"bootstrap": 50, "seeds": 2, "text2fx_budget": 0}
+    st = phase3_settings(merge(cfg, {"phase3": p3}), str(base / "no_checkpoints"))
+    dependence = json.loads((ds / "dependence.json").read_text())
+
+    def search(test):
+        files, effects, text, known = ex.search_inputs(inputs, test)
+        found = search_clips(None, files, effects, text, inputs.curves.grid, known, budget=0)
+        spent = {"render": 0.0, "embed": 0.0}
+        return found, ex.search_cost(found, 0, len(inputs.curves.grid), 0.0, spent)
+
+    def render(test, candidates, extra, mse):
+        nan = {m: np.full(len(test), np.nan) for m in SPECTRAL_METRICS}
+        return ex.Renders({k: nan for k in {**candidates, **extra}}, 0, 0.0, {})
+
+    lab = ex.Lab(
+        train=lambda arch, s: {
+            n: train_decoder({"kind": k, **arch}, inputs.data, s) for n, k in TRAINED_KINDS.items()
+        },
+        search=search,
+        render=render,
+    )
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *args, **kwargs):
+        assert not set(mode) & set("wax+"), f"the experiment opened {file} for writing"
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    monkeypatch.setattr(io, "open", read_only)  # pathlib's
+    monkeypatch.setattr(torch, "save", lambda *a, **k: pytest.fail("the experiment saved"))
+    first, again = (ex.run_experiment(inputs, st, lab, dependence) for _ in range(2))
+    monkeypatch.undo()
+    verdict = first.evaluation["verdict"]
+    assert verdict["text_only_baseline_per_seed"] == [
+        min(v, key=v.get) for v in verdict["text_only_validation_mse"]
+    ]
+    assert list(first.seed_results) == list(st.seeds) and first.results["decoder"].best_epoch
+    assert first.evaluation["figures"] == again.evaluation["figures"]
+    assert not (base / "no_checkpoints").exists()
+
+
+def test_phase3_jobs_end_to_end(upstream, caplog, monkeypatch):
     base, model = upstream
     _check_windows(base, model)
     ds, split, n_test_rows = _check_dataset(base, model, caplog)
     _check_strength(base, ds, model)
     out = _check_training(base, ds, model, split, n_test_rows, caplog)
     _check_model_file(out, model)
+    _check_experiment_writes_nothing(base, ds, model, monkeypatch)
 
 
 def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog):
@@ -384,6 +452,10 @@ def test_no_pair_is_said_clearly_and_still_writes_every_output(upstream, caplog)
     assert want + " score 0.3)" in caplog.text
     log = json.loads((out / "training_log.json").read_text())
     assert log["status"] == "no_pairs" and "NO PAIR" in log["message"]
+    assert set(log) == {"artifact", "format_version", "meta", "status", "message", "verdict",
+                        "pairs"}  # fmt: skip
+    typed = TrainingLog.read(out / "training_log.json")
+    assert typed.pairs.threshold == 0.5 and typed.verdict.uses_audio is None
     assert (out / "parameter_predictions/README.txt").exists()
     assert (out / "training.png").exists() and (out / "predictions.png").exists()
     with pytest.raises(ValueError, match="holds no trained decoder.*NO PAIR"):
@@ -419,7 +491,6 @@ def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
 
     fig = {"mean": 0.02, "low": 0.01, "high": 0.03, "n_files": 3}
     log = {
-        "status": "trained",
         "target": "matched",
         "audio_dependence": {"message": "u* spread across files for one description: SD 0.1"},
         "verdict": {
@@ -438,12 +509,12 @@ def test_summary_phase3_section_reports_verdict_baselines_and_intervals():
             }
         },
     }
-    v = _phase3_verdict(log)
+    v = _phase3_verdict(training_log(**log))
     # a FAILED verdict opens with why; the audio dependence follows
     assert v["status"] == "FAILED" and v["lines"][0].startswith("FAILED because: NO EVIDENCE")
     assert "beats: no_effect; does not beat: text_lookup" in v["lines"]
     assert "SD 0.1" in v["lines"][1]
     assert any(line.startswith("test decoder: MSE 0.02 [0.01, 0.03]") for line in v["lines"])
     ok = {**log, "verdict": {**log["verdict"], "uses_audio": True}}
-    assert _phase3_verdict(ok)["status"] == "ok"
-    assert _phase3_verdict({"status": "no_pairs", "message": "NO PAIR"})["lines"] == ["NO PAIR"]
+    assert _phase3_verdict(training_log(**ok))["status"] == "ok"
+    assert _phase3_verdict(training_log("no_pairs", message="NO PAIR"))["lines"] == ["NO PAIR"]

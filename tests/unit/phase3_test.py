@@ -777,7 +777,7 @@ def test_info_prints_what_the_decoder_knows(tmp_path, tiny_clap_dir, clap_embedd
     assert "test decoder: MSE 0.01 [0.005, 0.02]" in out and str(tiny_clap_dir) in out
     assert main(["info", str(model), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    gate = artifact.load_decoder(model).doc["apply"]
+    gate = artifact.load_decoder(model).gate
     assert doc["target"] == "matched" and doc["apply_threshold"] == pytest.approx(gate["threshold"])
     assert doc["apply_margin"] == pytest.approx(gate["margin"])
     assert doc["apply_validation"]["n_paraphrases"] == len(WORDS)

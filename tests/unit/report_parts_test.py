@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from phase3_utils import training_log
 from PIL import Image
 
 from delta_v2a.report.html import transfer_html, verdicts_table
@@ -39,7 +40,7 @@ def _summary(**over):
         "cross": {"results": [variant(invariant=True)]},
         "discovery": np.zeros((2, 2)),
         "labels": no_pair_labels(),
-        "training_log": {"status": "no_pairs", "message": "NO PAIR passes"},
+        "training_log": training_log("no_pairs", message="NO PAIR passes"),
     }
     return summarise(**(args | over))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from phase3_utils import training_log
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 
@@ -44,7 +45,7 @@ def test_summary_warns_loudly_on_every_failed_phase():
         cross={"results": [variant(invariant=True)]},
         discovery=np.zeros((2, 2)),
         labels=no_pair_labels(),
-        training_log={"status": "no_pairs", "message": "NO PAIR passes"},
+        training_log=training_log("no_pairs", message="NO PAIR passes"),
     )
     assert summary["failed"] == ["phase 0-a sensitivity", "phase 1 discovery", "phase 3 decoder"]
     text = format_summary(summary)
@@ -70,7 +71,6 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
         for s, p in ((7, 0.001), (8, 0.4), (9, 0.002))
     ]
     log = {
-        "status": "trained",
         "target": "matched",
         "audio_dependence": {
             "message": "m",
@@ -108,7 +108,7 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
             }
         },
     }
-    verdict = _phase3_verdict(log)
+    verdict = _phase3_verdict(training_log(**log))
     lines = verdict["lines"]
     assert verdict["status"] == "FAILED"  # a FAILED verdict says why first, then the figures
     assert lines[0] == f"FAILED because: {log['verdict']['message']}"
@@ -136,7 +136,7 @@ def test_summary_phase3_carries_each_seeds_p_values_the_seed_spread_and_the_sear
         "shuffled audio over 200 derangements: MSE per seed 0.5, 0.6, 0.7 (SD 0.1, 0.1, 0.1 "
         "across derangements)" in lines
     )
-    assert _phase3_verdict(log)["status"] == "FAILED"
+    assert _phase3_verdict(training_log(**log))["status"] == "FAILED"
 
 
 def test_summary_says_which_pairs_phase3_trained_on_and_why():
@@ -144,10 +144,12 @@ def test_summary_says_which_pairs_phase3_trained_on_and_why():
     from delta_v2a.report.summary import summarise
 
     pairs = {
-        "chosen": [{"image_effect": "contrast", "audio_effect": "reverb", "score": 0.1}],
-        "significance": {"available": True, "required": False, "alpha": 0.05},
+        "chosen": [
+            {"image_effect": "contrast", "audio_effect": "reverb", "score": 0.1, "p_adjusted": 1}
+        ],
+        "significance": {"available": True, "required": False, "alpha": 0.05, "note": "x"},
     }
-    log = {"status": "no_pairs", "message": "x", "pairs": pairs}  # status: keep Phase 3 short
+    log = training_log("no_pairs", message="x", pairs=pairs)  # status: keep Phase 3 short
     summary = summarise(
         health=[{"passed": True}],
         sensitivity={"meta": {}, "results": []},

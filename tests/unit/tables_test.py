@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from phase3_utils import training_log
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.report.html import matrix_table, pairs_html
@@ -41,12 +42,27 @@ def labels(**fields) -> DiscoveryLabels:
 LABELS = labels()
 MATRIX = np.array([[0.18, 0.01], [0.012, 0.004]])
 ROWS = [
-    {"image_effect": "blur", "audio_effect": "lpf", "chosen": True},
-    {"image_effect": "contrast", "audio_effect": "reverb", "chosen": False},
+    {
+        "image_effect": "blur",
+        "audio_effect": "lpf",
+        "score": 0.18,
+        "p_adjusted": 1.0,
+        "chosen": True,
+        "reason": None,
+    },
+    {
+        "image_effect": "contrast",
+        "audio_effect": "reverb",
+        "score": 0.004,
+        "p_adjusted": 1.0,
+        "chosen": False,
+        "reason": "below phase3.pair_threshold",
+    },  # fmt: skip
 ]
-SCORE_ONLY = {"available": True, "required": False, "alpha": 0.05}
+NOTE = "NOT REQUIRED: pairs chosen on score alone, not evidence"
+SCORE_ONLY = {"available": True, "required": False, "alpha": 0.05, "note": NOTE}
 CHOSEN = [{"image_effect": "blur", "audio_effect": "lpf", "score": 0.18, "p_adjusted": 1.0}]
-LOG = {"pairs": {"rows": ROWS, "chosen": CHOSEN, "significance": SCORE_ONLY}}
+LOG = training_log(pairs={"rows": ROWS, "chosen": CHOSEN, "significance": SCORE_ONLY})
 
 
 def test_discovery_rows_copy_the_cells_and_mark_best_and_chosen():
@@ -81,24 +97,23 @@ def test_phase1_keys_are_used_when_present():
 def test_phase3_rows_copy_every_test_figure_with_its_interval():
     fig = {"mean": 0.1, "low": 0.05, "high": 0.2, "n_files": 3, "seed_sd": 0.02}
     fig |= {"per_seed": [0.08, 0.1, 0.12]}
-    log = {
-        "status": "trained",
-        "test": {
+    log = training_log(
+        test={
             "figures": {
                 "decoder": {"param_mse": fig},
                 "no_effect": {"param_mse": {**fig, "mean": 0.3}},
             },
             "paraphrase_figures": {"decoder": {"strength_error": {**fig, "mean": 0.5}}},
         },
-    }
+    )
     got = [tuple(r.values()) for r in phase3_rows(log).to_dict("records")]
     assert got == [
         ("test", "decoder", "param_mse", 0.1, 0.05, 0.2, 3, 0.02, 3, "trained"),
         ("test", "no_effect", "param_mse", 0.3, 0.05, 0.2, 3, 0.02, 3, "trained"),
         ("paraphrases", "decoder", "strength_error", 0.5, 0.05, 0.2, 3, 0.02, 3, "trained"),
     ]
-    assert phase3_rows({"status": "no_pairs"}).empty
-    assert isinstance(phase3_rows({}), pd.DataFrame)
+    assert phase3_rows(training_log("no_pairs")).empty
+    assert isinstance(phase3_rows(training_log("no_pairs")), pd.DataFrame)
 
 
 def test_phase3_choice_names_the_pairs_and_what_they_rest_on():
@@ -106,19 +121,22 @@ def test_phase3_choice_names_the_pairs_and_what_they_rest_on():
         "pairs": [("blur", "lpf")],
         "basis": "score only: phase3.require_significant_pairs is false (not evidence)",
     }
-    significant = {"pairs": {**LOG["pairs"], "significance": {"available": True, "required": True,
-                                                              "alpha": 0.01}}}  # fmt: skip
+    block = {"rows": ROWS, "chosen": CHOSEN}
+    sig = {"available": True, "required": True, "alpha": 0.01, "note": ""}
+    significant = training_log(pairs=block | {"significance": sig})
     assert phase3_choice(significant)["basis"] == "significant: p_adjusted <= 0.01"
-    no_p = {"pairs": {**LOG["pairs"], "significance": {"available": False, "alpha": 0.05}}}
+    no_p = training_log(
+        pairs=block | {"significance": {"available": False, "alpha": 0.05, "note": NOTE}}
+    )
     assert phase3_choice(no_p)["basis"].startswith("score only: discovery_labels.json has no")
-    # the no-pairs training log holds a list, not the pairs block
-    assert phase3_choice({"status": "no_pairs", "pairs": []}) == {"pairs": [], "basis": "none"}
+    # the no-pairs training log: nothing chosen
+    assert phase3_choice(training_log("no_pairs")) == {"pairs": [], "basis": "none"}
     frame = discovery_rows(MATRIX, LABELS, LOG)
     basis = frame.set_index(["image_effect", "audio_effect"])["phase3_basis"]
     assert basis[("blur", "lpf")] == phase3_choice(LOG)["basis"]
     assert basis.drop(("blur", "lpf")).isna().all()
     assert pairs_html(frame).count("◆ blur → lpf") == 1 and "not evidence" in pairs_html(frame)
-    assert "no pair" in pairs_html(discovery_rows(MATRIX, LABELS, {}))
+    assert "no pair" in pairs_html(discovery_rows(MATRIX, LABELS, training_log("no_pairs")))
 
 
 def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
@@ -153,7 +171,7 @@ def test_front_page_opens_with_the_banner_and_the_verdict_table():
         "phase0_consistency": empty,
         "phase0_invariance": empty,
         "phase1_discovery": discovery_rows(MATRIX, LABELS, LOG),
-        "phase3_results": phase3_rows({}),
+        "phase3_results": phase3_rows(training_log("no_pairs")),
     }
     page = front_page(frames, "", {"not_science": True, "note": "NOT SCIENCE: tiny"})
     banner, table = page.index('id="not-science"'), page.index('id="verdicts"')

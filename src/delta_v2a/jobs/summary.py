@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.report.summary import format_summary, summarise
 from delta_v2a.storage import atomic_path, read_json, write_json
@@ -22,7 +23,7 @@ def run_summary(*, inputs: Paths, outputs: Paths) -> None:
         cross=read_json(inputs.cross),
         discovery=np.load(inputs.matrix, allow_pickle=False),
         labels=DiscoveryLabels.read(inputs.labels),
-        training_log=read_json(inputs.training_log),
+        training_log=TrainingLog.read(inputs.training_log),
     )
     text = format_summary(summary)
     write_json(outputs.json, summary)

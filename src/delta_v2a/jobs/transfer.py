@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from delta_v2a.artifacts.pairs import Pairs
 from delta_v2a.jobs.common import Paths, PipelineError, log
 from delta_v2a.settings import ExamplesSettings
 from delta_v2a.storage import NAMES, write_json
+
+if TYPE_CHECKING:
+    from delta_v2a.phase3.artifact import DecoderState
 
 # --------------------------------------------------------------------------- demo examples
 
@@ -67,16 +70,12 @@ def _one_example(setup: Any, out: Path, k: int, photos: tuple[str, str], song: s
     return record
 
 
-def _unavailable(out: Path, doc: Any) -> str | None:
+def _unavailable(out: Path, state: DecoderState) -> str | None:
     """Why the model file holds nothing to transfer with (written as the examples' pages), or
     None when it holds a trained decoder with a ``transfer`` entry."""
-    if isinstance(doc, dict) and doc.get("status") == "trained" and "transfer" in doc:
+    if state.trained and state.has_transfer:
         return None
-    why = (
-        doc.get("message")
-        if isinstance(doc, dict) and doc.get("message")
-        else ("the model file holds no trained decoder with a 'transfer' entry")
-    )
+    why = state.message or "the model file holds no trained decoder with a 'transfer' entry"
     write_json(out / "examples.json", {"status": "unavailable", "message": why})
     (out / "README.md").write_text(f"No transfer examples: {why}\n", encoding="utf-8")
     (out / "index.html").write_text(f"<p>No transfer examples: {why}</p>\n")
@@ -116,17 +115,15 @@ def run_examples(*, inputs: Paths, outputs: Paths, settings: ExamplesSettings) -
     """A demo photo edited by the workflow's own effect (the image effect of the decoder's
     first pair, else the first configured one) at each of its strongest levels, transferred
     onto held-out songs by both routes, with an HTML page of audio players."""
-    import torch
-
     from delta_v2a.extract import read_manifest
     from delta_v2a.media import load_image
+    from delta_v2a.phase3.artifact import decoder_state
     from delta_v2a.transfer.examples import example_pages
     from delta_v2a.transfer.usecase import load_setup
 
     out = Path(outputs.folder)
     out.mkdir(parents=True, exist_ok=True)
-    doc = torch.load(inputs.model, map_location="cpu", weights_only=True)
-    if _unavailable(out, doc):
+    if _unavailable(out, decoder_state(inputs.model)):
         return
     setup = load_setup(inputs.model, settings.device)
     songs, split = _test_songs(inputs.samples, inputs.pairs, settings.n_examples)
@@ -134,7 +131,7 @@ def run_examples(*, inputs: Paths, outputs: Paths, settings: ExamplesSettings) -
     image = load_image(photo, setup.clip.input_size)
     _write_png(out / "before.png", image)
     levels = settings.edit_levels
-    paired = [p["image_effect"] for p in doc.get("pairs", []) if p["image_effect"] in levels]
+    paired = [p["image_effect"] for p in setup.decoder.pairs if p["image_effect"] in levels]
     effect = paired[0] if paired else next(iter(levels))
     start = time.perf_counter()
     edit = {"effect": effect, "levels": levels[effect], "split": split}

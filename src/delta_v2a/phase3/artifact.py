@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +62,82 @@ def _check_plain(value: Any, where: str) -> None:
 
 @dataclass
 class Decoder:
-    """A loaded ``decoder_model.pt``: the network and everything needed to use it."""
+    """A loaded ``decoder_model.pt``: the network and, by attribute, what the file says of it
+    (written by :func:`delta_v2a.phase3.records.decoder_payload`)."""
 
     model: DecoderNet
     space: ParamSpace
     windows: WindowSpec
     preroll: int
-    doc: dict[str, Any]
-
-    @property
-    def audio_model(self) -> dict[str, Any]:
-        return self.doc["audio_model"]
+    audio_model: dict[str, Any]  # the CLAP it was trained with (see resolve_model)
+    level_words: list[str]
+    templates: dict[str, list[str]]  # image effect -> the templates it was trained on
+    pairs: list[dict[str, Any]]  # the (image effect, audio effect) pairs, with their scores
+    gate: dict[str, Any]  # what apply accepts (phase3.calibrate.apply_calibration)
+    target: str = ""
+    heldout_templates: dict[str, list[str]] = field(default_factory=dict)
+    validation_templates: dict[str, list[str]] = field(default_factory=dict)
+    test_figures: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+    format_version: int = FORMAT_VERSION
+    not_science: bool = False
+    note: str = ""
+    #: what ``delta-v2a transfer`` reads (prototypes, strength curves, pairs); None if absent
+    transfer: dict[str, Any] | None = None
 
     def predict(self, text: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """(N, P) predictions clipped to [0, 1]."""
         device = next(self.model.parameters()).device
         return np.clip(predict(self.model, text, windows, device), 0.0, 1.0)
+
+
+def _decoder_of(doc: Mapping[str, Any], model: DecoderNet) -> Decoder:
+    """The typed view of a checked model file's contents."""
+    return Decoder(
+        model=model,
+        space=ParamSpace.from_dict(doc["paramspace"]),
+        windows=WindowSpec(**doc["windows"]),
+        preroll=int(doc["preroll"]),
+        audio_model=dict(doc["audio_model"]),
+        level_words=list(doc["level_words"]),
+        templates=dict(doc["templates"]),
+        pairs=list(doc["pairs"]),
+        gate=dict(doc["apply"]),
+        target=str(doc.get("target", "")),
+        heldout_templates=dict(doc.get("heldout_templates", {})),
+        validation_templates=dict(doc.get("validation_templates", {})),
+        test_figures=dict(doc.get("test_figures", {})),
+        verdict=dict(doc.get("verdict", {})),
+        best_epoch=doc.get("best_epoch"),
+        format_version=int(doc["format_version"]),
+        not_science=bool(doc.get("not_science", False)),
+        note=str(doc.get("note", "")),
+        transfer=doc.get("transfer"),
+    )
+
+
+@dataclass(frozen=True)
+class DecoderState:
+    """What a model file holds, read without rebuilding the network: whether a decoder was
+    trained (else ``message`` says why not) and whether it carries a ``transfer`` entry."""
+
+    trained: bool
+    has_transfer: bool
+    message: str
+
+
+def decoder_state(path: str | Path) -> DecoderState:
+    """:class:`DecoderState` of ``decoder_model.pt`` (``weights_only=True``), for jobs that
+    write something else where no decoder was trained (transfer_examples)."""
+    doc = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(doc, dict):
+        return DecoderState(trained=False, has_transfer=False, message="")
+    return DecoderState(
+        trained=doc.get("status") == "trained",
+        has_transfer="transfer" in doc,
+        message=str(doc.get("message") or ""),
+    )
 
 
 def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decoder:
@@ -105,14 +165,12 @@ def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decode
         )
     if doc.get("status") != "trained":
         raise ValueError(f"{path}: holds no trained decoder ({doc.get('message', doc['status'])})")
-    model = model_with_state(doc["arch"], doc["state_dict"], device)
-    return Decoder(
-        model=model,
-        space=ParamSpace.from_dict(doc["paramspace"]),
-        windows=WindowSpec(**doc["windows"]),
-        preroll=int(doc["preroll"]),
-        doc=doc,
-    )
+    try:
+        return _decoder_of(doc, model_with_state(doc["arch"], doc["state_dict"], device))
+    except KeyError as err:
+        raise ValueError(
+            f"{path}: the decoder lacks {err}; rerun phase3 to write it again"
+        ) from err
 
 
 # --------------------------------------------------------------------------- use
@@ -156,7 +214,7 @@ def predict_description(
     text = embedder.embed_texts([description])
     acc = check_description(decoder, description, text[0])
     if not acc.accepted and not force:
-        raise DescriptionRefused(refusal_message(description, acc, decoder.doc))
+        raise DescriptionRefused(refusal_message(description, acc, decoder))
     windows = embed_windows(embedder, [str(audio_path)], spec)
     vector = decoder.predict(text, windows)[0]
     return vector, decoder.space.physical(vector), acc
@@ -201,9 +259,9 @@ def resolve_model(
     return stored
 
 
-def resolve_clap(doc: Mapping[str, Any], model_path: str | Path, override: str | None) -> str:
+def resolve_clap(decoder: Decoder, model_path: str | Path, override: str | None) -> str:
     """The CLAP the decoder was trained with (see :func:`resolve_model`)."""
-    return resolve_model(doc["audio_model"], model_path, override)
+    return resolve_model(decoder.audio_model, model_path, override)
 
 
 @dataclass(frozen=True)
@@ -228,7 +286,7 @@ def check_description(decoder: Decoder, description: str, text_emb: np.ndarray) 
     """A trained description is accepted as is; another one only when its CLAP text
     embedding's nearest reference is a trained description whose level is the one it names
     (if it names one), with cosine and margin at least the model's calibrated gate."""
-    app = decoder.doc["apply"]
+    app = decoder.gate
     if "references" not in app:
         raise ValueError(
             "this decoder_model.pt predates apply's near-miss gate (no reference "
@@ -240,7 +298,7 @@ def check_description(decoder: Decoder, description: str, text_emb: np.ndarray) 
         emb, [(r["effect"], r["level_word"]) for r in refs], text_emb
     )
     exact = any(r["trained"] and r["text"] == description for r in refs)
-    words = decoder.doc["level_words"]
+    words = decoder.level_words
     reason = "exact" if exact else gate_decision(description, refs[k], cos, margin, app, words)
     return Acceptance(
         accepted=reason in ("exact", "accepted"),
@@ -256,13 +314,13 @@ def check_description(decoder: Decoder, description: str, text_emb: np.ndarray) 
     )
 
 
-def refusal_message(description: str, acc: Acceptance, doc: Mapping[str, Any]) -> str:
+def refusal_message(description: str, acc: Acceptance, decoder: Decoder) -> str:
     """One line: what ``description`` is nearest to and why that is not enough."""
     near = f"{acc.nearest!r} ({acc.nearest_effect}, {acc.nearest_level}; cosine {acc.cosine:.4f})"
     if acc.reason == "untrained_effect":
         why = f"it is nearest to {near}, an image effect this decoder was not trained on"
     elif acc.reason == "other_level":
-        named = ", ".join(sorted(named_levels(description, doc["level_words"])))
+        named = ", ".join(sorted(named_levels(description, decoder.level_words)))
         why = f"it names level {named} but is nearest to {near}, a description of another level"
     elif acc.reason == "cosine":
         why = f"its nearest trained description {near} is under the threshold {acc.threshold:.4f}"
@@ -273,7 +331,7 @@ def refusal_message(description: str, acc: Acceptance, doc: Mapping[str, Any]) -
         )
     return (
         f"{description!r} is not a description this decoder knows: {why}. It knows "
-        f"{known_descriptions(doc)}"
+        f"{known_descriptions(decoder)}"
     )
 
 
@@ -281,9 +339,9 @@ class DescriptionRefused(ValueError):
     """``apply`` refuses a description (:func:`check_description`); ``--force`` goes on."""
 
 
-def known_descriptions(doc: Mapping[str, Any]) -> str:
+def known_descriptions(decoder: Decoder) -> str:
     """One paragraph naming the pairs, level words and templates a decoder was trained on."""
-    pairs = ", ".join(f"{p['image_effect']} -> {p['audio_effect']}" for p in doc["pairs"])
-    words = ", ".join(doc["level_words"])
-    tpl = "; ".join(f"{e}: {' | '.join(t)}" for e, t in doc["templates"].items())
+    pairs = ", ".join(f"{p['image_effect']} -> {p['audio_effect']}" for p in decoder.pairs)
+    words = ", ".join(decoder.level_words)
+    tpl = "; ".join(f"{e}: {' | '.join(t)}" for e, t in decoder.templates.items())
     return f"pairs: {pairs}; level words: {words}; templates: {tpl}"

@@ -3,21 +3,29 @@ reference description is a trained one, of one effect and one level, with a marg
 reference of another meaning. The references are the trained descriptions and descriptions of
 the image effects the decoder was not trained on; the cosine threshold and the margin are
 calibrated on validation paraphrases against near-miss and unrelated controls; the test
-paraphrases only report the held-out acceptance rate. Pure functions on arrays, no I/O."""
+paraphrases only report the held-out acceptance rate. Pure functions on arrays, no I/O
+(logging aside)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from delta_v2a.phase3.dataset import CONTROL_DESCRIPTIONS, describe
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
 __all__ = [
     "NEAR_MISS_EFFECTS",
     "apply_calibration",
+    "calibrate_on_training",
     "gate_decision",
     "gate_texts",
     "nearest_reference",
@@ -264,3 +272,57 @@ def apply_calibration(
         "test": _summary(outcome, "test"),
         "probes": outcome,
     }
+
+
+def calibrate_on_training(
+    frame: pd.DataFrame,
+    gate_rows: Sequence[Mapping[str, Any]],
+    texts: Sequence[str],
+    text_emb: np.ndarray,
+    level_words: Sequence[str],
+) -> dict[str, Any]:
+    """:func:`apply_calibration` on the train split's descriptions (``frame``: the phase3
+    samples) and pairs.json's gate texts, logged (the phase3 job's apply gate)."""
+    train = frame.loc[frame["split"] == "train"].drop_duplicates("description")
+    trained = [
+        {"text": t, "effect": e, "level_word": w}
+        for t, e, w in zip(
+            train["description"], train["image_effect"], train["level_word"], strict=True
+        )
+    ]
+    cal = apply_calibration(trained, gate_rows, texts, text_emb, level_words)
+    _log_gate(cal)
+    return cal
+
+
+def _log_gate(cal: Mapping[str, Any]) -> None:
+    """The apply gate's figures on validation (what chose it) and on the held-out test
+    paraphrases (reported, chose nothing); loud where they are poor."""
+    val, test = cal["validation"], cal["test"]
+    accepted_any = val["paraphrases_accepted"] > 0
+    (log.info if accepted_any else log.warning)(
+        "apply gate: cosine >= %.4f and margin >= %.4f, calibrated on validation: %d of %d "
+        "paraphrases accepted (%d nearest to another level or effect), %d of %d near misses "
+        "and %d of %d unrelated controls refused%s",
+        cal["threshold"],
+        cal["margin"],
+        val["paraphrases_accepted"],
+        val["n_paraphrases"],
+        val["paraphrases_nearest_other_meaning"],
+        val["near_misses_refused"],
+        val["n_near_misses"],
+        val["controls_refused"],
+        val["n_controls"],
+        "" if accepted_any else " (NO paraphrase accepted: apply takes trained descriptions only)",
+    )
+    clean = test["paraphrases_accepted_wrong_meaning"] == 0
+    clean = clean and test["near_misses_refused"] == test["n_near_misses"]
+    (log.info if clean else log.warning)(
+        "apply gate on the held-out test paraphrases (reported, chose nothing): %d of %d "
+        "accepted, %d accepted with another meaning; %d of %d near misses refused",
+        test["paraphrases_accepted"],
+        test["n_paraphrases"],
+        test["paraphrases_accepted_wrong_meaning"],
+        test["near_misses_refused"],
+        test["n_near_misses"],
+    )

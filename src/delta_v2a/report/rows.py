@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.training_log import TrainingLog
 
 #: Longest ``detail`` of verdicts.tsv: one screen line of the report's verdict table.
 DETAIL_CHARS = 200
@@ -147,28 +148,26 @@ def phase1_pairs(labels: DiscoveryLabels) -> set[tuple[str, str]]:
     return labels.pairs()
 
 
-def phase3_choice(training_log: Mapping[str, Any]) -> dict[str, Any]:
+def phase3_choice(training_log: TrainingLog) -> dict[str, Any]:
     """The pairs Phase 3 trained on and what they rest on, from the training log's copy of
     ``pairs.json`` (its ``chosen`` and ``significance``; docs/methods.md §6.1): the one source
     that the tables, the report and the summary all quote. ``basis`` is ``significant``
     (Phase 1's corrected p-value, ``p_adjusted <= alpha``), ``score only`` with why (the demo's
     ``phase3.require_significant_pairs: false``, or no p-values), or ``none`` (no pair)."""
-    block = training_log.get("pairs")
-    block = block if isinstance(block, Mapping) else {}
-    pairs = [(r["image_effect"], r["audio_effect"]) for r in block.get("chosen") or []]
-    sig = block.get("significance") or {}
+    pairs = training_log.pairs.pairs()
+    sig = training_log.pairs.significance
     if not pairs:
         basis = "none"
-    elif not sig.get("available", True):
+    elif sig is not None and not sig.available:
         basis = "score only: discovery_labels.json has no p-values"
-    elif not sig.get("required", True):
+    elif sig is not None and sig.required is False:
         basis = "score only: phase3.require_significant_pairs is false (not evidence)"
     else:
-        basis = f"significant: p_adjusted <= {sig.get('alpha', float('nan')):g}"
+        basis = f"significant: p_adjusted <= {sig.alpha if sig else float('nan'):g}"
     return {"pairs": pairs, "basis": basis}
 
 
-def phase3_pairs(training_log: Mapping[str, Any]) -> set[tuple[str, str]]:
+def phase3_pairs(training_log: TrainingLog) -> set[tuple[str, str]]:
     """Pairs Phase 3 trained on (:func:`phase3_choice`): Phase 1's significant pairs above
     phase3.pair_threshold, or the score-only pairs of the exercise mode."""
     return set(phase3_choice(training_log)["pairs"])
@@ -183,7 +182,7 @@ def _matrix_or_none(value: Any, shape: tuple[int, int]) -> np.ndarray | None:
 
 
 def discovery_rows(
-    matrix: np.ndarray, labels: DiscoveryLabels, training_log: Mapping[str, Any]
+    matrix: np.ndarray, labels: DiscoveryLabels, training_log: TrainingLog
 ) -> pd.DataFrame:
     """One row per (image effect, audio effect) cell of the discovery matrix: the score, its
     three factors, the adjusted p-value, best match, Phase 1's choice (``chosen``), whether
@@ -217,7 +216,7 @@ def discovery_rows(
     return pd.DataFrame(out)
 
 
-def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
+def phase3_rows(training_log: TrainingLog) -> pd.DataFrame:
     """One row per (split, candidate, metric) of the Phase 3 test figures: the decoder and
     every baseline on the test files (``test``) and on the held-out paraphrases
     (``paraphrases``), each a mean with its bootstrap interval over test files, and its SD
@@ -225,11 +224,9 @@ def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
     cols = ["split", "candidate", "metric", "mean", "low", "high", "n_files", "seed_sd"]
     cols += ["n_seeds", "status"]
     rows = []
-    test = training_log.get("test")
+    test = training_log.test
     blocks = (
-        {"test": test.get("figures", {}), "paraphrases": test.get("paraphrase_figures", {})}
-        if isinstance(test, Mapping)
-        else {}
+        {"test": test.figures, "paraphrases": test.paraphrase_figures} if test is not None else {}
     )
     for split, figures in blocks.items():
         for candidate, metrics in (figures or {}).items():
@@ -239,6 +236,6 @@ def phase3_rows(training_log: Mapping[str, Any]) -> pd.DataFrame:
                         {"split": split, "candidate": candidate, "metric": metric,
                          **{k: fig.get(k) for k in ("mean", "low", "high", "n_files", "seed_sd")},
                          "n_seeds": len(fig.get("per_seed") or []) or None,
-                         "status": training_log.get("status")}
+                         "status": training_log.status}
                     )  # fmt: skip
     return pd.DataFrame(rows, columns=cols)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.training_log import TrainingLog, Verdict
 from delta_v2a.phase3.strength import unreachable_line
 from delta_v2a.report.rows import phase3_choice
 
@@ -102,29 +103,29 @@ def _shuffled_line(spread: Mapping[str, Any]) -> str:
     )
 
 
-def _seed_lines(v: Mapping[str, Any], figures: Mapping[str, Any]) -> list[str]:
+def _seed_lines(v: Verdict, figures: Mapping[str, Any]) -> list[str]:
     """Which training seeds passed, and the decoder's test MSE as mean ± SD over seeds."""
-    seeds = v.get("seeds")
+    seeds = v.seeds
     if not seeds:
         return []
     dec = figures.get("decoder", {}).get("param_mse", {})
     per_seed = ", ".join(f"{x:.3g}" for x in dec.get("per_seed") or [])
     return [
-        f"training seeds {seeds}: passed {v.get('seeds_passed', [])} (the verdict needs all)",
+        f"training seeds {seeds}: passed {v.seeds_passed or []} (the verdict needs all)",
         f"decoder test MSE over {len(seeds)} seeds: {dec.get('mean', float('nan')):.3g} ± "
         f"{dec.get('seed_sd') or 0.0:.2g} (SD over seeds; per seed {per_seed})",
     ]
 
 
-def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
+def _phase3_verdict(training_log: TrainingLog) -> dict[str, Any]:
     """Phase 3: the audio-dependence figure, the verdict ("uses the audio" or not), which
     baselines the decoder beats on test and which it does not, test MSE of each with its
     95 % interval over test files (docs/methods.md section 6.5)."""
-    status = training_log.get("status")
-    if status != "trained":
-        return _verdict("phase 3 decoder", False, [training_log.get("message", str(status))])
-    v, dep = training_log["verdict"], training_log.get("audio_dependence", {})
-    inference_seeds = v.get("inference", {}).get("seeds", [])
+    if not training_log.trained or training_log.test is None:
+        message = training_log.message or str(training_log.status)
+        return _verdict("phase 3 decoder", False, [message])
+    v, dep = training_log.verdict, training_log.audio_dependence or {}
+    inference_seeds = v.seed_comparisons()
     tests = [
         (f"seed {seed['seed']} " if len(inference_seeds) > 1 else "")
         + f"{c['name']}: decoder better on {c.get('wins', '?')} of {c['n_files']} files, "
@@ -133,27 +134,22 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
         for seed in inference_seeds
         for c in seed["comparisons"]
     ]
-    spread = training_log.get("test", {}).get("shuffled_spread")
+    spread = training_log.test.shuffled_spread
+    sig = training_log.pairs.significance
     lines = [
-        f"target: {training_log.get('target')}; audio dependence: {dep.get('message', 'n/a')}",
+        f"target: {training_log.target}; audio dependence: {dep.get('message', 'n/a')}",
         *([unreachable_line(dep)] if "n_unreachable" in dep else []),
-        v["message"],
+        v.message,
         *tests,
         *([_shuffled_line(spread)] if spread else []),
-        *(
-            [f"!!! pairs: {sig['note']} !!!"]
-            if not (sig := training_log.get("pairs", {}).get("significance", {})).get(
-                "required", True
-            )
-            else []
-        ),
-        f"beats: {', '.join(v['beats']) or 'none'}; does not beat: "
-        f"{', '.join(v['does_not_beat']) or 'none'}",
-        f"text-only ({v['text_only_baseline']}) − decoder, test MSE: "
-        f"{_fig(v['difference_text_only_minus_decoder'], 3)}; shuffled − decoder: "
-        f"{_fig(v['difference_shuffled_minus_decoder'], 3)}",
+        *([f"!!! pairs: {sig.note} !!!"] if sig is not None and sig.required is False else []),
+        f"beats: {', '.join(v.beats or []) or 'none'}; does not beat: "
+        f"{', '.join(v.does_not_beat or []) or 'none'}",
+        f"text-only ({v.text_only_baseline}) − decoder, test MSE: "
+        f"{_fig(v.difference_text_only_minus_decoder, 3)}; shuffled − decoder: "
+        f"{_fig(v.difference_shuffled_minus_decoder, 3)}",
     ]
-    figures = training_log["test"]["figures"]
+    figures = training_log.test.figures
     lines += _seed_lines(v, figures)
     lines += [
         f"test {name}: MSE {_fig(f['param_mse'], 3)}, strength error "
@@ -161,15 +157,15 @@ def _phase3_verdict(training_log: Mapping[str, Any]) -> dict[str, Any]:
         + (f", gain-aware {_fig(f['logmel_gain_db'], 3)} dB" if "logmel_gain_db" in f else "")
         for name, f in figures.items()
     ]
-    search = training_log.get("cost", {}).get("text2fx_search", {})
+    search = (training_log.cost or {}).get("text2fx_search", {})
     if "budget" in search:
         lines.append(
             f"text2fx_search: budget {search['budget']} CLAP calls per clip beyond the "
             f"{search['grid_points_free']}-point grid, {search['search_calls_per_clip']:.3g} "
             f"used per clip, {search['seconds_per_sample']:.3g} s per sample"
         )
-    ok = "inconclusive" if v.get("status") == "inconclusive" else bool(v["uses_audio"])
-    return _why_first(_verdict("phase 3 decoder", ok, lines), [v["message"]])
+    ok = "inconclusive" if v.status == "inconclusive" else bool(v.uses_audio)
+    return _why_first(_verdict("phase 3 decoder", ok, lines), [v.message])
 
 
 def summarise(
@@ -180,7 +176,7 @@ def summarise(
     cross: Mapping[str, Any],
     discovery: np.ndarray,
     labels: DiscoveryLabels,
-    training_log: Mapping[str, Any],
+    training_log: TrainingLog,
 ) -> dict[str, Any]:
     """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""
     phases = []

@@ -44,7 +44,7 @@ class Setup:
         names.append(self.decoder.audio_model.get("name_or_path") or "")
         tiny_id = any("tiny" in Path(str(n)).name.lower() for n in names)
         towers = any(getattr(m.info, "tiny", False) for m in (self.clip, self.clap) if m)
-        return bool(self.decoder.doc.get("not_science")) or tiny_id or towers
+        return self.decoder.not_science or tiny_id or towers
 
     @property
     def note(self) -> str:
@@ -52,7 +52,7 @@ class Setup:
         the tiny-model note; empty for real models."""
         if not self.not_science:
             return ""
-        return str(self.decoder.doc.get("note") or NOT_SCIENCE)
+        return self.decoder.note or NOT_SCIENCE
 
 
 @dataclass
@@ -75,7 +75,7 @@ def load_setup(
     if not Path(model).is_file():
         raise FileNotFoundError(f"--model {model}: no such file")
     decoder = load_decoder(model, device=device)
-    payload = decoder.doc.get("transfer")
+    payload = decoder.transfer
     if not isinstance(payload, dict) or not payload.get("prototypes"):
         raise ValueError(
             f"{model}: the model file has no 'transfer' entry (image prototypes, strength "
@@ -84,7 +84,7 @@ def load_setup(
     audio = decoder.audio_model
     clap_e = load_embedder(
         "audio",
-        resolve_clap(decoder.doc, model, clap),
+        resolve_clap(decoder, model, clap),
         family=AUTO if clap else audio.get("family", AUTO),
         device=device,
         dtype=audio.get("dtype", "fp32"),
@@ -142,8 +142,8 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
     if not names:
         raise Refused("no known effect carries a share of the image delta")
     pairs = {p["image_effect"]: p for p in pay["pairs"]}
-    words = setup.decoder.doc["level_words"]
-    templates = setup.decoder.doc["templates"]
+    words = setup.decoder.level_words
+    templates = setup.decoder.templates
     steps, skipped = [], []
     for name in names:
         info = seen["effects"][name]
