@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.artifacts.pairs import Pairs, PairsData
+from delta_v2a.config.data_size import MIN_TEST_FILES_TO_RUN
 from delta_v2a.phase3.baselines import (
     TRAINED_KINDS,
     ShuffledError,
@@ -163,13 +164,14 @@ class _Seeds:
 
 
 def test_rows(data: TrainData) -> np.ndarray:
-    """The test samples (held-out paraphrases included); at least 2 files are needed."""
+    """The test samples (held-out paraphrases included), from at least
+    :data:`~delta_v2a.config.data_size.MIN_TEST_FILES_TO_RUN` files."""
     test = np.flatnonzero(np.isin(data.split, ["test", "heldout"]))
-    if len(np.unique(data.file_index[test])) < 2:
+    if (n := len(np.unique(data.file_index[test]))) < MIN_TEST_FILES_TO_RUN:
         raise ExperimentError(
-            f"the test split holds {len(np.unique(data.file_index[test]))} audio file: the "
-            "shuffled-audio baseline and the intervals over test files need at least 2; add "
-            "audio files or raise phase3.split.test"
+            f"the test split holds {n} audio file(s): the shuffled-audio baseline and the "
+            f"intervals over test files need at least {MIN_TEST_FILES_TO_RUN}; add audio files "
+            "or raise phase3.split.test"
         )
     return test
 
