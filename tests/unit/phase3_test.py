@@ -474,7 +474,7 @@ def test_known_answer_level_targets_cannot_beat_text_only():
 def test_every_kind_trains_and_picks_its_epoch_on_validation(kind):
     data, arch, _ = sensitivity_task("matched", n_files=12)
     arch = {**arch, "kind": kind}
-    settings = train.TrainSettings(epochs=5, batch_size=32, lr=3e-3, seed=0)
+    settings = train.TrainSettings(epochs=5, batch_size=32, lr=3e-3, weight_decay=0.01, seed=0)
     result = train.train_decoder(arch, data, settings)
     val = data.split == "val"
     pred = net.predict(
@@ -490,7 +490,7 @@ def test_every_kind_trains_and_picks_its_epoch_on_validation(kind):
 
 def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     data, arch, _ = sensitivity_task("matched", n_files=8)
-    settings = train.TrainSettings(epochs=6, batch_size=16, lr=3e-3, seed=1)
+    settings = train.TrainSettings(epochs=6, batch_size=16, lr=3e-3, weight_decay=0.01, seed=1)
     arch = {**arch, "dropout": 0.2}  # dropout draws random numbers: their state must resume too
     straight = train.train_decoder(arch, data, settings, checkpoint=tmp_path / "a.pt")
 
@@ -522,7 +522,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     other = train.train_decoder(
         arch,
         data,
-        train.TrainSettings(epochs=2, batch_size=16, lr=1e-3, seed=1),
+        train.TrainSettings(epochs=2, batch_size=16, lr=1e-3, weight_decay=0.01, seed=1),
         checkpoint=tmp_path / "b.pt",
     )
     assert other.resumed_from is None and len(other.history) == 2
@@ -531,7 +531,9 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
 def test_decoder_model_round_trips_with_weights_only(tmp_path):
     data, arch, _ = sensitivity_task("matched", n_files=6)
     space = audio_space_from_config(CONFIG, ["lpf"], SR)
-    result = train.train_decoder(arch, data, train.TrainSettings(epochs=2, lr=3e-3))
+    result = train.train_decoder(
+        arch, data, train.TrainSettings(epochs=2, batch_size=32, lr=3e-3, weight_decay=0.01, seed=0)
+    )
     path = tmp_path / "decoder_model.pt"
     artifact.save_decoder(path, _payload(arch, result.best_state, space, "tiny-clap"))
     raw = torch.load(path, weights_only=True)

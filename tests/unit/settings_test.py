@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -181,6 +182,7 @@ def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
     """Phase 1 chose blur's runner-up (lpf: its best score, highshelf, is not significant);
     Phase 3, the summary, the tables and the transfer payload all read that one decision."""
     from delta_v2a.artifacts.discovery import DiscoveryLabels
+    from delta_v2a.artifacts.training_log import PairsChoice
     from delta_v2a.phase3.dataset import choose_pairs
     from delta_v2a.report.rows import discovery_rows, phase1_pairs
     from delta_v2a.report.summary import _phase1_verdict
@@ -206,7 +208,9 @@ def test_every_reader_agrees_with_phase1_on_a_runner_up_pair():
     rows = choose_pairs(matrix, labels.image_effects, labels.audio_effects, 0.0, [pick])
     used = [(r["image_effect"], r["audio_effect"]) for r in rows if r["chosen"]]
     assert used == [("blur", "lpf")]
-    log = {"pairs": {"rows": rows, "chosen": [r for r in rows if r["chosen"]]}}  # as pairs.json
+    # the training log's copy of pairs.json's decision, through its type
+    choice = PairsChoice.from_json({"rows": rows, "chosen": [r for r in rows if r["chosen"]]})
+    log = SimpleNamespace(pairs=choice)
     frame = discovery_rows(matrix, labels, log).set_index(["image_effect", "audio_effect"])
     assert frame["chosen"].sum() == 1 and frame.loc[("blur", "lpf"), "chosen"]
     assert frame["used_by_phase3"].sum() == 1 and frame.loc[("blur", "lpf"), "used_by_phase3"]

@@ -42,11 +42,12 @@ from delta_v2a.phase3.evaluate import (
 from delta_v2a.phase3.inference import file_mean_differences
 from delta_v2a.phase3.listening import SPECTRAL_METRICS
 from delta_v2a.phase3.model import model_with_state, predict
+from delta_v2a.phase3.options import Architecture
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.search import ClipSearch
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings
 from delta_v2a.phase3.windows import WindowSpec
-from delta_v2a.settings import Architecture, Phase3Settings
+from delta_v2a.settings import Phase3Settings
 
 log = logging.getLogger(__name__)
 

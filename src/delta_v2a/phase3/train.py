@@ -17,16 +17,12 @@ import torch
 from torch import nn
 
 from delta_v2a.phase3.model import build_decoder
-from delta_v2a.settings import Optimiser
+from delta_v2a.phase3.options import TrainSettings
 from delta_v2a.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- training
-
-
-#: The training budget and seed: the settings' own type, so config and library agree.
-TrainSettings = Optimiser
 
 
 @dataclass

@@ -54,7 +54,6 @@ from delta_v2a.settings.phase1 import (
 from delta_v2a.settings.phase3 import (
     Architecture,
     DatasetSettings,
-    Optimiser,
     PairRule,
     Phase3Settings,
     StrengthSettings,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from delta_v2a.phase3.options import Architecture, TrainSettings  # the science's own types
 from delta_v2a.phase3.spectral import MelSettings  # the science's own type (no twin)
 from delta_v2a.settings.models import BatchSizes, ModelSpec, batch_sizes, cache_dir, model_spec
 
@@ -58,27 +58,6 @@ class StrengthSettings:
 
 
 @dataclass(frozen=True)
-class Architecture:
-    d_model: int
-    heads: int
-    hidden: int
-    dropout: float
-
-
-@dataclass(frozen=True)
-class Optimiser:
-    """Phase 3's training budget and seed; ``phase3.train.TrainSettings`` is this same type
-    (one type). The workflow fills every field from config (the schema's defaults); these
-    defaults serve direct library use and equal the schema's."""
-
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    seed: int = 0  # the training seed; config's phase3.seeds gives one run per seed
-
-
-@dataclass(frozen=True)
 class ValidationSettings:
     max_samples: int
     examples: int
@@ -88,7 +67,7 @@ class ValidationSettings:
 @dataclass(frozen=True)
 class Phase3Settings:
     architecture: Architecture
-    optimiser: Optimiser
+    optimiser: TrainSettings  # its seed: the first of phase3.seeds (each seed replaces it)
     validation: ValidationSettings
     target: str
     seed: int
@@ -176,8 +155,12 @@ def phase3_settings(config: Mapping[str, Any], checkpoint_dir: str) -> Phase3Set
     val = p3["validation"]
     return Phase3Settings(
         architecture=Architecture(**p3["model"]),
-        optimiser=Optimiser(
-            **{f.name: p3[f.name] for f in dataclasses.fields(Optimiser) if f.name != "seed"}
+        optimiser=TrainSettings(
+            epochs=p3["epochs"],
+            batch_size=p3["batch_size"],
+            lr=p3["lr"],
+            weight_decay=p3["weight_decay"],
+            seed=training_seeds(p3["seeds"], config["seed"])[0],
         ),
         validation=ValidationSettings(
             max_samples=val["max_samples"], examples=val["examples"], mel=MelSettings(**val["mel"])
