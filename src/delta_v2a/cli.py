@@ -50,22 +50,16 @@ OUT_HELP = "output file: .wav (float32), .flac (24-bit) or .ogg; the input's rat
 RENAMED_OPTIONS = {"--clip": "--image-model", "--clap": "--audio-model"}
 
 
-def _apply(args: argparse.Namespace) -> int:
+def _decoder_audio_model(decoder: Any, args: argparse.Namespace) -> Any:
+    """The audio model the decoder was trained with (or ``--audio-model``), loaded as it was:
+    family, dtype and normalisation from the model file."""
     from delta_v2a.models import AUTO, load_embedder
-    from delta_v2a.phase3.artifact import (
-        DescriptionRefused,
-        load_decoder,
-        predict_description,
-        resolve_clap,
-    )
-    from delta_v2a.transfer.render import render_file
-    from delta_v2a.transfer.usecase import written_line
+    from delta_v2a.phase3.artifact import resolve_clap
 
-    decoder = load_decoder(args.model, device=args.device)
     audio_model = decoder.audio_model
     clap = resolve_clap(decoder, args.model, args.audio_model)
     try:
-        embedder = load_embedder(
+        return load_embedder(
             "audio",
             clap,
             family=AUTO if args.audio_model else audio_model.get("family", AUTO),
@@ -78,30 +72,14 @@ def _apply(args: argparse.Namespace) -> int:
             f"cannot load the decoder's audio model {clap!r} ({err}); pass --audio-model with "
             "the id or directory it was trained with"
         ) from err
-    try:
-        vector, physical, acc = predict_description(
-            decoder, embedder, args.audio, args.describe, force=args.force
-        )
-    except DescriptionRefused as err:
-        print(
-            f"delta-v2a apply: refused (exit {EXIT_REFUSED}): {err} (--force applies it anyway)",
-            file=sys.stderr,
-        )
-        return EXIT_REFUSED
-    if not acc.accepted:
-        print(
-            f"delta-v2a apply: WARNING: --force: {args.describe!r} is not a known description "
-            f"(nearest {acc.nearest!r}, {acc.nearest_effect} {acc.nearest_level}, cosine "
-            f"{acc.cosine:.4f}, margin {acc.margin:.4f}; refused for: {acc.reason})",
-            file=sys.stderr,
-        )
-    out = Path(args.out)
-    # the chain on the user's own signal (rate, channels); the model read its mono windows
-    written = render_file(physical, list(decoder.space.effects), args.audio, out)
-    result = {
+
+
+def _apply_result(args, decoder, vector, physical, acc, written) -> dict[str, Any]:
+    """What ``apply --json`` prints: the parameters, the file written and the gate's decision."""
+    return {
         "description": args.describe,
         "audio": str(args.audio),
-        "out": str(out),
+        "out": str(Path(args.out)),
         "written": written,
         "normalised": {n: float(v) for n, v in zip(decoder.space.names, vector, strict=True)},
         "parameters": physical,
@@ -120,13 +98,16 @@ def _apply(args: argparse.Namespace) -> int:
         },
         "not_science": decoder.not_science,
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{args.describe!r} -> {out} ({written_line(written)})")
-    for note in written["notes"]:
+
+
+def _print_applied(decoder: Any, result: dict[str, Any]) -> None:
+    """The human-readable account of ``apply``: the file, each effect's parameters."""
+    from delta_v2a.transfer.usecase import written_line
+
+    print(f"{result['description']!r} -> {result['out']} ({written_line(result['written'])})")
+    for note in result["written"]["notes"]:
         print(f"  note: {note}")
-    for effect, params in physical.items():
+    for effect, params in result["parameters"].items():
         if params is None:
             print(f"  {effect}: bypassed")
             continue
@@ -139,6 +120,38 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"  {effect}: {shown}")
     if result["not_science"]:
         print(f"  [{decoder.note or 'tiny random models: not science'}]")
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from delta_v2a.phase3.artifact import DescriptionRefused, load_decoder, predict_description
+    from delta_v2a.transfer.render import render_file
+
+    decoder = load_decoder(args.model, device=args.device)
+    embedder = _decoder_audio_model(decoder, args)
+    try:
+        vector, physical, acc = predict_description(
+            decoder, embedder, args.audio, args.describe, force=args.force
+        )
+    except DescriptionRefused as err:
+        print(
+            f"delta-v2a apply: refused (exit {EXIT_REFUSED}): {err} (--force applies it anyway)",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    if not acc.accepted:
+        print(
+            f"delta-v2a apply: WARNING: --force: {args.describe!r} is not a known description "
+            f"(nearest {acc.nearest!r}, {acc.nearest_effect} {acc.nearest_level}, cosine "
+            f"{acc.cosine:.4f}, margin {acc.margin:.4f}; refused for: {acc.reason})",
+            file=sys.stderr,
+        )
+    # the chain on the user's own signal (rate, channels); the model read its mono windows
+    written = render_file(physical, list(decoder.space.effects), args.audio, Path(args.out))
+    result = _apply_result(args, decoder, vector, physical, acc, written)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_applied(decoder, result)
     return 0
 
 
