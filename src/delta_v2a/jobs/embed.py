@@ -114,12 +114,7 @@ def embed_one(
     }
     if settings.shards:
         meta |= {"shard": settings.shard, "shards": settings.shards}
-    EmbeddingTable(
-        paths=np.array([f.path for f in files], dtype=str),
-        categories=np.array([f.category for f in files], dtype=str),
-        embeddings=emb,
-        meta=meta,
-    ).save(output)
+    EmbeddingTable.of_files(files, emb, meta).save(output)
 
 
 def _variant_cache(settings: EmbedSettings, device_type: str) -> Path | None:

@@ -35,6 +35,16 @@ class EmbeddingTable:
         )
 
     @classmethod
+    def of_files(cls, files: Sequence, embeddings: np.ndarray, meta: dict) -> EmbeddingTable:
+        """The table of media files (anything with ``path`` and ``category``, row for row)."""
+        return cls(
+            paths=np.array([f.path for f in files], dtype=str),
+            categories=np.array([f.category for f in files], dtype=str),
+            embeddings=embeddings,
+            meta=meta,
+        )
+
+    @classmethod
     def load(cls, path: str | Path, required: Sequence[str] = ()) -> EmbeddingTable:
         """The table, or one line naming the file when it is damaged or of another layout
         (``required``: meta keys the reader needs, e.g. :data:`TABLE_META`)."""

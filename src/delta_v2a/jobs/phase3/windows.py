@@ -82,12 +82,7 @@ class _WindowEmbedder:
 def _save_windows(
     output: str, files: Sequence[MediaFile], emb: np.ndarray, meta: dict, n_reused: int
 ) -> None:
-    EmbeddingTable(
-        paths=np.array([f.path for f in files], dtype=str),
-        categories=np.array([f.category for f in files], dtype=str),
-        embeddings=emb,
-        meta=meta,
-    ).save(output)
+    EmbeddingTable.of_files(files, emb, meta).save(output)
     log.info(
         "wrote %s: %d files × %d windows × %d (%d cached; centre window reused from "
         "extraction for %d)",
