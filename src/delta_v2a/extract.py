@@ -32,7 +32,7 @@ from delta_v2a.media import (
     vet_file,
 )
 from delta_v2a.prefetch import prefetched_batches
-from delta_v2a.storage import DeltaStore, EmbeddingTable, StoreError, atomic_path
+from delta_v2a.storage import DeltaStore, EmbeddingTable, StoreError, atomic_path, read_tsv_rows
 
 log = logging.getLogger(__name__)
 MANIFEST_FIELDS = ("path", "category", "modality", "sha256")
@@ -60,20 +60,7 @@ def _write_tsv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[
 
 def _manifest_rows(path: str | Path) -> list[list[str]]:
     """The rows of a manifest, each with its four fields; anything else is one line naming it."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh, delimiter="\t"))
-    except UnicodeDecodeError as err:
-        raise StoreError(f"{path}: not a manifest (not UTF-8: {err}); delete it and rerun") from err
-    if not rows or tuple(rows[0]) != MANIFEST_FIELDS:
-        raise StoreError(f"{path}: not a manifest (header {rows[:1]}); delete it and rerun")
-    bad = next((n for n, row in enumerate(rows[1:], 2) if len(row) != 4), None)
-    if bad is not None:
-        raise StoreError(
-            f"{path}: line {bad} does not hold {', '.join(MANIFEST_FIELDS)} (a damaged manifest "
-            "or one of an older version); delete it and rerun"
-        )
-    return rows[1:]
+    return read_tsv_rows(path, MANIFEST_FIELDS, "a manifest")
 
 
 def read_manifest(path: str | Path) -> list[MediaFile]:

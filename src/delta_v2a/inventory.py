@@ -21,7 +21,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 
 from delta_v2a.media import MediaFile, shown_path
-from delta_v2a.storage import StoreError, atomic_path
+from delta_v2a.storage import atomic_path, read_tsv_rows
 
 CACHE_DIR = ".snakemake/delta_v2a/file_hashes"
 CACHE_HEADER = "# delta_v2a file hashes v1: path (JSON)\tsize\tmtime_ns\tctime_ns\tsha256"
@@ -167,22 +167,8 @@ def read_inventory(path: str | Path) -> dict[str, str]:
 
     A file that is not an inventory of this version, or a damaged one, is one line naming it.
     """
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh, delimiter="\t"))
-    except UnicodeDecodeError as err:
-        raise StoreError(
-            f"{path}: not an inventory (not UTF-8: {err}); delete it and rerun"
-        ) from err
-    if not rows or rows[0] != INVENTORY_HEADER.split("\t"):
-        raise StoreError(f"{path}: not an inventory (header {rows[:1]}); delete it and rerun")
-    bad = next((n for n, row in enumerate(rows[1:], 2) if len(row) != 3), None)
-    if bad is not None:
-        raise StoreError(
-            f"{path}: line {bad} is not 'path, size, sha256' (a damaged or older inventory); "
-            "delete it and rerun"
-        )
-    return {p: sha for p, _, sha in rows[1:]}
+    rows = read_tsv_rows(path, INVENTORY_HEADER.split("\t"), "an inventory")
+    return {p: sha for p, _, sha in rows}
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -212,3 +213,22 @@ def test_json_and_the_seed_records_carry_any_file_name_exactly(tmp_path):
         b'data/x/caf\xe9 \xf0\x9f\x8e\xb5\n"q".png',
         b"plain.png",
     }
+
+
+def test_tsv_rows_are_read_back_exactly_and_a_bad_file_is_one_line(tmp_path):
+    """Manifests and inventories share one reader: quoted fields come back as written; another
+    header, a short row or bytes that are not UTF-8 are refused naming the file and the line."""
+    from delta_v2a.storage import StoreError, read_tsv_rows
+
+    good = tmp_path / "good.tsv"
+    good.write_text('path\tsize\n"a\tb.wav"\t3\nc.wav\t4\n', encoding="utf-8")
+    assert read_tsv_rows(good, ("path", "size"), "a table") == [["a\tb.wav", "3"], ["c.wav", "4"]]
+    for name, data, said in [
+        ("header.tsv", b"path\tbytes\nx\t1\n", "not a table (header"),
+        ("short.tsv", b"path\tsize\nx\t1\ny\n", "line 3 does not hold path, size"),
+        ("latin.tsv", b"path\tsize\n\xe9\t1\n", "not a table (not UTF-8"),
+    ]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(StoreError, match=re.escape(said)) as err:
+            read_tsv_rows(tmp_path / name, ("path", "size"), "a table")
+        assert str(err.value).startswith(f"{tmp_path / name}: ") and "\n" not in str(err.value)

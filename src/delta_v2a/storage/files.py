@@ -9,6 +9,7 @@ with ``allow_pickle=False``: strings are fixed-width unicode arrays, never pickl
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import re
@@ -112,6 +113,26 @@ def read_json_fields(path: str | Path, what: str, required: Sequence[str]) -> di
             "damaged); delete it and rerun"
         )
     return doc
+
+
+def read_tsv_rows(path: str | Path, header: Sequence[str], what: str) -> list[list[str]]:
+    """The rows below ``header`` of a csv-quoted, tab-separated file the workflow wrote (a
+    manifest, an inventory), each with one field per header column; a file that is not UTF-8,
+    has another header or a short row is one line naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh, delimiter="\t"))
+    except UnicodeDecodeError as err:
+        raise StoreError(f"{path}: not {what} (not UTF-8: {err}); delete it and rerun") from err
+    if not rows or tuple(rows[0]) != tuple(header):
+        raise StoreError(f"{path}: not {what} (header {rows[:1]}); delete it and rerun")
+    bad = next((n for n, row in enumerate(rows[1:], 2) if len(row) != len(header)), None)
+    if bad is not None:
+        raise StoreError(
+            f"{path}: line {bad} does not hold {', '.join(header)} (a damaged file or one of "
+            "an older version); delete it and rerun"
+        )
+    return rows[1:]
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
