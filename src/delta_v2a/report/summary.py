@@ -168,27 +168,13 @@ def _phase3_verdict(training_log: TrainingLog) -> dict[str, Any]:
     return _why_first(_verdict("phase 3 decoder", ok, lines), [v.message])
 
 
-def summarise(
-    *,
-    health: Sequence[Mapping[str, Any]],
-    sensitivity: Mapping[str, Any],
-    linearity: Mapping[str, Any],
-    cross: Mapping[str, Any],
-    discovery: np.ndarray,
-    labels: DiscoveryLabels,
-    training_log: TrainingLog,
-) -> dict[str, Any]:
-    """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""
-    phases = []
-    bad_health = [h for h in health if not h.get("passed", True)]
-    phases.append(
-        _verdict(
-            "health",
-            not bad_health,
-            [h.get("message", "") for h in bad_health]
-            or [f"{len(health)} model(s) passed the collapse check"],
-        )
-    )
+def _gated(name: str, why: Sequence[str], lines: Sequence[str]) -> dict[str, Any]:
+    """A phase that passes when none of its gates gave a reason to fail, opening with why."""
+    return _why_first(_verdict(name, not why, lines), why)
+
+
+def _sensitivity_verdict(sensitivity: Mapping[str, Any]) -> dict[str, Any]:
+    """Phase 0-a: every variant moves its embedding (docs/methods.md §4), no degenerate delta."""
     degenerate = sum(len(v) for v in sensitivity["meta"].get("degenerate_deltas", {}).values())
     rows = sensitivity["results"]
     insensitive = [r for r in rows if r["sensitive"] is False]
@@ -198,11 +184,11 @@ def summarise(
         lines.append(f"{degenerate} degenerate delta(s) (zero norm or non-finite)")
     why = [f"{len(insensitive)} variant(s) insensitive"] if insensitive else []
     why += [f"{degenerate} degenerate delta(s) (zero norm or non-finite)"] if degenerate else []
-    phases.append(
-        _why_first(
-            _verdict("phase 0-a sensitivity", not insensitive and not degenerate, lines), why
-        )
-    )
+    return _gated("phase 0-a sensitivity", why, lines)
+
+
+def _linearity_verdict(linearity: Mapping[str, Any], cross: Mapping[str, Any]) -> dict[str, Any]:
+    """Phase 0-b: each variant consistent within categories and invariant across them."""
     summ = linearity["summary"]
     inconsistent = [s for s in summ if s["consistent"] is False]
     varying = [c for c in cross["results"] if c["invariant"] is False]
@@ -220,10 +206,32 @@ def summarise(
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
     why = [f"{len(inconsistent)} variant(s) inconsistent within categories"] if inconsistent else []
     why += [f"{len(varying)} variant(s) not invariant across categories"] if varying else []
-    phases.append(
-        _why_first(_verdict("phase 0-b linearity", not inconsistent and not varying, lines), why)
-    )
-    phases.append(_phase1_verdict(discovery, labels))
+    return _gated("phase 0-b linearity", why, lines)
+
+
+def summarise(
+    *,
+    health: Sequence[Mapping[str, Any]],
+    sensitivity: Mapping[str, Any],
+    linearity: Mapping[str, Any],
+    cross: Mapping[str, Any],
+    discovery: np.ndarray,
+    labels: DiscoveryLabels,
+    training_log: TrainingLog,
+) -> dict[str, Any]:
+    """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""
+    bad_health = [h for h in health if not h.get("passed", True)]
+    phases = [
+        _verdict(
+            "health",
+            not bad_health,
+            [h.get("message", "") for h in bad_health]
+            or [f"{len(health)} model(s) passed the collapse check"],
+        ),
+        _sensitivity_verdict(sensitivity),
+        _linearity_verdict(linearity, cross),
+        _phase1_verdict(discovery, labels),
+    ]
     choice = phase3_choice(training_log)
     phases[-1]["lines"].append(_pairs_line(choice))
     phases.append(_phase3_verdict(training_log))
