@@ -103,7 +103,9 @@ def consistency_figure(
     levels: Mapping[tuple[str, str, str], str] | None = None,
 ) -> None:
     """Within-category mean cosine per effect × intensity (its level in physical units below
-    the name), one point per category."""
+    the name), one point per category, side by side in a fixed order. Why not the default
+    random jitter: seaborn draws it from numpy's global random state, so the same results
+    would give a different figure on every run."""
     mods = list(dict.fromkeys(within["modality"]))
     fig, axes = plt.subplots(
         1, len(mods), figsize=(6 * len(mods), 4.5), squeeze=False, layout="constrained"
@@ -112,7 +114,15 @@ def consistency_figure(
         sub = within[(within["modality"] == mod) & within["mean_cosine"].notna()]
         sub = with_levels(sub, levels)
         if len(sub):
-            sns.stripplot(data=sub, x="variant", y="mean_cosine", hue="category", ax=ax)
+            sns.stripplot(
+                data=sub,
+                x="variant",
+                y="mean_cosine",
+                hue="category",
+                dodge=True,
+                jitter=False,
+                ax=ax,
+            )
         ax.axhline(min_cosine, ls="--", color="grey", lw=1)
         ax.set_ylim(-1.05, 1.05)
         ax.set_title(mod)
