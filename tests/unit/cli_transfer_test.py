@@ -15,6 +15,7 @@ from workflow_utils import ROOT
 
 from delta_v2a import transfer as tr
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.phase0 import SensitivityResults, SensitivityRow
 from delta_v2a.cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 from delta_v2a.config import load_config
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
@@ -71,7 +72,8 @@ def _study_results(root, clip_embedder, clap_embedder):
     audio = study_store(clap_embedder, songs, Decoding("audio"), "audio", AUDIO_EFFECTS, CONFIG)
     image.save(root / "image_deltas.npz")
     audio.save(root / "audio_deltas.npz")
-    write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
+    sens = [SensitivityRow.from_json(r) for r in sensitivity_table([image, audio], 0.01)]
+    SensitivityResults({}, 0.01, sens).write(root / "sens.json")
     DiscoveryLabels.build(
         {
             "image_effects": IMAGE_EFFECTS,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.artifacts.pairs import Pairs
+from delta_v2a.artifacts.phase0 import SensitivityResults
 from delta_v2a.extract import manifest_hashes, read_manifest
 from delta_v2a.jobs.common import (
     Paths,
@@ -37,7 +38,7 @@ from delta_v2a.phase3.strength import (
     unreachable_line,
 )
 from delta_v2a.settings import ModelSpec, StrengthSettings
-from delta_v2a.storage import NAMES, atomic_path, read_json, save_npz, write_json
+from delta_v2a.storage import NAMES, atomic_path, save_npz, write_json
 
 CURVES_VERSION = 1
 
@@ -160,9 +161,11 @@ def _strengths(
     """m_i(θ) of the samples' image effects from Phase 0's sensitivity file."""
     try:
         return image_strengths(
-            read_json(sensitivity)["results"], sorted(set(frame["image_effect"])), intensities
+            SensitivityResults.read(sensitivity).image_means(),
+            sorted(set(frame["image_effect"])),
+            intensities,
         )
-    except (KeyError, ValueError) as err:
+    except ValueError as err:
         raise PipelineError(f"{sensitivity}: {err}") from None
 
 
