@@ -159,9 +159,10 @@ def _strengths(
     sensitivity: str, frame: pd.DataFrame, intensities: Sequence[str]
 ) -> dict[str, ImageStrength]:
     """m_i(θ) of the samples' image effects from Phase 0's sensitivity file."""
+    means = SensitivityResults.read(sensitivity).image_means()  # names the file when bad
     try:
         return image_strengths(
-            SensitivityResults.read(sensitivity).image_means(),
+            means,
             sorted(set(frame["image_effect"])),
             intensities,
         )
