@@ -242,12 +242,13 @@ def test_real_yaml_names_clip_l14_and_the_converted_original_music_checkpoint():
 
 
 def test_health_gate_stops_the_phases_on_a_batch_effect(tmp_path, clap_embedder):
+    from delta_v2a.artifacts.health import HealthReport
     from delta_v2a.jobs.common import PipelineError, gate_health
 
     report = health_check(_BatchEffect(clap_embedder, 0.05), clips=_health_clips())
     path = tmp_path / "audio.json"
-    path.write_text(json.dumps(report | {"modality": "audio"}))
+    HealthReport.from_json(report | {"modality": "audio"}).write(path)
     for part in ("text", "media"):
         with pytest.raises(PipelineError, match="models.health.batch_limit"):
             gate_health([str(path)], allow_unhealthy=False, part=part)
-        assert gate_health([str(path)], allow_unhealthy=True, part=part)[0]["passed"] is False
+        assert gate_health([str(path)], allow_unhealthy=True, part=part)[0].passed is False

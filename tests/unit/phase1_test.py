@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from health_utils import health_report
 from workflow_utils import ROOT
 
 from delta_v2a import phase1
@@ -267,7 +268,14 @@ def _record_inputs():
         n_prompts={"image": 10, "audio": 8},
         n_pairs={"image": [2, 1], "audio": [1, 2]},
         text_models={"image": {"name_or_path": "clip"}, "audio": {"name_or_path": "clap"}},
-        health_docs=[{"modality": "audio", "limit": 0.95, "passed": True}],
+        health_docs=[
+            health_report(
+                modality="audio",
+                model={},
+                text_mean_pairwise_cosine=None,
+                audio_mean_pairwise_cosine=None,
+            )
+        ],
         meta={"note": "n", "not_science": True},
         components_file="out/c.npz",
         n_audio_used=3,
@@ -418,17 +426,12 @@ def job_inputs(tmp_path, monkeypatch):
     health = []
     for modality in ("image", "audio"):
         path = tmp_path / f"health_{modality}.json"
-        write_json(
-            path,
-            {
-                "modality": modality,
-                "model": {"name_or_path": f"fake-{modality}"},
-                "text_mean_pairwise_cosine": 0.5,
-                "audio_mean_pairwise_cosine": 0.4 if modality == "audio" else None,
-                "limit": 0.95,
-                "passed": True,
-            },
-        )
+        health_report(
+            modality=modality,
+            model={"name_or_path": f"fake-{modality}"},
+            text_mean_pairwise_cosine=0.5,
+            audio_mean_pairwise_cosine=0.4 if modality == "audio" else None,
+        ).write(path)
         health.append(str(path))
     from delta_v2a.split import Split, write_split
 

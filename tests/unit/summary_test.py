@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from health_utils import health_report
 from phase0_utils import cross, cross_row, linearity, sens_row, sensitivity, summary_row
 from phase3_utils import training_log
 
@@ -33,7 +34,7 @@ def test_summary_warns_loudly_on_every_failed_phase():
 
     audio = {"modality": "audio", "effect_type": "lpf", "intensity": "low"}
     summary = summarise(
-        health=[{"passed": True}],
+        health=[health_report()],
         sensitivity=sensitivity(
             [sens_row(**audio, sensitive=False, mean=0.001), sens_row(**audio, mean=0.1)],
             meta={"not_science": True, "note": "NOT SCIENCE: tiny"},
@@ -148,7 +149,7 @@ def test_summary_says_which_pairs_phase3_trained_on_and_why():
     }
     log = training_log("no_pairs", message="x", pairs=pairs)  # status: keep Phase 3 short
     summary = summarise(
-        health=[{"passed": True}],
+        health=[health_report()],
         sensitivity=sensitivity(),
         linearity=linearity(),
         cross=cross(),

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.media import FileChangedError
 from delta_v2a.settings import BatchSizes, ModelSpec
-from delta_v2a.storage import StoreError, read_json_fields
+from delta_v2a.storage import StoreError
 
 log = logging.getLogger("delta_v2a")
 
@@ -318,38 +319,35 @@ class Progress:
             self._bar.close()
 
 
-#: What every health report holds that the gate reads (models.health_check writes it).
-HEALTH_FIELDS = ("limit",)
-
-
-def gate_health(health_paths: Sequence[str], allow_unhealthy: bool, part: str) -> list[dict]:
+def gate_health(
+    health_paths: Sequence[str], allow_unhealthy: bool, part: str
+) -> list[HealthReport]:
     """Stop before science on a collapsed tower (``part``: 'media' or 'text')."""
-    docs = [read_json_fields(p, "health report", HEALTH_FIELDS) for p in health_paths]
-    key = "audio_mean_pairwise_cosine" if part == "media" else "text_mean_pairwise_cosine"
+    docs = [HealthReport.read(p) for p in health_paths]
     for doc in docs:
-        value = doc.get(key)
-        if value is not None and value > doc["limit"]:
+        value = doc.mean_pairwise_cosine(part)
+        if value is not None and value > doc.limit:
             msg = (
-                f"model health check failed for {doc['model']['name_or_path']}: mean pairwise "
+                f"model health check failed for {doc.model_name}: mean pairwise "
                 f"cosine of {'contrasting clips' if part == 'media' else 'unrelated prompts'} is "
-                f"{value:.4f} > models.health.limit {doc['limit']} (a collapsed tower; its "
-                f"deltas would be noise). Figures: {doc.get('modality')} health JSON."
+                f"{value:.4f} > models.health.limit {doc.limit} (a collapsed tower; its "
+                f"deltas would be noise). Figures: {doc.modality} health JSON."
             )
             _refuse_unhealthy(msg, allow_unhealthy)
         _gate_batch(doc, part, allow_unhealthy)
     return docs
 
 
-def _gate_batch(doc: dict, part: str, allow_unhealthy: bool) -> None:
+def _gate_batch(doc: HealthReport, part: str, allow_unhealthy: bool) -> None:
     """The determinism gate: inputs that embed differently alone and in a batch."""
-    value = (doc.get("batch_max_cosine_distance") or {}).get(part)
-    if value is not None and value > doc["batch_limit"]:
+    value = doc.batch_max_cosine_distance.get(part)
+    if value is not None and value > doc.batch_limit:
         what = "prompts" if part == "text" else "health inputs"
         msg = (
-            f"model health check failed for {doc['model']['name_or_path']}: {what} embedded "
+            f"model health check failed for {doc.model_name}: {what} embedded "
             f"alone and inside a batch differ by a cosine distance of {value:.2e} > "
-            f"models.health.batch_limit {doc['batch_limit']:g} (a batch effect; it would be noise "
-            f"in every delta). Figures: {doc.get('modality')} health JSON."
+            f"models.health.batch_limit {doc.batch_limit:g} (a batch effect; it would be noise "
+            f"in every delta). Figures: {doc.modality} health JSON."
         )
         _refuse_unhealthy(msg, allow_unhealthy)
 

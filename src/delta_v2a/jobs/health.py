@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.jobs.common import Paths, load_embedder_for_job, log
 from delta_v2a.settings import HealthSettings
-from delta_v2a.storage import write_json
 
 
 def run_health(*, inputs: Paths, outputs: Paths, settings: HealthSettings, threads: int) -> None:
@@ -17,9 +17,9 @@ def run_health(*, inputs: Paths, outputs: Paths, settings: HealthSettings, threa
     audio = modality == "audio"
     clips = contrasting_clips(embedder.sampling_rate, embedder.window_samples) if audio else None
     images = None if audio else contrasting_images(embedder.input_size)
-    report = health_check(
+    figures = health_check(
         embedder, clips=clips, images=images, limit=settings.limit, batch_limit=settings.batch_limit
     )
-    report["modality"] = modality
-    write_json(outputs.health, report)
-    (log.info if report["passed"] else log.warning)("health %s: %s", modality, report["message"])
+    report = HealthReport.from_json(figures | {"modality": modality})
+    report.write(outputs.health)
+    (log.info if report.passed else log.warning)("health %s: %s", modality, report.message)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a import phase0, plots
+from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.artifacts.phase0 import (
     AcrossIntensityRow,
     ConsistencyRow,
@@ -59,9 +60,9 @@ def _tables(readers: Sequence[StoreReader], by: str, *tables: Callable) -> list[
     return out
 
 
-def _phase_meta(stores: Sequence[DeltaStore | StoreReader], health: Sequence[dict]) -> dict:
+def _phase_meta(stores: Sequence[DeltaStore | StoreReader], health: Sequence[HealthReport]) -> dict:
     meta = merge_model_meta({"modality": s.modality, **s.meta} for s in stores)
-    meta["health"] = {d.get("modality", "?"): d for d in health}
+    meta["health"] = {d.modality: d.to_json() for d in health}
     meta["degenerate_deltas"] = {s.modality: s.meta.get("degenerate", []) for s in stores}
     return meta
 

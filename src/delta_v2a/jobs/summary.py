@@ -8,17 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.report.summary import format_summary, summarise
-from delta_v2a.storage import atomic_path, read_json, write_json
+from delta_v2a.storage import atomic_path, write_json
 
 
 def run_summary(*, inputs: Paths, outputs: Paths) -> None:
     """Every phase's verdict, from the phases' own records, printed at the end of the run."""
     summary = summarise(
-        health=[read_json(p) for p in inputs.health],
+        health=[HealthReport.read(p) for p in inputs.health],
         sensitivity=SensitivityResults.read(inputs.sensitivity),
         linearity=LinearityResults.read(inputs.linearity),
         cross=CrossCategoryVariance.read(inputs.cross),

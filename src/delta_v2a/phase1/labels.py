@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.phase1.anchors import CLIP_REASON, SIM3_REASON
 from delta_v2a.phase1.foils import FOILS_FILE
 
@@ -213,7 +214,7 @@ class RunRecord:
     n_prompts: Mapping[str, int]  # distinct prompts embedded per text tower
     n_pairs: Mapping[str, Sequence[int]]  # prompt pairs averaged per effect, its own tower
     text_models: Mapping[str, Any]  # each text tower's model info
-    health_docs: Sequence[Mapping[str, Any]]
+    health_docs: Sequence[HealthReport]
     meta: Mapping[str, Any]  # the delta stores' merged model meta
     components_file: str
     n_audio_used: int  # Phase 3's train + validation files
@@ -385,13 +386,8 @@ def cell_rows(
     return rows
 
 
-def _health_figures(health_docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    keys = ("text_mean_pairwise_cosine", "audio_mean_pairwise_cosine", "limit", "passed")
-    return {
-        d.get("modality", "?"): {k: d.get(k) for k in keys}
-        | {"model": d.get("model", {}).get("name_or_path")}
-        for d in health_docs
-    }
+def _health_figures(health_docs: Sequence[HealthReport]) -> dict[str, Any]:
+    return {d.modality: d.figures() for d in health_docs}
 
 
 def _foil_summary(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.training_log import TrainingLog, Verdict
 from delta_v2a.phase3.strength import unreachable_line
@@ -208,7 +209,7 @@ def _linearity_verdict(linearity: LinearityResults, cross: CrossCategoryVariance
 
 def summarise(
     *,
-    health: Sequence[Mapping[str, Any]],
+    health: Sequence[HealthReport],
     sensitivity: SensitivityResults,
     linearity: LinearityResults,
     cross: CrossCategoryVariance,
@@ -217,12 +218,12 @@ def summarise(
     training_log: TrainingLog,
 ) -> dict[str, Any]:
     """Per-phase verdicts from the phases' own results (each phase already applied its gates)."""
-    bad_health = [h for h in health if not h.get("passed", True)]
+    bad_health = [h for h in health if not h.passed]
     phases = [
         _verdict(
             "health",
             not bad_health,
-            [h.get("message", "") for h in bad_health]
+            [h.message for h in bad_health]
             or [f"{len(health)} model(s) passed the collapse check"],
         ),
         _sensitivity_verdict(sensitivity),
