@@ -21,6 +21,15 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.pairs import (
+    ChosenPair,
+    FileSplit,
+    PairRow,
+    Pairs,
+    PairsData,
+    Significance,
+)
 from delta_v2a.config import load_config
 from delta_v2a.extract import Decoding, study_store
 from delta_v2a.media import MediaFile
@@ -72,26 +81,35 @@ def build(root: Path, full_size: bool, device: str) -> Path:
     image.save(root / "image.npz")
     audio.save(root / "audio.npz")
     write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
-    write_json(
-        root / "labels.json",
+    chosen = [("blur", "lpf"), ("brightness", "highshelf")]
+    DiscoveryLabels.build(
         {
             "image_effects": ["blur", "brightness"],
-            "alpha": 0.05,
             "audio_effects": ["lpf", "highshelf"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": [[0.001, 0.5], [0.5, 0.001]],
             "p_adjusted": [[0.001, 0.5], [0.5, 0.001]],
-        },
-    )
+            "chosen_pairs": [{"image_effect": i, "audio_effect": a} for i, a in chosen],
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.5, 0.0], [0.0, 0.5]],
+            "best_matches": [],
+        }
+    ).write(root / "labels.json")
     space = audio_space_from_config(CONFIG, ["lpf", "highshelf"], SR, bypass_below=0.02)
-    write_json(
-        root / "pairs.json",
-        {
-            "paramspace": space.to_dict(),
-            "chosen": [
-                {"image_effect": "blur", "audio_effect": "lpf"},
-                {"image_effect": "brightness", "audio_effect": "highshelf"},
-            ],
-        },
-    )
+    rows = [PairRow(i, a, 0.5, 0.001, True, None) for i, a in chosen]
+    Pairs(
+        threshold=0.0,
+        significance=Significance(available=True, alpha=0.05, note="benchmark", required=True),
+        rows=rows,
+        chosen=[ChosenPair.of(r) for r in rows],
+        level_words=["slightly"],
+        seed=0,
+        message="2 pairs",
+        meta={},
+        data=PairsData({}, {}, {}, [], [], space.to_dict(), FileSplit({}, [], [], []), 1),
+    ).write(root / "pairs.json")
     inputs = [str(root / n) for n in ("image.npz", "sens.json", "labels.json", "pairs.json")]
     payload = transfer_payload_from_results(*inputs, audio_store=str(root / "audio.npz"))
     p3 = CONFIG["phase3"]
