@@ -131,8 +131,9 @@ def build(root: Path, full_size: bool, device: str) -> Path:
             "state_dict": net.build_decoder(arch).state_dict(),
             "paramspace": space.to_dict(),
             "level_words": p3["level_words"],
-            "descriptions": p3["descriptions"],
+            "templates": p3["descriptions"],
             "pairs": [],
+            "apply": _gate(clap, p3),
             "transfer": payload,
             "audio_model": {"name_or_path": str(clap_dir), "dtype": "fp32", "normalize": True},
             "windows": {
@@ -154,6 +155,24 @@ def build(root: Path, full_size: bool, device: str) -> Path:
     for name, arr in (("before", x), ("after", y)):
         Image.fromarray((255 * arr).round().astype(np.uint8)).save(root / f"{name}.png")
     return model
+
+
+def _gate(clap, p3: dict) -> dict:
+    """apply's gate holding the first blur template at every level word (as in the CLI tests:
+    the decoder route's descriptions are then exact)."""
+    from delta_v2a.phase3.dataset import describe
+
+    words = p3["level_words"]
+    first = [describe(p3["descriptions"]["blur"][0], w) for w in words]
+    return {
+        "threshold": 2.0,
+        "margin": 3.0,
+        "references": [
+            {"text": t, "effect": "blur", "level_word": w, "trained": True}
+            for t, w in zip(first, words, strict=True)
+        ],
+        "reference_embeddings": torch.as_tensor(clap.embed_texts(first)),
+    }
 
 
 def main() -> None:
