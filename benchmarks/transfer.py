@@ -30,6 +30,7 @@ from delta_v2a.artifacts.pairs import (
     PairsData,
     Significance,
 )
+from delta_v2a.artifacts.phase0 import SensitivityResults, SensitivityRow
 from delta_v2a.config import load_config
 from delta_v2a.extract import Decoding, study_store
 from delta_v2a.media import MediaFile
@@ -37,7 +38,6 @@ from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.paramspace import audio_space_from_config
-from delta_v2a.storage import write_json
 from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
 from delta_v2a.transfer.payload import transfer_payload_from_results
 from delta_v2a.transfer.usecase import load_setup, transfer
@@ -80,7 +80,8 @@ def build(root: Path, full_size: bool, device: str) -> Path:
     audio = study_store(clap, songs, Decoding("audio"), "audio", ["lpf", "highshelf"], CONFIG)
     image.save(root / "image.npz")
     audio.save(root / "audio.npz")
-    write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
+    sens = [SensitivityRow.from_json(r) for r in sensitivity_table([image, audio], 0.01)]
+    SensitivityResults({}, 0.01, sens).write(root / "sens.json")
     chosen = [("blur", "lpf"), ("brightness", "highshelf")]
     DiscoveryLabels.build(
         {

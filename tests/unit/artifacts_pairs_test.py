@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from phase0_utils import sens_row, sensitivity
 
 from delta_v2a.artifacts import ArtifactError
 from delta_v2a.artifacts.discovery import DiscoveryLabels
@@ -227,11 +228,9 @@ def test_dataset_record_splits_templates_and_files():
 
 
 def test_image_strengths_name_what_phase0_lacks():
-    rows = [
-        {"modality": "image", "effect_type": "blur", "intensity": i, "mean": m}
-        for i, m in (("low", 0.1), ("high", 0.3))
-    ]
-    rows.append({"modality": "audio", "effect_type": "lpf", "intensity": "low", "mean": 9.0})
+    rows = [sens_row(intensity=i, mean=m) for i, m in (("low", 0.1), ("high", 0.3))]
+    rows.append(sens_row(modality="audio", effect_type="lpf", mean=9.0))
+    rows = sensitivity(rows).image_means()
     got = image_strengths(rows, ["blur"], ["low", "high"])
     assert got["blur"](0.5) == pytest.approx(0.1) and got["blur"].strongest == pytest.approx(0.3)
     with pytest.raises(ValueError, match=r"contrast at \['low', 'high'\]"):

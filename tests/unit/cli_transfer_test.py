@@ -23,6 +23,7 @@ from delta_v2a.artifacts.pairs import (
     PairsData,
     Significance,
 )
+from delta_v2a.artifacts.phase0 import SensitivityResults, SensitivityRow
 from delta_v2a.cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 from delta_v2a.config import load_config
 from delta_v2a.effects import apply_audio_effect, apply_image_effect
@@ -33,7 +34,6 @@ from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.dataset import describe
 from delta_v2a.phase3.paramspace import audio_space_from_config
-from delta_v2a.storage import write_json
 from delta_v2a.transfer.payload import transfer_payload_from_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -97,7 +97,8 @@ def _study_results(root, clip_embedder, clap_embedder):
     audio = study_store(clap_embedder, songs, Decoding("audio"), "audio", AUDIO_EFFECTS, CONFIG)
     image.save(root / "image_deltas.npz")
     audio.save(root / "audio_deltas.npz")
-    write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
+    sens = [SensitivityRow.from_json(r) for r in sensitivity_table([image, audio], 0.01)]
+    SensitivityResults({}, 0.01, sens).write(root / "sens.json")
     DiscoveryLabels.build(
         {
             "image_effects": IMAGE_EFFECTS,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from phase0_utils import sens_row, sensitivity
 from phase3_utils import CONFIG, TEMPLATES, WORDS, training_log
 
 from delta_v2a.artifacts.dependence import AudioDependence
@@ -71,14 +72,12 @@ def upstream(tmp_path_factory, tiny_clap_dir):
     labels = _labels(P_CHOSEN, CHOSEN)
     labels.write(base / "labels.json")
     model = cfg
-    sens = {
-        "results": [
-            {"modality": "image", "effect_type": e, "intensity": i, "mean": 0.05 * (k + 1)}
-            for e in labels.image_effects
-            for k, i in enumerate(CONFIG["intensities"])
-        ]
-    }
-    (base / "sensitivity.json").write_text(json.dumps(sens))
+    sens = [
+        sens_row(effect_type=e, intensity=i, mean=0.05 * (k + 1))
+        for e in labels.image_effects
+        for k, i in enumerate(CONFIG["intensities"])
+    ]
+    sensitivity(sens).write(base / "sensitivity.json")
     health = base / "health.json"
     health.write_text(json.dumps({"text_mean_pairwise_cosine": 0.5, "limit": 0.95, "passed": True}))
     return base, model

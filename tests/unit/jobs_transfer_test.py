@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from phase0_utils import sens_row, sensitivity
 
 from delta_v2a.artifacts import ArtifactError
 from delta_v2a.artifacts.discovery import DiscoveryLabels
@@ -71,11 +72,11 @@ def test_a_missing_phase0_row_is_named():
         effects=np.array(["blur"]),
         intensities=np.array(["low", "high"]),
     )
-    rows = [{"modality": "image", "effect_type": "blur", "intensity": "low", "mean": 0.1}]
+    rows = [sens_row(intensity="low", mean=0.1)]
     with pytest.raises(PayloadError, match=r"sens\.json: .* blur/high"):
-        _level_norms({"results": rows}, "sens.json", store)
-    rows.append({"modality": "image", "effect_type": "blur", "intensity": "high", "mean": 0.3})
-    assert _level_norms({"results": rows}, "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)
+        _level_norms(sensitivity(rows), "sens.json", store)
+    rows.append(sens_row(intensity="high", mean=0.3))
+    assert _level_norms(sensitivity(rows), "sens.json", store)["blur"].norm == (0.0, 0.1, 0.3)
 
 
 def test_reads_phase1s_own_keys_p_matrix():

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from phase0_utils import cross, cross_row, linearity, sens_row, sensitivity, summary_row
 from phase3_utils import training_log
 from PIL import Image
 
@@ -26,19 +27,14 @@ from summary_test import no_pair_labels  # noqa: E402  (Phase 1's labels when no
 
 
 def _summary(**over):
-    def variant(**kw):
-        return {"modality": "image", "effect_type": "blur", "intensity": "low", **kw}
-
     args = {
         "health": [{"passed": True}],
-        "sensitivity": {
-            "meta": {"degenerate_deltas": {"image": ["a.png"]}},
-            "results": [variant(sensitive=True, mean=0.2)] * 24,
-        },
-        "linearity": {
-            "summary": [variant(consistent=True, n_consistent=2, n_categories=2, n_undetermined=0)]
-        },  # fmt: skip
-        "cross": {"results": [variant(invariant=True)]},
+        "sensitivity": sensitivity(
+            [sens_row(sensitive=True, mean=0.2)] * 24,
+            meta={"degenerate_deltas": {"image": ["a.png"]}},
+        ),
+        "linearity": linearity([summary_row()]),
+        "cross": cross([cross_row(invariant=True)]),
         "discovery": np.zeros((2, 2)),
         "labels": no_pair_labels(),
         "training_log": training_log("no_pairs", message="NO PAIR passes"),

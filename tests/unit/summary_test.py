@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from phase0_utils import cross, cross_row, linearity, sens_row, sensitivity, summary_row
 from phase3_utils import training_log
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
@@ -30,19 +31,15 @@ def no_pair_labels() -> DiscoveryLabels:
 def test_summary_warns_loudly_on_every_failed_phase():
     from delta_v2a.report.summary import format_summary, summarise
 
-    def variant(**kw):
-        return {"modality": "audio", "effect_type": "lpf", "intensity": "low", **kw}
-
+    audio = {"modality": "audio", "effect_type": "lpf", "intensity": "low"}
     summary = summarise(
         health=[{"passed": True}],
-        sensitivity={
-            "meta": {"not_science": True, "note": "NOT SCIENCE: tiny"},
-            "results": [variant(sensitive=False, mean=0.001), variant(sensitive=True, mean=0.1)],
-        },
-        linearity={
-            "summary": [variant(consistent=True, n_consistent=2, n_categories=2, n_undetermined=0)]
-        },
-        cross={"results": [variant(invariant=True)]},
+        sensitivity=sensitivity(
+            [sens_row(**audio, sensitive=False, mean=0.001), sens_row(**audio, mean=0.1)],
+            meta={"not_science": True, "note": "NOT SCIENCE: tiny"},
+        ),
+        linearity=linearity([summary_row(**audio)]),
+        cross=cross([cross_row(**audio, invariant=True)]),
         discovery=np.zeros((2, 2)),
         labels=no_pair_labels(),
         training_log=training_log("no_pairs", message="NO PAIR passes"),
@@ -152,9 +149,9 @@ def test_summary_says_which_pairs_phase3_trained_on_and_why():
     log = training_log("no_pairs", message="x", pairs=pairs)  # status: keep Phase 3 short
     summary = summarise(
         health=[{"passed": True}],
-        sensitivity={"meta": {}, "results": []},
-        linearity={"summary": []},
-        cross={"results": []},
+        sensitivity=sensitivity(),
+        linearity=linearity(),
+        cross=cross(),
         discovery=np.zeros((2, 2)),
         labels=no_pair_labels(),
         training_log=log,

@@ -9,10 +9,20 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a import phase0, plots
+from delta_v2a.artifacts.phase0 import (
+    AcrossIntensityRow,
+    ConsistencyRow,
+    ConsistencySummary,
+    CrossCategoryRow,
+    CrossCategoryVariance,
+    LinearityResults,
+    SensitivityResults,
+    SensitivityRow,
+)
 from delta_v2a.jobs.common import Paths, gate_health, log
 from delta_v2a.provenance import merge_model_meta
 from delta_v2a.settings import LinearitySettings, SensitivitySettings
-from delta_v2a.storage import DeltaStore, StoreReader, open_store, write_json
+from delta_v2a.storage import DeltaStore, StoreReader, open_store
 
 
 def store_parts(readers: Sequence[StoreReader], by: str) -> Iterator[DeltaStore]:
@@ -114,7 +124,8 @@ def run_sensitivity(*, inputs: Paths, outputs: Paths, settings: SensitivitySetti
         lambda r: (r["mean"], min_distance),
     )
     meta = _phase_meta(readers, docs)
-    write_json(outputs.json, {"meta": meta, "min_distance": min_distance, "results": rows})
+    results = [SensitivityRow.from_json(r) for r in rows]
+    SensitivityResults(meta=meta, min_distance=min_distance, results=results).write(outputs.json)
     plots.norms_figure(
         pd.concat(norms, ignore_index=True),
         min_distance,
@@ -151,17 +162,15 @@ def run_linearity(*, inputs: Paths, outputs: Paths, settings: LinearitySettings)
         "NOT INVARIANT: %s: variance %.4g >= %g (mean cosine %.3f)",
         lambda c: (c["variance"], max_variance, c["mean_cosine"]),
     )
-    write_json(
-        outputs.json,
-        {
-            "meta": meta,
-            "thresholds": thresholds,
-            "within_category": within,
-            "summary": summary,
-            "across_intensities": across,
-        },
-    )
-    write_json(outputs.cross, {"meta": meta, "thresholds": thresholds, "results": cross})
+    LinearityResults(
+        meta=meta,
+        thresholds=thresholds,
+        within_category=[ConsistencyRow.from_json(r) for r in within],
+        summary=[ConsistencySummary.from_json(s) for s in summary],
+        across_intensities=[AcrossIntensityRow.from_json(a) for a in across],
+    ).write(outputs.json)
+    cross_rows = [CrossCategoryRow.from_json(c) for c in cross]
+    CrossCategoryVariance(meta=meta, thresholds=thresholds, results=cross_rows).write(outputs.cross)
     plots.consistency_figure(
         pd.DataFrame(within), min_cosine, outputs.figure, meta["note"], _levels(readers)
     )

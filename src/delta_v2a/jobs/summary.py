@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, log
@@ -19,9 +20,9 @@ def run_summary(*, inputs: Paths, outputs: Paths) -> None:
     """Every phase's verdict, from the phases' own records, printed at the end of the run."""
     summary = summarise(
         health=[read_json(p) for p in inputs.health],
-        sensitivity=read_json(inputs.sensitivity),
-        linearity=read_json(inputs.linearity),
-        cross=read_json(inputs.cross),
+        sensitivity=SensitivityResults.read(inputs.sensitivity),
+        linearity=LinearityResults.read(inputs.linearity),
+        cross=CrossCategoryVariance.read(inputs.cross),
         discovery=np.load(inputs.matrix, allow_pickle=False),
         labels=DiscoveryLabels.read(inputs.labels),
         training_log=TrainingLog.read(inputs.training_log),

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, log
@@ -20,13 +21,13 @@ from delta_v2a.storage import atomic_path, read_json, write_json
 def run_tables(*, inputs: Paths, outputs: Paths) -> None:
     """Write every TSV, their provenance and the report's results section."""
     log_doc = TrainingLog.read(inputs.training_log)
-    summary, sens = Summary.read(inputs.summary), read_json(inputs.sensitivity)
+    summary, sens = Summary.read(inputs.summary), SensitivityResults.read(inputs.sensitivity)
     frames = {
         "verdicts": rows.verdict_rows(summary),
         "verdict_lines": rows.verdict_line_rows(summary),
         "phase0_sensitivity": rows.sensitivity_rows(sens),
-        "phase0_consistency": rows.consistency_rows(read_json(inputs.linearity)),
-        "phase0_invariance": rows.invariance_rows(read_json(inputs.cross)),
+        "phase0_consistency": rows.consistency_rows(LinearityResults.read(inputs.linearity)),
+        "phase0_invariance": rows.invariance_rows(CrossCategoryVariance.read(inputs.cross)),
         "phase1_discovery": rows.discovery_rows(
             np.load(inputs.matrix), DiscoveryLabels.read(inputs.labels), log_doc
         ),
@@ -37,7 +38,7 @@ def run_tables(*, inputs: Paths, outputs: Paths) -> None:
         with atomic_path(tables[name], ".tsv") as tmp:
             frame.to_csv(tmp, sep="\t", index=False, na_rep="")
         log.info("%s: %d rows", tables[name], len(frame))
-    meta = dict(sens.get("meta", {}))
+    meta = dict(sens.meta)
     write_json(outputs.provenance, {"meta": meta, "tables": tables})
     groups = report_html.example_groups(Path(inputs.predictions) / "examples")
     transfer = ""

@@ -337,17 +337,13 @@ def render_clip(
 
 
 def image_strengths(
-    sensitivity_rows: Sequence[Mapping[str, Any]],
+    means: Mapping[tuple[str, str], float | None],
     effects: Sequence[str],
     intensities: Sequence[str],
 ) -> dict[str, ImageStrength]:
-    """m_i(θ) per image effect from Phase 0's mean image ‖Δe‖ (``results`` rows of
-    sensitivity_results.json); ValueError naming the effect and intensities missing."""
-    means = {
-        (r["effect_type"], r["intensity"]): r["mean"]
-        for r in sensitivity_rows
-        if r["modality"] == "image"
-    }
+    """m_i(θ) per image effect from Phase 0's mean image ‖Δe‖ per (effect, intensity)
+    (:meth:`delta_v2a.artifacts.phase0.SensitivityResults.image_means`); ValueError naming the
+    effect and intensities missing."""
     out = {}
     for e in effects:
         missing = [i for i in intensities if means.get((e, i)) is None]

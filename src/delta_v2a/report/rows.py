@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
 
@@ -72,21 +73,22 @@ def verdict_line_rows(summary: Summary) -> pd.DataFrame:
 
 
 def _gate_rows(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[Any],
     cols: Sequence[str],
     copy: Sequence[str],
     thresholds: Mapping[str, Any],
     renamed: Mapping[str, str] | None = None,
-    derived: Mapping[str, Callable[[Mapping[str, Any]], Any]] | None = None,
+    derived: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> pd.DataFrame:
-    """One row per record of a Phase 0 gate: the variant, the record's own values (``copy``
-    as they are, ``renamed`` table name <- record key), the gate's thresholds and any
-    ``derived`` columns. Values are copied, never recomputed."""
+    """One row per record (a Phase 0 row of delta_v2a.artifacts.phase0) of a Phase 0 gate: the
+    variant, the record's own values (``copy`` as they are, ``renamed`` table name <- record
+    field), the gate's thresholds and any ``derived`` columns. Values are copied, never
+    recomputed."""
     rows = [
         {
             **_variant(r),
-            **{k: r.get(k) for k in copy},
-            **{new: r.get(old) for new, old in (renamed or {}).items()},
+            **{k: getattr(r, k) for k in copy},
+            **{new: getattr(r, old) for new, old in (renamed or {}).items()},
             **thresholds,
             **{k: f(r) for k, f in (derived or {}).items()},
         }
@@ -95,52 +97,52 @@ def _gate_rows(
     return pd.DataFrame(rows, columns=list(cols))
 
 
-def sensitivity_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
+def sensitivity_rows(doc: SensitivityResults) -> pd.DataFrame:
     """One row per (modality, effect, intensity): statistics of ‖Δe‖ and the verdict."""
     cols = ["modality", "effect", "intensity", "n", "n_zero_norm", "n_nonfinite", "mean_norm",
             "std_norm", "min_norm", "max_norm", "min_distance", "sensitive", "reason"]  # fmt: skip
     return _gate_rows(
-        doc.get("results", []),
+        doc.results,
         cols,
         copy=("n", "n_zero_norm", "n_nonfinite", "sensitive", "reason"),
-        thresholds={"min_distance": doc.get("min_distance")},
+        thresholds={"min_distance": doc.min_distance},
         renamed={f"{k}_norm": k for k in ("mean", "std", "min", "max")},
     )
 
 
-def consistency_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
+def consistency_rows(doc: LinearityResults) -> pd.DataFrame:
     """One row per (modality, effect, intensity, category): direction and magnitude
     consistency of the deltas within the category, and the gate's verdict."""
-    th = doc.get("thresholds", {})
+    th = doc.thresholds
     cols = ["modality", "effect", "intensity", "category", "n", "mean_cosine", "cv",
             "min_cosine", "max_cv", "consistent", "reason"]  # fmt: skip
     return _gate_rows(
-        doc.get("within_category", []),
+        doc.within_category,
         cols,
         copy=("category", "n", "mean_cosine", "cv", "consistent", "reason"),
         thresholds={k: th.get(k) for k in ("min_cosine", "max_cv")},
     )
 
 
-def invariance_rows(doc: Mapping[str, Any]) -> pd.DataFrame:
+def invariance_rows(doc: CrossCategoryVariance) -> pd.DataFrame:
     """One row per (modality, effect, intensity): variance of the category prototypes'
     pairwise cosines (cross-category invariance) and the gate's verdict."""
     cols = ["modality", "effect", "intensity", "n_categories", "n_pairs", "mean_cosine",
             "variance", "max_variance", "invariant", "reason"]  # fmt: skip
     return _gate_rows(
-        doc.get("results", []),
+        doc.results,
         cols,
         copy=("mean_cosine", "variance", "invariant", "reason"),
-        thresholds={"max_variance": doc.get("thresholds", {}).get("max_variance")},
+        thresholds={"max_variance": doc.thresholds.get("max_variance")},
         derived={
-            "n_categories": lambda r: len(r.get("categories", [])),
-            "n_pairs": lambda r: len(r.get("pairs", [])),
+            "n_categories": lambda r: len(r.categories),
+            "n_pairs": lambda r: len(r.pairs),
         },
     )
 
 
-def _variant(r: Mapping[str, Any]) -> dict[str, Any]:
-    return {"modality": r["modality"], "effect": r["effect_type"], "intensity": r["intensity"]}
+def _variant(r: Any) -> dict[str, Any]:
+    return {"modality": r.modality, "effect": r.effect_type, "intensity": r.intensity}
 
 
 def phase1_pairs(labels: DiscoveryLabels) -> set[tuple[str, str]]:

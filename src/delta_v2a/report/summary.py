@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.training_log import TrainingLog, Verdict
 from delta_v2a.phase3.strength import unreachable_line
 from delta_v2a.report.rows import phase3_choice
@@ -36,10 +37,6 @@ def _why_first(verdict: dict[str, Any], why: Sequence[str]) -> dict[str, Any]:
         first = text if text.startswith(status) else f"{status} because: {text}"
         verdict["lines"] = [first, *(line for line in verdict["lines"] if line != text)]
     return verdict
-
-
-def _variant(r: Mapping[str, Any]) -> str:
-    return f"{r['modality']} {r['effect_type']}/{r['intensity']}"
 
 
 def _phase1_verdict(discovery: np.ndarray, labels: DiscoveryLabels) -> dict[str, Any]:
@@ -173,13 +170,13 @@ def _gated(name: str, why: Sequence[str], lines: Sequence[str]) -> dict[str, Any
     return _why_first(_verdict(name, not why, lines), why)
 
 
-def _sensitivity_verdict(sensitivity: Mapping[str, Any]) -> dict[str, Any]:
+def _sensitivity_verdict(sensitivity: SensitivityResults) -> dict[str, Any]:
     """Phase 0-a: every variant moves its embedding (docs/methods.md §4), no degenerate delta."""
-    degenerate = sum(len(v) for v in sensitivity["meta"].get("degenerate_deltas", {}).values())
-    rows = sensitivity["results"]
-    insensitive = [r for r in rows if r["sensitive"] is False]
+    degenerate = sum(len(v) for v in sensitivity.meta.get("degenerate_deltas", {}).values())
+    rows = sensitivity.results
+    insensitive = [r for r in rows if r.sensitive is False]
     lines = [f"{len(rows) - len(insensitive)} of {len(rows)} variants sensitive"]
-    lines += [f"insensitive: {_variant(r)} (mean ||Δe|| {r['mean']:.3g})" for r in insensitive]
+    lines += [f"insensitive: {r.variant} (mean ||Δe|| {r.mean:.3g})" for r in insensitive]
     if degenerate:
         lines.append(f"{degenerate} degenerate delta(s) (zero norm or non-finite)")
     why = [f"{len(insensitive)} variant(s) insensitive"] if insensitive else []
@@ -187,21 +184,21 @@ def _sensitivity_verdict(sensitivity: Mapping[str, Any]) -> dict[str, Any]:
     return _gated("phase 0-a sensitivity", why, lines)
 
 
-def _linearity_verdict(linearity: Mapping[str, Any], cross: Mapping[str, Any]) -> dict[str, Any]:
+def _linearity_verdict(linearity: LinearityResults, cross: CrossCategoryVariance) -> dict[str, Any]:
     """Phase 0-b: each variant consistent within categories and invariant across them."""
-    summ = linearity["summary"]
-    inconsistent = [s for s in summ if s["consistent"] is False]
-    varying = [c for c in cross["results"] if c["invariant"] is False]
-    undetermined = [s for s in summ if s["consistent"] is None]
+    summ = linearity.summary
+    inconsistent = [s for s in summ if s.consistent is False]
+    varying = [c for c in cross.results if c.invariant is False]
+    undetermined = [s for s in summ if s.consistent is None]
     lines = [
         f"{len(summ) - len(inconsistent) - len(undetermined)} of {len(summ)} variants consistent"
     ]
     lines += [
-        f"inconsistent: {_variant(s)} ({s['n_consistent']} of "
-        f"{s['n_categories'] - s['n_undetermined']} categories)"
+        f"inconsistent: {s.variant} ({s.n_consistent} of "
+        f"{s.n_categories - s.n_undetermined} categories)"
         for s in inconsistent
     ]
-    lines += [f"not invariant across categories: {_variant(c)}" for c in varying]
+    lines += [f"not invariant across categories: {c.variant}" for c in varying]
     if undetermined:
         lines.append(f"{len(undetermined)} variant(s) undetermined (too few files per category)")
     why = [f"{len(inconsistent)} variant(s) inconsistent within categories"] if inconsistent else []
@@ -212,9 +209,9 @@ def _linearity_verdict(linearity: Mapping[str, Any], cross: Mapping[str, Any]) -
 def summarise(
     *,
     health: Sequence[Mapping[str, Any]],
-    sensitivity: Mapping[str, Any],
-    linearity: Mapping[str, Any],
-    cross: Mapping[str, Any],
+    sensitivity: SensitivityResults,
+    linearity: LinearityResults,
+    cross: CrossCategoryVariance,
     discovery: np.ndarray,
     labels: DiscoveryLabels,
     training_log: TrainingLog,
@@ -237,8 +234,8 @@ def summarise(
     phases.append(_phase3_verdict(training_log))
     failed = [p["phase"] for p in phases if p["status"] == "FAILED"]
     return {
-        "not_science": bool(sensitivity["meta"].get("not_science")),
-        "note": sensitivity["meta"].get("note", ""),
+        "not_science": bool(sensitivity.meta.get("not_science")),
+        "note": sensitivity.meta.get("note", ""),
         "phases": phases,
         "failed": failed,
         "phase3_pairs": {"pairs": [list(p) for p in choice["pairs"]], "basis": choice["basis"]},

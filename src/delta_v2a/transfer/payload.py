@@ -20,8 +20,9 @@ import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.artifacts.pairs import ChosenPair, Pairs
+from delta_v2a.artifacts.phase0 import SensitivityResults
 from delta_v2a.phase1 import prototypes
-from delta_v2a.storage import DeltaStore, StoreError, read_json
+from delta_v2a.storage import DeltaStore, StoreError
 from delta_v2a.transfer import geometry as tr
 
 log = logging.getLogger("delta_v2a")
@@ -31,23 +32,19 @@ class PayloadError(StoreError):
     """An artifact lacks what the transfer entry needs; the message names file and key."""
 
 
-def _level_norms(sensitivity: Mapping[str, Any], where: str, store: DeltaStore) -> dict:
+def _level_norms(sensitivity: SensitivityResults, where: str, store: DeltaStore) -> dict:
     """Phase 0's mean image ‖Δe‖ per effect, one per intensity in the store's order."""
-    rows = {
-        (r["effect_type"], r["intensity"]): r
-        for r in sensitivity.get("results", [])
-        if r.get("modality") == "image"
-    }
+    means = sensitivity.image_means()
     out = {}
     for effect in map(str, store.effects):
         norms = []
         for intensity in map(str, store.intensities):
-            row = rows.get((effect, intensity))
-            if row is None or row.get("mean") is None:
+            mean = means.get((effect, intensity))
+            if mean is None:
                 raise PayloadError(
                     f"{where}: results has no finite image mean for {effect}/{intensity}"
                 )
-            norms.append(float(row["mean"]))
+            norms.append(float(mean))
         out[effect] = tr.StrengthCurve.from_levels(norms)
     return out
 
@@ -150,7 +147,7 @@ def _image_model(store: DeltaStore, image_store: str) -> dict[str, Any]:
 
 def build_transfer_payload(
     store: DeltaStore,
-    sensitivity: Mapping[str, Any],
+    sensitivity: SensitivityResults,
     labels: DiscoveryLabels,
     phase3_pairs: Pairs,
     audio: DeltaStore | None,
@@ -207,7 +204,7 @@ def transfer_payload_from_results(
     """:func:`build_transfer_payload` of the study's files (``options``: its keywords)."""
     payload = build_transfer_payload(
         DeltaStore.load(image_store),
-        read_json(sensitivity_json),
+        SensitivityResults.read(sensitivity_json),
         DiscoveryLabels.read(labels_json),
         Pairs.read(pairs_json),
         DeltaStore.load(audio_store) if audio_store else None,

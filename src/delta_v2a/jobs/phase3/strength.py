@@ -16,6 +16,7 @@ import pandas as pd
 
 from delta_v2a.artifacts.dependence import AudioDependence
 from delta_v2a.artifacts.pairs import Pairs
+from delta_v2a.artifacts.phase0 import SensitivityResults
 from delta_v2a.extract import manifest_hashes, read_manifest
 from delta_v2a.jobs.common import (
     Paths,
@@ -38,7 +39,7 @@ from delta_v2a.phase3.strength import (
     unreachable_line,
 )
 from delta_v2a.settings import ModelSpec, StrengthSettings
-from delta_v2a.storage import NAMES, atomic_path, read_json, save_npz
+from delta_v2a.storage import NAMES, atomic_path, save_npz
 
 CURVES_VERSION = 1
 
@@ -159,11 +160,14 @@ def _strengths(
     sensitivity: str, frame: pd.DataFrame, intensities: Sequence[str]
 ) -> dict[str, ImageStrength]:
     """m_i(θ) of the samples' image effects from Phase 0's sensitivity file."""
+    means = SensitivityResults.read(sensitivity).image_means()  # names the file when bad
     try:
         return image_strengths(
-            read_json(sensitivity)["results"], sorted(set(frame["image_effect"])), intensities
+            means,
+            sorted(set(frame["image_effect"])),
+            intensities,
         )
-    except (KeyError, ValueError) as err:
+    except ValueError as err:
         raise PipelineError(f"{sensitivity}: {err}") from None
 
 
