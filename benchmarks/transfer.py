@@ -21,6 +21,16 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.pairs import (
+    ChosenPair,
+    FileSplit,
+    PairRow,
+    Pairs,
+    PairsData,
+    Significance,
+)
+from delta_v2a.artifacts.phase0 import SensitivityResults, SensitivityRow
 from delta_v2a.config import load_config
 from delta_v2a.extract import Decoding, study_store
 from delta_v2a.media import MediaFile
@@ -28,7 +38,6 @@ from delta_v2a.phase0 import sensitivity_table
 from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.paramspace import audio_space_from_config
-from delta_v2a.storage import write_json
 from delta_v2a.tiny_models import write_tiny_clap, write_tiny_clip
 from delta_v2a.transfer.payload import transfer_payload_from_results
 from delta_v2a.transfer.usecase import load_setup, transfer
@@ -71,27 +80,37 @@ def build(root: Path, full_size: bool, device: str) -> Path:
     audio = study_store(clap, songs, Decoding("audio"), "audio", ["lpf", "highshelf"], CONFIG)
     image.save(root / "image.npz")
     audio.save(root / "audio.npz")
-    write_json(root / "sens.json", {"results": sensitivity_table([image, audio], 0.01)})
-    write_json(
-        root / "labels.json",
+    sens = [SensitivityRow.from_json(r) for r in sensitivity_table([image, audio], 0.01)]
+    SensitivityResults({}, 0.01, sens).write(root / "sens.json")
+    chosen = [("blur", "lpf"), ("brightness", "highshelf")]
+    DiscoveryLabels.build(
         {
             "image_effects": ["blur", "brightness"],
-            "alpha": 0.05,
             "audio_effects": ["lpf", "highshelf"],
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": [[0.001, 0.5], [0.5, 0.001]],
             "p_adjusted": [[0.001, 0.5], [0.5, 0.001]],
-        },
-    )
+            "chosen_pairs": [{"image_effect": i, "audio_effect": a} for i, a in chosen],
+            "sim1": {},
+            "sim2": {},
+            "sim3": [[0.5, 0.0], [0.0, 0.5]],
+            "best_matches": [],
+        }
+    ).write(root / "labels.json")
     space = audio_space_from_config(CONFIG, ["lpf", "highshelf"], SR, bypass_below=0.02)
-    write_json(
-        root / "pairs.json",
-        {
-            "paramspace": space.to_dict(),
-            "chosen": [
-                {"image_effect": "blur", "audio_effect": "lpf"},
-                {"image_effect": "brightness", "audio_effect": "highshelf"},
-            ],
-        },
-    )
+    rows = [PairRow(i, a, 0.5, 0.001, True, None) for i, a in chosen]
+    Pairs(
+        threshold=0.0,
+        significance=Significance(available=True, alpha=0.05, note="benchmark", required=True),
+        rows=rows,
+        chosen=[ChosenPair.of(r) for r in rows],
+        level_words=["slightly"],
+        seed=0,
+        message="2 pairs",
+        meta={},
+        data=PairsData({}, {}, {}, [], [], space.to_dict(), FileSplit({}, [], [], []), 1),
+    ).write(root / "pairs.json")
     inputs = [str(root / n) for n in ("image.npz", "sens.json", "labels.json", "pairs.json")]
     payload = transfer_payload_from_results(*inputs, audio_store=str(root / "audio.npz"))
     p3 = CONFIG["phase3"]
@@ -113,8 +132,9 @@ def build(root: Path, full_size: bool, device: str) -> Path:
             "state_dict": net.build_decoder(arch).state_dict(),
             "paramspace": space.to_dict(),
             "level_words": p3["level_words"],
-            "descriptions": p3["descriptions"],
+            "templates": p3["descriptions"],
             "pairs": [],
+            "apply": _gate(clap, p3),
             "transfer": payload,
             "audio_model": {"name_or_path": str(clap_dir), "dtype": "fp32", "normalize": True},
             "windows": {
@@ -136,6 +156,24 @@ def build(root: Path, full_size: bool, device: str) -> Path:
     for name, arr in (("before", x), ("after", y)):
         Image.fromarray((255 * arr).round().astype(np.uint8)).save(root / f"{name}.png")
     return model
+
+
+def _gate(clap, p3: dict) -> dict:
+    """apply's gate holding the first blur template at every level word (as in the CLI tests:
+    the decoder route's descriptions are then exact)."""
+    from delta_v2a.phase3.dataset import describe
+
+    words = p3["level_words"]
+    first = [describe(p3["descriptions"]["blur"][0], w) for w in words]
+    return {
+        "threshold": 2.0,
+        "margin": 3.0,
+        "references": [
+            {"text": t, "effect": "blur", "level_word": w, "trained": True}
+            for t, w in zip(first, words, strict=True)
+        ],
+        "reference_embeddings": torch.as_tensor(clap.embed_texts(first)),
+    }
 
 
 def main() -> None:

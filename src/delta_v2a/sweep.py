@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.config import ConfigError
 from delta_v2a.constants import MODALITIES
 
@@ -183,22 +185,14 @@ class PairOutcome:
 
     name: str
     models: Mapping[str, str]  # modality -> model as the pair's config names it
-    summary: Mapping[str, Any]  # summary.json
+    summary: Summary  # summary.json
     matrix: np.ndarray  # discovery_matrix.npy: image effects x audio effects
-    labels: Mapping[str, Any]  # discovery_labels.json
+    labels: DiscoveryLabels  # discovery_labels.json
 
 
-def chosen_pairs(labels: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The (image effect, audio effect) pairs Phase 1 chose (its ``chosen_pairs``)."""
-    return [(c["image_effect"], c["audio_effect"]) for c in labels.get("chosen_pairs") or []]
-
-
-def phase_status(summary: Mapping[str, Any], phase: str) -> str:
-    """A phase's status in summary.json ("ok", "FAILED", ...), or "absent"."""
-    for entry in summary.get("phases", []):
-        if entry.get("phase") == phase:
-            return str(entry.get("status"))
-    return "absent"
+def chosen_pairs(labels: DiscoveryLabels) -> list[tuple[str, str]]:
+    """The (image effect, audio effect) pairs Phase 1 chose, in its ``chosen_pairs`` order."""
+    return [(c["image_effect"], c["audio_effect"]) for c in labels.chosen_pairs]
 
 
 def _pairs_text(pairs: Sequence[tuple[str, str]]) -> str:
@@ -208,21 +202,19 @@ def _pairs_text(pairs: Sequence[tuple[str, str]]) -> str:
 def pair_rows(outcome: PairOutcome) -> list[tuple[str, str, str, str]]:
     """One pair's verdicts: its models, health, Phase 0, its Phase 1 pairs and Phase 3."""
     rows = [("pair", outcome.name, f"{m}_model", str(v)) for m, v in outcome.models.items()]
-    rows += [("pair", outcome.name, PHASES[p], phase_status(outcome.summary, p)) for p in PHASES]
+    rows += [("pair", outcome.name, PHASES[p], outcome.summary.status(p)) for p in PHASES]
     rows.insert(
         -1, ("pair", outcome.name, "phase1_pairs", _pairs_text(chosen_pairs(outcome.labels)))
     )
-    rows.append(
-        ("pair", outcome.name, "not_science", str(bool(outcome.summary.get("not_science"))))
-    )
+    rows.append(("pair", outcome.name, "not_science", str(bool(outcome.summary.not_science))))
     return rows
 
 
 def aligned_cells(a: PairOutcome, b: PairOutcome) -> tuple[np.ndarray, np.ndarray]:
     """The two discovery matrices over the (image, audio) effect cells both studied, in one
     order (each file's rows and columns are in its own labels' order)."""
-    ia, aa = list(a.labels["image_effects"]), list(a.labels["audio_effects"])
-    ib, ab = list(b.labels["image_effects"]), list(b.labels["audio_effects"])
+    ia, aa = list(a.labels.image_effects), list(a.labels.audio_effects)
+    ib, ab = list(b.labels.image_effects), list(b.labels.audio_effects)
     cells = [(i, j) for i in ia if i in ib for j in aa if j in ab]
     x = np.array([a.matrix[ia.index(i), aa.index(j)] for i, j in cells], dtype=float)
     y = np.array([b.matrix[ib.index(i), ab.index(j)] for i, j in cells], dtype=float)
@@ -266,7 +258,7 @@ def spearman_rows(outcomes: Sequence[PairOutcome]) -> list[tuple[str, str, str, 
 def choice_rows(outcomes: Sequence[PairOutcome]) -> list[tuple[str, str, str, str]]:
     """For each image effect: how many pairs chose each audio effect for it (and "none")."""
     n = len(outcomes)
-    images = list(dict.fromkeys(i for o in outcomes for i in o.labels["image_effects"]))
+    images = list(dict.fromkeys(i for o in outcomes for i in o.labels.image_effects))
     rows = []
     for image in images:
         by_audio: dict[str, list[str]] = {}
@@ -310,7 +302,7 @@ def agreement_lines(outcomes: Sequence[PairOutcome]) -> list[str]:
     out = [
         f"{o.name} ({', '.join(f'{m} {v}' for m, v in o.models.items())}): Phase 1 "
         f"{_pairs_text(chosen_pairs(o.labels))}; "
-        f"Phase 3 {phase_status(o.summary, 'phase 3 decoder')}"
+        f"Phase 3 {o.summary.status('phase 3 decoder')}"
         for o in outcomes
     ]
     agree = pairs_agree(outcomes)
@@ -328,8 +320,8 @@ def figure_panels(outcomes: Sequence[PairOutcome]) -> list[tuple]:
         (
             o.name,
             o.matrix,
-            list(o.labels["image_effects"]),
-            list(o.labels["audio_effects"]),
+            list(o.labels.image_effects),
+            list(o.labels.audio_effects),
             chosen_pairs(o.labels),
         )
         for o in outcomes

@@ -15,6 +15,14 @@ from workflow_utils import ROOT
 
 from delta_v2a import transfer as tr
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.pairs import (
+    ChosenPair,
+    FileSplit,
+    PairRow,
+    Pairs,
+    PairsData,
+    Significance,
+)
 from delta_v2a.artifacts.phase0 import SensitivityResults, SensitivityRow
 from delta_v2a.cli import EXIT_BAD_INPUT, EXIT_REFUSED, main
 from delta_v2a.config import load_config
@@ -26,7 +34,6 @@ from delta_v2a.phase3 import artifact
 from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.dataset import describe
 from delta_v2a.phase3.paramspace import audio_space_from_config
-from delta_v2a.storage import write_json
 from delta_v2a.transfer.payload import transfer_payload_from_results
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -53,6 +60,24 @@ def _song(path, seed: int, seconds: float = 11.0, sr: int = 16_000) -> None:
     x = sum(np.sin(2 * np.pi * (180 + 20 * seed) * k * t) / k for k in range(1, 30))
     x = 0.3 * x / np.abs(x).max() + 0.02 * rng.standard_normal(t.size)
     sf.write(path, x.astype(np.float32), sr)
+
+
+def _pairs_file(path, space, chosen) -> None:
+    """Phase 3's pairs.json as its job writes it (the payload reads the chosen pairs and the
+    audio chain's order from it), with a data set that holds only the parameter space."""
+    rows = [PairRow(i, a, score, None, True, None) for i, a, score in chosen]
+    data = PairsData({}, {}, {}, [], [], space.to_dict(), FileSplit({}, [], [], []), 1)
+    Pairs(
+        threshold=0.0,
+        significance=Significance(available=False, alpha=0.05, note="score only"),
+        rows=rows,
+        chosen=[ChosenPair.of(r) for r in rows],
+        level_words=["slightly"],
+        seed=0,
+        message=f"{len(rows)} pair(s)",
+        meta={},
+        data=data,
+    ).write(path)
 
 
 def _study_results(root, clip_embedder, clap_embedder):
@@ -92,16 +117,8 @@ def _study_results(root, clip_embedder, clap_embedder):
         }
     ).write(root / "labels.json")
     space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
-    write_json(
-        root / "pairs.json",
-        {
-            "status": "ok",
-            "chosen": [
-                {"image_effect": "blur", "audio_effect": "lpf", "score": 0.2},
-                {"image_effect": "brightness", "audio_effect": "highshelf", "score": 0.1},
-            ],
-            "paramspace": space.to_dict(),
-        },
+    _pairs_file(
+        root / "pairs.json", space, [("blur", "lpf", 0.2), ("brightness", "highshelf", 0.1)]
     )
     payload = transfer_payload_from_results(
         str(root / "image_deltas.npz"),

@@ -13,6 +13,7 @@ from health_utils import health_report
 from phase0_utils import sens_row, sensitivity
 from phase3_utils import CONFIG, TEMPLATES, WORDS, training_log
 
+from delta_v2a.artifacts.dependence import AudioDependence
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.config import merge
@@ -392,7 +393,7 @@ def _check_experiment_writes_nothing(base, ds, cfg, monkeypatch):
     p3 = {"model": {"d_model": 16, "heads": 2, "hidden": 16, "dropout": 0.0}, "epochs": 2}
     p3 |= {"bootstrap": 50, "seeds": 2, "text2fx_budget": 0}
     st = phase3_settings(merge(cfg, {"phase3": p3}), str(base / "no_checkpoints"))
-    dependence = json.loads((ds / "dependence.json").read_text())
+    dependence = AudioDependence.read(ds / "dependence.json")
 
     def search(test):
         files, effects, text, known = ex.search_inputs(inputs, test)

@@ -18,6 +18,7 @@ from phase0_utils import cross, cross_row, linearity, sens_row, sensitivity, sum
 from phase3_utils import training_log
 from PIL import Image
 
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.report.html import transfer_html, verdicts_table
 from delta_v2a.report.rows import verdict_line_rows, verdict_rows
 from delta_v2a.report.summary import summarise
@@ -53,14 +54,15 @@ def test_failed_phase_says_why_first():
     # a passing phase keeps its own first line
     assert phases["phase 0-b linearity"]["lines"][0] == "1 of 1 variants consistent"
     # the first detail of the report's table is that reason
-    rows = verdict_rows(_summary())
+    rows = verdict_rows(Summary.from_json(_summary()))
     detail = rows.set_index("phase").loc["phase 0-a sensitivity", "detail"]
     assert detail.startswith("FAILED because: 1 degenerate delta")
 
 
 def test_every_verdict_line_is_in_the_page_folded():
     summary = _summary()
-    page = verdicts_table(verdict_rows(summary), verdict_line_rows(summary))
+    typed = Summary.from_json(summary)
+    page = verdicts_table(verdict_rows(typed), verdict_line_rows(typed))
     assert "more: verdict_lines.tsv" not in page
     for phase in summary["phases"]:
         for line in phase["lines"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,6 +10,8 @@ import pytest
 import yaml
 from scipy.stats import spearmanr
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.config import ConfigError
 from delta_v2a.jobs.common import Paths
 from delta_v2a.jobs.sweep import run_sweep
@@ -40,15 +41,28 @@ def outcome(name, matrix, chosen=(), images=IMAGES, audio=AUDIO, statuses=None) 
         {"phase": p, "status": statuses.get(p, "ok"), "lines": []}
         for p in ("health", "phase 0-a sensitivity", "phase 0-b linearity", "phase 3 decoder")
     ]
-    labels = {
-        "image_effects": list(images),
-        "audio_effects": list(audio),
-        "chosen_pairs": [{"image_effect": i, "audio_effect": a} for i, a in chosen],
-    }
+    labels = DiscoveryLabels.build(
+        {
+            "image_effects": list(images),
+            "audio_effects": list(audio),
+            "alpha": 0.05,
+            "correction": "holm",
+            "p": [],
+            "p_adjusted": [],
+            "chosen_pairs": [{"image_effect": i, "audio_effect": a} for i, a in chosen],
+            "sim1": {},
+            "sim2": {},
+            "sim3": [],
+            "best_matches": [],
+        }
+    )
+    summary = Summary.from_json(
+        {"not_science": True, "note": "", "phases": phases, "failed": [], "phase3_pairs": {}}
+    )
     return PairOutcome(
         name=name,
         models={"image": f"{name}-img", "audio": f"{name}-aud"},
-        summary={"phases": phases, "not_science": True},
+        summary=summary,
         matrix=np.asarray(matrix, dtype=float),
         labels=labels,
     )
@@ -237,8 +251,8 @@ def test_the_job_reads_each_pairs_files_and_writes_table_figure_and_section(tmp_
     for o in planted_and_random():
         folder = tmp_path / o.name
         folder.mkdir()
-        (folder / "summary.json").write_text(json.dumps(o.summary))
-        (folder / "labels.json").write_text(json.dumps(dict(o.labels)))
+        o.summary.write(folder / "summary.json")
+        o.labels.write(folder / "labels.json")
         np.save(folder / "matrix.npy", o.matrix)
         paths["summaries"].append(str(folder / "summary.json"))
         paths["matrices"].append(str(folder / "matrix.npy"))

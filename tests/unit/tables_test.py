@@ -7,6 +7,7 @@ import pandas as pd
 from phase3_utils import training_log
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.report.html import matrix_table, pairs_html
 from delta_v2a.report.rows import (
     discovery_rows,
@@ -139,6 +140,16 @@ def test_phase3_choice_names_the_pairs_and_what_they_rest_on():
     assert "no pair" in pairs_html(discovery_rows(MATRIX, LABELS, training_log("no_pairs")))
 
 
+def _summary_fields() -> dict:
+    """summary.json's fields besides the phases, as summarise writes them for a stand-in run."""
+    return {
+        "not_science": True,
+        "note": "NOT SCIENCE",
+        "failed": [],
+        "phase3_pairs": {"pairs": [], "basis": "none"},
+    }
+
+
 def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
     long = [f"insensitive: audio effect_{i}/high (mean ||Δe|| 0.001)" for i in range(40)]
     summary = {
@@ -148,6 +159,7 @@ def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
             {"phase": "phase 3 decoder", "status": "n/a", "lines": []},
         ]
     }
+    summary = Summary.from_json(_summary_fields() | summary)
     rows = verdict_rows(summary)
     assert list(rows["detail"].str.len() <= 200) == [True] * 3
     assert rows["detail"][0] == "2 model(s) passed"  # one line: whole, no pointer
@@ -162,7 +174,8 @@ def test_verdict_detail_is_short_and_the_lists_have_their_own_table():
 def test_front_page_opens_with_the_banner_and_the_verdict_table():
     from delta_v2a.report.html import front_page
 
-    summary = {"phases": [{"phase": "phase 1 discovery", "status": "FAILED", "lines": ["0 of 2"]}]}
+    phases = [{"phase": "phase 1 discovery", "status": "FAILED", "lines": ["0 of 2"]}]
+    summary = Summary.from_json(_summary_fields() | {"phases": phases})
     empty = pd.DataFrame(columns=["modality", "effect", "intensity", "category", "consistent",
                                   "mean_cosine", "cv"])  # fmt: skip
     frames = {

@@ -10,10 +10,11 @@ import numpy as np
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.artifacts.health import HealthReport
 from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.report.summary import format_summary, summarise
-from delta_v2a.storage import atomic_path, write_json
+from delta_v2a.storage import atomic_path
 
 
 def run_summary(*, inputs: Paths, outputs: Paths) -> None:
@@ -28,7 +29,7 @@ def run_summary(*, inputs: Paths, outputs: Paths) -> None:
         training_log=TrainingLog.read(inputs.training_log),
     )
     text = format_summary(summary)
-    write_json(outputs.json, summary)
+    Summary.from_json(summary).write(outputs.json)
     with atomic_path(outputs.text) as tmp:
         Path(tmp).write_text(text + "\n", encoding="utf-8")
     for line in text.splitlines():

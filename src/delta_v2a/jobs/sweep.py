@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.jobs.common import Paths
 from delta_v2a.plots import sweep_figure
-from delta_v2a.storage import atomic_path, read_json
+from delta_v2a.storage import atomic_path
 from delta_v2a.sweep import (
     PairOutcome,
     SweepSettings,
@@ -35,9 +37,9 @@ def run_sweep(*, inputs: Paths, outputs: Paths, settings: SweepSettings) -> None
         PairOutcome(
             name=name,
             models=models,
-            summary=read_json(summary),
+            summary=Summary.read(summary),
             matrix=np.load(matrix, allow_pickle=False),
-            labels=read_json(labels),
+            labels=DiscoveryLabels.read(labels),
         )
         for name, models, summary, matrix, labels in zip(
             settings.pairs,
@@ -50,7 +52,7 @@ def run_sweep(*, inputs: Paths, outputs: Paths, settings: SweepSettings) -> None
     ]
     _text(outputs.table, agreement_tsv(agreement_rows(outcomes)))
     lines = agreement_lines(outcomes)
-    stand_in = any(o.summary.get("not_science") for o in outcomes)
+    stand_in = any(o.summary.not_science for o in outcomes)
     note = "NOT SCIENCE: a pair ran on stand-in models" if stand_in else ""
     title = "Model sweep: each pair's Phase 1 discovery"
     sweep_figure(figure_panels(outcomes), outputs.figure, title, note)

@@ -10,6 +10,7 @@ import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.report import html as report_html
@@ -20,7 +21,7 @@ from delta_v2a.storage import atomic_path, read_json, write_json
 def run_tables(*, inputs: Paths, outputs: Paths) -> None:
     """Write every TSV, their provenance and the report's results section."""
     log_doc = TrainingLog.read(inputs.training_log)
-    summary, sens = read_json(inputs.summary), SensitivityResults.read(inputs.sensitivity)
+    summary, sens = Summary.read(inputs.summary), SensitivityResults.read(inputs.sensitivity)
     frames = {
         "verdicts": rows.verdict_rows(summary),
         "verdict_lines": rows.verdict_line_rows(summary),

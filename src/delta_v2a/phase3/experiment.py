@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.dependence import AudioDependence
 from delta_v2a.artifacts.pairs import Pairs, PairsData
 from delta_v2a.config.data_size import MIN_TEST_FILES_TO_RUN
 from delta_v2a.phase3.baselines import (
@@ -443,12 +444,12 @@ def run_experiment(
     inputs: TrainingInputs,
     settings: Phase3Settings,
     lab: Lab,
-    dependence: Mapping[str, Any],
+    dependence: AudioDependence,
 ) -> Experiment:
     """Train on train files once per training seed, choose each epoch on validation files,
     report every figure from the test files once, with every baseline, as mean and spread
     over seeds, and the verdict (§6.3-6.6). ``dependence``: the strength job's
-    audio_dependence.json (its grid cost enters the cost comparison)."""
+    audio_dependence.json, measured (its grid cost enters the cost comparison)."""
     data, test = inputs.data, test_rows(inputs.data)
     base_arch = base_architecture(data, inputs.space, settings.architecture)
     seeds = train_seeds(inputs, settings, lab, base_arch, test)
@@ -474,7 +475,7 @@ def run_experiment(
         per_seed.append(ps)
         shuffled.append(sh)
     cost = cost_comparison(
-        dependence["curve_cost"], int(dependence["grid_size"]), inputs.spec.count, timing
+        dependence.curve_cost, int(dependence.grid_size), inputs.spec.count, timing
     )
     return Experiment(
         test=test,

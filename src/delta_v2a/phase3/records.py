@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from delta_v2a.artifacts.dependence import AudioDependence
 from delta_v2a.artifacts.training_log import PairsChoice, TestSection, TrainingLog, Verdict
 from delta_v2a.phase3.baselines import BASELINES, TRAINED_KINDS
 from delta_v2a.phase3.evaluate import METRICS
@@ -51,7 +52,7 @@ class RunFacts:
 
     target: str
     device: str
-    dependence: Mapping[str, Any]
+    dependence: AudioDependence
     preroll: int
 
 
@@ -148,7 +149,7 @@ def training_log(inputs: TrainingInputs, exp: Experiment, facts: RunFacts) -> Tr
         status="trained",
         target=facts.target,
         verdict=Verdict(**exp.evaluation["verdict"]),
-        audio_dependence=dict(facts.dependence),
+        audio_dependence=facts.dependence.to_json(),
         pairs=PairsChoice.of(inputs.pairs),
         seeds=_seeds_section(exp),
         data=_data_section(inputs),

@@ -20,6 +20,7 @@ import pandas as pd
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
+from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
 
 #: Longest ``detail`` of verdicts.tsv: one screen line of the report's verdict table.
@@ -47,26 +48,26 @@ def _short(text: str, limit: int) -> str:
     return cut + "…"
 
 
-def verdict_rows(summary: Mapping[str, Any], limit: int = DETAIL_CHARS) -> pd.DataFrame:
+def verdict_rows(summary: Summary, limit: int = DETAIL_CHARS) -> pd.DataFrame:
     """One row per phase: its status and a ``detail`` of at most ``limit`` characters (the
     verdict's first line, then how many more lines ``verdict_lines.tsv`` holds), so that the
     table is read at a glance; the lists themselves are in :func:`verdict_line_rows`."""
     rows = []
-    for p in summary.get("phases", []):
-        lines = list(p.get("lines", []))
+    for p in summary.phases:
+        lines = p.lines
         more = f" (+{len(lines) - 1} more: verdict_lines.tsv)" if len(lines) > 1 else ""
         head = _short(lines[0], limit - len(more)) if lines else ""
-        rows.append({"phase": p["phase"], "status": p["status"], "detail": head + more})
+        rows.append({"phase": p.phase, "status": p.status, "detail": head + more})
     return pd.DataFrame(rows, columns=["phase", "status", "detail"])
 
 
-def verdict_line_rows(summary: Mapping[str, Any]) -> pd.DataFrame:
+def verdict_line_rows(summary: Summary) -> pd.DataFrame:
     """One row per line of each phase's verdict (the summary's lists: insensitive variants,
     pairs, baselines), numbered from 1 in the summary's order."""
     rows = [
-        {"phase": p["phase"], "status": p["status"], "line": i, "text": text}
-        for p in summary.get("phases", [])
-        for i, text in enumerate(p.get("lines", []), start=1)
+        {"phase": p.phase, "status": p.status, "line": i, "text": text}
+        for p in summary.phases
+        for i, text in enumerate(p.lines, start=1)
     ]
     return pd.DataFrame(rows, columns=["phase", "status", "line", "text"])
 

@@ -13,15 +13,16 @@ StoreError: the job ends on its one line).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from delta_v2a.artifacts.discovery import DiscoveryLabels
+from delta_v2a.artifacts.pairs import ChosenPair, Pairs
 from delta_v2a.artifacts.phase0 import SensitivityResults
 from delta_v2a.phase1 import prototypes
-from delta_v2a.storage import DeltaStore, StoreError, read_json
+from delta_v2a.storage import DeltaStore, StoreError
 from delta_v2a.transfer import geometry as tr
 
 log = logging.getLogger("delta_v2a")
@@ -69,14 +70,11 @@ def _normalised(store: DeltaStore) -> bool:
     return bool(norms.size and np.all(np.abs(norms - 1.0) < 1e-3))
 
 
-def _audio_top(audio_store: DeltaStore | None, effect: str, pair: Mapping, where: str) -> float:
+def _audio_top(audio_store: DeltaStore | None, image: str, effect: str, where: str) -> float:
     """Median audio ‖Δe‖ of ``effect`` at its strongest intensity (κ's target)."""
-    if "audio_norm_strongest" in pair:
-        return float(pair["audio_norm_strongest"])
     if audio_store is None:
         raise PayloadError(
-            f"{where}: pair {pair['image_effect']} -> {effect} carries no audio_norm_strongest "
-            "and no audio_store was given to compute κ from"
+            f"{where}: pair {image} -> {effect}: no audio_store was given to compute κ from"
         )
     e = list(audio_store.effects).index(effect)
     rows = (audio_store.effect_code == e) & (
@@ -90,29 +88,29 @@ def _audio_top(audio_store: DeltaStore | None, effect: str, pair: Mapping, where
 
 
 def _pairs(
-    pairs_doc: Mapping[str, Any],
+    chosen: Sequence[ChosenPair],
     pairs_json: str,
     image_store: str,
     curves: Mapping[str, Any],
     labels: DiscoveryLabels,
     audio: DeltaStore | None,
 ) -> list[dict[str, Any]]:
-    """Phase 3's chosen pairs with their significance and κ (from the pair when Phase 3
-    matched strengths, else from the image curve's top and the audio's strongest norm)."""
+    """Phase 3's chosen pairs with their significance and κ (from the image curve's top and
+    the audio's strongest norm)."""
     pairs = []
-    for row in pairs_doc.get("chosen", []):
-        i, j = row["image_effect"], row["audio_effect"]
+    for c in chosen:
+        i, j = c.image_effect, c.audio_effect
         if i not in curves:
             raise PayloadError(f"{pairs_json}: pair {i} -> {j}: {i} is not in {image_store}")
-        top = _audio_top(audio, j, row, pairs_json)
+        top = _audio_top(audio, i, j, pairs_json)
         pairs.append(
             {
                 "image_effect": i,
                 "audio_effect": j,
-                "score": row.get("score"),
+                "score": c.score,
                 **_significance(labels, i, j),
                 "audio_norm_strongest": top,
-                "kappa": float(row["kappa"]) if "kappa" in row else tr.kappa(curves[i].at(1), top),
+                "kappa": tr.kappa(curves[i].at(1), top),
             }
         )
     return pairs
@@ -151,7 +149,7 @@ def build_transfer_payload(
     store: DeltaStore,
     sensitivity: SensitivityResults,
     labels: DiscoveryLabels,
-    pairs_doc: Mapping[str, Any],
+    phase3_pairs: Pairs,
     audio: DeltaStore | None,
     *,
     names: Mapping[str, str],
@@ -172,9 +170,10 @@ def build_transfer_payload(
     ).pooled
     units = tr.unit_prototypes(pooled, effects)
     curves = _level_norms(sensitivity, names["sensitivity"], store)
-    pairs = _pairs(pairs_doc, names["pairs"], names["image_store"], curves, labels, audio)
+    chosen, data = phase3_pairs.chosen, phase3_pairs.data
+    pairs = _pairs(chosen, names["pairs"], names["image_store"], curves, labels, audio)
     # The audio chain in Phase 3's order when it trained, else the audio store's order.
-    chain = pairs_doc.get("paramspace", {}).get("effects") or (
+    chain = (data.paramspace.get("effects") if data is not None else None) or (
         [str(e) for e in audio.effects] if audio is not None else [p["audio_effect"] for p in pairs]
     )
     return tr.build_payload(
@@ -207,7 +206,7 @@ def transfer_payload_from_results(
         DeltaStore.load(image_store),
         SensitivityResults.read(sensitivity_json),
         DiscoveryLabels.read(labels_json),
-        read_json(pairs_json),
+        Pairs.read(pairs_json),
         DeltaStore.load(audio_store) if audio_store else None,
         names={"image_store": image_store, "sensitivity": sensitivity_json, "pairs": pairs_json},
         **options,

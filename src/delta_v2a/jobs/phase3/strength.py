@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.dependence import AudioDependence
 from delta_v2a.artifacts.pairs import Pairs
 from delta_v2a.artifacts.phase0 import SensitivityResults
 from delta_v2a.extract import manifest_hashes, read_manifest
@@ -38,7 +39,7 @@ from delta_v2a.phase3.strength import (
     unreachable_line,
 )
 from delta_v2a.settings import ModelSpec, StrengthSettings
-from delta_v2a.storage import NAMES, atomic_path, save_npz, write_json
+from delta_v2a.storage import NAMES, atomic_path, save_npz
 
 CURVES_VERSION = 1
 
@@ -175,7 +176,7 @@ def _write_no_strength(pairs: Pairs, outputs: Paths) -> None:
     save_npz(outputs.curves, {"grid": np.zeros(0)}, {"status": pairs.status})
     with atomic_path(outputs.targets) as tmp:
         pd.DataFrame(columns=["sample"]).to_csv(tmp, sep="\t", index=False)
-    write_json(outputs.dependence, {"status": pairs.status, "message": pairs.message})
+    AudioDependence(status=pairs.status, message=pairs.message).write(outputs.dependence)
     log.warning("%s", pairs.message)
 
 
@@ -231,4 +232,4 @@ def run_strength(
     )
     with atomic_path(outputs.targets) as tmp:
         targets.to_csv(tmp, sep="\t", index=False, float_format="%.8g", errors=NAMES)
-    write_json(outputs.dependence, dep)
+    AudioDependence.build(dep).write(outputs.dependence)

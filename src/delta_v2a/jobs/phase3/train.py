@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.dependence import AudioDependence
 from delta_v2a.artifacts.pairs import Pairs
 from delta_v2a.artifacts.training_log import PairsChoice, TrainingLog
 from delta_v2a.jobs.common import Paths, PipelineError, load_embedder_for_job, log
@@ -48,7 +49,7 @@ from delta_v2a.phase3.spectral import example_order, rendered_subset
 from delta_v2a.phase3.strength import render_clip
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.settings import Phase3Settings
-from delta_v2a.storage import NAMES, EmbeddingTable, atomic_path, load_npz, read_json
+from delta_v2a.storage import NAMES, EmbeddingTable, atomic_path, load_npz
 
 #: The columns of targets.tsv the experiment reads beside samples.tsv.
 TARGET_COLUMNS = ("u_star", "target_strength", "unreachable", "image_strength", "u_curve_inversion")
@@ -312,7 +313,7 @@ def _render_test(
     return Renders(spectral, rendered, seconds, dataclasses.asdict(st.validation.mel))
 
 
-def _announce(data: TrainData, st: Phase3Settings, dev: Any, dependence: str) -> dict:
+def _announce(data: TrainData, st: Phase3Settings, dev: Any, dependence: str) -> AudioDependence:
     """Log what is about to be trained, and the audio-dependence figure measured before it
     (a warning when no decoder can beat text-only on this data); returns that figure."""
     counts = {k: int((data.split == k).sum()) for k in ("train", "val", "test", "heldout")}
@@ -322,8 +323,8 @@ def _announce(data: TrainData, st: Phase3Settings, dev: Any, dependence: str) ->
         "designated one: model file, renders, predictions)",
         dev, counts, opt.epochs, opt.batch_size, opt.lr, list(st.seeds),
     )  # fmt: skip
-    dep = read_json(dependence)
-    (log.info if dep["can_matter"] else log.warning)("audio dependence: %s", dep["message"])
+    dep = AudioDependence.read(dependence)
+    (log.info if dep.can_matter else log.warning)("audio dependence: %s", dep.message)
     return dep
 
 
