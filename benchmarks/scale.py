@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from delta_v2a import resources  # noqa: E402
+from delta_v2a.artifacts.health import HealthReport  # noqa: E402
 from delta_v2a.config import load_config  # noqa: E402
 from delta_v2a.jobs.common import Paths  # noqa: E402
 from delta_v2a.settings import (  # noqa: E402
@@ -45,7 +46,7 @@ from delta_v2a.settings import (  # noqa: E402
     sensitivity_settings,
     split_settings,
 )
-from delta_v2a.storage import EmbeddingTable, write_json  # noqa: E402
+from delta_v2a.storage import EmbeddingTable  # noqa: E402
 
 DIMS = {"image": 768, "audio": 512}
 N_CATEGORIES = 10
@@ -95,9 +96,17 @@ def make_inputs(folder: Path, n: int, cfg: dict) -> None:
                 fh.write("path\tcategory\tmodality\tsha256\n")
                 for p, c in zip(paths, cats, strict=True):
                     fh.write(f"{p}\t{c}\taudio\t{zlib.crc32(p.encode()):064x}\n")
-        health = {"modality": modality, "model": {"name_or_path": f"synthetic-{modality}"}}
-        health |= {"text_mean_pairwise_cosine": 0.3, "audio_mean_pairwise_cosine": None}
-        write_json(folder / f"health_{modality}.json", health | {"limit": 0.95, "passed": True})
+        HealthReport(
+            model={"name_or_path": f"synthetic-{modality}"},
+            text_mean_pairwise_cosine=0.3,
+            audio_mean_pairwise_cosine=None,
+            limit=0.95,
+            batch_max_cosine_distance={},
+            batch_limit=1e-4,
+            passed=True,
+            message=f"synthetic-{modality}: synthetic health report",
+            modality=modality,
+        ).write(folder / f"health_{modality}.json")
 
 
 def rule_inputs(folder: Path, rule: str, cfg: dict, modality: str = "image") -> list[str]:
