@@ -135,7 +135,7 @@ def build(root: Path, full_size: bool, device: str) -> Path:
             "templates": p3["descriptions"],
             "pairs": [],
             "apply": _gate(clap, p3),
-            "transfer": payload,
+            "transfer": payload.to_dict(),
             "audio_model": {"name_or_path": str(clap_dir), "dtype": "fp32", "normalize": True},
             "windows": {
                 "count": p3["windows"]["count"],

@@ -35,6 +35,7 @@ from delta_v2a.phase3 import model as net
 from delta_v2a.phase3.dataset import describe
 from delta_v2a.phase3.paramspace import audio_space_from_config
 from delta_v2a.transfer.payload import transfer_payload_from_results
+from delta_v2a.transfer.types import TransferPayload
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SR = 48_000
@@ -179,7 +180,7 @@ def study(tmp_path_factory, clip_embedder, clap_embedder, tiny_clip_dir, tiny_cl
     root = tmp_path_factory.mktemp("study")
     space, payload = _study_results(root, clip_embedder, clap_embedder)
     doc = _model_doc(space, clap_embedder, tiny_clap_dir)
-    artifact.save_decoder(root / "decoder_model.pt", doc | {"transfer": payload})
+    artifact.save_decoder(root / "decoder_model.pt", doc | {"transfer": payload.to_dict()})
     artifact.save_decoder(root / "old_model.pt", doc)
     # a held-out photo, and the same photo blurred by the workflow's own effect
     _photo(root / "before.png", seed=99)
@@ -218,6 +219,21 @@ def test_payload_is_plain_and_carries_the_study(study):
         raw["pairs"][0]["audio_norm_strongest"]
     )
     assert raw["chain_order"] == AUDIO_EFFECTS
+    # the typed payload writes what it read, and the model file's reader builds it once
+    assert TransferPayload.from_dict(raw) == payload and payload.to_dict() == raw
+    assert artifact.load_decoder(root / "decoder_model.pt").transfer == payload
+
+
+def test_a_payload_of_another_version_is_one_line_naming_the_model_file(study, tmp_path):
+    root, _ = study
+    doc = torch.load(root / "decoder_model.pt", weights_only=True)
+    doc["transfer"]["version"] = 99
+    torch.save(doc, tmp_path / "future.pt")
+    with pytest.raises(ValueError) as err:
+        artifact.load_decoder(tmp_path / "future.pt")
+    line = str(err.value)
+    assert line.startswith(f"{tmp_path / 'future.pt'}: ") and "\n" not in line
+    assert "version 99" in line and "rerun phase3" in line
 
 
 def test_blurred_photo_transfers_with_the_decoder_and_equals_apply(study, capsys):
@@ -259,7 +275,7 @@ def test_exact_route_reproduces_the_per_clip_oracle(study, clap_embedder, capsys
     # the oracle, recomputed through extraction's own rendering: g(u) on the centred window
     space = audio_space_from_config(CONFIG, AUDIO_EFFECTS, SR, bypass_below=0.02)
     song = MediaFile(str(root / "song.wav"), "x", "audio")
-    grid = np.linspace(0, 1, payload["u_grid"])
+    grid = np.linspace(0, 1, payload.u_grid)
     clips = [render(song, Decoding("audio"), None, {})]
     for u in grid[1:]:
         params = space.physical(space.target("lpf", u))["lpf"]
@@ -268,8 +284,8 @@ def test_exact_route_reproduces_the_per_clip_oracle(study, clap_embedder, capsys
     g = np.linalg.norm(emb - emb[0], axis=1)
     np.testing.assert_allclose(note["curve"], g, atol=1e-5)
     blur = doc["saw"]["effects"]["blur"]
-    curve = tr.StrengthCurve(**payload["curves"]["blur"])
-    target = payload["pairs"][0]["kappa"] * curve.at(blur["theta"])
+    curve = payload.curves["blur"]
+    target = payload.pairs[0].kappa * curve.at(blur["theta"])
     assert note["target_norm"] == pytest.approx(target)
     u, _ = tr.solve_monotone(grid, g, target)
     assert note["u"] == pytest.approx(u, abs=1e-4)

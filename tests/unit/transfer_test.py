@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from delta_v2a import transfer as tr
+from delta_v2a.transfer.types import TransferPayload
 
 EFFECTS = ["blur", "brightness", "saturation", "contrast"]
 
@@ -127,3 +128,55 @@ def test_payload_is_plain_and_calibrated(tmp_path):
     back = torch.load(tmp_path / "p.pt", weights_only=True)["transfer"]
     assert back == payload
     np.testing.assert_allclose(np.array(back["prototypes"]), units)
+
+
+def _payload_dict() -> dict:
+    """A plain payload as geometry.build_payload makes it (the model file's entry)."""
+    units = _units(dim=16)
+    pair = {
+        "image_effect": "blur",
+        "audio_effect": "lpf",
+        "score": 0.2,
+        "p_value": 0.001,
+        "p_adjusted": 0.004,
+        "alpha": 0.05,
+        "significant": True,
+        "audio_norm_strongest": 0.3,
+        "kappa": tr.kappa(0.3, 0.3),
+    }
+    return tr.build_payload(
+        effects=EFFECTS,
+        units=units,
+        curves={e: tr.StrengthCurve.from_levels([0.1, 0.2, 0.3]) for e in EFFECTS},
+        pairs=[pair],
+        image_model={"name_or_path": "x", "revision": None, "normalize": True},
+        calibration=tr.explained_shares(np.abs(units[:3]) + 0.1, units),
+        null=tr.null_share(units, n=50),
+        alpha=0.05,
+        chain=["lpf", "highshelf"],
+    )
+
+
+def test_typed_payload_round_trips_the_plain_entry():
+    raw = _payload_dict()
+    typed = TransferPayload.from_dict(raw)
+    assert typed.to_dict() == raw
+    assert TransferPayload.from_dict(typed.to_dict()) == typed
+    assert list(typed.to_dict()) == list(raw)  # the same keys in the same order
+    assert typed.pair_of("blur").audio_effect == "lpf" and typed.pair_of("contrast") is None
+    np.testing.assert_array_equal(typed.units, np.asarray(raw["prototypes"]))
+    assert typed.thresholds.explained_share_min == raw["thresholds"]["explained_share_min"]
+
+
+def test_typed_payload_refuses_another_version_and_names_a_missing_key():
+    raw = _payload_dict()
+    with pytest.raises(ValueError, match="version 2; this delta-v2a reads version 1"):
+        TransferPayload.from_dict(raw | {"version": 2})
+    with pytest.raises(ValueError, match="thresholds lacks zero_delta"):
+        th = dict(raw["thresholds"])
+        del th["zero_delta"]
+        TransferPayload.from_dict(raw | {"thresholds": th})
+    pair = dict(raw["pairs"][0])
+    del pair["kappa"]
+    with pytest.raises(ValueError, match=r"pairs\[0\] lacks kappa"):
+        TransferPayload.from_dict(raw | {"pairs": [pair]})

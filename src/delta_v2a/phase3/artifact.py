@@ -17,6 +17,7 @@ from delta_v2a.phase3.model import DecoderNet, model_with_state, predict
 from delta_v2a.phase3.paramspace import ParamSpace
 from delta_v2a.phase3.windows import WindowSpec, embed_windows
 from delta_v2a.storage import atomic_path
+from delta_v2a.transfer.types import TransferPayload
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class Decoder:
     not_science: bool = False
     note: str = ""
     #: what ``delta-v2a transfer`` reads (prototypes, strength curves, pairs); None if absent
-    transfer: dict[str, Any] | None = None
+    transfer: TransferPayload | None = None
 
     def predict(self, text: np.ndarray, windows: np.ndarray) -> np.ndarray:
         """(N, P) predictions clipped to [0, 1]."""
@@ -113,7 +114,7 @@ def _decoder_of(doc: Mapping[str, Any], model: DecoderNet) -> Decoder:
         format_version=int(doc["format_version"]),
         not_science=bool(doc.get("not_science", False)),
         note=str(doc.get("note", "")),
-        transfer=doc.get("transfer"),
+        transfer=TransferPayload.from_dict(doc["transfer"]) if "transfer" in doc else None,
     )
 
 
@@ -171,6 +172,8 @@ def load_decoder(path: str | Path, device: str | torch.device = "cpu") -> Decode
         raise ValueError(
             f"{path}: the decoder lacks {err}; rerun phase3 to write it again"
         ) from err
+    except ValueError as err:  # the transfer entry's reader names what is wrong
+        raise ValueError(f"{path}: {err}") from err
 
 
 # --------------------------------------------------------------------------- use

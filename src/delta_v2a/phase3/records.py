@@ -19,6 +19,7 @@ from delta_v2a.phase3.baselines import BASELINES, TRAINED_KINDS
 from delta_v2a.phase3.evaluate import METRICS
 from delta_v2a.phase3.experiment import Experiment, TrainingInputs
 from delta_v2a.phase3.train import TrainResult
+from delta_v2a.transfer.types import TransferPayload
 
 #: Where each random stream starts (docs/methods.md §6.3), written into every training log.
 SEED_STREAMS = {
@@ -183,7 +184,7 @@ def decoder_payload(
     exp: Experiment,
     facts: RunFacts,
     audio_model: Mapping[str, Any],
-    transfer: Mapping[str, Any] | None = None,
+    transfer: TransferPayload | None = None,
 ) -> dict[str, Any]:
     """decoder_model.pt's contents: plain values and tensors only (weights_only=True), with
     the optional "transfer" entry (prototypes, strength curves, pairs) that ``delta-v2a
@@ -213,5 +214,5 @@ def decoder_payload(
         "training_seeds": [int(s) for s in exp.seed_results],
         "not_science": bool(meta.get("not_science", False)),
         "note": meta.get("note", ""),
-        **({"transfer": dict(transfer)} if transfer else {}),
+        **({"transfer": transfer.to_dict()} if transfer is not None else {}),
     }

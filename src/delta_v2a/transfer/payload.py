@@ -24,6 +24,7 @@ from delta_v2a.artifacts.phase0 import SensitivityResults
 from delta_v2a.phase1 import prototypes
 from delta_v2a.storage import DeltaStore, StoreError
 from delta_v2a.transfer import geometry as tr
+from delta_v2a.transfer.types import TransferPayload
 
 log = logging.getLogger("delta_v2a")
 
@@ -158,8 +159,9 @@ def build_transfer_payload(
     u_grid: int = 11,
     max_calibration: int = 5000,
     seed: int = 0,
-) -> dict[str, Any]:
-    """The ``transfer`` dict for ``decoder_model.pt`` (plain values; weights_only-loadable).
+) -> TransferPayload:
+    """The typed ``transfer`` entry for ``decoder_model.pt`` (its ``to_dict()`` is the plain,
+    weights_only-loadable dict that :func:`geometry.build_payload` makes).
 
     ``names``: the files the documents came from (``image_store``, ``sensitivity``, ``pairs``),
     for the messages only.
@@ -176,7 +178,7 @@ def build_transfer_payload(
     chain = (data.paramspace.get("effects") if data is not None else None) or (
         [str(e) for e in audio.effects] if audio is not None else [p["audio_effect"] for p in pairs]
     )
-    return tr.build_payload(
+    doc = tr.build_payload(
         effects=effects,
         units=units,
         curves=curves,
@@ -190,6 +192,7 @@ def build_transfer_payload(
         chain=chain,
         u_grid=u_grid,
     )
+    return TransferPayload.from_dict(doc)
 
 
 def transfer_payload_from_results(
@@ -200,7 +203,7 @@ def transfer_payload_from_results(
     *,
     audio_store: str | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> TransferPayload:
     """:func:`build_transfer_payload` of the study's files (``options``: its keywords)."""
     payload = build_transfer_payload(
         DeltaStore.load(image_store),
@@ -211,15 +214,15 @@ def transfer_payload_from_results(
         names={"image_store": image_store, "sensitivity": sensitivity_json, "pairs": pairs_json},
         **options,
     )
-    th = payload["thresholds"]
+    th = payload.thresholds
     log.info(
         "transfer: %d image prototypes, %d pair(s), explained-share threshold %.3f (set by %s; "
         "known edits' median %.3f, random directions' 95th percentile %.3f)",
-        len(payload["effects"]),
-        len(payload["pairs"]),
-        th["explained_share_min"],
-        th["calibration"]["set_by"],
-        th["calibration"]["median_known_edit_share"],
-        th["calibration"]["null_share_q95"],
+        len(payload.effects),
+        len(payload.pairs),
+        th.explained_share_min,
+        th.calibration.set_by,
+        th.calibration.median_known_edit_share,
+        th.calibration.null_share_q95,
     )
     return payload

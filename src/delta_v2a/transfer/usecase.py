@@ -17,6 +17,7 @@ import numpy as np
 
 from delta_v2a.provenance import NOT_SCIENCE
 from delta_v2a.transfer import geometry as tr
+from delta_v2a.transfer.types import TransferPayload
 
 
 class Refused(Exception):
@@ -33,14 +34,14 @@ class Setup:
     """The loaded model file and the two towers."""
 
     decoder: Any
-    payload: dict[str, Any]
+    payload: TransferPayload
     clip: Any
     clap: Any
     model_path: str
 
     @property
     def not_science(self) -> bool:
-        names = [self.payload["image_model"].get("name_or_path") or ""]
+        names = [self.payload.image_model.get("name_or_path") or ""]
         names.append(self.decoder.audio_model.get("name_or_path") or "")
         tiny_id = any("tiny" in Path(str(n)).name.lower() for n in names)
         towers = any(getattr(m.info, "tiny", False) for m in (self.clip, self.clap) if m)
@@ -76,7 +77,7 @@ def load_setup(
         raise FileNotFoundError(f"--model {model}: no such file")
     decoder = load_decoder(model, device=device)
     payload = decoder.transfer
-    if not isinstance(payload, dict) or not payload.get("prototypes"):
+    if payload is None or not payload.prototypes:
         raise ValueError(
             f"{model}: the model file has no 'transfer' entry (image prototypes, strength "
             "curves, pairs): it predates delta transfer; rerun phase3 to write it"
@@ -90,7 +91,7 @@ def load_setup(
         dtype=audio.get("dtype", "fp32"),
         normalize=bool(audio.get("normalize", True)),
     )
-    image = payload["image_model"]
+    image = payload.image_model
     clip_e = load_embedder(
         "image",
         resolve_model(image, model, clip, "image model", "--image-model"),
@@ -99,9 +100,9 @@ def load_setup(
         dtype=image.get("dtype", "fp32"),
         normalize=bool(image.get("normalize", True)),
     )
-    if clip_e.dim != len(payload["prototypes"][0]):
+    if clip_e.dim != payload.dim:
         raise ValueError(
-            f"{model}: the image prototypes are {len(payload['prototypes'][0])}-d but "
+            f"{model}: the image prototypes are {payload.dim}-d but "
             f"{image['name_or_path']} gives {clip_e.dim}-d embeddings"
         )
     return Setup(decoder, payload, clip_e, clap_e, str(model))
@@ -129,34 +130,33 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
 
     pay = setup.payload
     emb = embed_photos(setup.clip, [before, after])
-    effects = list(pay["effects"])
-    dec = tr.decompose(emb[1] - emb[0], np.asarray(pay["prototypes"]), effects)
-    th = pay["thresholds"]
-    seen = dec.to_dict() | {"threshold": th["explained_share_min"], "warnings": []}
-    why = tr.refusal(dec, th["explained_share_min"])
+    effects = list(pay.effects)
+    dec = tr.decompose(emb[1] - emb[0], pay.units, effects)
+    th = pay.thresholds
+    seen = dec.to_dict() | {"threshold": th.explained_share_min, "warnings": []}
+    why = tr.refusal(dec, th.explained_share_min)
     if why and (not force or dec.delta_norm <= tr.ZERO_DELTA):
         raise Refused(why, forceable=not force and dec.delta_norm > tr.ZERO_DELTA)
     if why:
         seen["warnings"].append(f"--force: {why}")
-    names = tr.recognise(dec, th["component_share_min"])
+    names = tr.recognise(dec, th.component_share_min)
     if not names:
         raise Refused("no known effect carries a share of the image delta")
-    pairs = {p["image_effect"]: p for p in pay["pairs"]}
     words = setup.decoder.level_words
     templates = setup.decoder.templates
     steps, skipped = [], []
     for name in names:
         info = seen["effects"][name]
-        theta, inside = pay_curve(pay, name).level(info["strength"])
+        theta, inside = pay.curves[name].level(info["strength"])
         info.update(theta=theta, theta_clipped=not inside, recognised=True)
-        pair = pairs.get(name)
+        pair = pay.pair_of(name)
         if pair is None or name not in templates:
             skipped.append(f"{name} (no pair)")
             continue
-        info["pair"] = pair
-        if pair.get("significant") is not True:
-            p = pair.get("p_adjusted")
-            label = f"{name} -> {pair['audio_effect']} (p_adj = {p if p is None else f'{p:.3g}'})"
+        info["pair"] = pair.to_dict()  # the report shows the pair as the model file holds it
+        if pair.significant is not True:
+            p = pair.p_adjusted
+            label = f"{name} -> {pair.audio_effect} (p_adj = {p if p is None else f'{p:.3g}'})"
             if not force:
                 skipped.append(label + " not significant")
                 continue
@@ -164,7 +164,7 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
         # The first template of an effect is a training one (held-out paraphrases come last).
         template = templates[name] if isinstance(templates[name], str) else templates[name][0]
         text = describe(template, level_word(theta, words))
-        steps.append(Step(pair["audio_effect"], text, {"image_effect": name, **info}))
+        steps.append(Step(pair.audio_effect, text, {"image_effect": name, **info}))
     if not steps:
         raise Refused(
             "recognised " + ", ".join(names) + " but no usable pair: " + "; ".join(skipped),
@@ -172,11 +172,6 @@ def recognise(setup: Setup, before: str, after: str, force: bool) -> tuple[dict,
         )
     seen["skipped"] = skipped
     return seen, steps
-
-
-def pay_curve(payload: dict[str, Any], effect: str) -> tr.StrengthCurve:
-    c = payload["curves"][effect]
-    return tr.StrengthCurve(tuple(c["theta"]), tuple(c["norm"]))
 
 
 # --------------------------------------------------------------------------- audio levels
@@ -219,12 +214,13 @@ def song_curve(setup: Setup, audio: str, effect: str, grid: np.ndarray) -> np.nd
 def exact_levels(setup: Setup, audio: str, steps: list[Step]) -> tuple[np.ndarray, list[dict]]:
     """Per step: the u whose rendered ‖Δ_audio‖ equals κ · m_i(θ) on this song's own curve."""
     dec, pay = setup.decoder, setup.payload
-    grid = np.linspace(0.0, 1.0, int(pay.get("u_grid", 11)))
+    grid = np.linspace(0.0, 1.0, pay.u_grid)
     vector = np.zeros(dec.space.dim, dtype=np.float64)
     notes = []
     for step in steps:
         src = step.source
-        target = src["pair"]["kappa"] * pay_curve(pay, src["image_effect"]).at(src["theta"])
+        image_effect = src["image_effect"]
+        target = pay.pair_of(image_effect).kappa * pay.curves[image_effect].at(src["theta"])
         g = song_curve(setup, audio, step.audio_effect, grid)
         u, reached = tr.solve_monotone(grid, g, target)
         for k in dec.space.axes_of(step.audio_effect):

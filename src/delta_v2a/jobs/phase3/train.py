@@ -50,6 +50,7 @@ from delta_v2a.phase3.strength import render_clip
 from delta_v2a.phase3.train import TrainData, TrainResult, TrainSettings, train_decoder
 from delta_v2a.settings import Phase3Settings
 from delta_v2a.storage import NAMES, EmbeddingTable, atomic_path, load_npz
+from delta_v2a.transfer.types import TransferPayload
 
 #: The columns of targets.tsv the experiment reads beside samples.tsv.
 TARGET_COLUMNS = ("u_star", "target_strength", "unreachable", "image_strength", "u_curve_inversion")
@@ -328,7 +329,7 @@ def _announce(data: TrainData, st: Phase3Settings, dev: Any, dependence: str) ->
     return dep
 
 
-def _transfer_entry(inputs: Paths, model_out: str, st: Phase3Settings) -> dict[str, Any] | None:
+def _transfer_entry(inputs: Paths, model_out: str, st: Phase3Settings) -> TransferPayload | None:
     """What ``delta-v2a transfer`` needs in the model file (docs/methods.md §7), with the
     image model's path portable like the CLAP's; None when the rule passes no inputs (the
     workflow's does)."""
@@ -345,8 +346,7 @@ def _transfer_entry(inputs: Paths, model_out: str, st: Phase3Settings) -> dict[s
         u_grid=st.u_grid,
         seed=st.seed,
     )
-    entry["image_model"] = portable_model(entry["image_model"], model_out)
-    return entry
+    return dataclasses.replace(entry, image_model=portable_model(entry.image_model, model_out))
 
 
 def _write_figures(inputs: TrainingInputs, exp: Experiment, outputs: Paths) -> None:
