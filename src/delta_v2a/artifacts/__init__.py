@@ -1,4 +1,4 @@
-"""Typed, versioned files passed between phases (docs/methods.md, "Artifacts").
+"""Typed, versioned files passed between phases (docs/methods.md §10).
 
 Each JSON file that one phase writes and another reads is a frozen dataclass deriving from
 :class:`JsonArtifact`: one place says what the file holds and which format version a reader
