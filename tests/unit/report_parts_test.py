@@ -18,7 +18,9 @@ from phase0_utils import cross, cross_row, linearity, sens_row, sensitivity, sum
 from phase3_utils import training_log
 from PIL import Image
 
+from delta_v2a.artifacts import ArtifactError
 from delta_v2a.artifacts.summary import Summary
+from delta_v2a.artifacts.transfer import TransferExamples
 from delta_v2a.report.html import transfer_html, verdicts_table
 from delta_v2a.report.rows import verdict_line_rows, verdict_rows
 from delta_v2a.report.summary import summarise
@@ -82,20 +84,39 @@ def _transfer_folder(root):
     for route in ("decoder", "exact"):
         record[route] = {"refused": None, "wav": f"example0_{route}.wav"}
     record["report"] = {"decoder": ["lpf: cutoff_hz = 4934 Hz"], "exact": ["lpf: u = 0.4"]}
-    doc = {"status": "ok", "not_science": True, "note": "NOT SCIENCE: planted", "split": "test",
-           "examples": [record]}  # fmt: skip
-    (root / "examples.json").write_text(json.dumps(doc))
+    doc = TransferExamples(status="ok", not_science=True, note="NOT SCIENCE: planted",
+                           split="test", examples=[record])  # fmt: skip
+    doc.write(root / "examples.json")
 
 
 def test_transfer_section_embeds_photos_players_and_reports(tmp_path):
     _transfer_folder(tmp_path / "transfer")
-    doc = json.loads((tmp_path / "transfer/examples.json").read_text())
+    doc = TransferExamples.read(tmp_path / "transfer/examples.json")
     page = transfer_html(doc, tmp_path / "transfer")
     assert page.count('<audio controls preload="none" src="data:audio/wav;base64,') == 3
     assert page.count('src="data:image/png;base64,') == 2
     assert "lpf: cutoff_hz = 4934 Hz" in page and "NOT SCIENCE: planted" in page
-    none = {"status": "unavailable", "message": "holds no trained decoder"}
+    none = TransferExamples.unavailable("holds no trained decoder")
     assert "No transfer examples: holds no trained decoder" in transfer_html(none, tmp_path)
+    assert "the transfer_examples rule wrote nothing" in transfer_html(None, tmp_path)
+
+
+def test_transfer_examples_file_adds_only_its_kind_and_version(tmp_path):
+    _transfer_folder(tmp_path / "transfer")
+    path = tmp_path / "transfer/examples.json"
+    raw = json.loads(path.read_text())
+    assert set(raw) == {"artifact", "format_version", "status", "not_science", "note", "photo",
+                        "split", "seconds", "examples"}  # fmt: skip
+    assert TransferExamples.read(path).to_json() == {
+        k: v for k, v in raw.items() if k not in ("artifact", "format_version")
+    }
+    TransferExamples.unavailable("no decoder").write(tmp_path / "none.json")
+    assert set(json.loads((tmp_path / "none.json").read_text())) == {
+        "artifact", "format_version", "status", "message"
+    }  # fmt: skip
+    path.write_text(json.dumps(raw | {"format_version": 2}))
+    with pytest.raises(ArtifactError, match="examples.json: transfer_examples format 2"):
+        TransferExamples.read(path)
 
 
 def test_all_zero_heatmap_gets_a_readable_colour_bar(tmp_path, monkeypatch):

@@ -12,10 +12,11 @@ from delta_v2a.artifacts.discovery import DiscoveryLabels
 from delta_v2a.artifacts.phase0 import CrossCategoryVariance, LinearityResults, SensitivityResults
 from delta_v2a.artifacts.summary import Summary
 from delta_v2a.artifacts.training_log import TrainingLog
+from delta_v2a.artifacts.transfer import TransferExamples
 from delta_v2a.jobs.common import Paths, log
 from delta_v2a.report import html as report_html
 from delta_v2a.report import rows
-from delta_v2a.storage import atomic_path, read_json, write_json
+from delta_v2a.storage import atomic_path, write_json
 
 
 def run_tables(*, inputs: Paths, outputs: Paths) -> None:
@@ -44,7 +45,7 @@ def run_tables(*, inputs: Paths, outputs: Paths) -> None:
     transfer = ""
     if "transfer" in inputs.names():  # the Transfer section (transfer_examples' folder)
         found = Path(inputs.transfer) / "examples.json"
-        doc = read_json(found) if found.is_file() else {}
+        doc = TransferExamples.read(found) if found.is_file() else None
         transfer = report_html.transfer_html(doc, inputs.transfer)
     page = report_html.front_page(frames, report_html.examples_html(groups), meta, transfer)
     with atomic_path(outputs.front, ".html") as tmp:

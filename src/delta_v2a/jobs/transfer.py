@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from delta_v2a.artifacts.pairs import Pairs
+from delta_v2a.artifacts.transfer import TransferExamples
 from delta_v2a.jobs.common import Paths, PipelineError, log
 from delta_v2a.settings import ExamplesSettings
-from delta_v2a.storage import NAMES, write_json
+from delta_v2a.storage import NAMES
 
 if TYPE_CHECKING:
     from delta_v2a.phase3.artifact import DecoderState
@@ -76,7 +77,7 @@ def _unavailable(out: Path, state: DecoderState) -> str | None:
     if state.trained and state.has_transfer:
         return None
     why = state.message or "the model file holds no trained decoder with a 'transfer' entry"
-    write_json(out / "examples.json", {"status": "unavailable", "message": why})
+    TransferExamples.unavailable(why).write(out / "examples.json")
     (out / "README.md").write_text(f"No transfer examples: {why}\n", encoding="utf-8")
     (out / "index.html").write_text(f"<p>No transfer examples: {why}</p>\n")
     log.warning("transfer examples: none (%s)", why)
@@ -136,14 +137,14 @@ def run_examples(*, inputs: Paths, outputs: Paths, settings: ExamplesSettings) -
     start = time.perf_counter()
     edit = {"effect": effect, "levels": levels[effect], "split": split}
     records = _examples(setup, out, image, songs, edit, settings.n_examples)
-    doc = {"status": "ok", "not_science": setup.not_science, "note": setup.note,
-           "photo": photo, "split": split, "seconds": time.perf_counter() - start,
-           "examples": records}  # fmt: skip
-    write_json(out / "examples.json", doc)
+    doc = TransferExamples(status="ok", not_science=setup.not_science, note=setup.note,
+                           photo=photo, split=split, seconds=time.perf_counter() - start,
+                           examples=records)  # fmt: skip
+    doc.write(out / "examples.json")
     readme, index = example_pages(doc)
     (out / "README.md").write_text(readme, encoding="utf-8")
     (out / "index.html").write_text(index, encoding="utf-8")
-    log.info("transfer examples: %d written to %s (%.1f s)", len(records), out, doc["seconds"])
+    log.info("transfer examples: %d written to %s (%.1f s)", len(records), out, doc.seconds)
 
 
 def sf_write(path: Path, audio: np.ndarray, sr: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from delta_v2a.artifacts.transfer import TransferExamples
 from delta_v2a.report.rows import DETAIL_CHARS, _short
 
 #: Seconds of each example WAV embedded (16-bit) in the report; the full files stay on disk.
@@ -199,13 +200,14 @@ def _image_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def transfer_html(doc: Mapping[str, Any], folder: str | Path) -> str:
-    """The Transfer section from the ``transfer_examples`` rule's examples.json (``doc``) and
-    its folder: each example's photos (before, after), the song and both routes' renderings as
-    players, each preceded by the printed report; or the one line saying why there are none."""
+def transfer_html(doc: TransferExamples | None, folder: str | Path) -> str:
+    """The Transfer section from the ``transfer_examples`` rule's examples.json (``doc``; None
+    where it wrote none) and its folder: each example's photos (before, after), the song and
+    both routes' renderings as players, each preceded by the printed report; or the one line
+    saying why there are none."""
     folder = Path(folder)
-    if doc.get("status") != "ok":
-        why = doc.get("message", "the transfer_examples rule wrote nothing")
+    if doc is None or not doc.ok:
+        why = doc.message if doc is not None else "the transfer_examples rule wrote nothing"
         return f'<p id="transfer">No transfer examples: {html.escape(str(why))}</p>'
 
     def player(name: str | None) -> str:
@@ -214,9 +216,9 @@ def transfer_html(doc: Mapping[str, Any], folder: str | Path) -> str:
         return f'<audio controls preload="none" src="{audio_data_uri(folder / name)}"></audio>'
 
     parts = ['<div id="transfer">']
-    if doc.get("not_science"):
-        parts.append(f"<p><b>{html.escape(str(doc.get('note', '')))}</b></p>")
-    for k, rec in enumerate(doc["examples"]):
+    if doc.not_science:
+        parts.append(f"<p><b>{html.escape(doc.note)}</b></p>")
+    for k, rec in enumerate(doc.examples):
         parts.append(
             f"<h3>Example {k}: {html.escape(Path(rec['song']).name)} ({rec['split']} split), "
             f"photo edited by {html.escape(rec['edit_effect'])} at "

@@ -4,18 +4,18 @@ rule, as Markdown and HTML (docs/methods.md §7). Pure: the job writes the text.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from delta_v2a.artifacts.transfer import TransferExamples
 
 
-def example_pages(doc: Mapping[str, Any]) -> tuple[str, str]:
+def example_pages(doc: TransferExamples) -> tuple[str, str]:
     """README.md and index.html (audio players, for the report) giving the same account."""
 
-    note = doc["note"]
+    note = doc.note
     md = ["# Delta transfer examples", "", note, ""]
     page = ["<html><body><h2>Delta transfer examples</h2>", f"<p><b>{note}</b></p>"]
-    for k, rec in enumerate(doc["examples"]):
+    for k, rec in enumerate(doc.examples):
         title = (
             f"Example {k}: {Path(rec['song']).name} ({rec['split']} split), photo edited by "
             f"{rec['edit_effect']} at {rec['edit_level']} {rec['edit_params']}"
