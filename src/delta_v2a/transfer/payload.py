@@ -217,12 +217,12 @@ def transfer_payload_from_results(
     th = payload.thresholds
     log.info(
         "transfer: %d image prototypes, %d pair(s), explained-share threshold %.3f (set by %s; "
-        "known edits' median %.3f, random directions' 95th percentile %.3f)",
+        "known edits' median %.3f, random directions' 95th percentile %s)",
         len(payload.effects),
         len(payload.pairs),
         th.explained_share_min,
         th.calibration.set_by,
         th.calibration.median_known_edit_share,
-        th.calibration.null_share_q95,
+        "n/a" if (q := th.calibration.null_share_q95) is None else f"{q:.3f}",
     )
     return payload
