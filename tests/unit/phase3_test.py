@@ -268,16 +268,15 @@ def test_matched_dependence_reads_only_the_files_it_is_given():
     grid = strength.u_grid(5)
     curves = np.stack([np.outer([1.0, 1.0, 1.0, 4.0], grid)], axis=1)  # 4 files, 1 effect
     frame = pd.DataFrame({"image_effect": ["blur"], "audio_effect": ["lpf"]})
-    args = (frame, grid, curves, ["lpf"], {"blur": strength.image_strength([1.0])})
+    strengths = {"blur": strength.image_strength([1.0])}
     kappa = {"blur->lpf": 0.5}
-    train_val = strength.matched_dependence(*args, kappa, WORDS, "matched", 0.02, files=[0, 1, 2])
+    problem = strength.Matching(frame, grid, curves, ["lpf"], strengths, kappa, WORDS, "matched")
+    train_val = strength.matched_dependence(problem, 0.02, files=[0, 1, 2])
     assert train_val["sd_across_files"] == 0.0 and train_val["n_files_used"] == 3
     assert train_val["files_used"] == "given subset"
-    mask = strength.matched_dependence(
-        *args, kappa, WORDS, "matched", 0.02, files=np.array([True, True, False, True])
-    )
+    mask = strength.matched_dependence(problem, 0.02, files=np.array([True, True, False, True]))
     assert mask["n_files_used"] == 3 and mask["sd_across_files"] > 0
-    everything = strength.matched_dependence(*args, kappa, WORDS, "matched", 0.02)
+    everything = strength.matched_dependence(problem, 0.02)
     assert everything["files_used"] == "all, test included" and everything["n_files_used"] == 4
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "word_bin_inversion",
     "kappa_scale",
     "matched_dependence",
+    "Matching",
     "solve_targets",
     "solve_u",
     "u_grid",
@@ -241,17 +242,25 @@ def solve_targets(
     return out, kappa
 
 
+@dataclass(frozen=True)
+class Matching:
+    """What matching an image edit's strength on a clip's own curve needs (section 6.2): the
+    samples (``frame``: image effect, audio effect, level, file index), the curves (F, J, G)
+    over ``effects`` × ``grid``, each image effect's strength m(θ), κ per pair
+    (``"img->aud"``), the level words and the target mode (``matched`` or ``level``)."""
+
+    frame: pd.DataFrame
+    grid: np.ndarray
+    curves: np.ndarray
+    effects: Sequence[str]
+    strengths: Mapping[str, ImageStrength]
+    kappa: Mapping[str, float]
+    level_words: Sequence[str]
+    target: str
+
+
 def matched_dependence(
-    frame: pd.DataFrame,
-    grid: np.ndarray,
-    curves: np.ndarray,
-    effects: Sequence[str],
-    strengths: Mapping[str, ImageStrength],
-    kappa: Mapping[str, float],
-    level_words: Sequence[str],
-    target: str,
-    min_sd: float,
-    files: np.ndarray | None = None,
+    problem: Matching, min_sd: float, files: np.ndarray | None = None
 ) -> dict[str, Any]:
     """Section 6.2's audio-dependence figure: u* of each file in ``files`` at each level
     word's bin centre θ (same description, same θ), before any training. In ``level`` mode
@@ -261,22 +270,23 @@ def matched_dependence(
     validation: the figure decides whether training is worth it, so it must not look at the
     test files the verdict is later drawn from. None uses every file, test included, and the
     result says so (``files_used: "all, test included"``)."""
+    frame, grid, strengths, target = problem.frame, problem.grid, problem.strengths, problem.target
     if files is None:
-        chosen, used = np.arange(curves.shape[0]), "all, test included"
+        chosen, used = np.arange(problem.curves.shape[0]), "all, test included"
     else:
         chosen = np.asarray(files)
         chosen = np.flatnonzero(chosen) if chosen.dtype == bool else chosen.astype(int)
         used = "given subset"
-    curves = np.asarray(curves)[chosen]
+    curves = np.asarray(problem.curves)[chosen]
     n_files = curves.shape[0]
     cells = {}
     for img, aud in (
         frame[["image_effect", "audio_effect"]].drop_duplicates().itertuples(index=False)
     ):
-        j = list(effects).index(aud)
-        for w, word in enumerate(level_words):
-            theta = (w + 0.5) / len(level_words)
-            s = kappa[f"{img}->{aud}"] * float(strengths[img](theta))
+        j = list(problem.effects).index(aud)
+        for w, word in enumerate(problem.level_words):
+            theta = (w + 0.5) / len(problem.level_words)
+            s = problem.kappa[f"{img}->{aud}"] * float(strengths[img](theta))
             u = (
                 solve_u(grid, curves[:, j], np.full(n_files, s)).u
                 if target == "matched"
@@ -361,33 +371,26 @@ def image_strengths(
 WORD_BIN_POINTS = 5
 
 
-def word_bin_inversion(
-    frame: pd.DataFrame,
-    grid: np.ndarray,
-    curves: np.ndarray,
-    effects: Sequence[str],
-    strengths: Mapping[str, ImageStrength],
-    kappa: Mapping[str, float],
-    words: Sequence[str],
-    target: str,
-) -> np.ndarray:
+def word_bin_inversion(problem: Matching) -> np.ndarray:
     """Each sample's clip's own curve inverted at its level word (docs/methods.md §6.4): the
     ceiling for any method that reads the clip's curve and the description."""
     # here, not at the top: baselines imports this module (solve_u)
     from delta_v2a.phase3.baselines import curve_inversion
 
-    n = len(words)
+    frame, strengths, n = problem.frame, problem.strengths, len(problem.level_words)
     theta = frame["level"].to_numpy(np.float64)
     word = np.minimum((theta * n).astype(int), n - 1)
     pts = (word[:, None] + (np.arange(WORD_BIN_POINTS) + 0.5) / WORD_BIN_POINTS) / n
-    if target == "level":  # the target is θ itself: the word's best guess is its bin's mean
+    if problem.target == "level":  # the target is θ itself: the word's best guess is its bin's mean
         return pts.mean(axis=1)
-    j_of = {e: k for k, e in enumerate(effects)}
+    j_of = {e: k for k, e in enumerate(problem.effects)}
     pairs = zip(frame["image_effect"], frame["audio_effect"], strict=True)
-    scale = np.array([kappa[f"{i}->{a}"] for i, a in pairs])
+    scale = np.array([problem.kappa[f"{i}->{a}"] for i, a in pairs])
     m = np.stack([strengths[i](p) for i, p in zip(frame["image_effect"], pts, strict=True)])
-    rows = curves[frame["file_index"].to_numpy(), frame["audio_effect"].map(j_of).to_numpy()]
-    return curve_inversion(grid, rows, scale[:, None] * m)
+    rows = problem.curves[
+        frame["file_index"].to_numpy(), frame["audio_effect"].map(j_of).to_numpy()
+    ]
+    return curve_inversion(problem.grid, rows, scale[:, None] * m)
 
 
 @dataclass(frozen=True)
@@ -427,14 +430,12 @@ def matched_targets(
     )
     fit = set(split.train_files) | set(split.val_files)
     fit_files = np.array([p in fit for p in paths])
-    targets["u_curve_inversion"] = word_bin_inversion(
-        frame, grid, curves, effects, strengths, kappa, level_words, opts.target
-    )
+    problem = Matching(frame, grid, curves, effects, strengths, kappa, level_words, opts.target)
+    targets["u_curve_inversion"] = word_bin_inversion(problem)
     if opts.target == "level":
         targets["u_star"] = frame["level"].to_numpy()
         targets["unreachable"] = False
-    args = (frame, grid, curves, effects, strengths, kappa, level_words, opts.target)
-    dep = matched_dependence(*args, opts.min_sd, files=fit_files)
+    dep = matched_dependence(problem, opts.min_sd, files=fit_files)
     dep.update(
         status="ok",
         kappa=kappa,
