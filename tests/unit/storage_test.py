@@ -153,8 +153,9 @@ def test_write_if_changed_keeps_the_mtime_of_identical_content(tmp_path):
 
 def test_artifacts_of_another_version_or_a_damaged_run_are_one_line_naming_the_file(tmp_path):
     """Issue 37.4: each message names the file and what to do, on one line."""
+    from delta_v2a.artifacts.health import HealthReport
     from delta_v2a.split import read_split
-    from delta_v2a.storage import TABLE_META, read_json_fields
+    from delta_v2a.storage import TABLE_META
 
     def refused(call, *words):
         with pytest.raises(StoreError) as err:
@@ -188,11 +189,8 @@ def test_artifacts_of_another_version_or_a_damaged_run_are_one_line_naming_the_f
     refused(lambda: read_split(tmp_path / "split.json"), "split.json", "format 0", "reads format 1")
     (tmp_path / "split.json").write_text('{"version": 1, "files": {"train": []}}')
     refused(lambda: read_split(tmp_path / "split.json"), "split.json", "damaged or incomplete")
-    (tmp_path / "health.json").write_text('{"model": {}, "passed": true}')
-    refused(
-        lambda: read_json_fields(tmp_path / "health.json", "health report", ("model", "limit")),
-        "health.json: health report lacks ['limit']",
-    )
+    (tmp_path / "health.json").write_text('{"model": {}, "passed": true}')  # untyped, old
+    refused(lambda: HealthReport.read(tmp_path / "health.json"), "health.json: not a model_health")
 
 
 def test_json_and_the_seed_records_carry_any_file_name_exactly(tmp_path):

@@ -99,22 +99,6 @@ def read_json(path: str | Path) -> Any:
         ) from err
 
 
-def read_json_fields(path: str | Path, what: str, required: Sequence[str]) -> dict[str, Any]:
-    """A JSON object that must hold ``required`` keys; else one line naming the file.
-
-    For the untyped JSON files a job reads by key (the health reports): a file of an older
-    layout is refused with the keys it lacks, never a KeyError deep inside the job.
-    """
-    doc = read_json(path)
-    missing = [k for k in required if k not in doc] if isinstance(doc, dict) else list(required)
-    if missing:
-        raise StoreError(
-            f"{path}: {what} lacks {missing} (written by another version of delta-v2a, or "
-            "damaged); delete it and rerun"
-        )
-    return doc
-
-
 def read_tsv_rows(path: str | Path, header: Sequence[str], what: str) -> list[list[str]]:
     """The rows below ``header`` of a csv-quoted, tab-separated file the workflow wrote (a
     manifest, an inventory), each with one field per header column; a file that is not UTF-8,
